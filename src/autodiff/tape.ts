@@ -1,0 +1,392 @@
+/**
+ * Reverse-mode automatic differentiation on a tape.
+ *
+ * While a tape is active (`tape.run(fn)`), every differentiable op whose inputs are tracked appends
+ * one entry: (op name, inputs, output, what its backward needs). Recording order is already a
+ * topological order, so `backward` is one loop over the entries in reverse, summing the gradients
+ * of tensors used more than once.
+ *
+ * Backward rules live in one table keyed by op name. A caller can override entries of that table,
+ * and the ReLU-family activation rules used by both plain and fused ops, for a single `backward`
+ * call: this is how guided backprop and DeconvNet change the network's ReLUs without touching the
+ * model.
+ */
+import { ArgumentError, ShapeError, formatShape } from '../runtime/errors.js';
+import type { Gpu } from '../runtime/gpu.js';
+import type { Tensor } from '../runtime/tensor.js';
+import { add, fill } from '../kernels/elementwise.js';
+
+/** Given the gradient of an op's output, returns one gradient per input (null where not needed). */
+export type BackwardRule = (gradOut: Tensor, ctx: BackwardContext) => Promise<(Tensor | null)[]>;
+
+/**
+ * An activation's backward rule: from the gradient above and the forward pass's *output* y of the
+ * activation (and its input x where the op saved it), returns the gradient below.
+ */
+export type ActivationRule = (gradOut: Tensor, forward: ActivationForward) => Promise<Tensor>;
+
+export interface ActivationForward {
+  /** The activation's output. */
+  y: Tensor;
+  /** Extra parameters of the activation, e.g. the slope of a leaky ReLU. */
+  alpha?: number;
+}
+
+export type ActivationName = 'relu' | 'relu6' | 'leakyrelu' | 'sigmoid' | 'tanh';
+
+/** Per-call replacements: an op's whole backward rule, or an activation's rule by variant name. */
+export interface RuleOverrides {
+  ops?: Record<string, BackwardRule>;
+  /** E.g. `{ relu: 'guided' }`, or a custom ActivationRule. Applies to fused activations too. */
+  activations?: Partial<Record<ActivationName, string | ActivationRule>>;
+}
+
+export interface BackwardContext {
+  readonly gpu: Gpu;
+  readonly op: string;
+  readonly inputs: readonly (Tensor | null)[];
+  /** What the op saved in its forward pass. */
+  readonly saved: Readonly<Record<string, unknown>>;
+  /** needsGrad[i]: whether input i needs a gradient; rules skip the work for the others. */
+  readonly needsGrad: readonly boolean[];
+  /** The activation rule in force for this call (default, or overridden). */
+  activation(name: ActivationName, gradOut: Tensor, forward: ActivationForward): Promise<Tensor>;
+}
+
+interface TapeEntry {
+  op: string;
+  inputs: (Tensor | null)[];
+  outputId: number;
+  output: Tensor;
+  saved: Record<string, unknown>;
+  retained: Tensor[];
+}
+
+const backwardRules = new Map<string, BackwardRule>();
+const activationRules = new Map<ActivationName, Map<string, ActivationRule>>();
+const defaultActivationVariant = 'ordinary';
+
+/** Registers the backward rule of op `op` (done once, by the module that defines the op). */
+export function registerBackward(op: string, rule: BackwardRule): void {
+  backwardRules.set(op, rule);
+}
+
+/** Registers a variant ('ordinary', 'guided', 'deconv', …) of an activation's backward rule. */
+export function registerActivationRule(name: ActivationName, variant: string, rule: ActivationRule): void {
+  let m = activationRules.get(name);
+  if (!m) activationRules.set(name, (m = new Map()));
+  m.set(variant, rule);
+}
+
+/** The registered variants of an activation's backward rule. */
+export function activationVariants(name: ActivationName): string[] {
+  return [...(activationRules.get(name)?.keys() ?? [])];
+}
+
+/** The innermost active tape, or null under no-grad or outside any tape. */
+export function activeTape(gpu: Gpu): Tape | null {
+  const s = gpu.tapeStack;
+  return s.length ? (s[s.length - 1] as Tape | null) : null;
+}
+
+/** Runs `fn` with gradient recording switched off. */
+export async function noGrad<T>(gpu: Gpu, fn: () => Promise<T> | T): Promise<T> {
+  gpu.tapeStack.push(null);
+  try {
+    return await fn();
+  } finally {
+    gpu.tapeStack.pop();
+  }
+}
+
+/**
+ * Called by every differentiable op after its forward pass. Records an entry if a tape is active
+ * and at least one input is tracked. Tensors among `saved`'s values are retained until the tape
+ * is disposed, so the caller may dispose its own references.
+ */
+export function recordOp(
+  gpu: Gpu,
+  op: string,
+  inputs: readonly (Tensor | null)[],
+  output: Tensor,
+  saved: Record<string, unknown> = {},
+): void {
+  const tape = activeTape(gpu);
+  if (!tape) return;
+  tape.record(op, inputs, output, saved);
+}
+
+/**
+ * Marks `t` as the output of the layer named `name`, so hooks can capture its activation and
+ * gradient. Models call it for every layer.
+ */
+export function nameOutput(gpu: Gpu, name: string, t: Tensor): Tensor {
+  activeTape(gpu)?.name(name, t);
+  return t;
+}
+
+/** What a hook has captured for one named layer. */
+export class LayerHook {
+  activation: Tensor | null = null;
+  gradient: Tensor | null = null;
+  constructor(readonly layer: string) {}
+}
+
+/** Gradients returned by `backward`; the caller owns them. */
+export class Gradients {
+  constructor(private readonly byId: Map<number, Tensor>) {}
+  /** The gradient of `t`, or undefined if `t` did not influence the output or is not tracked. */
+  get(t: Tensor): Tensor | undefined {
+    return this.byId.get(t.id);
+  }
+  /** Like get, but throws a clear error when there is none. */
+  of(t: Tensor): Tensor {
+    const g = this.byId.get(t.id);
+    if (!g) throw new ArgumentError(`no gradient for ${t.describe()}: it is not watched, or the output does not depend on it`);
+    return g;
+  }
+  get size(): number {
+    return this.byId.size;
+  }
+  dispose(): void {
+    for (const g of this.byId.values()) g.dispose();
+    this.byId.clear();
+  }
+}
+
+export interface BackwardOptions {
+  /** Gradient of the output to start from (same shape). Default: all ones. */
+  seed?: Tensor;
+  /** Per-call rule replacements, e.g. `{ activations: { relu: 'guided' } }`. */
+  rules?: RuleOverrides;
+}
+
+export class Tape {
+  private entries: TapeEntry[] = [];
+  private tracked = new Set<number>();
+  private watched = new Map<number, Tensor>();
+  private names = new Map<string, Tensor>();
+  private hooks = new Map<string, LayerHook>();
+  private disposed = false;
+
+  constructor(readonly gpu: Gpu) {}
+
+  /** Tracks `t` (typically the input image) so that its gradient is computed. */
+  watch(t: Tensor): Tensor {
+    this.tracked.add(t.id);
+    this.watched.set(t.id, t);
+    return t;
+  }
+
+  /** Runs `fn` with this tape recording. */
+  async run<T>(fn: () => Promise<T> | T): Promise<T> {
+    if (this.disposed) throw new ArgumentError('this tape was disposed');
+    this.gpu.tapeStack.push(this);
+    try {
+      return await fn();
+    } finally {
+      const i = this.gpu.tapeStack.lastIndexOf(this);
+      if (i >= 0) this.gpu.tapeStack.splice(i, 1);
+    }
+  }
+
+  /**
+   * Captures the activation (during `run`) and gradient (during `backward`) of the named layer's
+   * output. Register before `run`; an unknown name is reported by `backward` or `activation`.
+   */
+  hook(layer: string): LayerHook {
+    let h = this.hooks.get(layer);
+    if (!h) {
+      h = new LayerHook(layer);
+      this.hooks.set(layer, h);
+      const t = this.names.get(layer);
+      if (t) h.activation = t.retain();
+    }
+    return h;
+  }
+
+  /** The output of the named layer recorded during `run`. */
+  activation(layer: string): Tensor {
+    const t = this.names.get(layer);
+    if (!t) throw this.unknownLayer(layer);
+    return t;
+  }
+
+  /** Names of the layers recorded so far, in order. */
+  get layerNames(): string[] {
+    return [...this.names.keys()];
+  }
+
+  /** @internal Used by recordOp. */
+  record(op: string, inputs: readonly (Tensor | null)[], output: Tensor, saved: Record<string, unknown>): void {
+    if (!inputs.some((t) => t && this.isTracked(t))) return;
+    const retained: Tensor[] = [];
+    for (const v of Object.values(saved)) {
+      if (isTensor(v)) retained.push(v.retain());
+    }
+    // The inputs are needed to decide which gradients to compute, not their data; no retain.
+    this.entries.push({ op, inputs: [...inputs], outputId: output.id, output, saved, retained });
+    this.tracked.add(output.id);
+  }
+
+  /** @internal Used by nameOutput. */
+  name(name: string, t: Tensor): void {
+    const old = this.names.get(name);
+    if (old && old !== t) old.dispose();
+    if (old !== t) this.names.set(name, t.retain());
+    const h = this.hooks.get(name);
+    if (h && h.activation !== t) {
+      h.activation?.dispose();
+      h.activation = t.retain();
+    }
+  }
+
+  private isTracked(t: Tensor): boolean {
+    return t.requiresGrad || this.tracked.has(t.id);
+  }
+
+  /**
+   * Back-propagates from `output`. Returns the gradients of every watched tensor and parameter
+   * (`requiresGrad`) that the output depends on; hooks receive their layers' gradients.
+   */
+  async backward(output: Tensor, options: BackwardOptions = {}): Promise<Gradients> {
+    if (this.disposed) throw new ArgumentError('this tape was disposed');
+    for (const layer of this.hooks.keys()) {
+      if (!this.names.has(layer)) throw this.unknownLayer(layer);
+    }
+    if (!this.tracked.has(output.id) && !output.requiresGrad) {
+      throw new ArgumentError(`backward: ${output.describe()} was not computed on this tape from a watched tensor or parameter`);
+    }
+    let seed: Tensor;
+    if (options.seed) {
+      if (options.seed.size !== output.size) {
+        throw new ShapeError(`backward: seed ${formatShape(options.seed.shape)} does not match output ${formatShape(output.shape)}`);
+      }
+      seed = options.seed.retain();
+    } else {
+      seed = await fill(this.gpu, output.shape, 1);
+    }
+
+    const ops = options.rules?.ops ?? {};
+    const activationOverrides = options.rules?.activations ?? {};
+    for (const [name, v] of Object.entries(activationOverrides)) {
+      if (typeof v === 'string' && !activationRules.get(name as ActivationName)?.has(v)) {
+        throw new ArgumentError(
+          `unknown backward rule '${v}' for ${name}; known: ${activationVariants(name as ActivationName).join(', ') || 'none'}`,
+        );
+      }
+    }
+    const activation = (name: ActivationName, gradOut: Tensor, forward: ActivationForward): Promise<Tensor> => {
+      const o = activationOverrides[name];
+      const rule = typeof o === 'function' ? o : activationRules.get(name)?.get(o ?? defaultActivationVariant);
+      if (!rule) throw new ArgumentError(`no backward rule registered for activation '${name}'`);
+      return rule(gradOut, forward);
+    };
+
+    const hookByTensor = new Map<number, LayerHook>();
+    for (const [layer, h] of this.hooks) hookByTensor.set(this.names.get(layer)!.id, h);
+    const keep = (id: number) => this.watched.has(id);
+
+    const grads = new Map<number, Tensor>([[output.id, seed]]);
+    const result = new Map<number, Tensor>();
+    const take = (id: number, g: Tensor) => {
+      const h = hookByTensor.get(id);
+      if (h) {
+        h.gradient?.dispose();
+        h.gradient = g.retain();
+      }
+    };
+    try {
+      const accumulate = async (t: Tensor, g: Tensor) => {
+        const prev = grads.get(t.id);
+        if (!prev) {
+          grads.set(t.id, g);
+          return;
+        }
+        const sum = await add(prev, g);
+        prev.dispose();
+        g.dispose();
+        grads.set(t.id, sum);
+      };
+
+      for (let i = this.entries.length - 1; i >= 0; i--) {
+        const e = this.entries[i]!;
+        const g = grads.get(e.outputId);
+        if (!g) continue;
+        grads.delete(e.outputId);
+        take(e.outputId, g);
+        const needsGrad = e.inputs.map((t) => !!t && this.isTracked(t));
+        if (needsGrad.some(Boolean)) {
+          const rule = ops[e.op] ?? backwardRules.get(e.op);
+          if (!rule) throw new ArgumentError(`no backward rule registered for op '${e.op}'`);
+          const ctx: BackwardContext = { gpu: this.gpu, op: e.op, inputs: e.inputs, saved: e.saved, needsGrad, activation };
+          const inGrads = await rule(g, ctx);
+          for (let k = 0; k < e.inputs.length; k++) {
+            const t = e.inputs[k];
+            const gi = inGrads[k];
+            if (!gi) continue;
+            if (!t || !needsGrad[k]) {
+              gi.dispose();
+              continue;
+            }
+            if (gi.size !== t.size) {
+              gi.dispose();
+              throw new ShapeError(`backward of '${e.op}' returned a gradient of shape ${formatShape(gi.shape)} for input ${formatShape(t.shape)}`);
+            }
+            await accumulate(t, gi.shape.length === t.shape.length ? gi : reshapeOwned(gi, t.shape));
+          }
+        }
+        if (keep(e.outputId) || isParam(e.output)) result.set(e.outputId, g);
+        else g.dispose();
+      }
+      // What is left are gradients of tensors no entry produced: watched inputs and parameters.
+      for (const [id, g] of grads) {
+        take(id, g);
+        result.set(id, g);
+      }
+      grads.clear();
+      return new Gradients(result);
+    } catch (err) {
+      for (const g of grads.values()) g.dispose();
+      for (const g of result.values()) g.dispose();
+      throw err;
+    }
+  }
+
+  /** Frees everything the tape holds (saved tensors, named activations, hook captures). */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const e of this.entries) for (const t of e.retained) t.dispose();
+    this.entries = [];
+    for (const t of this.names.values()) t.dispose();
+    this.names.clear();
+    for (const h of this.hooks.values()) {
+      h.activation?.dispose();
+      h.gradient?.dispose();
+      h.activation = h.gradient = null;
+    }
+    this.hooks.clear();
+    this.tracked.clear();
+    this.watched.clear();
+  }
+
+  private unknownLayer(layer: string): ArgumentError {
+    const known = [...this.names.keys()];
+    return new ArgumentError(`unknown layer '${layer}'; layers: ${known.length ? known.join(', ') : '(none recorded yet)'}`);
+  }
+}
+
+function isTensor(v: unknown): v is Tensor {
+  return !!v && typeof v === 'object' && typeof (v as Tensor).retain === 'function' && 'shape' in (v as object);
+}
+
+function isParam(t: Tensor): boolean {
+  return t.requiresGrad;
+}
+
+function reshapeOwned(g: Tensor, shape: readonly number[]): Tensor {
+  const r = g.reshape(shape);
+  g.dispose();
+  return r;
+}

@@ -1,0 +1,42 @@
+/** Helpers shared by the kernel wrappers. */
+import { ShapeError, formatShape } from '../runtime/errors.js';
+import type { Gpu } from '../runtime/gpu.js';
+import type { Tensor } from '../runtime/tensor.js';
+
+/**
+ * Workgroup counts for a 1-D job of `n` invocations with `workgroupSize` threads each, folded into
+ * two dimensions when it exceeds the 65,535 per-dimension limit. Shaders rebuild the flat index as
+ * `gid.x + gid.y * (num_workgroups.x * WG)`.
+ */
+export function linearWorkgroups(gpu: Gpu, n: number, workgroupSize: number): [number, number] {
+  const groups = Math.ceil(n / workgroupSize);
+  const max = gpu.limits.maxComputeWorkgroupsPerDimension;
+  if (groups <= max) return [Math.max(groups, 1), 1];
+  const y = Math.ceil(groups / max);
+  return [Math.ceil(groups / y), y];
+}
+
+export function assertRank(op: string, name: string, t: Tensor, rank: number): void {
+  if (t.rank !== rank) {
+    throw new ShapeError(`${op}: ${name} must have rank ${rank}, got ${formatShape(t.shape)}`);
+  }
+}
+
+export function assertSameShape(op: string, a: Tensor, b: Tensor, names = ['a', 'b']): void {
+  if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) {
+    throw new ShapeError(`${op}: ${names[0]} ${formatShape(a.shape)} and ${names[1]} ${formatShape(b.shape)} must have the same shape`);
+  }
+}
+
+export function assertFloat(op: string, name: string, t: Tensor): void {
+  if (t.dtype !== 'float32') throw new ShapeError(`${op}: ${name} must be float32, got ${t.dtype}`);
+}
+
+/** Throws unless every value is a finite number (NaN and ±Infinity make kernels produce garbage). */
+export function assertFinite(op: string, values: Record<string, number>): void {
+  for (const [k, v] of Object.entries(values)) {
+    if (typeof v !== 'number' || !Number.isFinite(v)) {
+      throw new ShapeError(`${op}: ${k} must be a finite number, got ${v}`);
+    }
+  }
+}

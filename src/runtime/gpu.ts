@@ -1,0 +1,572 @@
+/**
+ * The WebGPU runtime: adapter and device set-up, a pipeline cache, batched dispatch, a buffer pool,
+ * read-back, error reporting and tensor scopes.
+ *
+ * Work is recorded, not run: every `dispatch` goes into one command encoder (one compute pass),
+ * with its uniforms packed into one shared uniform buffer. The batch is submitted when something
+ * needs its result (`read`), when a buffer must be written from the CPU, or when the batch grows
+ * large. This is what keeps WebGPU fast: one submit per batch, not per kernel.
+ */
+import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
+import { SHADERS } from '../kernels/shaders.generated.js';
+import { ArgumentError, GpuError, NoGpuError } from './errors.js';
+import { BufferPool, type PoolStats } from './pool.js';
+
+/** What `initGpu` got. */
+export interface AdapterReport {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  /** A short name for logs, e.g. "llvmpipe (lavapipe)" or "nvidia-h100". */
+  name: string;
+  /** True when the adapter is a CPU (software) implementation such as lavapipe or SwiftShader. */
+  isSoftware: boolean;
+  maxStorageBufferBindingSize: number;
+  maxBufferSize: number;
+  maxComputeWorkgroupStorageSize: number;
+  maxComputeInvocationsPerWorkgroup: number;
+}
+
+export interface InitGpuOptions {
+  /** Use this adapter instead of requesting one. */
+  adapter?: GPUAdapter;
+  powerPreference?: GPUPowerPreference;
+  /**
+   * Submit after every dispatch and check its errors, so that a GPU error names exactly the
+   * kernel that caused it. Slow; for debugging.
+   */
+  debug?: boolean;
+  /** Called with one line describing the adapter once it is ready. */
+  log?: (message: string) => void;
+}
+
+/** Anything a scope can free. Tensors implement it. */
+export interface Disposable {
+  dispose(): void;
+  readonly isDisposed: boolean;
+}
+
+/** A compiled compute pipeline and the name used in error messages. */
+export interface Kernel {
+  readonly name: string;
+  readonly pipeline: GPUComputePipeline;
+}
+
+/** Values substituted for `${NAME}` in a shader; booleans drive `#if ${NAME}` blocks. */
+export type ShaderDefines = Record<string, string | number | boolean>;
+
+/** A buffer bound to a kernel: a raw GPUBuffer or anything holding one (a Tensor). */
+export type Bindable = GPUBuffer | { readonly buffer: GPUBuffer };
+
+export interface DispatchArgs {
+  /** Bound at @binding(0) as a uniform buffer; build it with `new Uniforms()`. */
+  uniforms?: Uniforms;
+  /** Bound in order at @binding(1), @binding(2), … as storage buffers. */
+  buffers: readonly Bindable[];
+  /** Workgroup counts; each must be ≤ the device's maxComputeWorkgroupsPerDimension. */
+  workgroups: readonly [number, number?, number?];
+}
+
+const UNIFORM_SLOT = 256; // ≥ minUniformBufferOffsetAlignment on every adapter
+const UNIFORM_SLOTS = 512;
+const MAX_DISPATCHES_PER_BATCH = 512;
+
+/**
+ * Packs a kernel's parameters in the layout of a WGSL struct made of 4-byte scalars and
+ * `vec4<u32|i32|f32>` fields (each vec4 must start at a multiple of 16 bytes).
+ */
+export class Uniforms {
+  private readonly data = new ArrayBuffer(UNIFORM_SLOT);
+  private readonly view = new DataView(this.data);
+  private offset = 0;
+
+  u32(...values: number[]): this {
+    for (const v of values) this.put(4).setUint32(this.offset - 4, v, true);
+    return this;
+  }
+  i32(...values: number[]): this {
+    for (const v of values) this.put(4).setInt32(this.offset - 4, v, true);
+    return this;
+  }
+  f32(...values: number[]): this {
+    for (const v of values) this.put(4).setFloat32(this.offset - 4, v, true);
+    return this;
+  }
+  /** A vec4<u32>; pads with zeros to 4 values and aligns to 16 bytes. */
+  vec4u(values: readonly number[]): this {
+    this.alignTo(16);
+    for (let i = 0; i < 4; i++) this.u32(values[i] ?? 0);
+    return this;
+  }
+  vec4i(values: readonly number[]): this {
+    this.alignTo(16);
+    for (let i = 0; i < 4; i++) this.i32(values[i] ?? 0);
+    return this;
+  }
+  get byteLength(): number {
+    return Math.max(16, Math.ceil(this.offset / 16) * 16);
+  }
+  bytes(): Uint8Array {
+    return new Uint8Array(this.data, 0, this.byteLength);
+  }
+  private alignTo(n: number): void {
+    while (this.offset % n !== 0) this.u32(0);
+  }
+  private put(n: number): DataView {
+    if (this.offset + n > UNIFORM_SLOT) throw new ArgumentError(`kernel parameters exceed ${UNIFORM_SLOT} bytes`);
+    this.offset += n;
+    return this.view;
+  }
+}
+
+/** Expands `${NAME}` placeholders from `defines` and resolves `#if` blocks with wgsl-preprocessor. */
+export function preprocess(source: string, defines: ShaderDefines, shaderName = 'shader'): string {
+  const strings: string[] = [];
+  const values: unknown[] = [];
+  let last = 0;
+  for (const m of source.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g)) {
+    const name = m[1]!;
+    if (!(name in defines)) {
+      throw new ArgumentError(`shader '${shaderName}' needs a value for \${${name}}`);
+    }
+    strings.push(source.slice(last, m.index));
+    values.push(defines[name]);
+    last = m.index! + m[0].length;
+  }
+  strings.push(source.slice(last));
+  const raw = Object.assign([...strings], { raw: strings }) as unknown as TemplateStringsArray;
+  return wgsl(raw, ...values);
+}
+
+let nodeGpu: GPU | undefined;
+
+async function getNavigatorGpu(): Promise<GPU> {
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (nav?.gpu) return nav.gpu;
+  const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+  if (!isNode) {
+    throw new NoGpuError(
+      'WebGPU is not available in this browser (navigator.gpu is missing). Use a browser with WebGPU ' +
+        'enabled (Chrome/Edge 113+, or Firefox/Safari with WebGPU turned on), served over https or localhost.',
+    );
+  }
+  if (!nodeGpu) {
+    // Hidden from bundlers: the browser path never loads Dawn.
+    const moduleName = 'webgpu';
+    let mod: { create: (flags: string[]) => GPU; globals: object };
+    try {
+      mod = await import(/* @vite-ignore */ moduleName);
+    } catch (e) {
+      throw new NoGpuError(`could not load the 'webgpu' package (Dawn for Node): ${(e as Error).message}. Run 'npm ci'.`);
+    }
+    Object.assign(globalThis, mod.globals);
+    nodeGpu = mod.create([]);
+  }
+  return nodeGpu;
+}
+
+const NO_ADAPTER_HELP =
+  'no WebGPU adapter found. On a machine without a GPU, install a software Vulkan driver: ' +
+  "Mesa lavapipe from bookworm-backports ('bash scripts/setup-system.sh' does it; Debian 12's own Mesa 22.3 " +
+  'is too old for Dawn), and if several drivers are installed, choose it with ' +
+  'VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.json. With a GPU, install its Vulkan driver.';
+
+/** Opens the GPU: `navigator.gpu` in a browser, the `webgpu` package (Dawn) in Node. */
+export async function initGpu(options: InitGpuOptions = {}): Promise<Gpu> {
+  let adapter = options.adapter ?? null;
+  if (!adapter) {
+    const gpu = await getNavigatorGpu();
+    adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+  }
+  if (!adapter) throw new NoGpuError(NO_ADAPTER_HELP);
+
+  // Ask for what the adapter can do, not the spec's defaults (128 MiB bindings, 16 KiB shared memory).
+  const requiredLimits: Record<string, number> = {};
+  const limits = adapter.limits as unknown as Record<string, unknown>;
+  for (const key in limits) {
+    const v = limits[key];
+    if (typeof v === 'number') requiredLimits[key] = v;
+  }
+  const requiredFeatures: GPUFeatureName[] = [];
+  if (adapter.features.has('timestamp-query')) requiredFeatures.push('timestamp-query');
+  let device: GPUDevice;
+  try {
+    device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'webgpu-saliency' });
+  } catch (e) {
+    throw new NoGpuError(`the WebGPU adapter refused to create a device: ${(e as Error).message}`);
+  }
+  const gpu = new Gpu(device, describeAdapter(adapter), options.debug ?? false);
+  options.log?.(`webgpu-saliency: using ${gpu.adapter.name}`);
+  return gpu;
+}
+
+function describeAdapter(adapter: GPUAdapter): AdapterReport {
+  const info = (adapter as { info?: GPUAdapterInfo }).info;
+  const vendor = info?.vendor ?? '';
+  const architecture = info?.architecture ?? '';
+  const device = info?.device ?? '';
+  const description = info?.description ?? '';
+  const text = `${vendor} ${architecture} ${device} ${description}`.toLowerCase();
+  const isSoftware = /llvmpipe|lavapipe|swiftshader|software|cpu/.test(text) || (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
+  const name = (description || [vendor, architecture, device].filter(Boolean).join(' ') || 'unknown adapter').trim();
+  return {
+    vendor,
+    architecture,
+    device,
+    description,
+    name,
+    isSoftware,
+    maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+    maxBufferSize: adapter.limits.maxBufferSize,
+    maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: adapter.limits.maxComputeInvocationsPerWorkgroup,
+  };
+}
+
+interface PendingScope {
+  kernels: string[];
+  errors: Promise<(GPUError | null)[]>;
+}
+
+/** One WebGPU device with its caches. Create it with `initGpu()`. */
+export class Gpu {
+  readonly pool: BufferPool;
+  readonly limits: GPUSupportedLimits;
+  /** Tensors created and not yet disposed; tests use it to find leaks. */
+  liveTensors = 0;
+
+  private readonly kernels = new Map<string, Promise<Kernel>>();
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private batchKernels: string[] = [];
+  private readonly uniformBuffer: GPUBuffer;
+  private readonly uniformMirror = new Uint8Array(UNIFORM_SLOT * UNIFORM_SLOTS);
+  private uniformSlots = 0;
+  private pendingScopes: PendingScope[] = [];
+  private uncaptured: GPUError[] = [];
+  private lostMessage: string | null = null;
+  private destroyed = false;
+  private readonly scopes: Set<Disposable>[] = [];
+  /** Stack of active autodiff tapes (null = no-grad); managed by src/autodiff. */
+  readonly tapeStack: unknown[] = [];
+
+  constructor(
+    readonly device: GPUDevice,
+    readonly adapter: AdapterReport,
+    readonly debug = false,
+  ) {
+    this.limits = device.limits;
+    this.pool = new BufferPool(device, device.limits.maxBufferSize);
+    this.uniformBuffer = device.createBuffer({
+      size: this.uniformMirror.byteLength,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      label: 'uniforms',
+    });
+    device.lost.then((info) => {
+      if (!this.destroyed) this.lostMessage = `the GPU device was lost (${info.reason}): ${info.message}`;
+    });
+    device.addEventListener?.('uncapturederror', (ev) => {
+      this.uncaptured.push((ev as GPUUncapturedErrorEvent).error);
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Kernels
+
+  /**
+   * Compiles (once) the entry point `entry` of `shaders/<shader>.wgsl` with the given defines.
+   * Pipelines are cached by (shader, entry, defines); shapes belong in uniforms, not defines, so a
+   * new size reuses the pipeline. Concurrent requests for the same key share one compilation.
+   */
+  kernel(shader: string, defines: ShaderDefines = {}, entry = 'main'): Promise<Kernel> {
+    const key = `${shader}:${entry}:${stableKey(defines)}`;
+    let k = this.kernels.get(key);
+    if (!k) {
+      k = this.compile(shader, defines, entry, key);
+      this.kernels.set(key, k);
+      k.catch(() => this.kernels.delete(key));
+    }
+    return k;
+  }
+
+  /** Number of distinct pipelines compiled so far. */
+  get pipelineCount(): number {
+    return this.kernels.size;
+  }
+
+  private async compile(shader: string, defines: ShaderDefines, entry: string, key: string): Promise<Kernel> {
+    this.assertUsable();
+    const source = SHADERS[shader];
+    if (source === undefined) throw new ArgumentError(`no shader named '${shader}' in shaders/`);
+    const name = entry === 'main' ? shader : `${shader}.${entry}`;
+    const code = preprocess(source, defines, shader);
+    const module = this.device.createShaderModule({ code, label: name });
+    try {
+      const pipeline = await this.device.createComputePipelineAsync({
+        layout: 'auto',
+        compute: { module, entryPoint: entry },
+        label: `${name} ${stableKey(defines)}`,
+      });
+      return { name, pipeline };
+    } catch (e) {
+      let details = '';
+      try {
+        const info = await module.getCompilationInfo();
+        details = info.messages
+          .map((m) => `  ${m.type} at line ${m.lineNum}:${m.linePos}: ${m.message}\n    ${code.split('\n')[m.lineNum - 1] ?? ''}`)
+          .join('\n');
+      } catch {
+        /* getCompilationInfo is optional */
+      }
+      throw new GpuError(`WGSL kernel '${name}' (${key}) failed to compile: ${(e as Error).message}${details ? '\n' + details : ''}`);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Recording and submitting work
+
+  /** Records one dispatch of `kernel`. Nothing runs until the batch is flushed. */
+  dispatch(kernel: Kernel, args: DispatchArgs): void {
+    this.assertUsable();
+    const [x, y = 1, z = 1] = args.workgroups;
+    const maxWg = this.limits.maxComputeWorkgroupsPerDimension;
+    if (x > maxWg || y > maxWg || z > maxWg) {
+      throw new GpuError(`kernel '${kernel.name}': dispatch of ${x}×${y}×${z} workgroups exceeds the device limit of ${maxWg} per dimension`);
+    }
+    if (x === 0 || y === 0 || z === 0) return;
+    if (this.uniformSlots >= UNIFORM_SLOTS || this.batchKernels.length >= MAX_DISPATCHES_PER_BATCH) this.flush();
+    const pass = this.beginPass();
+    const entries: GPUBindGroupEntry[] = [];
+    if (args.uniforms) {
+      const offset = this.uniformSlots++ * UNIFORM_SLOT;
+      const bytes = args.uniforms.bytes();
+      this.uniformMirror.set(bytes, offset);
+      entries.push({ binding: 0, resource: { buffer: this.uniformBuffer, offset, size: bytes.byteLength } });
+    }
+    args.buffers.forEach((b, i) => {
+      const buffer = 'buffer' in b ? b.buffer : b;
+      entries.push({ binding: i + 1, resource: { buffer } });
+    });
+    const bindGroup = this.device.createBindGroup({
+      layout: kernel.pipeline.getBindGroupLayout(0),
+      entries,
+      label: kernel.name,
+    });
+    pass.setPipeline(kernel.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    this.batchKernels.push(kernel.name);
+    if (this.debug) this.flush();
+  }
+
+  /** Records a buffer-to-buffer copy in the current batch. */
+  copyBuffer(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.assertUsable();
+    const encoder = this.beginEncoder();
+    this.endPass();
+    encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.batchKernels.push('copyBuffer');
+  }
+
+  /** True when work has been recorded but not submitted. */
+  get hasPendingWork(): boolean {
+    return this.encoder !== null;
+  }
+
+  /** Submits the recorded batch. Errors it causes are reported by the next `sync()` or `read`. */
+  flush(): void {
+    if (!this.encoder) return;
+    this.endPass();
+    if (this.uniformSlots > 0) {
+      this.device.queue.writeBuffer(this.uniformBuffer, 0, this.uniformMirror, 0, this.uniformSlots * UNIFORM_SLOT);
+    }
+    const commands = this.encoder.finish({ label: 'webgpu-saliency batch' });
+    this.device.queue.submit([commands]);
+    this.encoder = null;
+    this.uniformSlots = 0;
+    const kernels = this.batchKernels;
+    this.batchKernels = [];
+    const oom = this.device.popErrorScope();
+    const validation = this.device.popErrorScope();
+    this.pendingScopes.push({ kernels, errors: Promise.all([validation, oom]) });
+  }
+
+  /** Flushes, waits for the GPU to finish, and throws the first GPU error seen since the last check. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    await this.checkErrors();
+  }
+
+  /** Throws a GpuError for any error reported by submitted batches. */
+  async checkErrors(): Promise<void> {
+    const scopes = this.pendingScopes;
+    this.pendingScopes = [];
+    let first: string | null = null;
+    for (const s of scopes) {
+      const errs = await s.errors;
+      for (const e of errs) {
+        if (e && !first) {
+          const names = [...new Set(s.kernels)];
+          const where = names.length === 1 ? `kernel '${names[0]}'` : `a batch of kernels (${names.join(', ')})`;
+          first = `GPU ${e.constructor?.name === 'GPUOutOfMemoryError' ? 'out of memory' : 'error'} in ${where}: ${e.message}`;
+        }
+      }
+    }
+    if (!first && this.uncaptured.length) {
+      first = `GPU error: ${this.uncaptured[0]!.message}`;
+      this.uncaptured = [];
+    }
+    if (first) throw new GpuError(first);
+    this.assertUsable();
+  }
+
+  /** Writes CPU data into a GPU buffer, after submitting recorded work that may still read it. */
+  writeBuffer(buffer: GPUBuffer, data: ArrayBufferView, byteOffset = 0): void {
+    this.assertUsable();
+    // queue.writeBuffer runs before any not-yet-submitted command; a pooled buffer may still be
+    // read by such a command, so submit those first.
+    this.flush();
+    this.device.queue.writeBuffer(buffer, byteOffset, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Copies `bytes` bytes of `buffer` to the CPU. Submits pending work first. */
+  async readBuffer(buffer: GPUBuffer, bytes: number, byteOffset = 0): Promise<ArrayBuffer> {
+    this.assertUsable();
+    const size = Math.ceil(bytes / 4) * 4;
+    const staging = this.pool.acquire(size, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'readback');
+    try {
+      this.copyBuffer(buffer, byteOffset, staging, 0, size);
+      this.flush();
+      await this.checkErrors();
+      await staging.mapAsync(GPUMapMode.READ, 0, size);
+      const out = staging.getMappedRange(0, size).slice(0, bytes);
+      staging.unmap();
+      return out;
+    } finally {
+      this.pool.release(staging);
+    }
+  }
+
+  private beginEncoder(): GPUCommandEncoder {
+    if (!this.encoder) {
+      this.device.pushErrorScope('validation');
+      this.device.pushErrorScope('out-of-memory');
+      this.encoder = this.device.createCommandEncoder({ label: 'webgpu-saliency batch' });
+    }
+    return this.encoder;
+  }
+
+  private beginPass(): GPUComputePassEncoder {
+    const encoder = this.beginEncoder();
+    if (!this.pass) this.pass = encoder.beginComputePass({ label: 'webgpu-saliency pass' });
+    return this.pass;
+  }
+
+  private endPass(): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+  }
+
+  private assertUsable(): void {
+    if (this.destroyed) throw new GpuError('this Gpu was destroyed; call initGpu() again');
+    if (this.lostMessage) throw new GpuError(this.lostMessage);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Scopes: deterministic freeing of tensors
+
+  /** Called by every new tensor: it belongs to the innermost open scope, if any. */
+  track(t: Disposable): void {
+    this.liveTensors++;
+    this.scopes[this.scopes.length - 1]?.add(t);
+  }
+
+  /** Called by a tensor when it is freed. */
+  untrack(t: Disposable): void {
+    this.liveTensors--;
+    for (const s of this.scopes) s.delete(t);
+  }
+
+  /** Removes `t` from every open scope, so that it outlives them. */
+  keep<T extends Disposable>(t: T): T {
+    for (const s of this.scopes) s.delete(t);
+    return t;
+  }
+
+  /**
+   * Runs `fn` and frees every tensor created inside it, except those it returns (a tensor, or
+   * tensors inside a returned array or plain object), which move to the enclosing scope. Scopes
+   * nest; do not interleave two scopes concurrently on one Gpu.
+   */
+  async scope<T>(fn: () => Promise<T> | T): Promise<T> {
+    const set = new Set<Disposable>();
+    this.scopes.push(set);
+    let result: T;
+    try {
+      result = await fn();
+    } catch (e) {
+      this.closeScope(set, new Set());
+      throw e;
+    }
+    const kept = new Set<Disposable>();
+    collectDisposables(result, kept, 0);
+    this.closeScope(set, kept);
+    return result;
+  }
+
+  private closeScope(set: Set<Disposable>, kept: Set<Disposable>): void {
+    const i = this.scopes.lastIndexOf(set);
+    if (i >= 0) this.scopes.splice(i, 1);
+    const parent = this.scopes[this.scopes.length - 1];
+    for (const t of set) {
+      if (kept.has(t)) parent?.add(t);
+      else if (!t.isDisposed) t.dispose();
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  /** Memory counters of the buffer pool. */
+  memory(): PoolStats & { tensors: number } {
+    return { ...this.pool.snapshot(), tensors: this.liveTensors };
+  }
+
+  /** Frees every GPU resource and the device. The Gpu cannot be used afterwards. */
+  destroy(): void {
+    if (this.destroyed) return;
+    try {
+      this.flush();
+    } catch {
+      /* the device may already be lost */
+    }
+    this.destroyed = true;
+    this.pool.destroyAll();
+    this.uniformBuffer.destroy();
+    this.device.destroy();
+  }
+}
+
+function stableKey(defines: ShaderDefines): string {
+  return Object.keys(defines)
+    .sort()
+    .map((k) => `${k}=${defines[k]}`)
+    .join(',');
+}
+
+function collectDisposables(value: unknown, out: Set<Disposable>, depth: number): void {
+  if (!value || typeof value !== 'object' || depth > 3) return;
+  if (typeof (value as Disposable).dispose === 'function' && 'isDisposed' in (value as object)) {
+    out.add(value as Disposable);
+    return;
+  }
+  if (Array.isArray(value)) {
+    for (const v of value) collectDisposables(v, out, depth + 1);
+  } else if (Object.getPrototypeOf(value) === Object.prototype || value instanceof Map) {
+    const values = value instanceof Map ? [...value.values()] : Object.values(value);
+    for (const v of values) collectDisposables(v, out, depth + 1);
+  }
+}
