@@ -40,3 +40,21 @@ export function assertFinite(op: string, values: Record<string, number>): void {
     }
   }
 }
+
+/** Activations that kernels can apply to their output (fused) and that have backward rules. */
+export type Activation = 'none' | 'relu' | 'relu6' | 'leakyrelu' | 'sigmoid' | 'tanh';
+
+export const ACTIVATIONS: readonly Activation[] = ['none', 'relu', 'relu6', 'leakyrelu', 'sigmoid', 'tanh'];
+
+/**
+ * WGSL expression of each activation in `v` (the pre-activation) and `alpha` (leaky slope), for
+ * shaders that declare `fn activate(v: f32, alpha: f32) -> f32 { return ${ACTIVATION}; }`.
+ */
+export const ACTIVATION_WGSL: Record<Activation, string> = {
+  none: 'v',
+  relu: 'max(v, 0.0)',
+  relu6: 'clamp(v, 0.0, 6.0)',
+  leakyrelu: 'select(alpha * v, v, v > 0.0)',
+  sigmoid: '1.0 / (1.0 + exp(-v))',
+  tanh: 'tanh(v)',
+};
