@@ -139,6 +139,17 @@ export function preprocess(source: string, defines: ShaderDefines, shaderName = 
   return wgsl(raw, ...values);
 }
 
+const extraShaders = new Map<string, string>();
+
+/**
+ * Adds a WGSL shader under `name`, for kernels defined outside shaders/ (extensions, tests).
+ * The name must not clash with a built-in shader.
+ */
+export function registerShader(name: string, source: string): void {
+  if (SHADERS[name] !== undefined) throw new ArgumentError(`a built-in shader is already named '${name}'`);
+  extraShaders.set(name, source);
+}
+
 let nodeGpu: GPU | undefined;
 
 async function getNavigatorGpu(): Promise<GPU> {
@@ -297,19 +308,25 @@ export class Gpu {
 
   private async compile(shader: string, defines: ShaderDefines, entry: string, key: string): Promise<Kernel> {
     this.assertUsable();
-    const source = SHADERS[shader];
+    const source = SHADERS[shader] ?? extraShaders.get(shader);
     if (source === undefined) throw new ArgumentError(`no shader named '${shader}' in shaders/`);
     const name = entry === 'main' ? shader : `${shader}.${entry}`;
     const code = preprocess(source, defines, shader);
+    // The module's own errors are reported below with the compiler's messages; keep them out of
+    // the uncaptured-error channel (push and pop without an await in between).
+    this.device.pushErrorScope('validation');
     const module = this.device.createShaderModule({ code, label: name });
+    const moduleError = this.device.popErrorScope();
     try {
       const pipeline = await this.device.createComputePipelineAsync({
         layout: 'auto',
         compute: { module, entryPoint: entry },
         label: `${name} ${stableKey(defines)}`,
       });
+      await moduleError;
       return { name, pipeline };
     } catch (e) {
+      await moduleError;
       let details = '';
       try {
         const info = await module.getCompilationInfo();

@@ -1,0 +1,190 @@
+import { describe, expect, it } from 'vitest';
+import { Uniforms, initGpu, preprocess, registerShader } from '../src/runtime/gpu.js';
+import { GpuError, NoGpuError, ShapeError, DisposedError } from '../src/runtime/errors.js';
+import { empty, tensor } from '../src/runtime/tensor.js';
+import { sizeClass } from '../src/runtime/pool.js';
+import { fill, scale } from '../src/kernels/elementwise.js';
+import { getGpu } from './helpers.js';
+
+describe('initGpu', () => {
+  it('reports the adapter and requests its limits rather than the defaults', async () => {
+    const gpu = await getGpu();
+    expect(gpu.adapter.name.length).toBeGreaterThan(0);
+    // lavapipe offers 128 MiB bindings and 32 KiB of workgroup memory; the spec default is 16 KiB.
+    expect(gpu.limits.maxComputeWorkgroupStorageSize).toBe(gpu.adapter.maxComputeWorkgroupStorageSize);
+    expect(gpu.limits.maxStorageBufferBindingSize).toBe(gpu.adapter.maxStorageBufferBindingSize);
+  });
+
+  it('says what to install when there is no adapter', async () => {
+    const g = globalThis as { navigator?: unknown };
+    const saved = Object.getOwnPropertyDescriptor(globalThis, 'navigator');
+    Object.defineProperty(globalThis, 'navigator', {
+      value: { gpu: { requestAdapter: async () => null } },
+      configurable: true,
+      writable: true,
+    });
+    try {
+      await expect(initGpu()).rejects.toThrow(NoGpuError);
+      await expect(initGpu()).rejects.toThrow(/lavapipe.*bookworm-backports/s);
+    } finally {
+      if (saved) Object.defineProperty(globalThis, 'navigator', saved);
+      else delete g.navigator;
+    }
+  });
+});
+
+describe('preprocess', () => {
+  it('substitutes values and resolves #if blocks', () => {
+    const src = 'a ${X} b\n#if ${F}\nyes\n#else\nno\n#endif\n';
+    expect(preprocess(src, { X: 7, F: true })).toContain('a 7 b');
+    expect(preprocess(src, { X: 7, F: true })).toContain('yes');
+    expect(preprocess(src, { X: 7, F: false })).not.toContain('yes');
+    expect(() => preprocess(src, { F: true }, 'demo')).toThrow(/'demo' needs a value for \$\{X\}/);
+  });
+});
+
+describe('pipelines and dispatch', () => {
+  it('caches pipelines by key: a new size does not compile again', async () => {
+    const gpu = await getGpu();
+    const a = await fill(gpu, [10], 1);
+    const before = gpu.pipelineCount;
+    const b = await fill(gpu, [1000, 3], 2);
+    expect(gpu.pipelineCount).toBe(before);
+    const k1 = gpu.kernel('fill');
+    const k2 = gpu.kernel('fill');
+    expect(await k1).toBe(await k2);
+    a.dispose();
+    b.dispose();
+  });
+
+  it('records many dispatches and submits once when read', async () => {
+    const gpu = await getGpu();
+    let t = await fill(gpu, [64], 0);
+    for (let i = 0; i < 100; i++) {
+      const u = await scale(t, 1, 1);
+      t.dispose();
+      t = u;
+    }
+    expect(gpu.hasPendingWork).toBe(true);
+    const v = await t.read();
+    expect(gpu.hasPendingWork).toBe(false);
+    expect(v[0]).toBe(100);
+    expect(v[63]).toBe(100);
+    t.dispose();
+  });
+
+  it('names the kernel in a WGSL compile error', async () => {
+    const gpu = await getGpu();
+    registerShader('test_broken', '@compute @workgroup_size(1) fn main() { let x: f32 = undefined_thing; }');
+    await expect(gpu.kernel('test_broken')).rejects.toThrow(GpuError);
+    await expect(gpu.kernel('test_broken')).rejects.toThrow(/'test_broken'.*failed to compile/s);
+  });
+
+  it('surfaces a GPU validation error with the kernel name instead of swallowing it', async () => {
+    const gpu = await getGpu();
+    const k = await gpu.kernel('fill');
+    // A buffer without STORAGE usage cannot be bound as storage: invalid on purpose.
+    const bad = gpu.device.createBuffer({ size: 256, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
+    gpu.dispatch(k, { uniforms: new Uniforms().u32(4).f32(1), buffers: [bad], workgroups: [1] });
+    await expect(gpu.sync()).rejects.toThrow(/GPU error in kernel 'fill'/);
+    bad.destroy();
+    await gpu.sync(); // the error was reported once; the device still works
+    const t = await fill(gpu, [4], 3);
+    expect([...(await t.read())]).toEqual([3, 3, 3, 3]);
+    t.dispose();
+  });
+
+  it('rejects dispatches beyond the per-dimension workgroup limit', async () => {
+    const gpu = await getGpu();
+    const k = await gpu.kernel('fill');
+    const t = empty(gpu, [4]);
+    expect(() => gpu.dispatch(k, { uniforms: new Uniforms().u32(4).f32(0), buffers: [t], workgroups: [70000] })).toThrow(/fill.*exceeds/);
+    t.dispose();
+  });
+
+  it('packs uniforms with 16-byte aligned vec4 fields', () => {
+    const u = new Uniforms().u32(1).vec4u([2, 3]).f32(0.5);
+    const b = u.bytes();
+    const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    expect(view.getUint32(0, true)).toBe(1);
+    expect(view.getUint32(16, true)).toBe(2);
+    expect(view.getUint32(20, true)).toBe(3);
+    expect(view.getFloat32(32, true)).toBe(0.5);
+    expect(b.byteLength).toBe(48);
+  });
+});
+
+describe('tensors, pool and scopes', () => {
+  it('round-trips data and checks shapes', async () => {
+    const gpu = await getGpu();
+    const t = tensor(gpu, [1, 2, 3, 4, 5, 6], [2, 3]);
+    expect([...(await t.read())]).toEqual([1, 2, 3, 4, 5, 6]);
+    const v = t.reshape([3, -1]);
+    expect(v.shape).toEqual([3, 2]);
+    t.dispose();
+    expect([...(await v.read())]).toEqual([1, 2, 3, 4, 5, 6]); // the view keeps the storage alive
+    v.dispose();
+    expect(() => tensor(gpu, [1, 2, 3], [2, 2])).toThrow(ShapeError);
+    expect(() => tensor(gpu, [1, 2, 3], [3, 0])).toThrow(/positive integers/);
+    expect(() => empty(gpu, [1024, 1024, 1024])).toThrow(/largest storage binding/);
+    const i = tensor(gpu, [1, -2, 3], [3], 'int32');
+    expect([...(await i.readInt32())]).toEqual([1, -2, 3]);
+    i.dispose();
+  });
+
+  it('throws a clear error when a disposed tensor is used', async () => {
+    const gpu = await getGpu();
+    const t = tensor(gpu, [1, 2], [2]);
+    t.dispose();
+    t.dispose(); // twice is harmless
+    await expect(scale(t, 2)).rejects.toThrow(DisposedError);
+    await expect(scale(t, 2)).rejects.toThrow(/Tensor#\d+ \[2\] was used after it was disposed/);
+  });
+
+  it('reuses pooled buffers of the same size class', async () => {
+    const gpu = await getGpu();
+    expect(sizeClass(1000)).toBe(1024);
+    expect(sizeClass(1100)).toBe(1280);
+    expect(sizeClass(5)).toBe(256);
+    const a = empty(gpu, [300]);
+    a.dispose();
+    const before = gpu.memory().buffers;
+    const b = empty(gpu, [290]); // same size class (1280 bytes)
+    expect(gpu.memory().buffers).toBe(before);
+    b.dispose();
+  });
+
+  it('scope frees what it created and keeps what it returns', async () => {
+    const gpu = await getGpu();
+    const start = gpu.memory();
+    const kept = await gpu.scope(async () => {
+      const a = await fill(gpu, [8], 1);
+      const b = await scale(a, 2);
+      await scale(b, 3);
+      return { b };
+    });
+    expect(gpu.memory().tensors).toBe(start.tensors + 1);
+    expect(kept.b.isDisposed).toBe(false);
+    kept.b.dispose();
+    expect(gpu.memory().tensors).toBe(start.tensors);
+    expect(gpu.memory().inUse).toBe(start.inUse);
+    await expect(
+      gpu.scope(async () => {
+        await fill(gpu, [8], 1);
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
+    expect(gpu.memory().inUse).toBe(start.inUse);
+  });
+});
+
+describe('device loss', () => {
+  it('turns a lost device into a clear error on the next operation', async () => {
+    const gpu = await initGpu();
+    gpu.device.destroy();
+    await gpu.device.lost;
+    await new Promise((r) => setTimeout(r, 0));
+    await expect(fill(gpu, [4], 1)).rejects.toThrow(/GPU device was lost/);
+    gpu.destroy();
+  });
+});

@@ -1,0 +1,159 @@
+import { describe, expect, it } from 'vitest';
+import { Tape, nameOutput, noGrad, recordOp, registerBackward } from '../src/autodiff/tape.js';
+import { add, mul, scale, unary } from '../src/kernels/elementwise.js';
+import { tensor, type Tensor } from '../src/runtime/tensor.js';
+import { expectClose, getGpu } from './helpers.js';
+
+// Minimal ops defined here, so that the tape is tested on its own.
+async function tScale(x: Tensor, k: number): Promise<Tensor> {
+  const y = await scale(x, k);
+  recordOp(x.gpu, 't_scale', [x], y, { k });
+  return y;
+}
+registerBackward('t_scale', async (dy, ctx) => [await scale(dy, ctx.saved.k as number)]);
+
+async function tMul(a: Tensor, b: Tensor): Promise<Tensor> {
+  const y = await mul(a, b);
+  recordOp(a.gpu, 't_mul', [a, b], y, { a, b });
+  return y;
+}
+let mulBackwardCalls: boolean[][] = [];
+registerBackward('t_mul', async (dy, ctx) => {
+  mulBackwardCalls.push([...ctx.needsGrad]);
+  const { a, b } = ctx.saved as { a: Tensor; b: Tensor };
+  return [ctx.needsGrad[0] ? await mul(dy, b) : null, ctx.needsGrad[1] ? await mul(dy, a) : null];
+});
+
+async function tAdd(a: Tensor, b: Tensor): Promise<Tensor> {
+  const y = await add(a, b);
+  recordOp(a.gpu, 't_add', [a, b], y);
+  return y;
+}
+registerBackward('t_add', async (dy) => [await scale(dy, 1), await scale(dy, 1)]);
+
+/** A ReLU whose backward goes through the overridable activation table. */
+async function tRelu(x: Tensor): Promise<Tensor> {
+  const y = await unary('max(x, 0.0)', x);
+  recordOp(x.gpu, 't_relu', [x], y, { y });
+  return y;
+}
+registerBackward('t_relu', async (dy, ctx) => [await ctx.activation('relu', dy, { y: ctx.saved.y as Tensor })]);
+
+describe('tape autodiff', () => {
+  it('accumulates gradients through a diamond and through a tensor used twice', async () => {
+    const gpu = await getGpu();
+    const start = gpu.memory();
+    const xs = [-2, -0.5, 0, 1, 3];
+    await gpu.scope(async () => {
+      const x = tensor(gpu, xs, [5]);
+      const tape = new Tape(gpu);
+      tape.watch(x);
+      // y = 3x;  z = y·y + 2y + x·x  →  dz/dx = 18x + 6 + 2x = 20x + 6
+      const z = await tape.run(async () => {
+        const y = await tScale(x, 3);
+        return tAdd(await tAdd(await tMul(y, y), await tScale(y, 2)), await tMul(x, x));
+      });
+      const grads = await tape.backward(z);
+      expectClose(await grads.of(x).read(), xs.map((v) => 20 * v + 6));
+      grads.dispose();
+      tape.dispose();
+    });
+    expect(gpu.memory().inUse).toBe(start.inUse);
+    expect(gpu.memory().tensors).toBe(start.tensors);
+  });
+
+  it('computes gradients for parameters and skips inputs that need none', async () => {
+    const gpu = await getGpu();
+    await gpu.scope(async () => {
+      const x = tensor(gpu, [1, 2, 3], [3]);
+      const w = tensor(gpu, [4, 5, 6], [3]);
+      w.requiresGrad = true;
+      const tape = new Tape(gpu);
+      const y = await tape.run(() => tMul(x, w));
+      mulBackwardCalls = [];
+      const grads = await tape.backward(y);
+      expect(mulBackwardCalls).toEqual([[false, true]]);
+      expect([...(await grads.of(w).read())]).toEqual([1, 2, 3]);
+      expect(grads.get(x)).toBeUndefined();
+      grads.dispose();
+      tape.dispose();
+    });
+  });
+
+  it('records nothing in no-grad mode', async () => {
+    const gpu = await getGpu();
+    await gpu.scope(async () => {
+      const x = tensor(gpu, [1, 2], [2]);
+      const tape = new Tape(gpu);
+      tape.watch(x);
+      const y = await tape.run(() => noGrad(gpu, () => tScale(x, 2)));
+      await expect(tape.backward(y)).rejects.toThrow(/not computed on this tape/);
+      tape.dispose();
+    });
+  });
+
+  it('overrides a rule for one call only, and only that rule', async () => {
+    const gpu = await getGpu();
+    await gpu.scope(async () => {
+      const x = tensor(gpu, [-1, 2, 3], [3]);
+      const tape = new Tape(gpu);
+      tape.watch(x);
+      // y = relu(x) · 2 ; a custom relu rule passes the gradient through unchanged
+      const y = await tape.run(async () => tScale(await tRelu(x), 2));
+      const seed = tensor(gpu, [1, -1, 1], [3]);
+      const identity = async (g: Tensor) => scale(g, 1);
+      const custom = await tape.backward(y, { seed, rules: { activations: { relu: identity } } });
+      expect([...(await custom.of(x).read())]).toEqual([2, -2, 2]);
+      custom.dispose();
+      // Replacing an op's whole rule: t_scale now multiplies by 10 instead of 2.
+      const scaled = await tape.backward(y, {
+        seed,
+        rules: { ops: { t_scale: async (dy) => [await scale(dy, 10)] }, activations: { relu: identity } },
+      });
+      expect([...(await scaled.of(x).read())]).toEqual([10, -10, 10]);
+      scaled.dispose();
+      await expect(tape.backward(y, { seed, rules: { activations: { relu: 'no-such-rule' } } })).rejects.toThrow(
+        /unknown backward rule 'no-such-rule' for relu/,
+      );
+      tape.dispose();
+    });
+  });
+
+  it('hooks capture a named layer activation and gradient; unknown names list the layers', async () => {
+    const gpu = await getGpu();
+    const start = gpu.memory();
+    await gpu.scope(async () => {
+      const x = tensor(gpu, [1, 2], [2]);
+      const tape = new Tape(gpu);
+      tape.watch(x);
+      const hook = tape.hook('double');
+      const z = await tape.run(async () => {
+        const a = nameOutput(gpu, 'double', await tScale(x, 2));
+        return nameOutput(gpu, 'square', await tMul(a, a));
+      });
+      const grads = await tape.backward(z);
+      expect([...(await hook.activation!.read())]).toEqual([2, 4]);
+      expect([...(await hook.gradient!.read())]).toEqual([4, 8]); // d(a²)/da = 2a
+      expect([...(await tape.activation('square').read())]).toEqual([4, 16]);
+      expect(tape.layerNames).toEqual(['double', 'square']);
+      grads.dispose();
+      tape.hook('conv9');
+      await expect(tape.backward(z)).rejects.toThrow("unknown layer 'conv9'; layers: double, square");
+      expect(() => tape.activation('nope')).toThrow(/unknown layer 'nope'/);
+      tape.dispose();
+    });
+    expect(gpu.memory().inUse).toBe(start.inUse);
+  });
+
+  it('checks the seed shape', async () => {
+    const gpu = await getGpu();
+    await gpu.scope(async () => {
+      const x = tensor(gpu, [1, 2], [2]);
+      const tape = new Tape(gpu);
+      tape.watch(x);
+      const y = await tape.run(() => tScale(x, 2));
+      await expect(tape.backward(y, { seed: tensor(gpu, [1, 2, 3], [3]) })).rejects.toThrow(/seed \[3\] does not match output \[2\]/);
+      tape.dispose();
+    });
+  });
+});
