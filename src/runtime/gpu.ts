@@ -51,6 +51,7 @@ export interface Disposable {
 export interface Kernel {
   readonly name: string;
   readonly pipeline: GPUComputePipeline;
+  readonly layout: GPUBindGroupLayout;
 }
 
 /** Values substituted for `${NAME}` in a shader; booleans drive `#if ${NAME}` blocks. */
@@ -324,7 +325,7 @@ export class Gpu {
         label: `${name} ${stableKey(defines)}`,
       });
       await moduleError;
-      return { name, pipeline };
+      return { name, pipeline, layout: pipeline.getBindGroupLayout(0) };
     } catch (e) {
       await moduleError;
       let details = '';
@@ -366,7 +367,7 @@ export class Gpu {
       entries.push({ binding: i + 1, resource: { buffer } });
     });
     const bindGroup = this.device.createBindGroup({
-      layout: kernel.pipeline.getBindGroupLayout(0),
+      layout: kernel.layout,
       entries,
       label: kernel.name,
     });
