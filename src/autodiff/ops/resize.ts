@@ -1,0 +1,24 @@
+/** Differentiable resize (bilinear or nearest); its backward is the exact adjoint of the forward. */
+import type { Tensor } from '../../runtime/tensor.js';
+import { resize as resizeKernel, resizeBackward, type ResizeOptions } from '../../kernels/resize.js';
+import { recordOp, registerBackward } from '../tape.js';
+
+/** Resizes the last two dimensions of x to `size`, recorded as 'resize'. */
+export async function resize(x: Tensor, size: readonly [number, number] | readonly number[], options: ResizeOptions = {}): Promise<Tensor> {
+  const y = await resizeKernel(x, size, options);
+  recordOp(x.gpu, 'resize', [x], y, { inputShape: x.shape, outputShape: y.shape, options: { ...options } });
+  return y;
+}
+
+registerBackward('resize', async (dy, ctx) => {
+  if (!ctx.needsGrad[0]) return [null];
+  const { inputShape, outputShape, options } = ctx.saved as { inputShape: number[]; outputShape: number[]; options: ResizeOptions };
+  // A backward seed need only match the output in size: view it with the output's shape.
+  const sameShape = dy.shape.length === outputShape.length && dy.shape.every((d, i) => d === outputShape[i]);
+  const g = sameShape ? dy : dy.reshape(outputShape);
+  try {
+    return [await resizeBackward(g, inputShape, options)];
+  } finally {
+    if (g !== dy) g.dispose();
+  }
+});
