@@ -94,6 +94,7 @@ describe('tape autodiff', () => {
 
   it('overrides a rule for one call only, and only that rule', async () => {
     const gpu = await getGpu();
+    const start = gpu.memory();
     await gpu.scope(async () => {
       const x = tensor(gpu, [-1, 2, 3], [3]);
       const tape = new Tape(gpu);
@@ -117,6 +118,7 @@ describe('tape autodiff', () => {
       );
       tape.dispose();
     });
+    expect(gpu.memory().inUse).toBe(start.inUse); // the rejected call released the seed
   });
 
   it('hooks capture a named layer activation and gradient; unknown names list the layers', async () => {

@@ -257,16 +257,6 @@ export class Tape {
     if (!this.tracked.has(output.id) && !output.requiresGrad) {
       throw new ArgumentError(`backward: ${output.describe()} was not computed on this tape from a watched tensor or parameter`);
     }
-    let seed: Tensor;
-    if (options.seed) {
-      if (options.seed.size !== output.size) {
-        throw new ShapeError(`backward: seed ${formatShape(options.seed.shape)} does not match output ${formatShape(output.shape)}`);
-      }
-      seed = options.seed.retain();
-    } else {
-      seed = await fill(this.gpu, output.shape, 1);
-    }
-
     const ops = options.rules?.ops ?? {};
     const activationOverrides = options.rules?.activations ?? {};
     for (const [name, v] of Object.entries(activationOverrides)) {
@@ -276,6 +266,17 @@ export class Tape {
         );
       }
     }
+    let seed: Tensor;
+    if (options.seed) {
+      if (options.seed.size !== output.size) {
+        throw new ShapeError(`backward: seed ${formatShape(options.seed.shape)} does not match output ${formatShape(output.shape)}`);
+      }
+      // Same size, possibly another shape: give the rules the output's exact shape.
+      seed = options.seed.reshape(output.shape);
+    } else {
+      seed = await fill(this.gpu, output.shape, 1);
+    }
+
     const activation = (name: ActivationName, gradOut: Tensor, forward: ActivationForward): Promise<Tensor> => {
       const o = activationOverrides[name];
       const rule = typeof o === 'function' ? o : activationRules.get(name)?.get(o ?? defaultActivationVariant);

@@ -1,0 +1,89 @@
+/**
+ * Differentiable shape ops. reshape and flatten are views whose backward is a reshape back; concat's
+ * backward slices the gradient; slice's places it in zeros; transpose's applies the inverse
+ * permutation; broadcastTo's sums it back.
+ */
+import type { Tensor } from '../../runtime/tensor.js';
+import * as shapes from '../../kernels/shape.js';
+import { inversePermutation } from '../../kernels/shape.js';
+import { normalizeAxis, sumToShape } from '../../kernels/reduce.js';
+import { recordOp, registerBackward } from '../tape.js';
+
+/** A view of x with a new shape (one dimension may be -1). */
+export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+  const y = shapes.reshape(x, shape);
+  recordOp(x.gpu, 'reshape', [x], y, { shape: x.shape });
+  return y;
+}
+
+/** A view of x as [N, C·H·W…] (PyTorch's flatten from dim 1). */
+export function flatten(x: Tensor): Tensor {
+  const y = shapes.flatten(x);
+  recordOp(x.gpu, 'reshape', [x], y, { shape: x.shape });
+  return y;
+}
+
+registerBackward('reshape', async (dy, ctx) => [ctx.needsGrad[0] ? dy.reshape((ctx.saved as { shape: number[] }).shape) : null]);
+
+/** Joins tensors along `axis`. */
+export async function concat(tensors: readonly Tensor[], axis: number): Promise<Tensor> {
+  const y = await shapes.concat(tensors, axis);
+  recordOp(y.gpu, 'concat', tensors, y, { axis: normalizeAxis('concat', y.shape, axis), shapes: tensors.map((t) => t.shape) });
+  return y;
+}
+
+registerBackward('concat', async (dy, ctx) => {
+  const { axis, shapes: inShapes } = ctx.saved as { axis: number; shapes: (readonly number[])[] };
+  const out: (Tensor | null)[] = [];
+  let at = 0;
+  for (let i = 0; i < inShapes.length; i++) {
+    const shape = inShapes[i]!;
+    if (ctx.needsGrad[i]) {
+      const begin = shape.map((_, d) => (d === axis ? at : 0));
+      try {
+        out.push(await shapes.slice(dy, begin, shape));
+      } catch (e) {
+        for (const t of out) t?.dispose();
+        throw e;
+      }
+    } else {
+      out.push(null);
+    }
+    at += shape[axis]!;
+  }
+  return out;
+});
+
+/** The block of x starting at `begin` with `size` (−1 = to the end of that dimension). */
+export async function slice(x: Tensor, begin: readonly number[], size: readonly number[]): Promise<Tensor> {
+  const y = await shapes.slice(x, begin, size);
+  recordOp(x.gpu, 'slice', [x], y, { shape: x.shape, begin: [...begin] });
+  return y;
+}
+
+registerBackward('slice', async (dy, ctx) => {
+  if (!ctx.needsGrad[0]) return [null];
+  const { shape, begin } = ctx.saved as { shape: number[]; begin: number[] };
+  return [await shapes.sliceBackward(dy, shape, begin)];
+});
+
+/** out.shape[i] = x.shape[perm[i]]. */
+export async function transpose(x: Tensor, perm: readonly number[]): Promise<Tensor> {
+  const y = await shapes.transpose(x, perm);
+  recordOp(x.gpu, 'transpose', [x], y, { perm: [...perm] });
+  return y;
+}
+
+registerBackward('transpose', async (dy, ctx) => {
+  if (!ctx.needsGrad[0]) return [null];
+  return [await shapes.transpose(dy, inversePermutation((ctx.saved as { perm: number[] }).perm))];
+});
+
+/** A copy of x broadcast to `shape`. */
+export async function broadcastTo(x: Tensor, shape: readonly number[]): Promise<Tensor> {
+  const y = await shapes.broadcastTo(x, shape);
+  recordOp(x.gpu, 'broadcastTo', [x], y, { shape: x.shape });
+  return y;
+}
+
+registerBackward('broadcastTo', async (dy, ctx) => [ctx.needsGrad[0] ? await sumToShape(dy, (ctx.saved as { shape: number[] }).shape) : null]);
