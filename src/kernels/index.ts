@@ -1,0 +1,33 @@
+/**
+ * The raw kernels: typed wrappers that validate shapes, compile (once) and dispatch WGSL. They
+ * record nothing for autodiff; use `ops` for differentiable versions.
+ */
+export * from './activation.js';
+export { ACTIVATIONS, ACTIVATION_WGSL, type Activation, linearWorkgroups } from './common.js';
+export {
+  conv2dForward,
+  conv2dBackwardInput,
+  conv2dBackwardFilter,
+  conv2dBackwardBias,
+  conv2dOutputShape,
+  normalizeConv2dParams,
+  type Conv2dParams,
+  type NormalizedConv2dParams,
+} from './conv2d.js';
+export * from './elementwise.js';
+export * from './matmul.js';
+export * from './pool.js';
+export {
+  sum,
+  mean,
+  max,
+  maxWithIndices,
+  maxBackward,
+  sumToShape,
+  normalizeAxes,
+  reducedShape,
+  type Axes,
+} from './reduce.js';
+export * from './resize.js';
+export * from './shape.js';
+export * from './softmax.js';
