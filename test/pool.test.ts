@@ -7,10 +7,10 @@ import {
   maxPool2dWithSwitches,
   maxUnpool2d,
   poolOutputShape,
-  samePadding,
   type AvgPool2dParams,
   type Pool2dParams,
 } from '../src/kernels/pool.js';
+import { samePadding } from '../src/kernels/common.js';
 import * as ops from '../src/autodiff/ops/pool.js';
 import { Tape } from '../src/autodiff/tape.js';
 import { ArgumentError, ShapeError } from '../src/runtime/errors.js';
@@ -61,7 +61,7 @@ const CASES: [string, number[], Pool2dParams][] = [
   ['k2 s2 ceil, odd input', [2, 2, 5, 7], { kernel: 2, ceilMode: true }],
   ['k3 s3 asymmetric padding', [2, 2, 8, 8], { kernel: 3, stride: 3, padding: [0, 1, 1, 0] }],
   ['k[2,3] s[1,2] p[1,0] ceil', [1, 3, 9, 7], { kernel: [2, 3], stride: [1, 2], padding: [1, 0], ceilMode: true }],
-  ['k3 s2 TF SAME', [2, 1, 6, 7], { kernel: 3, stride: 2, padding: samePadding(6, 7, 3, 2) }],
+  ['k3 s2 TF SAME', [2, 1, 6, 7], { kernel: 3, stride: 2, padding: samePadding([6, 7], 3, 2) }],
   ['k2 s2 p2: all-padding windows', [1, 2, 3, 5], { kernel: 2, stride: 2, padding: 2 }],
   ['k2 s1 p[2,0] ceil, windows in padding', [1, 1, 3, 4], { kernel: 2, stride: 1, padding: [2, 0], ceilMode: true }],
 ];
@@ -109,8 +109,8 @@ describe('pooling kernels', () => {
     expect(poolOutputShape([1, 1, 6, 6], { kernel: 2, stride: 2, padding: 1, ceilMode: true })).toEqual([1, 1, 4, 4]);
     expect(refOutSize(6, 2, 2, 1, 1, true)).toBe(4);
     // TF SAME: out = ceil(in / s), the odd extra padding at the bottom/right.
-    expect(samePadding(7, 6, 3, 2)).toEqual([1, 1, 0, 1]);
-    expect(poolOutputShape([1, 1, 7, 6], { kernel: 3, stride: 2, padding: samePadding(7, 6, 3, 2) })).toEqual([1, 1, 4, 3]);
+    expect(samePadding([7, 6], 3, 2)).toEqual([1, 1, 0, 1]);
+    expect(poolOutputShape([1, 1, 7, 6], { kernel: 3, stride: 2, padding: samePadding([7, 6], 3, 2) })).toEqual([1, 1, 4, 3]);
   });
 
   it('an all-padding window gives 0, switch −1, and no gradient', async () => {

@@ -58,3 +58,26 @@ export const ACTIVATION_WGSL: Record<Activation, string> = {
   sigmoid: '1.0 / (1.0 + exp(-v))',
   tanh: 'tanh(v)',
 };
+
+/**
+ * TF-style 'SAME' padding [top, bottom, left, right] for an input of height×width: the output is
+ * ceil(input / stride), and the odd pixel of padding goes at the bottom/right.
+ */
+export function samePadding(
+  input: [number, number],
+  kernel: number | [number, number],
+  stride: number | [number, number] = 1,
+  dilation: number | [number, number] = 1,
+): [number, number, number, number] {
+  const k = typeof kernel === 'number' ? [kernel, kernel] : kernel;
+  const s = typeof stride === 'number' ? [stride, stride] : stride;
+  const d = typeof dilation === 'number' ? [dilation, dilation] : dilation;
+  const out: number[] = [];
+  for (let i = 0; i < 2; i++) {
+    const size = input[i]!;
+    const extent = (k[i]! - 1) * d[i]! + 1;
+    const total = Math.max(0, (Math.ceil(size / s[i]!) - 1) * s[i]! + extent - size);
+    out.push(Math.floor(total / 2), total - Math.floor(total / 2));
+  }
+  return out as [number, number, number, number];
+}

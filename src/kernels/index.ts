@@ -3,7 +3,7 @@
  * record nothing for autodiff; use `ops` for differentiable versions.
  */
 export * from './activation.js';
-export { ACTIVATIONS, ACTIVATION_WGSL, type Activation, linearWorkgroups } from './common.js';
+export { ACTIVATIONS, ACTIVATION_WGSL, type Activation, linearWorkgroups, samePadding } from './common.js';
 export {
   conv2dForward,
   conv2dBackwardInput,

@@ -101,18 +101,6 @@ export function poolOutputShape(inputShape: readonly number[], params: Pool2dPar
   return [inputShape[0]!, inputShape[1]!, g.outH, g.outW];
 }
 
-/**
- * TensorFlow 'SAME' padding [top, bottom, left, right] for an inH × inW input: the output is
- * ceil(in / stride) and the extra row/column (odd total padding) goes at the bottom/right.
- */
-export function samePadding(inH: number, inW: number, kernel: number | [number, number], stride: number | [number, number] = 1): [number, number, number, number] {
-  const [kh, kw] = typeof kernel === 'number' ? [kernel, kernel] : kernel;
-  const [sh, sw] = typeof stride === 'number' ? [stride, stride] : stride;
-  const total = (n: number, k: number, s: number) => Math.max((Math.ceil(n / s) - 1) * s + k - n, 0);
-  const th = total(inH, kh, sh);
-  const tw = total(inW, kw, sw);
-  return [Math.floor(th / 2), th - Math.floor(th / 2), Math.floor(tw / 2), tw - Math.floor(tw / 2)];
-}
 
 function poolUniforms(n: number, g: PoolGeometry, countIncludePad = true): Uniforms {
   return new Uniforms()
