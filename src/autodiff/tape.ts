@@ -167,6 +167,7 @@ export class Tape {
   private watched = new Map<number, Tensor>();
   private names = new Map<string, Tensor>();
   private hooks = new Map<string, LayerHook>();
+  private fused = new Map<string, string>();
   private disposed = false;
 
   constructor(readonly gpu: Gpu) {}
@@ -210,6 +211,16 @@ export class Tape {
     const t = this.names.get(layer);
     if (!t) throw this.unknownLayer(layer);
     return t;
+  }
+
+  /** True if a hook asks for this layer's output (models then keep it separate, unfused). */
+  isHooked(layer: string): boolean {
+    return this.hooks.has(layer);
+  }
+
+  /** @internal Records that `layer`'s output was not kept because it was fused into `into`. */
+  markFused(layer: string, into: string): void {
+    this.fused.set(layer, into);
   }
 
   /** Names of the layers recorded so far, in order. */
@@ -368,11 +379,18 @@ export class Tape {
       h.activation = h.gradient = null;
     }
     this.hooks.clear();
+    this.fused.clear();
     this.tracked.clear();
     this.watched.clear();
   }
 
   private unknownLayer(layer: string): ArgumentError {
+    const into = this.fused.get(layer);
+    if (into) {
+      return new ArgumentError(
+        `layer '${layer}' ran fused with '${into}', so its own output was not kept; call tape.hook('${layer}') before running to keep it`,
+      );
+    }
     const known = [...this.names.keys()];
     return new ArgumentError(`unknown layer '${layer}'; layers: ${known.length ? known.join(', ') : '(none recorded yet)'}`);
   }
