@@ -169,9 +169,8 @@ describe('differentiable activations', () => {
       expect(Array.from(backwardReference('relu/guided', gs, ys))).toEqual(guided);
       expect(Array.from(backwardReference('relu/deconv', gs, ys))).toEqual(deconv);
 
-      // No seed here: backward retains a given seed before it validates the rules, and does not
-      // release it when that validation throws (src/autodiff/tape.ts; reported to the lead).
-      await expect(tape.backward(y, { rules: { activations: { relu: 'smooth' } } })).rejects.toThrow(
+      // A rejected rule name must not leak the seed (checked by the memory assertion below).
+      await expect(tape.backward(y, { seed, rules: { activations: { relu: 'smooth' } } })).rejects.toThrow(
         /unknown backward rule 'smooth' for relu; known: ordinary, guided, deconv/,
       );
       tape.dispose();

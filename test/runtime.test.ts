@@ -3,7 +3,7 @@ import { Uniforms, initGpu, preprocess, registerShader } from '../src/runtime/gp
 import { GpuError, NoGpuError, ShapeError, DisposedError } from '../src/runtime/errors.js';
 import { empty, tensor } from '../src/runtime/tensor.js';
 import { sizeClass } from '../src/runtime/pool.js';
-import { fill, scale } from '../src/kernels/elementwise.js';
+import { add, fill, scale } from '../src/kernels/elementwise.js';
 import { getGpu } from './helpers.js';
 
 describe('initGpu', () => {
@@ -87,8 +87,15 @@ describe('pipelines and dispatch', () => {
     const bad = gpu.device.createBuffer({ size: 256, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
     gpu.dispatch(k, { uniforms: new Uniforms().u32(4).f32(1), buffers: [bad], workgroups: [1] });
     await expect(gpu.sync()).rejects.toThrow(/GPU error in kernel 'fill'/);
-    bad.destroy();
     await gpu.sync(); // the error was reported once; the device still works
+    // In a batch of several kernels the message lists them and says how to find the exact one.
+    const ok = await fill(gpu, [4], 1);
+    const other = await scale(ok, 2);
+    gpu.dispatch(k, { uniforms: new Uniforms().u32(4).f32(1), buffers: [bad], workgroups: [1] });
+    await expect(gpu.sync()).rejects.toThrow(/a batch of kernels \(fill, elementwise_unary.*debug: true/);
+    ok.dispose();
+    other.dispose();
+    bad.destroy();
     const t = await fill(gpu, [4], 3);
     expect([...(await t.read())]).toEqual([3, 3, 3, 3]);
     t.dispose();
@@ -137,8 +144,47 @@ describe('tensors, pool and scopes', () => {
     const t = tensor(gpu, [1, 2], [2]);
     t.dispose();
     t.dispose(); // twice is harmless
+    const before = gpu.memory();
     await expect(scale(t, 2)).rejects.toThrow(DisposedError);
-    await expect(scale(t, 2)).rejects.toThrow(/Tensor#\d+ \[2\] was used after it was disposed/);
+    await expect(scale(t, 2)).rejects.toThrow(/scale: x \(Tensor#\d+ \[2\]\) was used after it was disposed/);
+    expect(gpu.memory().inUse).toBe(before.inUse); // the output was never allocated
+    expect(gpu.memory().tensors).toBe(before.tensors);
+  });
+
+  it('a buffer freed while recorded work still reads it is not overwritten by an upload', async () => {
+    const gpu = await getGpu();
+    await gpu.sync();
+    const x = tensor(gpu, [1, 2, 3, 4], [4]);
+    const y = await scale(x, 10); // recorded, not submitted
+    expect(gpu.hasPendingWork).toBe(true);
+    x.dispose(); // x's buffer goes back to the pool while the scale still has to read it
+    const z = tensor(gpu, [7, 7, 7, 7], [4]); // same size class: reuses x's buffer
+    expect([...(await y.read())]).toEqual([10, 20, 30, 40]);
+    expect([...(await z.read())]).toEqual([7, 7, 7, 7]);
+    y.dispose();
+    z.dispose();
+  });
+
+  it('an upload into a fresh buffer does not split the batch', async () => {
+    const gpu = await getGpu();
+    await gpu.sync();
+    const a = await fill(gpu, [1000], 1);
+    expect(gpu.hasPendingWork).toBe(true);
+    const b = tensor(gpu, new Float32Array(1000).fill(2), [1000]);
+    expect(gpu.hasPendingWork).toBe(true); // still one batch
+    const c = await add(a, b);
+    expect((await c.read())[999]).toBe(3);
+    for (const t of [a, b, c]) t.dispose();
+  });
+
+  it('trim() submits recorded work before destroying free buffers', async () => {
+    const gpu = await getGpu();
+    const x = tensor(gpu, [1, 2], [2]);
+    const y = await scale(x, 2);
+    x.dispose();
+    gpu.trim();
+    expect([...(await y.read())]).toEqual([2, 4]);
+    y.dispose();
   });
 
   it('reuses pooled buffers of the same size class', async () => {

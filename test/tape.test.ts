@@ -158,4 +158,65 @@ describe('tape autodiff', () => {
       tape.dispose();
     });
   });
+
+  it('frees everything when a backward rule throws or returns a wrong-size gradient', async () => {
+    const gpu = await getGpu();
+    const start = gpu.memory();
+    await gpu.scope(async () => {
+      const x = tensor(gpu, [1, 2, 3], [3]);
+      const tape = new Tape(gpu);
+      tape.watch(x);
+      const y = await tape.run(async () => tScale(await tScale(x, 2), 3));
+      await expect(tape.backward(y, { rules: { ops: { t_scale: async () => { throw new Error('rule failed'); } } } })).rejects.toThrow('rule failed');
+      await expect(tape.backward(y, { rules: { ops: { t_scale: async (dy) => [await scale(dy.reshape([3, 1]), 1), null] } } })).resolves.toBeDefined();
+      await expect(
+        tape.backward(y, { rules: { ops: { t_scale: async () => [tensor(gpu, [1, 2], [2])] } } }),
+      ).rejects.toThrow(/returned a gradient of shape \[2\] for input \[3\]/);
+      await expect(tape.backward(y, { rules: { ops: { maxpool: async () => [] } } })).rejects.toThrow(/unknown op 'maxpool'/);
+      tape.dispose();
+    });
+    await gpu.sync();
+    expect(gpu.memory().inUse).toBe(start.inUse);
+    expect(gpu.memory().tensors).toBe(start.tensors);
+  });
+
+  it('keeps gradients returned from a scope, and views stay connected to the graph', async () => {
+    const gpu = await getGpu();
+    const x = tensor(gpu, [1, 2, 3, 4], [2, 2]);
+    const tape = new Tape(gpu);
+    tape.watch(x);
+    const grads = await gpu.scope(async () => {
+      const y = await tape.run(async () => tMul(x.reshape([4]), x.reshape([4])));
+      return tape.backward(y);
+    });
+    expect([...(await grads.of(x).read())]).toEqual([2, 4, 6, 8]); // d(x²)/dx through two views
+    grads.dispose();
+    tape.dispose();
+    x.dispose();
+  });
+
+  it('every hook on a tensor with two names gets the gradient; a backward that misses a hook clears it', async () => {
+    const gpu = await getGpu();
+    await gpu.scope(async () => {
+      const x = tensor(gpu, [1, 2], [2]);
+      const tape = new Tape(gpu);
+      tape.watch(x);
+      const h1 = tape.hook('relu1');
+      const h2 = tape.hook('block1');
+      let a!: Tensor;
+      const y = await tape.run(async () => {
+        a = await tScale(x, 2);
+        nameOutput(gpu, 'relu1', a);
+        nameOutput(gpu, 'block1', a);
+        return tScale(a, 3);
+      });
+      (await tape.backward(y)).dispose();
+      expect([...(await h1.gradient!.read())]).toEqual([3, 3]);
+      expect([...(await h2.gradient!.read())]).toEqual([3, 3]);
+      const z = await tape.run(() => tScale(x, 5)); // does not pass through the hooked layer
+      (await tape.backward(z)).dispose();
+      expect(h1.gradient).toBeNull();
+      tape.dispose();
+    });
+  });
 });

@@ -12,7 +12,7 @@
  * model.
  */
 import { ArgumentError, ShapeError, formatShape } from '../runtime/errors.js';
-import type { Gpu } from '../runtime/gpu.js';
+import { HOLDS_TENSORS, type Gpu } from '../runtime/gpu.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { add, fill } from '../kernels/elementwise.js';
 
@@ -33,6 +33,8 @@ export interface ActivationForward {
 }
 
 export type ActivationName = 'relu' | 'relu6' | 'leakyrelu' | 'sigmoid' | 'tanh';
+
+const ACTIVATION_NAMES: readonly ActivationName[] = ['relu', 'relu6', 'leakyrelu', 'sigmoid', 'tanh'];
 
 /** Per-call replacements: an op's whole backward rule, or an activation's rule by variant name. */
 export interface RuleOverrides {
@@ -70,6 +72,10 @@ const defaultActivationVariant = 'ordinary';
 export function registerBackward(op: string, rule: BackwardRule): void {
   backwardRules.set(op, rule);
 }
+
+// Views (Tensor.reshape) are recorded by the runtime itself, so their rule lives here.
+registerBackward('reshape', async (dy, ctx) => [ctx.needsGrad[0] ? dy.reshape((ctx.saved as { shape: number[] }).shape) : null]);
+
 
 /** Registers a variant ('ordinary', 'guided', 'deconv', …) of an activation's backward rule. */
 export function registerActivationRule(name: ActivationName, variant: string, rule: ActivationRule): void {
@@ -132,9 +138,12 @@ export class LayerHook {
   constructor(readonly layer: string) {}
 }
 
-/** Gradients returned by `backward`; the caller owns them. */
+/** Gradients returned by `backward`; the caller owns them (a `gpu.scope` returning them keeps them). */
 export class Gradients {
   constructor(private readonly byId: Map<number, Tensor>) {}
+  [HOLDS_TENSORS](): Iterable<Tensor> {
+    return this.byId.values();
+  }
   /** The gradient of `t`, or undefined if `t` did not influence the output or is not tracked. */
   get(t: Tensor): Tensor | undefined {
     return this.byId.get(t.id);
@@ -270,7 +279,15 @@ export class Tape {
     }
     const ops = options.rules?.ops ?? {};
     const activationOverrides = options.rules?.activations ?? {};
+    for (const op of Object.keys(ops)) {
+      if (!backwardRules.has(op)) {
+        throw new ArgumentError(`cannot override the backward rule of unknown op '${op}'; ops: ${[...backwardRules.keys()].sort().join(', ')}`);
+      }
+    }
     for (const [name, v] of Object.entries(activationOverrides)) {
+      if (!ACTIVATION_NAMES.includes(name as ActivationName)) {
+        throw new ArgumentError(`cannot override unknown activation '${name}'; activations: ${ACTIVATION_NAMES.join(', ')}`);
+      }
       if (typeof v === 'string' && !activationRules.get(name as ActivationName)?.has(v)) {
         throw new ArgumentError(
           `unknown backward rule '${v}' for ${name}; known: ${activationVariants(name as ActivationName).join(', ') || 'none'}`,
@@ -295,65 +312,78 @@ export class Tape {
       return rule(gradOut, forward);
     };
 
-    const hookByTensor = new Map<number, LayerHook>();
-    for (const [layer, h] of this.hooks) hookByTensor.set(this.names.get(layer)!.id, h);
-    const keep = (id: number) => this.watched.has(id);
+    const hooksByTensor = new Map<number, LayerHook[]>();
+    for (const [layer, h] of this.hooks) {
+      h.gradient?.dispose(); // a backward that does not reach the layer leaves null, not a stale value
+      h.gradient = null;
+      const id = this.names.get(layer)!.id;
+      hooksByTensor.set(id, [...(hooksByTensor.get(id) ?? []), h]);
+    }
+    const keep = (t: Tensor) => this.watched.has(t.id) || t.requiresGrad;
+    const capture = (id: number, g: Tensor) => {
+      for (const h of hooksByTensor.get(id) ?? []) h.gradient = g.retain();
+    };
 
     const grads = new Map<number, Tensor>([[output.id, seed]]);
     const result = new Map<number, Tensor>();
-    const take = (id: number, g: Tensor) => {
-      const h = hookByTensor.get(id);
-      if (h) {
-        h.gradient?.dispose();
-        h.gradient = g.retain();
+    const accumulate = async (t: Tensor, g: Tensor) => {
+      const prev = grads.get(t.id);
+      if (!prev) {
+        grads.set(t.id, g);
+        return;
+      }
+      grads.delete(t.id);
+      try {
+        grads.set(t.id, await add(prev, g));
+      } finally {
+        prev.dispose();
+        g.dispose();
       }
     };
     try {
-      const accumulate = async (t: Tensor, g: Tensor) => {
-        const prev = grads.get(t.id);
-        if (!prev) {
-          grads.set(t.id, g);
-          return;
-        }
-        const sum = await add(prev, g);
-        prev.dispose();
-        g.dispose();
-        grads.set(t.id, sum);
-      };
-
       for (let i = this.entries.length - 1; i >= 0; i--) {
         const e = this.entries[i]!;
         const g = grads.get(e.outputId);
         if (!g) continue;
+        // From here until it is stored or freed, g is owned by this iteration.
         grads.delete(e.outputId);
-        take(e.outputId, g);
-        const needsGrad = e.inputs.map((t) => !!t && this.isTracked(t));
-        if (needsGrad.some(Boolean)) {
-          const rule = ops[e.op] ?? backwardRules.get(e.op);
-          if (!rule) throw new ArgumentError(`no backward rule registered for op '${e.op}'`);
-          const ctx: BackwardContext = { gpu: this.gpu, op: e.op, inputs: e.inputs, saved: e.saved, needsGrad, activation };
-          const inGrads = await rule(g, ctx);
-          for (let k = 0; k < e.inputs.length; k++) {
-            const t = e.inputs[k];
-            const gi = inGrads[k];
-            if (!gi) continue;
-            if (!t || !needsGrad[k]) {
-              gi.dispose();
-              continue;
+        let inGrads: (Tensor | null)[] = [];
+        try {
+          capture(e.outputId, g);
+          const needsGrad = e.inputs.map((t) => !!t && this.isTracked(t));
+          if (needsGrad.some(Boolean)) {
+            const rule = ops[e.op] ?? backwardRules.get(e.op);
+            if (!rule) throw new ArgumentError(`no backward rule registered for op '${e.op}'`);
+            const ctx: BackwardContext = { gpu: this.gpu, op: e.op, inputs: e.inputs, saved: e.saved, needsGrad, activation };
+            inGrads = [...(await rule(g, ctx))];
+            for (let k = 0; k < e.inputs.length; k++) {
+              const t = e.inputs[k];
+              const gi = inGrads[k];
+              if (!gi) continue;
+              inGrads[k] = null; // ownership moves to accumulate, or it is freed here
+              if (!t || !needsGrad[k]) {
+                gi.dispose();
+                continue;
+              }
+              if (gi.size !== t.size) {
+                gi.dispose();
+                throw new ShapeError(`backward of '${e.op}' returned a gradient of shape ${formatShape(gi.shape)} for input ${formatShape(t.shape)}`);
+              }
+              const sameShape = gi.rank === t.rank && gi.shape.every((d, j) => d === t.shape[j]);
+              await accumulate(t, sameShape ? gi : reshapeOwned(gi, t.shape));
             }
-            if (gi.size !== t.size) {
-              gi.dispose();
-              throw new ShapeError(`backward of '${e.op}' returned a gradient of shape ${formatShape(gi.shape)} for input ${formatShape(t.shape)}`);
-            }
-            await accumulate(t, gi.shape.length === t.shape.length ? gi : reshapeOwned(gi, t.shape));
           }
+        } catch (err) {
+          g.dispose();
+          for (const t of inGrads) t?.dispose();
+          throw err;
         }
-        if (keep(e.outputId) || isParam(e.output)) result.set(e.outputId, g);
+        if (keep(e.output)) result.set(e.outputId, g);
         else g.dispose();
       }
       // What is left are gradients of tensors no entry produced: watched inputs and parameters.
       for (const [id, g] of grads) {
-        take(id, g);
+        capture(id, g);
         result.set(id, g);
       }
       grads.clear();
@@ -398,10 +428,6 @@ export class Tape {
 
 function isTensor(v: unknown): v is Tensor {
   return !!v && typeof v === 'object' && typeof (v as Tensor).retain === 'function' && 'shape' in (v as object);
-}
-
-function isParam(t: Tensor): boolean {
-  return t.requiresGrad;
 }
 
 function reshapeOwned(g: Tensor, shape: readonly number[]): Tensor {

@@ -1,5 +1,5 @@
 /** Helpers shared by the kernel wrappers. */
-import { ShapeError, formatShape } from '../runtime/errors.js';
+import { DisposedError, ShapeError, formatShape } from '../runtime/errors.js';
 import type { Gpu } from '../runtime/gpu.js';
 import type { Tensor } from '../runtime/tensor.js';
 
@@ -28,7 +28,9 @@ export function assertSameShape(op: string, a: Tensor, b: Tensor, names = ['a', 
   }
 }
 
+/** Checks that t is a live float32 tensor (wrappers call it before allocating their output). */
 export function assertFloat(op: string, name: string, t: Tensor): void {
+  if (t.isDisposed) throw new DisposedError(`${op}: ${name} (${t.describe()}) was used after it was disposed`);
   if (t.dtype !== 'float32') throw new ShapeError(`${op}: ${name} must be float32, got ${t.dtype}`);
 }
 

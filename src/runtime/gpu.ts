@@ -47,6 +47,12 @@ export interface Disposable {
   readonly isDisposed: boolean;
 }
 
+/**
+ * Objects that own tensors (gradients, hooks, results) implement this method, so that a
+ * `gpu.scope` returning them keeps their tensors alive.
+ */
+export const HOLDS_TENSORS: unique symbol = Symbol.for('webgpu-saliency.holdsTensors');
+
 /** A compiled compute pipeline and the name used in error messages. */
 export interface Kernel {
   readonly name: string;
@@ -258,6 +264,8 @@ export class Gpu {
   private pendingScopes: PendingScope[] = [];
   private uncaptured: GPUError[] = [];
   private lostMessage: string | null = null;
+  /** Kernel names of the last submitted batch, for error messages. */
+  private lastBatch: string[] = [];
   private destroyed = false;
   private readonly scopes: Set<Disposable>[] = [];
   /** Stack of active autodiff tapes (null = no-grad); managed by src/autodiff. */
@@ -269,14 +277,24 @@ export class Gpu {
     readonly debug = false,
   ) {
     this.limits = device.limits;
-    this.pool = new BufferPool(device, device.limits.maxBufferSize);
+    this.pool = new BufferPool(
+      device,
+      Math.min(device.limits.maxBufferSize, device.limits.maxStorageBufferBindingSize),
+      () => this.encoder !== null,
+      () => this.flush(),
+    );
     this.uniformBuffer = device.createBuffer({
       size: this.uniformMirror.byteLength,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
       label: 'uniforms',
     });
     device.lost.then((info) => {
-      if (!this.destroyed) this.lostMessage = `the GPU device was lost (${info.reason}): ${info.message}`;
+      if (!this.destroyed) {
+        const recent = [...new Set([...this.lastBatch, ...this.batchKernels])];
+        this.lostMessage =
+          `the GPU device was lost (${info.reason}): ${info.message}` +
+          (recent.length ? ` (kernels of the last batch: ${recent.join(', ')})` : '');
+      }
     });
     device.addEventListener?.('uncapturederror', (ev) => {
       this.uncaptured.push((ev as GPUUncapturedErrorEvent).error);
@@ -353,6 +371,8 @@ export class Gpu {
       throw new GpuError(`kernel '${kernel.name}': dispatch of ${x}×${y}×${z} workgroups exceeds the device limit of ${maxWg} per dimension`);
     }
     if (x === 0 || y === 0 || z === 0) return;
+    // Resolve every buffer first: a disposed tensor throws here, before any state changes.
+    const buffers = args.buffers.map((b) => ('buffer' in b ? b.buffer : b));
     if (this.uniformSlots >= UNIFORM_SLOTS || this.batchKernels.length >= MAX_DISPATCHES_PER_BATCH) this.flush();
     const pass = this.beginPass();
     const entries: GPUBindGroupEntry[] = [];
@@ -362,10 +382,7 @@ export class Gpu {
       this.uniformMirror.set(bytes, offset);
       entries.push({ binding: 0, resource: { buffer: this.uniformBuffer, offset, size: bytes.byteLength } });
     }
-    args.buffers.forEach((b, i) => {
-      const buffer = 'buffer' in b ? b.buffer : b;
-      entries.push({ binding: i + 1, resource: { buffer } });
-    });
+    buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
     const bindGroup = this.device.createBindGroup({
       layout: kernel.layout,
       entries,
@@ -403,8 +420,10 @@ export class Gpu {
     this.device.queue.submit([commands]);
     this.encoder = null;
     this.uniformSlots = 0;
+    this.pool.releasedSinceFlush.clear();
     const kernels = this.batchKernels;
     this.batchKernels = [];
+    this.lastBatch = kernels;
     const oom = this.device.popErrorScope();
     const validation = this.device.popErrorScope();
     this.pendingScopes.push({ kernels, errors: Promise.all([validation, oom]) });
@@ -427,15 +446,16 @@ export class Gpu {
       for (const e of errs) {
         if (e && !first) {
           const names = [...new Set(s.kernels)];
-          const where = names.length === 1 ? `kernel '${names[0]}'` : `a batch of kernels (${names.join(', ')})`;
+          const where =
+            names.length === 1
+              ? `kernel '${names[0]}'`
+              : `a batch of kernels (${names.join(', ')}; initGpu({ debug: true }) names the exact one)`;
           first = `GPU ${e.constructor?.name === 'GPUOutOfMemoryError' ? 'out of memory' : 'error'} in ${where}: ${e.message}`;
         }
       }
     }
-    if (!first && this.uncaptured.length) {
-      first = `GPU error: ${this.uncaptured[0]!.message}`;
-      this.uncaptured = [];
-    }
+    if (!first && this.uncaptured.length) first = `GPU error outside any kernel batch: ${this.uncaptured[0]!.message}`;
+    this.uncaptured = [];
     if (first) throw new GpuError(first);
     this.assertUsable();
   }
@@ -443,9 +463,9 @@ export class Gpu {
   /** Writes CPU data into a GPU buffer, after submitting recorded work that may still read it. */
   writeBuffer(buffer: GPUBuffer, data: ArrayBufferView, byteOffset = 0): void {
     this.assertUsable();
-    // queue.writeBuffer runs before any not-yet-submitted command; a pooled buffer may still be
-    // read by such a command, so submit those first.
-    this.flush();
+    // queue.writeBuffer runs before any not-yet-submitted command. A pooled buffer released since
+    // the last submit may still be used by such a command, so submit those first.
+    if (this.pool.releasedSinceFlush.has(buffer)) this.flush();
     this.device.queue.writeBuffer(buffer, byteOffset, data.buffer, data.byteOffset, data.byteLength);
   }
 
@@ -548,6 +568,11 @@ export class Gpu {
 
   // ---------------------------------------------------------------------------------------------
 
+  /** Destroys the pool's free buffers (after submitting recorded work that may use them). */
+  trim(): void {
+    this.pool.trim();
+  }
+
   /** Memory counters of the buffer pool. */
   memory(): PoolStats & { tensors: number } {
     return { ...this.pool.snapshot(), tensors: this.liveTensors };
@@ -579,6 +604,11 @@ function collectDisposables(value: unknown, out: Set<Disposable>, depth: number)
   if (!value || typeof value !== 'object' || depth > 3) return;
   if (typeof (value as Disposable).dispose === 'function' && 'isDisposed' in (value as object)) {
     out.add(value as Disposable);
+    return;
+  }
+  const holder = (value as { [HOLDS_TENSORS]?: () => Iterable<Disposable> })[HOLDS_TENSORS];
+  if (typeof holder === 'function') {
+    for (const t of holder.call(value)) out.add(t);
     return;
   }
   if (Array.isArray(value)) {

@@ -34,7 +34,21 @@ export class BufferPool {
   private live = new Set<GPUBuffer>();
   private stats: PoolStats = { buffers: 0, bytes: 0, inUse: 0, inUseBytes: 0, peakBytes: 0 };
 
-  constructor(private readonly device: GPUDevice, private readonly maxBufferSize: number) {}
+  /** Buffers released while recorded work may still use them; see `Gpu.writeBuffer`. */
+  readonly releasedSinceFlush = new Set<GPUBuffer>();
+
+  /**
+   * @param maxBufferSize the largest buffer to hand out (the device's storage binding limit):
+   *   rounding up to a size class never crosses it
+   * @param hasPendingWork tells whether recorded commands may still use a released buffer
+   * @param flush submits recorded work, before `trim` destroys buffers it may use
+   */
+  constructor(
+    private readonly device: GPUDevice,
+    private readonly maxBufferSize: number,
+    private readonly hasPendingWork: () => boolean = () => false,
+    private readonly flush: () => void = () => {},
+  ) {}
 
   acquire(bytes: number, usage: GPUBufferUsageFlags, label = 'tensor'): GPUBuffer {
     let size = sizeClass(Math.max(4, bytes));
@@ -60,12 +74,14 @@ export class BufferPool {
     let list = this.free.get(key);
     if (!list) this.free.set(key, (list = []));
     list.push(buffer);
+    if (this.hasPendingWork()) this.releasedSinceFlush.add(buffer);
     this.stats.inUse--;
     this.stats.inUseBytes -= buffer.size;
   }
 
-  /** Destroys every free buffer (in-use buffers are untouched). */
+  /** Destroys every free buffer (in-use buffers are untouched), after submitting recorded work. */
   trim(): void {
+    this.flush();
     for (const list of this.free.values()) {
       for (const b of list) {
         this.live.delete(b);

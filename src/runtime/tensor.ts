@@ -23,6 +23,11 @@ export const STORAGE_USAGE = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_
 
 let nextId = 1;
 
+/** The part of a Tape that `reshape` uses (the tape module depends on this one, not the reverse). */
+interface ViewRecorder {
+  record(op: string, inputs: readonly Tensor[], output: Tensor, saved: Record<string, unknown>): void;
+}
+
 export class Tensor implements Disposable {
   readonly id = nextId++;
   readonly shape: readonly number[];
@@ -77,7 +82,11 @@ export class Tensor implements Disposable {
     const storage = this.storage;
     if (!storage) throw new DisposedError(`${this.describe()} was used after it was disposed`);
     storage.refs++;
-    return new Tensor(this.gpu, storage, resolved, this.dtype);
+    const view = new Tensor(this.gpu, storage, resolved, this.dtype);
+    // A view of a tensor the active tape tracks stays connected to the graph.
+    const tape = this.gpu.tapeStack[this.gpu.tapeStack.length - 1] as ViewRecorder | null | undefined;
+    tape?.record('reshape', [this], view, { shape: this.shape });
+    return view;
   }
 
   /** Adds a reference: the tensor then survives one more `dispose()`. */

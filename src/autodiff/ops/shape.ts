@@ -11,19 +11,13 @@ import { recordOp, registerBackward } from '../tape.js';
 
 /** A view of x with a new shape (one dimension may be -1). */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
-  const y = shapes.reshape(x, shape);
-  recordOp(x.gpu, 'reshape', [x], y, { shape: x.shape });
-  return y;
+  return shapes.reshape(x, shape); // Tensor.reshape records the view on the active tape
 }
 
 /** A view of x as [N, C·H·W…] (PyTorch's flatten from dim 1). */
 export function flatten(x: Tensor): Tensor {
-  const y = shapes.flatten(x);
-  recordOp(x.gpu, 'reshape', [x], y, { shape: x.shape });
-  return y;
+  return shapes.flatten(x);
 }
-
-registerBackward('reshape', async (dy, ctx) => [ctx.needsGrad[0] ? dy.reshape((ctx.saved as { shape: number[] }).shape) : null]);
 
 /** Joins tensors along `axis`. */
 export async function concat(tensors: readonly Tensor[], axis: number): Promise<Tensor> {
