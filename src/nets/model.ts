@@ -10,7 +10,7 @@ import { poolOutputShape } from '../kernels/pool.js';
 import { ArgumentError, ShapeError, formatShape } from '../runtime/errors.js';
 import type { Gpu } from '../runtime/gpu.js';
 import { tensor, type Tensor } from '../runtime/tensor.js';
-import { Rng } from './random.js';
+import { Rng } from './data.js';
 import { parseSafetensors, serializeSafetensors, type NamedArray } from './safetensors.js';
 import {
   LAYER_TYPES,
