@@ -45,3 +45,10 @@ export {
 export * as ops from './autodiff/ops/index.js';
 export * as kernels from './kernels/index.js';
 export { parseSafetensors, serializeSafetensors, type NamedArray, type SafetensorsFile } from './nets/safetensors.js';
+export { modelFromSpec, modelFromSafetensors, Model, type Layer, type ModelOptions } from './nets/model.js';
+export type { ModelSpec, LayerSpec, LayerType, Weights, ParamValue } from './nets/spec.js';
+export type { ForwardOptions, Trainable } from './nets/types.js';
+export { loadModel, BUNDLED_MODELS, FASHION_VGG, FASHION_GAP, FASHION_CLASSES } from './nets/zoo.js';
+export { DataLoader, Rng, type Batch, type DataLoaderOptions, type Augment } from './nets/data.js';
+export { SGD, Adam, type Optimizer, type SgdOptions, type AdamOptions } from './nets/optim.js';
+export { crossEntropy, train, evaluate, predict, type TrainOptions, type TrainProgress, type TrainHistory, type EpochSummary } from './nets/train.js';

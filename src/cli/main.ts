@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /** The `saliency` command line. */
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { SaliencyError } from '../runtime/errors.js';
 import { doctor } from './doctor.js';
+import { evaluateCommand, trainCommand } from './train.js';
 
 const program = new Command();
 program
@@ -17,6 +18,42 @@ program
   .option('--json', 'print the report as JSON')
   .action(async (opts: { json?: boolean }) => {
     await doctor({ json: !!opts.json });
+  });
+
+const positiveInt = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer`);
+  return n;
+};
+const positiveNumber = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a positive number`);
+  return n;
+};
+
+program
+  .command('train')
+  .description('train a bundled architecture on Fashion-MNIST (Debian package dataset-fashion-mnist) and write its weights')
+  .requiredOption('--model <name>', 'architecture: fashion-vgg or fashion-gap')
+  .option('--epochs <n>', 'passes over the training set', positiveInt('--epochs'), 3)
+  .option('--batch-size <n>', 'images per step', positiveInt('--batch-size'), 64)
+  .option('--lr <rate>', 'Adam learning rate', positiveNumber('--lr'), 0.001)
+  .option('--lr-decay <factor>', 'multiply the learning rate by this after each epoch', positiveNumber('--lr-decay'), 1)
+  .option('--seed <n>', 'seed of initialisation, shuffling and dropout', (v) => Number(v), 1)
+  .option('--limit <n>', 'train on the first N images only', positiveInt('--limit'))
+  .option('--eval-limit <n>', 'evaluate on the first N test images only', positiveInt('--eval-limit'))
+  .option('--out <file>', 'where to write the .safetensors weights (default: models/<name>.safetensors)')
+  .action(async (opts) => {
+    await trainCommand(opts);
+  });
+
+program
+  .command('evaluate')
+  .description('measure a model\'s accuracy on the Fashion-MNIST test set')
+  .requiredOption('--model <name|file>', 'a bundled model name or a .safetensors file')
+  .option('--limit <n>', 'use the first N test images only', positiveInt('--limit'))
+  .action(async (opts) => {
+    await evaluateCommand(opts);
   });
 
 async function main(): Promise<number> {

@@ -1,0 +1,5 @@
+/**
+ * Node-only additions (file system, gzip): `import { loadFashionMnist } from 'webgpu-saliency/node'`.
+ * The main entry point stays free of Node modules so that it bundles for browsers.
+ */
+export { readIdx, parseIdx, loadFashionMnist, FASHION_MNIST_DIR, type IdxArray, type FashionMnist } from './nets/idx.js';

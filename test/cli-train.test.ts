@@ -1,0 +1,47 @@
+/** The `saliency train` and `saliency evaluate` commands, run as a user runs them (built CLI). */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { parseSafetensors } from '../src/nets/safetensors.js';
+
+const run = promisify(execFile);
+const cli = 'dist/cli/main.js';
+
+describe.runIf(existsSync(cli))('saliency train / evaluate', () => {
+  it('trains briefly with progress output, checkpoints atomically, and the file evaluates', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'train-'));
+    const out = join(dir, 'gap.safetensors');
+    const { stdout } = await run(process.execPath, [
+      cli, 'train', '--model', 'fashion-gap', '--epochs', '1', '--batch-size', '32', '--limit', '256', '--eval-limit', '200', '--seed', '3', '--out', out,
+    ]);
+    expect(stdout).toMatch(/training fashion-gap on 256 images: 1 epoch\(s\), batch 32, Adam lr 0\.001, seed 3/);
+    expect(stdout).toMatch(/epoch 1\/1\s+step\s+\d+\/8\s+loss \d+\.\d+\s+running \d+\.\d+\s+\d+ img\/s/);
+    expect(stdout).toMatch(/epoch 1: test accuracy \d+\.\d\d% on 200 test images/);
+    expect(readdirSync(dir)).toEqual(['gap.safetensors']); // no .partial left behind
+    const meta = parseSafetensors(new Uint8Array(readFileSync(out))).metadata;
+    expect(meta.seed).toBe('3');
+    expect(JSON.parse(meta.spec!).name).toBe('fashion-gap');
+    const evaluated = await run(process.execPath, [cli, 'evaluate', '--model', out, '--limit', '200']);
+    const trained = Number(/test accuracy (\d+\.\d+)%/.exec(stdout)![1]);
+    const measured = Number(/test accuracy (\d+\.\d+)% on 200 images/.exec(evaluated.stdout)![1]);
+    expect(measured).toBe(trained); // the saved weights are the ones that were measured
+    expect(measured).toBeGreaterThan(20); // 256 images are enough to beat chance (10%)
+  });
+
+  it('rejects bad options with one clear line', async () => {
+    for (const [args, message] of [
+      [['train', '--model', 'resnet'], /no bundled architecture 'resnet'; choose one of fashion-vgg, fashion-gap/],
+      [['train', '--model', 'fashion-gap', '--epochs', '0'], /--epochs must be a positive integer/],
+      [['evaluate', '--model', 'missing.safetensors'], /cannot read missing.safetensors: no such file/],
+      [['evaluate', '--model', 'nonsense'], /neither a bundled model/],
+    ] as const) {
+      const err = await run(process.execPath, [cli, ...args]).catch((e) => e);
+      expect(err.code).toBe(1);
+      expect(err.stderr).toMatch(message);
+      expect(err.stderr).not.toMatch(/at .*\.js:\d+/);
+    }
+  });
+});

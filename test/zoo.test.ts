@@ -1,0 +1,49 @@
+/** The bundled models: architectures, loading, and accuracy against the figure the README documents. */
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { loadFashionMnist } from '../src/nets/idx.js';
+import { evaluate } from '../src/nets/train.js';
+import { BUNDLED_MODELS, bundledWeightsUrl, loadModel } from '../src/nets/zoo.js';
+import { getGpu } from './helpers.js';
+
+/** Accuracy targets from the issue, and the figure documented in the README. */
+const TARGETS: Record<string, number> = { 'fashion-vgg': 91, 'fashion-gap': 89 };
+
+function documentedAccuracy(name: string): number | undefined {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const row = readme.split('\n').find((l) => l.startsWith(`| \`${name}\``));
+  const m = row && /\| (\d+\.\d+)% \|/.exec(row);
+  return m ? Number(m[1]) : undefined;
+}
+
+describe('bundled models', () => {
+  it('have the heads their methods need', () => {
+    const vgg = BUNDLED_MODELS['fashion-vgg']!;
+    expect(vgg.layers.filter((l) => l.type === 'maxpool2d').length).toBeGreaterThanOrEqual(2);
+    expect(vgg.layers.filter((l) => l.type === 'conv2d').length).toBeGreaterThanOrEqual(4);
+    const gap = BUNDLED_MODELS['fashion-gap']!.layers.map((l) => l.type);
+    expect(gap.slice(-3)).toEqual(['relu', 'gap', 'linear']); // conv features → GAP → one linear layer
+  });
+
+  it('an unknown name lists the bundled ones', async () => {
+    const gpu = await getGpu();
+    await expect(loadModel(gpu, 'resnet50')).rejects.toThrow("no bundled model named 'resnet50'; bundled: fashion-vgg, fashion-gap");
+  });
+
+  for (const name of Object.keys(BUNDLED_MODELS)) {
+    const weights = fileURLToPath(bundledWeightsUrl(name));
+    it.runIf(existsSync(weights))(`${name}: accuracy on 2,000 test images matches the README's figure`, async () => {
+      const documented = documentedAccuracy(name);
+      expect(documented, `README documents ${name}'s accuracy`).toBeDefined();
+      expect(documented!).toBeGreaterThanOrEqual(TARGETS[name]!);
+      const gpu = await getGpu();
+      const model = await loadModel(gpu, name);
+      expect(model.classNames).toHaveLength(10);
+      const test = loadFashionMnist('test', undefined, { limit: 2000 });
+      const accuracy = (await evaluate(model, test.images, test.labels, { sampleShape: [1, 28, 28] })) * 100;
+      expect(Math.abs(accuracy - documented!)).toBeLessThan(2);
+      model.dispose();
+    });
+  }
+});
