@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the system packages webgpu-saliency needs on a GPU-less Debian 12 (bookworm) machine:
+# Installs the system packages webgpu-saliency needs on a Debian 12 (bookworm) machine:
 #   - Mesa lavapipe (software Vulkan) from bookworm-backports: Dawn rejects bookworm's own Mesa 22.3.
-# Safe to run twice. Needs root (or sudo). Skips itself where a Vulkan lavapipe ICD of Mesa >= 25 is present.
+#   - dataset-fashion-mnist: the training and test images of the bundled models.
+# Safe to run twice. Needs root (or sudo). Skips what is already installed.
 set -euo pipefail
 
 SUDO=""
@@ -13,6 +14,15 @@ have_backports_lavapipe() {
   v=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null || echo 0)
   dpkg --compare-versions "$v" ge 25 
 }
+
+export DEBIAN_FRONTEND=noninteractive
+updated=no
+apt_update() { [ "$updated" = yes ] || { $SUDO apt-get update -q; updated=yes; }; }
+
+if [ ! -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
+  apt_update
+  $SUDO apt-get install -y -q dataset-fashion-mnist
+fi
 
 if have_backports_lavapipe; then
   echo "setup-system: Mesa lavapipe $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers) already installed"
@@ -33,8 +43,8 @@ if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.
     | $SUDO tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null
 fi
 
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
+updated=no
+apt_update
 $SUDO apt-get install -y -q -t bookworm-backports mesa-vulkan-drivers
 $SUDO apt-get install -y -q libvulkan1
 echo "setup-system: installed Mesa lavapipe $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers)"
