@@ -52,3 +52,4 @@ export { loadModel, BUNDLED_MODELS, FASHION_VGG, FASHION_GAP, FASHION_CLASSES } 
 export { DataLoader, Rng, type Batch, type DataLoaderOptions, type Augment } from './nets/data.js';
 export { SGD, Adam, type Optimizer, type SgdOptions, type AdamOptions } from './nets/optim.js';
 export { crossEntropy, train, evaluate, predict, type TrainOptions, type TrainProgress, type TrainHistory, type EpochSummary } from './nets/train.js';
+export * as saliency from './saliency/index.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Uniforms, initGpu, preprocess, registerShader } from '../src/runtime/gpu.js';
 import { GpuError, NoGpuError, ShapeError, DisposedError } from '../src/runtime/errors.js';
-import { empty, tensor } from '../src/runtime/tensor.js';
+import { empty, tensor, type Tensor } from '../src/runtime/tensor.js';
 import { sizeClass } from '../src/runtime/pool.js';
 import { add, fill, scale } from '../src/kernels/elementwise.js';
 import { getGpu } from './helpers.js';
@@ -185,6 +185,23 @@ describe('tensors, pool and scopes', () => {
     gpu.trim();
     expect([...(await y.read())]).toEqual([2, 4]);
     y.dispose();
+  });
+
+  it('a holder keeps a tensor alive after its creator (or a scope) disposes it', async () => {
+    const gpu = await getGpu();
+    const start = gpu.memory().tensors;
+    let held!: Tensor;
+    await gpu.scope(async () => {
+      held = tensor(gpu, [5, 6], [2]);
+      held.retain(); // e.g. a hook
+      held.dispose(); // the creator lets go...
+      held.dispose(); // ...once, however often it says so; the scope's dispose at its end, too
+    });
+    expect(held.isDisposed).toBe(false); // the scope's dispose did not take the holder's reference
+    expect([...(await held.read())]).toEqual([5, 6]);
+    held.release();
+    expect(held.isDisposed).toBe(true);
+    expect(gpu.memory().tensors).toBe(start);
   });
 
   it('reuses pooled buffers of the same size class', async () => {

@@ -148,6 +148,12 @@ export class Gradients {
   get(t: Tensor): Tensor | undefined {
     return this.byId.get(t.id);
   }
+  /** Removes t's gradient from this set and hands it to the caller, who then disposes it. */
+  take(t: Tensor): Tensor {
+    const g = this.of(t);
+    this.byId.delete(t.id);
+    return g;
+  }
   /** Like get, but throws a clear error when there is none. */
   of(t: Tensor): Tensor {
     const g = this.byId.get(t.id);
@@ -252,11 +258,11 @@ export class Tape {
   /** @internal Used by nameOutput. */
   name(name: string, t: Tensor): void {
     const old = this.names.get(name);
-    if (old && old !== t) old.dispose();
+    if (old && old !== t) old.release();
     if (old !== t) this.names.set(name, t.retain());
     const h = this.hooks.get(name);
     if (h && h.activation !== t) {
-      h.activation?.dispose();
+      h.activation?.release();
       h.activation = t.retain();
     }
   }
@@ -314,7 +320,7 @@ export class Tape {
 
     const hooksByTensor = new Map<number, LayerHook[]>();
     for (const [layer, h] of this.hooks) {
-      h.gradient?.dispose(); // a backward that does not reach the layer leaves null, not a stale value
+      h.gradient?.release(); // a backward that does not reach the layer leaves null, not a stale value
       h.gradient = null;
       const id = this.names.get(layer)!.id;
       hooksByTensor.set(id, [...(hooksByTensor.get(id) ?? []), h]);
@@ -399,13 +405,13 @@ export class Tape {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const e of this.entries) for (const t of e.retained) t.dispose();
+    for (const e of this.entries) for (const t of e.retained) t.release();
     this.entries = [];
-    for (const t of this.names.values()) t.dispose();
+    for (const t of this.names.values()) t.release();
     this.names.clear();
     for (const h of this.hooks.values()) {
-      h.activation?.dispose();
-      h.gradient?.dispose();
+      h.activation?.release();
+      h.gradient?.release();
       h.activation = h.gradient = null;
     }
     this.hooks.clear();

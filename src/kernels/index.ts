@@ -31,3 +31,4 @@ export {
 export * from './resize.js';
 export * from './shape.js';
 export * from './softmax.js';
+export { randomNormal, randomUniform, type RandomOptions } from './random.js';

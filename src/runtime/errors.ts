@@ -23,6 +23,9 @@ export class DisposedError extends SaliencyError {}
 /** An invalid argument that is not a shape problem (bad option, unknown name, NaN config). */
 export class ArgumentError extends SaliencyError {}
 
+/** A long run was stopped through its AbortSignal. */
+export class CancelledError extends SaliencyError {}
+
 export function formatShape(shape: readonly number[]): string {
   return `[${shape.join(', ')}]`;
 }

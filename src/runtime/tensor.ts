@@ -34,7 +34,10 @@ export class Tensor implements Disposable {
   readonly size: number;
   /** Marks a parameter (or input) whose gradient the autodiff tape should compute. */
   requiresGrad = false;
-  private refs = 1;
+  /** The creator's reference (released by dispose()). */
+  private owned = true;
+  /** Holders added by retain(). */
+  private holders = 0;
   private storage: Storage | null;
 
   /** Use `tensor()`, `empty()` or `zeros()` instead. */
@@ -60,6 +63,7 @@ export class Tensor implements Disposable {
     return this.shape.length;
   }
 
+  /** True once the buffer is freed: the creator disposed it and no holder retains it. */
   get isDisposed(): boolean {
     return this.storage === null;
   }
@@ -89,17 +93,33 @@ export class Tensor implements Disposable {
     return view;
   }
 
-  /** Adds a reference: the tensor then survives one more `dispose()`. */
+  /**
+   * Adds a holder: internal owners (the tape, hooks) keep a tensor alive after its creator disposes
+   * it. Each retain() is undone by one release(); the buffer returns to the pool when the creator
+   * has disposed the tensor and every holder has released it.
+   */
   retain(): this {
     if (!this.storage) throw new DisposedError(`${this.describe()} was used after it was disposed`);
-    this.refs++;
+    this.holders++;
     return this;
   }
 
-  /** Drops one reference; the buffer returns to the pool when none remain. Safe to call twice. */
+  /** Undoes one retain(). */
+  release(): void {
+    if (this.holders <= 0) return;
+    this.holders--;
+    this.freeIfUnused();
+  }
+
+  /** Releases the creator's reference. Safe to call twice. */
   dispose(): void {
-    if (!this.storage) return;
-    if (--this.refs > 0) return;
+    if (!this.owned) return;
+    this.owned = false;
+    this.freeIfUnused();
+  }
+
+  private freeIfUnused(): void {
+    if (this.owned || this.holders > 0 || !this.storage) return;
     this.storage.release();
     this.storage = null;
     this.gpu.untrack(this);

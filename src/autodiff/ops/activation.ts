@@ -30,7 +30,7 @@ export async function activation(x: Tensor, act: Activation, alpha = 0.01): Prom
 registerBackward('activation', async (dy, ctx) => {
   if (!ctx.needsGrad[0]) return [null];
   const { y, act, alpha } = ctx.saved as { y: Tensor; act: Activation; alpha: number };
-  if (act === 'none') return [dy.retain()];
+  if (act === 'none') return [dy.reshape(dy.shape)]; // a new handle on the same data
   return [await ctx.activation(act, dy, { y, alpha })];
 });
 

@@ -1,0 +1,58 @@
+/**
+ * The gradient family: vanilla gradient, DeconvNet, guided backpropagation and Gradient × Input.
+ * Each returns the raw, signed attribution with the input's shape; display steps come later.
+ */
+import { mul } from '../kernels/elementwise.js';
+import { ArgumentError } from '../runtime/errors.js';
+import type { Tensor } from '../runtime/tensor.js';
+import { RULES, disposeRun, gradientRun, type ExplainableModel, type RuleSet, type ScoreOptions } from './core.js';
+
+/** ∂S/∂x through the network with the given ReLU rules. */
+export async function inputGradient(op: string, model: ExplainableModel, x: Tensor, options: ScoreOptions, rules: RuleSet): Promise<Tensor> {
+  const run = await gradientRun(op, model, x, { ...options, rules: RULES[rules] });
+  try {
+    return run.grads.take(x);
+  } finally {
+    disposeRun(run);
+  }
+}
+
+/** Simonyan et al. 2014: g = ∂S_c/∂x, one ordinary backward pass. */
+export function vanilla(model: ExplainableModel, x: Tensor, options: ScoreOptions): Promise<Tensor> {
+  return inputGradient('vanilla', model, x, options, 'ordinary');
+}
+
+/**
+ * Zeiler & Fergus 2014: the signal goes back through the same filters (transposed convolution),
+ * max pools are undone through their recorded switches, and every ReLU passes relu(signal from
+ * above), ignoring the forward input's sign.
+ */
+export function deconvnet(model: ExplainableModel, x: Tensor, options: ScoreOptions): Promise<Tensor> {
+  return inputGradient('deconvnet', model, x, options, 'deconv');
+}
+
+/**
+ * Springenberg et al. 2015: at every ReLU, g_in = g_out · 1[x > 0] · 1[g_out > 0] — the ordinary
+ * rule and DeconvNet's together. Every other layer uses its ordinary gradient.
+ */
+export function guidedBackprop(model: ExplainableModel, x: Tensor, options: ScoreOptions): Promise<Tensor> {
+  return inputGradient('guidedBackprop', model, x, options, 'guided');
+}
+
+export interface GradTimesInputOptions extends ScoreOptions {
+  /** The gradient to multiply by x: 'vanilla' (default) or 'guidedBackprop'. */
+  base?: 'vanilla' | 'guidedBackprop';
+}
+
+/** x ⊙ ∂S_c/∂x, signed. */
+export async function gradTimesInput(model: ExplainableModel, x: Tensor, options: GradTimesInputOptions): Promise<Tensor> {
+  if (options.base !== undefined && options.base !== 'vanilla' && options.base !== 'guidedBackprop') {
+    throw new ArgumentError(`gradTimesInput: base must be 'vanilla' or 'guidedBackprop', got ${JSON.stringify(options.base)}`);
+  }
+  const g = await inputGradient('gradTimesInput', model, x, options, options.base === 'guidedBackprop' ? 'guided' : 'ordinary');
+  try {
+    return await mul(x, g);
+  } finally {
+    g.dispose();
+  }
+}

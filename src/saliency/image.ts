@@ -1,0 +1,332 @@
+/**
+ * Image files (Node only: uses node:fs). PNG and JPEG in, PNG out, through the pngjs and jpeg-js
+ * libraries; plus conversion of an image to model input, and an overview grid with text labels.
+ *
+ * - `readImage(path)`, `decodeImage(bytes)`: PNG or JPEG (told apart by their magic bytes, not the
+ *   file name) → `RgbaImage`.
+ * - `writePng(path, img)` (atomic), `encodePng(img)`.
+ * - `imageToTensorData(img, { channels, width, height })`: NCHW floats in [0, 1].
+ * - `tileImages(images, { columns, gap, background, labels })`, `drawText`, `textWidth`: a grid
+ *   of tiles with labels in a built-in 5×7 bitmap font (no font files needed).
+ */
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import jpeg from 'jpeg-js';
+import pngjs from 'pngjs';
+import { ArgumentError } from '../runtime/errors.js';
+import { checkImage, resample, type RgbaImage, type ResizeMode } from './colormaps.js';
+
+export type { RgbaImage } from './colormaps.js';
+
+const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+const JPEG_MAGIC = [0xff, 0xd8, 0xff];
+
+export type ImageFormat = 'png' | 'jpeg';
+
+/** 'png' or 'jpeg' from the first bytes of a file, or null for anything else. */
+export function detectFormat(bytes: Uint8Array): ImageFormat | null {
+  const starts = (magic: number[]) => bytes.length >= magic.length && magic.every((b, i) => bytes[i] === b);
+  if (starts(PNG_MAGIC)) return 'png';
+  if (starts(JPEG_MAGIC)) return 'jpeg';
+  return null;
+}
+
+function describeStart(bytes: Uint8Array): string {
+  if (bytes.length === 0) return 'the file is empty';
+  const head = Array.from(bytes.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
+  return `it starts with bytes ${head}`;
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Decodes PNG or JPEG bytes (told apart by their magic bytes) into 8-bit RGBA. Grey, palette and
+ * 16-bit PNGs are converted to 8-bit RGBA; JPEGs get alpha 255. `name` is used in error messages.
+ */
+export function decodeImage(bytes: Uint8Array, name = 'image data'): RgbaImage {
+  if (!(bytes instanceof Uint8Array)) throw new ArgumentError(`decodeImage: expected bytes (Uint8Array), got ${typeof bytes}`);
+  const format = detectFormat(bytes);
+  if (format === null) {
+    throw new ArgumentError(`${name} is not a PNG or JPEG image (${describeStart(bytes)})`);
+  }
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let decoded: { width: number; height: number; data: Uint8Array };
+  try {
+    decoded =
+      format === 'png'
+        ? pngjs.PNG.sync.read(buffer)
+        : jpeg.decode(buffer, { useTArray: true, formatAsRGBA: true, tolerantDecoding: false });
+  } catch (err) {
+    throw new ArgumentError(`${name} is a corrupt or truncated ${format.toUpperCase()} image (${errorMessage(err)})`);
+  }
+  const { width, height, data } = decoded;
+  if (!(width > 0 && height > 0) || data.length !== width * height * 4) {
+    throw new ArgumentError(`${name} is a corrupt or truncated ${format.toUpperCase()} image (decoded ${width}×${height} with ${data.length} bytes)`);
+  }
+  return { width, height, data: new Uint8ClampedArray(data.buffer, data.byteOffset, data.length) };
+}
+
+/** Reads a PNG or JPEG file into 8-bit RGBA. Missing, unreadable, non-image and corrupt files each get one clear ArgumentError. */
+export function readImage(path: string): RgbaImage {
+  if (typeof path !== 'string' || path === '') throw new ArgumentError('readImage: path must be a non-empty string');
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new ArgumentError(`${path}: no such file`);
+    if (code === 'EISDIR') throw new ArgumentError(`${path} is a directory, not an image file`);
+    throw new ArgumentError(`${path}: cannot read the file (${errorMessage(err)})`);
+  }
+  return decodeImage(bytes, path);
+}
+
+/** Encodes an RGBA image as a PNG file's bytes (8-bit RGBA). */
+export function encodePng(img: RgbaImage): Uint8Array {
+  checkImage(img, 'encodePng');
+  const png = new pngjs.PNG({ width: img.width, height: img.height });
+  png.data = Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength);
+  const out = pngjs.PNG.sync.write(png, { colorType: 6 });
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+}
+
+/**
+ * Writes an RGBA image as a PNG file, creating its directory. Atomic: the bytes go to
+ * `<path>.partial`, which is then renamed to `path`, so an interrupted write never leaves a
+ * half-written PNG behind.
+ */
+export function writePng(path: string, img: RgbaImage): void {
+  if (typeof path !== 'string' || path === '') throw new ArgumentError('writePng: path must be a non-empty string');
+  const bytes = encodePng(img);
+  const partial = `${path}.partial`;
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(partial, bytes);
+    renameSync(partial, path);
+  } catch (err) {
+    rmSync(partial, { force: true });
+    throw new ArgumentError(`writePng: cannot write ${path} (${errorMessage(err)})`);
+  }
+}
+
+export interface ImageToTensorOptions {
+  /** 3: RGB planes (default); 1: luminance 0.299·R + 0.587·G + 0.114·B. */
+  channels?: 1 | 3;
+  /** Output size; default the image's own. */
+  width?: number;
+  height?: number;
+  /** How to resize (half-pixel centres; bilinear is antialiased when shrinking). Default 'bilinear'. */
+  resize?: ResizeMode;
+  /**
+   * Composite transparent pixels over this colour ([r, g, b], 0..255) first. Default: alpha is
+   * ignored and the stored colour is used.
+   */
+  background?: [number, number, number];
+}
+
+/**
+ * An image as model input: a Float32Array in NCHW order for shape [1, channels, height, width],
+ * values in [0, 1] (byte / 255), resized to width×height.
+ */
+export function imageToTensorData(img: RgbaImage, options: ImageToTensorOptions = {}): Float32Array {
+  checkImage(img, 'imageToTensorData');
+  const { channels = 3, width = img.width, height = img.height, resize = 'bilinear', background } = options;
+  if (channels !== 1 && channels !== 3) throw new ArgumentError(`imageToTensorData: channels must be 1 or 3, got ${channels}`);
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw new ArgumentError(`imageToTensorData: width and height must be positive integers, got ${width}×${height}`);
+  }
+  if (background !== undefined && (!Array.isArray(background) || background.length !== 3 || !background.every((v) => Number.isFinite(v)))) {
+    throw new ArgumentError('imageToTensorData: background must be [r, g, b] with values in 0..255');
+  }
+  const n = img.width * img.height;
+  const rgb = new Float32Array(n * 3);
+  for (let p = 0; p < n; p++) {
+    const a = background ? img.data[4 * p + 3]! / 255 : 1;
+    for (let k = 0; k < 3; k++) {
+      const v = img.data[4 * p + k]!;
+      rgb[3 * p + k] = (background ? a * v + (1 - a) * background[k]! : v) / 255;
+    }
+  }
+  const sized = img.width === width && img.height === height ? rgb : resample(rgb, img.width, img.height, 3, width, height, resize);
+  const hw = width * height;
+  const out = new Float32Array(channels * hw);
+  for (let p = 0; p < hw; p++) {
+    const r = sized[3 * p]!;
+    const g = sized[3 * p + 1]!;
+    const b = sized[3 * p + 2]!;
+    if (channels === 1) {
+      out[p] = 0.299 * r + 0.587 * g + 0.114 * b;
+    } else {
+      out[p] = r;
+      out[hw + p] = g;
+      out[2 * hw + p] = b;
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text: a 5×7 bitmap font of our own, for ASCII 32 … 126, in 5×8 cells (row 7 holds descenders).
+// Each glyph is 8 base-32 digits, one per row from the top; a digit's 5 bits are the row's
+// pixels, the highest bit leftmost.
+const FONT_TABLE =
+  '00000000 44444040 aaa00000 aavavaa0 4fke5u40 op248j30 cik8lid0 44800000' +
+  '24888420 84222480 04lel400 044v4400 00000c48 000v0000 00000cc0 01248g00' +
+  'ehjlphe0 4c4444e0 eh1248v0 v2421he0 26aiv220 vgu11he0 68guhhe0 v1248880' +
+  'ehhehhe0 ehhf12c0 0cc0cc00 0cc0c480 248g8420 00v0v000 84212480 eh124040' +
+  'eh1dlle0 ehhvhhh0 uhhuhhu0 ehggghe0 sihhhis0 vgguggv0 vgguggg0 ehgnhhf0' +
+  'hhhvhhh0 e44444e0 72222ic0 hikokih0 ggggggv0 hrllhhh0 hhpljhh0 ehhhhhe0' +
+  'uhhuggg0 ehhhlid0 uhhukih0 fgge11u0 v4444440 hhhhhhe0 hhhhha40 hhhllla0' +
+  'hha4ahh0 hha44440 v1248gv0 e88888e0 0g842100 e22222e0 4ah00000 0000000v' +
+  '84200000 00e1fhf0 ggmphhu0 00egghe0 11djhhf0 00ehvge0 698s8880 00fhhf1e' +
+  'ggmphhh0 40c444e0 206222ic ggikoki0 c44444e0 00qllhh0 00mphhh0 00ehhhe0' +
+  '00uhhugg 00fhhf11 00mpggg0 00fge1u0 88s88960 00hhhjd0 00hhha40 00hhlla0' +
+  '00ha4ah0 00hhhf1e 00v248v0 24484420 44444440 84424480 008l2000';
+
+const GLYPH_W = 5;
+const GLYPH_H = 8;
+let glyphs: Uint8Array[] | null = null;
+
+function glyph(ch: string): Uint8Array {
+  glyphs ??= FONT_TABLE.split(' ').map((g) => Uint8Array.from(g, (d) => parseInt(d, 32)));
+  const code = ch.charCodeAt(0);
+  return glyphs[code >= 32 && code <= 126 ? code - 32 : '?'.charCodeAt(0) - 32]!;
+}
+
+/** Width in pixels of `text` drawn at `scale` (glyphs 5 wide, 1 pixel apart, all ×scale). */
+export function textWidth(text: string, scale = 2): number {
+  return text.length === 0 ? 0 : (text.length * (GLYPH_W + 1) - 1) * scale;
+}
+
+/** Height in pixels of a line of text at `scale` (7 rows plus a descender row). */
+export function textHeight(scale = 2): number {
+  return GLYPH_H * scale;
+}
+
+export interface DrawTextOptions {
+  /** Pixel size of one font dot; default 2. */
+  scale?: number;
+  /** RGBA; default opaque black. */
+  color?: [number, number, number, number?];
+}
+
+/**
+ * Draws `text` into `img` in place, top-left corner at (x, y), with the built-in 5×7 font.
+ * Characters outside printable ASCII are drawn as '?'; pixels outside the image are skipped.
+ */
+export function drawText(img: RgbaImage, text: string, x: number, y: number, options: DrawTextOptions = {}): void {
+  checkImage(img, 'drawText');
+  const { scale = 2, color = [0, 0, 0, 255] } = options;
+  if (!Number.isInteger(scale) || scale < 1) throw new ArgumentError(`drawText: scale must be a positive integer, got ${scale}`);
+  const [r, g, b, a = 255] = color;
+  x = Math.round(x);
+  y = Math.round(y);
+  for (let c = 0; c < text.length; c++) {
+    const rows = glyph(text[c]!);
+    const gx = x + c * (GLYPH_W + 1) * scale;
+    for (let row = 0; row < GLYPH_H; row++) {
+      for (let col = 0; col < GLYPH_W; col++) {
+        if (!((rows[row]! >> (GLYPH_W - 1 - col)) & 1)) continue;
+        for (let dy = 0; dy < scale; dy++) {
+          const py = y + row * scale + dy;
+          if (py < 0 || py >= img.height) continue;
+          for (let dx = 0; dx < scale; dx++) {
+            const px = gx + col * scale + dx;
+            if (px < 0 || px >= img.width) continue;
+            const o = 4 * (py * img.width + px);
+            img.data[o] = r;
+            img.data[o + 1] = g;
+            img.data[o + 2] = b;
+            img.data[o + 3] = a;
+          }
+        }
+      }
+    }
+  }
+}
+
+export interface TileOptions {
+  /** Tiles per row; default all in one row. */
+  columns?: number;
+  /** Pixels between tiles and around the grid; default 4. */
+  gap?: number;
+  /** RGBA background; default opaque white. */
+  background?: [number, number, number, number?];
+  /** One label per image, drawn centred under its tile. */
+  labels?: string[];
+  /** Font scale of the labels; default 2 (10×14-pixel letters). Long labels shrink to 1, then are cut short with '..'. */
+  labelScale?: number;
+  /** RGBA label colour; default black or white, whichever contrasts with the background. */
+  labelColor?: [number, number, number, number?];
+}
+
+/**
+ * Composes images into a grid, row by row, for an overview. Each cell is as large as the largest
+ * image; an image sits centred in its cell, composited over the background. With `labels`, a
+ * strip under each row of tiles holds the labels. Size: width = columns·cellW + (columns+1)·gap,
+ * height = rows·(cellH + labelH) + (rows+1)·gap, where labelH = 11·labelScale with labels, else 0.
+ */
+export function tileImages(images: RgbaImage[], options: TileOptions = {}): RgbaImage {
+  if (!Array.isArray(images) || images.length === 0) throw new ArgumentError('tileImages: need at least one image');
+  images.forEach((img, i) => checkImage(img, 'tileImages', `image ${i}`));
+  const { columns = images.length, gap = 4, background = [255, 255, 255, 255], labels, labelScale = 2 } = options;
+  if (!Number.isInteger(columns) || columns < 1) throw new ArgumentError(`tileImages: columns must be a positive integer, got ${columns}`);
+  if (!Number.isInteger(gap) || gap < 0) throw new ArgumentError(`tileImages: gap must be a non-negative integer, got ${gap}`);
+  if (!Number.isInteger(labelScale) || labelScale < 1) {
+    throw new ArgumentError(`tileImages: labelScale must be a positive integer, got ${labelScale}`);
+  }
+  if (!Array.isArray(background) || background.length < 3 || background.length > 4) {
+    throw new ArgumentError('tileImages: background must be [r, g, b] or [r, g, b, a] with values in 0..255');
+  }
+  if (labels !== undefined && (!Array.isArray(labels) || labels.length !== images.length)) {
+    throw new ArgumentError(`tileImages: got ${labels?.length} labels for ${images.length} images; give one label per image`);
+  }
+  const [br, bg, bb, ba = 255] = background;
+  const luminance = 0.299 * br + 0.587 * bg + 0.114 * bb;
+  const labelColor = options.labelColor ?? (luminance > 127 ? [0, 0, 0, 255] : [255, 255, 255, 255]);
+
+  const cellW = Math.max(...images.map((im) => im.width));
+  const cellH = Math.max(...images.map((im) => im.height));
+  const labelH = labels ? 11 * labelScale : 0;
+  const cols = Math.min(columns, images.length);
+  const rows = Math.ceil(images.length / cols);
+  const width = cols * cellW + (cols + 1) * gap;
+  const height = rows * (cellH + labelH) + (rows + 1) * gap;
+  const out: RgbaImage = { width, height, data: new Uint8ClampedArray(width * height * 4) };
+  for (let p = 0; p < width * height; p++) out.data.set([br, bg, bb, ba], 4 * p);
+
+  images.forEach((img, i) => {
+    const cx = gap + (i % cols) * (cellW + gap);
+    const cy = gap + Math.floor(i / cols) * (cellH + labelH + gap);
+    const ox = cx + Math.floor((cellW - img.width) / 2);
+    const oy = cy + Math.floor((cellH - img.height) / 2);
+    for (let y = 0; y < img.height; y++) {
+      for (let x = 0; x < img.width; x++) {
+        const s = 4 * (y * img.width + x);
+        const d = 4 * ((oy + y) * width + ox + x);
+        const a = img.data[s + 3]! / 255;
+        const ad = out.data[d + 3]! / 255;
+        const ao = a + ad * (1 - a);
+        for (let k = 0; k < 3; k++) {
+          out.data[d + k] = ao > 0 ? Math.round((a * img.data[s + k]! + ad * (1 - a) * out.data[d + k]!) / ao) : 0;
+        }
+        out.data[d + 3] = Math.round(ao * 255);
+      }
+    }
+    if (labels) {
+      let text = String(labels[i]);
+      let scale = labelScale;
+      while (scale > 1 && textWidth(text, scale) > cellW) scale--;
+      if (textWidth(text, scale) > cellW) {
+        while (text.length > 0 && textWidth(`${text}..`, scale) > cellW) text = text.slice(0, -1);
+        text = text.length > 0 ? `${text}..` : '';
+      }
+      const tx = cx + Math.floor((cellW - textWidth(text, scale)) / 2);
+      const ty = cy + cellH + 2 * labelScale;
+      drawText(out, text, tx, ty, { scale, color: labelColor });
+    }
+  });
+  return out;
+}

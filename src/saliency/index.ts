@@ -1,0 +1,13 @@
+/**
+ * The saliency methods. Each takes a model, a batch x [N, C, H, W] and options with a `target`,
+ * and returns a raw Tensor (see ../../shared/docs/methods.md for the exact definitions):
+ *
+ * | method | returns |
+ * |---|---|
+ * | vanilla, deconvnet, guidedBackprop, gradTimesInput, smoothGrad, guidedGradCam | input shape |
+ * | cam, gradCam | [N, 1, H, W] (or [N, 1, h, w] with upsample: 'none') |
+ */
+export { vanilla, deconvnet, guidedBackprop, gradTimesInput, type GradTimesInputOptions } from './gradients.js';
+export { smoothGrad, type SmoothGradOptions } from './smoothgrad.js';
+export { cam, gradCam, guidedGradCam, type CamOptions, type Upsample } from './cam.js';
+export { defaultCamLayer, type ExplainableModel, type NeuronTarget, type ScoreOptions, type Target } from './core.js';

@@ -1,0 +1,143 @@
+/**
+ * SmoothGrad (Smilkov et al. 2017): M = (1/n) Σ_i G(x + ε_i), ε_i ~ N(0, σ²),
+ * σ = noiseLevel · (x_max − x_min) of each image.
+ *
+ * The n noisy copies of an image run as GPU batches; the noise comes from a seeded GPU stream, so
+ * the same seed gives the same map. Aggregates: the mean of G, the mean of G² ("SmoothGrad
+ * squared"), or the variance (VarGrad).
+ */
+import { add, clone, fill, mul, scale, sub } from '../kernels/elementwise.js';
+import { randomNormal } from '../kernels/random.js';
+import { sum } from '../kernels/reduce.js';
+import { concat, slice } from '../kernels/shape.js';
+import { ArgumentError } from '../runtime/errors.js';
+import type { Tensor } from '../runtime/tensor.js';
+import { noGrad } from '../autodiff/tape.js';
+import { CancelledError } from '../runtime/errors.js';
+import { checkInput, classIndices, isNeuronTarget, type ClassTarget, type ExplainableModel, type ScoreOptions } from './core.js';
+import { inputGradient } from './gradients.js';
+
+export interface SmoothGradOptions extends ScoreOptions {
+  /** Noisy samples per image (default 50, as in the paper). */
+  samples?: number;
+  /** σ as a fraction of the image's value range (default 0.15; the paper uses 0.1–0.2). */
+  noiseLevel?: number;
+  /** Seed of the noise (default 0). */
+  seed?: number;
+  /** The gradient to smooth (default 'vanilla'). */
+  base?: 'vanilla' | 'gradTimesInput' | 'guidedBackprop';
+  /** 'mean' (default), 'meanSquare' (SmoothGrad²) or 'variance' (VarGrad). */
+  aggregate?: 'mean' | 'meanSquare' | 'variance';
+  /** Noisy copies per GPU batch (default min(samples, 16)). */
+  batchSize?: number;
+  /** Called after each batch with the samples done and the total, over all images. */
+  onProgress?: (done: number, total: number) => void;
+  /** Stops the run between batches with a CancelledError; nothing stays allocated. */
+  signal?: AbortSignal;
+}
+
+export async function smoothGrad(model: ExplainableModel, x: Tensor, options: SmoothGradOptions): Promise<Tensor> {
+  const { samples = 50, noiseLevel = 0.15, seed = 0, base = 'vanilla', aggregate = 'mean', onProgress, signal } = options;
+  const batchSize = options.batchSize ?? Math.min(samples, 16);
+  checkInput('smoothGrad', model, x);
+  if (!Number.isInteger(samples) || samples < 1) throw new ArgumentError(`smoothGrad: samples must be a positive integer, got ${samples}`);
+  if (!(noiseLevel >= 0) || !Number.isFinite(noiseLevel)) throw new ArgumentError(`smoothGrad: noiseLevel must be a finite number ≥ 0, got ${noiseLevel}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new ArgumentError(`smoothGrad: batchSize must be a positive integer, got ${batchSize}`);
+  if (!['vanilla', 'gradTimesInput', 'guidedBackprop'].includes(base)) {
+    throw new ArgumentError(`smoothGrad: base must be 'vanilla', 'gradTimesInput' or 'guidedBackprop', got ${JSON.stringify(base)}`);
+  }
+  if (!['mean', 'meanSquare', 'variance'].includes(aggregate)) {
+    throw new ArgumentError(`smoothGrad: aggregate must be 'mean', 'meanSquare' or 'variance', got ${JSON.stringify(aggregate)}`);
+  }
+  if (isNeuronTarget(options.target)) throw new ArgumentError('smoothGrad: explains class scores; neuron targets are for vanilla, deconvnet and guidedBackprop');
+  const gpu = model.gpu;
+  const n = x.shape[0]!;
+  const sampleShape = x.shape.slice(1);
+  const pixels = x.size / n;
+  const values = await x.read();
+  const classes = await perImageTargets(model, x, options.target as ClassTarget, n, options.score);
+
+  const perImage: Tensor[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (let p = i * pixels; p < (i + 1) * pixels; p++) {
+        lo = Math.min(lo, values[p]!);
+        hi = Math.max(hi, values[p]!);
+      }
+      const sigma = noiseLevel * (hi - lo);
+      perImage.push(
+        await gpu.scope(async () => {
+          const xi = await slice(x, [i, ...sampleShape.map(() => 0)], [1, ...sampleShape]);
+          let s1 = await fill(gpu, [1, ...sampleShape], 0); // Σ G
+          let s2 = await fill(gpu, [1, ...sampleShape], 0); // Σ G²
+          for (let done = 0; done < samples; done += batchSize) {
+            if (signal?.aborted) throw new CancelledError('smoothGrad: cancelled');
+            const b = Math.min(batchSize, samples - done);
+            // Noise of sample k of image i is values [(i·samples + k)·pixels, …) of the seed's stream.
+            const noise = await randomNormal(gpu, [b, ...sampleShape], { seed, offset: (i * samples + done) * pixels, std: sigma });
+            const noisy = await add(noise, xi);
+            noise.dispose();
+            const g = await baseGradient(model, noisy, classes[i]!, base, options.score);
+            noisy.dispose();
+            const gs = await sum(g, [0], true);
+            const next1 = await add(s1, gs);
+            s1.dispose();
+            s1 = next1;
+            gs.dispose();
+            if (aggregate !== 'mean') {
+              const g2 = await mul(g, g);
+              const g2s = await sum(g2, [0], true);
+              const next2 = await add(s2, g2s);
+              s2.dispose();
+              s2 = next2;
+              g2.dispose();
+              g2s.dispose();
+            }
+            g.dispose();
+            onProgress?.(i * samples + done + b, n * samples);
+          }
+          const mean = await scale(s1, 1 / samples);
+          if (aggregate === 'mean') return mean;
+          const meanSquare = await scale(s2, 1 / samples);
+          if (aggregate === 'meanSquare') return meanSquare;
+          return sub(meanSquare, await mul(mean, mean)); // VarGrad: E[G²] − E[G]²
+        }),
+      );
+    }
+    return perImage.length === 1 ? clone(perImage[0]!) : await concat(perImage, 0);
+  } finally {
+    for (const t of perImage) t.dispose();
+  }
+}
+
+async function baseGradient(
+  model: ExplainableModel,
+  noisy: Tensor,
+  target: number,
+  base: NonNullable<SmoothGradOptions['base']>,
+  score: ScoreOptions['score'],
+): Promise<Tensor> {
+  const rules = base === 'guidedBackprop' ? 'guided' : 'ordinary';
+  const g = await inputGradient('smoothGrad', model, noisy, { target, score }, rules);
+  if (base !== 'gradTimesInput') return g;
+  const gx = await mul(noisy, g); // Gradient × Input of the noisy copy
+  g.dispose();
+  return gx;
+}
+
+/** Class per image: 'top' is decided on the clean image, so every noisy copy explains the same class. */
+async function perImageTargets(model: ExplainableModel, x: Tensor, target: ClassTarget, n: number, score: ScoreOptions['score']): Promise<number[]> {
+  if (typeof target === 'number') return new Array<number>(n).fill(target);
+  if (Array.isArray(target)) {
+    if (target.length !== n) throw new ArgumentError(`smoothGrad: ${target.length} targets for a batch of ${n} images`);
+    return [...target];
+  }
+  const scores = await noGrad(model.gpu, () => model.forward(x, { logits: score !== 'output' }));
+  try {
+    return await classIndices('smoothGrad', target, scores);
+  } finally {
+    scores.dispose();
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * The methods on models small enough to work out on paper (the expected values are derived in the
+ * comments, not produced by the code), plus the properties the definitions imply.
+ */
+import { describe, expect, it } from 'vitest';
+import { modelFromSpec } from '../src/nets/model.js';
+import type { ModelSpec } from '../src/nets/spec.js';
+import { tensor, type Tensor } from '../src/runtime/tensor.js';
+import * as saliency from '../src/saliency/index.js';
+import { resize } from '../src/kernels/resize.js';
+import { expectClose, getGpu, randomArray } from './helpers.js';
+
+//   x = [[1, 2, 3], [4, 5, 6], [7, 8, -9]]
+//   conv1 (2×2, no padding): filter 0 = [[1, 0], [0, 0]] (copies the top-left pixel),
+//                            filter 1 = [[0, 0], [0, -1]] (minus the bottom-right pixel)
+//   relu1: map 0 = [[1, 2], [4, 5]];  map 1 = relu([[-5, -6], [-8, 9]]) = [[0, 0], [0, 9]]
+//   flatten: [1, 2, 4, 5, 0, 0, 0, 9]
+const X = [1, 2, 3, 4, 5, 6, 7, 8, -9];
+const CONV = { weight: [1, 0, 0, 0, 0, 0, 0, -1], bias: [0, 0] };
+const W0 = [1, 1, 1, 1, 1, 1, 1, 1]; // class 0: every feature
+const W1 = [0, 0, 0, 0, 1, 1, 1, -1]; // class 1: map 1 only, the last unit negatively
+
+const tinySpec: ModelSpec = {
+  name: 'tiny',
+  input: [1, 3, 3],
+  layers: [
+    { name: 'conv1', type: 'conv2d', in: 1, out: 2, kernel: 2 },
+    { name: 'relu1', type: 'relu' },
+    { name: 'flat', type: 'flatten' },
+    { name: 'fc', type: 'linear', in: 8, out: 2 },
+  ],
+};
+
+async function setup() {
+  const gpu = await getGpu();
+  const model = modelFromSpec(gpu, tinySpec, { conv1: CONV, fc: { weight: [...W0, ...W1], bias: [0.5, -0.5] } });
+  const x = tensor(gpu, X, [1, 1, 3, 3]);
+  return { gpu, model, x };
+}
+
+const read = async (t: Promise<Tensor>) => [...(await (await t).read())];
+
+describe('gradient methods by hand', () => {
+  it('vanilla gradient', async () => {
+    const { model, x } = await setup();
+    // Class 0: ∂S/∂flat = 1 everywhere; relu passes map 0 entirely and map 1 only at (1,1);
+    // conv 0 sends +1 to x(0..1, 0..1), conv 1 sends −1 to x(2,2).
+    expect(await read(saliency.vanilla(model, x, { target: 0 }))).toEqual([1, 1, 0, 1, 1, 0, 0, 0, -1]);
+    // Class 1: only map 1's active unit (1,1) passes, with ∂S/∂unit = −1; conv 1 turns it into +1 at x(2,2).
+    expect(await read(saliency.vanilla(model, x, { target: 1 }))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 1]);
+  });
+
+  it('guided backprop blocks negative gradients; DeconvNet ignores the forward sign', async () => {
+    const { model, x } = await setup();
+    // Class 1, guided: the one active unit receives −1 < 0 and is blocked → all zero.
+    expect(await read(saliency.guidedBackprop(model, x, { target: 1 }))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    // Class 1, deconv: relu([[1, 1], [1, −1]]) = [[1, 1], [1, 0]] flows back through filter 1 (−1 at
+    // offset (1,1)) regardless of the forward sign: −1 at x(1,1), x(1,2), x(2,1).
+    expect(await read(saliency.deconvnet(model, x, { target: 1 }))).toEqual([0, 0, 0, 0, -1, -1, 0, -1, 0]);
+    // Class 0: every gradient is +1, so guided = vanilla, and deconv passes map 1 everywhere.
+    expect(await read(saliency.guidedBackprop(model, x, { target: 0 }))).toEqual([1, 1, 0, 1, 1, 0, 0, 0, -1]);
+    expect(await read(saliency.deconvnet(model, x, { target: 0 }))).toEqual([1, 1, 0, 1, 0, -1, 0, -1, -1]);
+  });
+
+  it('gradient × input, signed, with either base', async () => {
+    const { model, x } = await setup();
+    expect(await read(saliency.gradTimesInput(model, x, { target: 1 }))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, -9]);
+    expect(await read(saliency.gradTimesInput(model, x, { target: 0, base: 'guidedBackprop' }))).toEqual([1, 2, 0, 4, 5, 0, 0, 0, 9]);
+  });
+
+  it('a neuron target projects one activation back to the pixels', async () => {
+    const { model, x } = await setup();
+    // Map 1 of relu1 is strongest at (1,1) with 9; the seed keeps 9 there and zeros the rest, and
+    // filter 1 sends −9 to x(2,2).
+    expect(await read(saliency.vanilla(model, x, { target: { layer: 'relu1', channel: 1 } }))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, -9]);
+    // Position (0,1) of map 0 holds 2 and copies x(0,1).
+    expect(await read(saliency.deconvnet(model, x, { target: { layer: 'relu1', channel: 0, position: [0, 1] } }))).toEqual([0, 2, 0, 0, 0, 0, 0, 0, 0]);
+  });
+});
+
+describe('CAM family by hand', () => {
+  it('Grad-CAM at relu1 without upsampling', async () => {
+    const { model, x } = await setup();
+    // Class 0: ∂S/∂A = 1 → α = [1, 1] → map 0 + map 1 = [[1, 2], [4, 14]].
+    expect(await read(saliency.gradCam(model, x, { target: 0, layer: 'relu1', upsample: 'none' }))).toEqual([1, 2, 4, 14]);
+    // Class 1: α = [0, (1 + 1 + 1 − 1)/4] = [0, 0.5] → 0.5 · map 1 = [[0, 0], [0, 4.5]].
+    expect(await read(saliency.gradCam(model, x, { target: 1, layer: 'relu1', upsample: 'none' }))).toEqual([0, 0, 0, 4.5]);
+    // Default layer: the last conv/ReLU layer with a spatial map.
+    expect(saliency.defaultCamLayer('gradCam', model)).toBe('relu1');
+  });
+
+  it('upsamples with half-pixel centres, and Guided Grad-CAM multiplies guided backprop by the map', async () => {
+    const { model, x } = await setup();
+    const coarse = await saliency.gradCam(model, x, { target: 0, upsample: 'none' });
+    const expected = await read(resize(coarse, [3, 3], { mode: 'bilinear' }));
+    // Centre pixel of a 2×2 → 3×3 bilinear resize is the mean of the four: (1 + 2 + 4 + 14)/4.
+    expect(expected[4]).toBeCloseTo(5.25, 5);
+    expectClose(await read(saliency.gradCam(model, x, { target: 0 })), expected);
+    const nearest = await read(saliency.gradCam(model, x, { target: 0, upsample: 'nearest' }));
+    expect(nearest[0]).toBe(1);
+    expect(nearest[8]).toBe(14);
+    const gb = [1, 1, 0, 1, 1, 0, 0, 0, -1];
+    expectClose(await read(saliency.guidedGradCam(model, x, { target: 0 })), gb.map((g, i) => g * expected[i]!));
+  });
+
+  it('CAM = Σ_k w_k^c A^k on a GAP head; Grad-CAM there is CAM/(h·w) where positive', async () => {
+    const { gpu, x } = await setup();
+    const spec: ModelSpec = {
+      name: 'tiny-gap',
+      input: [1, 3, 3],
+      layers: [
+        { name: 'conv1', type: 'conv2d', in: 1, out: 2, kernel: 2 },
+        { name: 'relu1', type: 'relu' },
+        { name: 'gap', type: 'gap' },
+        { name: 'fc', type: 'linear', in: 2, out: 2 },
+        { name: 'probs', type: 'softmax' },
+      ],
+    };
+    const model = modelFromSpec(gpu, spec, { conv1: CONV, fc: { weight: [1, 2, 3, -1], bias: [5, 5] } });
+    // Class 0: 1·[[1, 2], [4, 5]] + 2·[[0, 0], [0, 9]] = [[1, 2], [4, 23]] (bias ignored).
+    expect(await read(saliency.cam(model, x, { target: 0, upsample: 'none' }))).toEqual([1, 2, 4, 23]);
+    // Class 1: 3·map 0 − map 1 = [[3, 6], [12, 6]].
+    expect(await read(saliency.cam(model, x, { target: 1, upsample: 'none' }))).toEqual([3, 6, 12, 6]);
+    expectClose(await read(saliency.gradCam(model, x, { target: 1, upsample: 'none' })), [3, 6, 12, 6].map((v) => v / 4));
+    // A batch with one target per image.
+    const x2 = tensor(gpu, [...X, ...X.map((v) => -v)], [2, 1, 3, 3]);
+    const both = await read(saliency.cam(model, x2, { target: [0, 1], upsample: 'none' }));
+    expect(both.slice(0, 4)).toEqual([1, 2, 4, 23]);
+    // Image 2 = −x: map 0 = relu(−[[1,2],[4,5]]) = 0, map 1 = relu([[5,6],[8,−9]]) = [[5,6],[8,0]] → 3·0 − map 1.
+    expect(both.slice(4)).toEqual([-5, -6, -8, 0]);
+    model.dispose();
+  });
+});
+
+describe('properties', () => {
+  it('on a linear model all gradient methods agree (no ReLU to treat differently)', async () => {
+    const gpu = await getGpu();
+    const w = randomArray(3 * 12, 5);
+    const model = modelFromSpec(gpu, { input: [3, 2, 2], layers: [{ type: 'flatten' }, { name: 'fc', type: 'linear', in: 12, out: 3 }] }, { fc: { weight: w, bias: [0, 0, 0] } });
+    const x = tensor(gpu, randomArray(24, 6), [2, 3, 2, 2]);
+    const row2 = [...w.subarray(24, 36), ...w.subarray(24, 36)];
+    for (const method of [saliency.vanilla, saliency.guidedBackprop, saliency.deconvnet]) {
+      expectClose(await read(method(model, x, { target: 2 })), row2);
+    }
+    const sg = await read(saliency.smoothGrad(model, x, { target: 2, samples: 5, noiseLevel: 0.5, seed: 1 }));
+    expectClose(sg, row2, 1e-5);
+    const sq = await read(saliency.smoothGrad(model, x, { target: 2, samples: 5, aggregate: 'meanSquare' }));
+    expectClose(sq, row2.map((v) => v * v), 1e-5);
+    const vg = await read(saliency.smoothGrad(model, x, { target: 2, samples: 5, aggregate: 'variance' }));
+    expectClose(vg, new Array(24).fill(0), 1e-6);
+    model.dispose();
+  });
+
+  it('SmoothGrad with noise 0 equals vanilla; the same seed gives the same map; noise changes it', async () => {
+    const { model, x } = await setup();
+    const v = await read(saliency.vanilla(model, x, { target: 0 }));
+    expect(await read(saliency.smoothGrad(model, x, { target: 0, samples: 7, noiseLevel: 0, batchSize: 3 }))).toEqual(v);
+    const a = await read(saliency.smoothGrad(model, x, { target: 0, samples: 10, seed: 4, batchSize: 4 }));
+    const b = await read(saliency.smoothGrad(model, x, { target: 0, samples: 10, seed: 4, batchSize: 10 }));
+    expectClose(a, b, 1e-6); // batching does not change the noise
+    expect(a).not.toEqual(v);
+    let progress = 0;
+    await saliency.smoothGrad(model, x, { target: 0, samples: 6, batchSize: 4, onProgress: (done, total) => (progress = done / total) });
+    expect(progress).toBe(1);
+  });
+});
+
+describe('errors', () => {
+  it('unknown layers, bad targets and wrong heads get clear errors and leave nothing allocated', async () => {
+    const { gpu, model, x } = await setup();
+    await gpu.sync();
+    const before = gpu.memory();
+    await expect(saliency.gradCam(model, x, { target: 0, layer: 'conv9' })).rejects.toThrow(
+      "model 'tiny' has no layer 'conv9'; layers: conv1, relu1, flat, fc",
+    );
+    await expect(saliency.gradCam(model, x, { target: 0, layer: 'fc' })).rejects.toThrow(/layer 'fc' has output shape \[2\].*spatial map/);
+    await expect(saliency.vanilla(model, x, { target: 2 })).rejects.toThrow('vanilla: target class 2 is out of range; the model has 2 outputs (0..1)');
+    await expect(saliency.vanilla(model, x, { target: [0, 1] })).rejects.toThrow(/2 targets for a batch of 1/);
+    await expect(saliency.vanilla(model, x, { target: { layer: 'relu1', channel: 5 } })).rejects.toThrow(/channel 5 is out of range/);
+    await expect(saliency.cam(model, x, { target: 0 })).rejects.toThrow(
+      /cam: needs a model whose head is conv features → global average pooling → one linear layer; model 'tiny' ends with relu1 \(relu\) → flat \(flatten\) → fc \(linear\)/,
+    );
+    await expect(saliency.smoothGrad(model, x, { target: 0, samples: 0 })).rejects.toThrow(/samples must be a positive integer/);
+    const wrong = tensor(gpu, new Float32Array(16), [1, 1, 4, 4]);
+    await expect(saliency.vanilla(model, wrong, { target: 0 })).rejects.toThrow("vanilla: model 'tiny' expects x of shape [N, 1, 3, 3], got [1, 1, 4, 4]");
+    wrong.dispose();
+    await gpu.sync();
+    expect(gpu.memory().inUse).toBe(before.inUse);
+    expect(gpu.memory().tensors).toBe(before.tensors);
+  });
+
+  it('a cancelled SmoothGrad frees everything', async () => {
+    const { gpu, model, x } = await setup();
+    await gpu.sync();
+    const before = gpu.memory();
+    const controller = new AbortController();
+    const run = saliency.smoothGrad(model, x, {
+      target: 0,
+      samples: 20,
+      batchSize: 2,
+      signal: controller.signal,
+      onProgress: (done) => done >= 4 && controller.abort(),
+    });
+    await expect(run).rejects.toThrow('smoothGrad: cancelled');
+    await gpu.sync();
+    expect(gpu.memory().inUse).toBe(before.inUse);
+  });
+});
