@@ -65,7 +65,8 @@ export function decodeImage(bytes: Uint8Array, name = 'image data'): RgbaImage {
   if (!(width > 0 && height > 0) || data.length !== width * height * 4) {
     throw new ArgumentError(`${name} is a corrupt or truncated ${format.toUpperCase()} image (decoded ${width}×${height} with ${data.length} bytes)`);
   }
-  return { width, height, data: new Uint8ClampedArray(data.buffer, data.byteOffset, data.length) };
+  // A copy: decoders may return a view into a shared pool buffer.
+  return { width, height, data: new Uint8ClampedArray(data) };
 }
 
 /** Reads a PNG or JPEG file into 8-bit RGBA. Missing, unreadable, non-image and corrupt files each get one clear ArgumentError. */
@@ -89,7 +90,7 @@ export function encodePng(img: RgbaImage): Uint8Array {
   const png = new pngjs.PNG({ width: img.width, height: img.height });
   png.data = Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength);
   const out = pngjs.PNG.sync.write(png, { colorType: 6 });
-  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  return new Uint8Array(out);
 }
 
 /**
@@ -106,7 +107,11 @@ export function writePng(path: string, img: RgbaImage): void {
     writeFileSync(partial, bytes);
     renameSync(partial, path);
   } catch (err) {
-    rmSync(partial, { force: true });
+    try {
+      rmSync(partial, { force: true });
+    } catch {
+      // The directory itself is unusable; there is no partial file to clean up.
+    }
     throw new ArgumentError(`writePng: cannot write ${path} (${errorMessage(err)})`);
   }
 }
@@ -136,6 +141,9 @@ export function imageToTensorData(img: RgbaImage, options: ImageToTensorOptions 
   if (channels !== 1 && channels !== 3) throw new ArgumentError(`imageToTensorData: channels must be 1 or 3, got ${channels}`);
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
     throw new ArgumentError(`imageToTensorData: width and height must be positive integers, got ${width}×${height}`);
+  }
+  if (resize !== 'bilinear' && resize !== 'nearest') {
+    throw new ArgumentError(`imageToTensorData: unknown resize mode ${JSON.stringify(resize)}; use 'bilinear' or 'nearest'`);
   }
   if (background !== undefined && (!Array.isArray(background) || background.length !== 3 || !background.every((v) => Number.isFinite(v)))) {
     throw new ArgumentError('imageToTensorData: background must be [r, g, b] with values in 0..255');
@@ -190,7 +198,7 @@ const GLYPH_H = 8;
 let glyphs: Uint8Array[] | null = null;
 
 function glyph(ch: string): Uint8Array {
-  glyphs ??= FONT_TABLE.split(' ').map((g) => Uint8Array.from(g, (d) => parseInt(d, 32)));
+  glyphs ??= (FONT_TABLE.replace(/ /g, '').match(/.{8}/g) ?? []).map((g) => Uint8Array.from(g, (d) => parseInt(d, 32)));
   const code = ch.charCodeAt(0);
   return glyphs[code >= 32 && code <= 126 ? code - 32 : '?'.charCodeAt(0) - 32]!;
 }
@@ -256,7 +264,10 @@ export interface TileOptions {
   background?: [number, number, number, number?];
   /** One label per image, drawn centred under its tile. */
   labels?: string[];
-  /** Font scale of the labels; default 2 (10×14-pixel letters). Long labels shrink to 1, then are cut short with '..'. */
+  /**
+   * Font scale of the labels; default 2 (letters 10×14 pixels). If a label is wider than a cell, all
+   * labels shrink together (down to scale 1), and labels still too wide are cut short with '..'.
+   */
   labelScale?: number;
   /** RGBA label colour; default black or white, whichever contrasts with the background. */
   labelColor?: [number, number, number, number?];
@@ -297,6 +308,10 @@ export function tileImages(images: RgbaImage[], options: TileOptions = {}): Rgba
   const out: RgbaImage = { width, height, data: new Uint8ClampedArray(width * height * 4) };
   for (let p = 0; p < width * height; p++) out.data.set([br, bg, bb, ba], 4 * p);
 
+  // One font scale for all labels: the largest, up to labelScale, at which every label fits.
+  let fittedScale = labelScale;
+  while (labels && fittedScale > 1 && labels.some((l) => textWidth(String(l), fittedScale) > cellW)) fittedScale--;
+
   images.forEach((img, i) => {
     const cx = gap + (i % cols) * (cellW + gap);
     const cy = gap + Math.floor(i / cols) * (cellH + labelH + gap);
@@ -317,8 +332,7 @@ export function tileImages(images: RgbaImage[], options: TileOptions = {}): Rgba
     }
     if (labels) {
       let text = String(labels[i]);
-      let scale = labelScale;
-      while (scale > 1 && textWidth(text, scale) > cellW) scale--;
+      const scale = fittedScale;
       if (textWidth(text, scale) > cellW) {
         while (text.length > 0 && textWidth(`${text}..`, scale) > cellW) text = text.slice(0, -1);
         text = text.length > 0 ? `${text}..` : '';
