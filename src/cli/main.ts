@@ -4,6 +4,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { SaliencyError } from '../runtime/errors.js';
 import { doctor } from './doctor.js';
 import { evaluateCommand, trainCommand } from './train.js';
+import { METHODS, explainCommand, featuresCommand } from './explain.js';
 
 const program = new Command();
 program
@@ -23,6 +24,11 @@ program
 const positiveInt = (name: string) => (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer`);
+  return n;
+};
+const positiveIntOrZero = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be an integer ≥ 0`);
   return n;
 };
 const positiveNumber = (name: string) => (v: string) => {
@@ -54,6 +60,36 @@ program
   .option('--limit <n>', 'use the first N test images only', positiveInt('--limit'))
   .action(async (opts) => {
     await evaluateCommand(opts);
+  });
+
+program
+  .command('explain')
+  .description('explain what a model looks at in an image: one PNG per method, plus overview.png side by side')
+  .requiredOption('--model <name|file>', 'a bundled model (fashion-vgg, fashion-gap) or a .safetensors file')
+  .requiredOption('--image <file>', 'a PNG or JPEG image; it is resized to the model input')
+  .option('--method <name|all>', `one of ${METHODS.join(', ')}; a comma-separated list; or all`, 'all')
+  .option('--target <index|top>', 'the class to explain: an index, or top for the predicted class', 'top')
+  .option('--layer <name>', 'layer for Grad-CAM and Guided Grad-CAM (default: the last conv/ReLU layer with a spatial map)')
+  .option('--out <dir>', 'directory for the PNG files', 'out')
+  .option('--samples <n>', 'SmoothGrad: noisy samples', positiveInt('--samples'), 50)
+  .option('--noise-level <f>', 'SmoothGrad: noise σ as a fraction of the value range', positiveNumber('--noise-level'), 0.15)
+  .option('--seed <n>', 'SmoothGrad: noise seed', positiveIntOrZero('--seed'), 0)
+  .option('--size <px>', 'side of the rendered images in pixels', positiveInt('--size'), 224)
+  .action(async (opts) => {
+    await explainCommand(opts);
+  });
+
+program
+  .command('features')
+  .description("DeconvNet's layer picture: the most active feature maps of a layer, each projected back to pixels")
+  .requiredOption('--model <name|file>', 'a bundled model or a .safetensors file')
+  .requiredOption('--image <file>', 'a PNG or JPEG image')
+  .requiredOption('--layer <name>', 'the layer whose feature maps to show')
+  .option('--top <n>', 'how many feature maps', positiveInt('--top'), 9)
+  .option('--out <dir>', 'directory for the PNG file', 'out')
+  .option('--size <px>', 'side of each tile in pixels', positiveInt('--size'), 160)
+  .action(async (opts) => {
+    await featuresCommand(opts);
   });
 
 async function main(): Promise<number> {

@@ -1,0 +1,199 @@
+/** `saliency explain` and `saliency features`: run the methods on an image and write PNG files. */
+import { join, resolve } from 'node:path';
+import cliProgress from 'cli-progress';
+import { Tape, noGrad } from '../autodiff/tape.js';
+import { ArgumentError } from '../runtime/errors.js';
+import { initGpu } from '../runtime/gpu.js';
+import { tensor, type Tensor } from '../runtime/tensor.js';
+import type { Model } from '../nets/model.js';
+import * as saliency from '../saliency/index.js';
+import { greyToRgba, resizeRgba, type RgbaImage } from '../saliency/colormaps.js';
+import { imageToTensorData, readImage, tileImages, writePng } from '../saliency/image.js';
+import { renderOverlay } from '../saliency/render.js';
+import { loadModelArgument } from './train.js';
+
+export const METHODS = ['vanilla', 'deconvnet', 'guidedBackprop', 'gradTimesInput', 'smoothGrad', 'cam', 'gradCam', 'guidedGradCam'] as const;
+export type MethodName = (typeof METHODS)[number];
+
+export interface ExplainOptions {
+  model: string;
+  image: string;
+  method: string;
+  target: string;
+  layer?: string;
+  out: string;
+  samples: number;
+  noiseLevel: number;
+  seed: number;
+  size: number;
+}
+
+/** The model's input [1, C, H, W] from an image file, and the image as the model sees it. */
+function loadInput(model: Model, path: string): { data: Float32Array; view: RgbaImage } {
+  const [channels, height, width] = model.inputShape as [number, number, number];
+  if (channels !== 1 && channels !== 3) throw new ArgumentError(`model '${model.name}' takes ${channels} input channels; images give 1 or 3`);
+  const img = readImage(path);
+  const data = imageToTensorData(img, { channels, width, height, background: [0, 0, 0] });
+  const plane = width * height;
+  const view = channels === 1 ? { width, height, data: greyToRgba(data) } : {
+    width,
+    height,
+    data: Uint8ClampedArray.from({ length: plane * 4 }, (_, i) => (i % 4 === 3 ? 255 : data[(i % 4) * plane + Math.floor(i / 4)]! * 255)),
+  };
+  return { data, view };
+}
+
+function parseMethods(method: string): MethodName[] {
+  if (method === 'all') return [...METHODS];
+  const list = method.split(',').map((m) => m.trim());
+  for (const m of list) {
+    if (!(METHODS as readonly string[]).includes(m)) throw new ArgumentError(`unknown method '${m}'; methods: ${METHODS.join(', ')}, or all`);
+  }
+  return list as MethodName[];
+}
+
+function parseTarget(target: string): number | 'top' {
+  if (target === 'top') return 'top';
+  const n = Number(target);
+  if (!Number.isInteger(n) || n < 0) throw new ArgumentError(`--target must be a class index or 'top', got '${target}'`);
+  return n;
+}
+
+export async function explainCommand(o: ExplainOptions): Promise<void> {
+  const methods = parseMethods(o.method);
+  let target = parseTarget(o.target);
+  const gpu = await initGpu();
+  try {
+    const model = await loadModelArgument(gpu, o.model);
+    const { data, view } = loadInput(model, o.image);
+    const x = tensor(gpu, data, [1, ...model.inputShape]);
+    const logits = await (await noGrad(gpu, () => model.forward(x, { logits: true }))).read();
+    const top = logits.indexOf(Math.max(...logits));
+    if (target === 'top') target = top;
+    if (target >= logits.length) throw new ArgumentError(`--target ${target} is out of range; the model has ${logits.length} classes (0..${logits.length - 1})`);
+    const className = (c: number) => model.classNames?.[c] ?? `class ${c}`;
+    const probs = softmax(logits);
+    console.log(`model ${model.name}: predicted ${className(top)} (${(probs[top]! * 100).toFixed(1)}%); explaining ${className(target)}`);
+
+    const tiles: RgbaImage[] = [{ ...view }];
+    const labels = [`input: ${className(target)}`];
+    const outDir = resolve(o.out);
+    const bar = process.stdout.isTTY ? new cliProgress.SingleBar({ format: '  smoothGrad [{bar}] {value}/{total} samples' }, cliProgress.Presets.shades_classic) : null;
+    for (const method of methods) {
+      const t0 = performance.now();
+      let raw: Tensor;
+      try {
+        raw = await runMethod(method, model, x, target, o, (done, total) => {
+          if (bar) {
+            if (done === Math.min(total, 16) || !bar.getTotal()) bar.start(total, 0);
+            bar.update(done);
+          } else if (done === total || done % 10 === 0) console.log(`  smoothGrad: ${done}/${total} samples`);
+        });
+      } catch (e) {
+        bar?.stop();
+        if (method === 'cam' && o.method === 'all' && e instanceof ArgumentError) {
+          console.log(`  cam: skipped (${e.message})`);
+          continue;
+        }
+        throw e;
+      }
+      bar?.stop();
+      const map = { data: await raw.read(), shape: [...raw.shape] };
+      raw.dispose();
+      const ms = performance.now() - t0;
+      const image = renderOverlay(map, view, { size: o.size });
+      const file = join(outDir, `${method}.png`);
+      writePng(file, image);
+      console.log(`  ${method.padEnd(15)} ${ms.toFixed(0).padStart(6)} ms  → ${file}`);
+      tiles.push(image);
+      labels.push(method);
+    }
+    tiles[0] = resizeRgba(view, o.size, o.size, 'bilinear');
+    const overview = tileImages(tiles, { columns: Math.min(tiles.length, 5), labels, gap: 6 });
+    const file = join(outDir, 'overview.png');
+    writePng(file, overview);
+    console.log(`overview → ${file}`);
+    x.dispose();
+    model.dispose();
+  } finally {
+    gpu.destroy();
+  }
+}
+
+async function runMethod(
+  method: MethodName,
+  model: Model,
+  x: Tensor,
+  target: number,
+  o: ExplainOptions,
+  onProgress: (done: number, total: number) => void,
+): Promise<Tensor> {
+  const layer = o.layer;
+  switch (method) {
+    case 'smoothGrad':
+      return saliency.smoothGrad(model, x, { target, samples: o.samples, noiseLevel: o.noiseLevel, seed: o.seed, onProgress });
+    case 'cam':
+      return saliency.cam(model, x, { target });
+    case 'gradCam':
+    case 'guidedGradCam':
+      return saliency[method](model, x, { target, layer });
+    default:
+      return saliency[method](model, x, { target });
+  }
+}
+
+function softmax(v: Float32Array): number[] {
+  const m = Math.max(...v);
+  const e = [...v].map((z) => Math.exp(z - m));
+  const s = e.reduce((a, b) => a + b, 0);
+  return e.map((z) => z / s);
+}
+
+export interface FeaturesOptions {
+  model: string;
+  image: string;
+  layer: string;
+  top: number;
+  out: string;
+  size: number;
+}
+
+/**
+ * The classic DeconvNet picture (Zeiler & Fergus): the `top` most active feature maps of a layer
+ * for this image, each projected back to pixel space from its strongest activation.
+ */
+export async function featuresCommand(o: FeaturesOptions): Promise<void> {
+  const gpu = await initGpu();
+  try {
+    const model = await loadModelArgument(gpu, o.model);
+    const layer = model.layer(o.layer);
+    if (layer.outputShape.length !== 3) throw new ArgumentError(`--layer ${o.layer} has no feature maps (output ${JSON.stringify(layer.outputShape)}); choose a conv, activation or pooling layer`);
+    const { data, view } = loadInput(model, o.image);
+    const x = tensor(gpu, data, [1, ...model.inputShape]);
+    const tape = new Tape(gpu);
+    tape.hook(o.layer);
+    await tape.run(() => model.forward(x)).then((y) => y.dispose());
+    const a = await tape.activation(o.layer).read();
+    tape.dispose();
+    const [channels] = layer.outputShape as [number];
+    const plane = a.length / channels;
+    const strength = Array.from({ length: channels }, (_, c) => ({ c, max: Math.max(...a.subarray(c * plane, (c + 1) * plane)) }));
+    strength.sort((p, q) => q.max - p.max);
+    const chosen = strength.slice(0, Math.min(o.top, channels));
+    const tiles: RgbaImage[] = [];
+    const labels: string[] = [];
+    for (const { c, max } of chosen) {
+      const raw = await saliency.deconvnet(model, x, { target: { layer: o.layer, channel: c } });
+      tiles.push(renderOverlay({ data: await raw.read(), shape: [...raw.shape] }, view, { size: o.size, opacity: 0.85 }));
+      labels.push(`#${c} ${max.toFixed(2)}`);
+      raw.dispose();
+    }
+    const file = join(resolve(o.out), `features-${o.layer}.png`);
+    writePng(file, tileImages(tiles, { columns: Math.ceil(Math.sqrt(tiles.length)), labels, gap: 6 }));
+    console.log(`${o.layer}: the ${chosen.length} most active of ${channels} feature maps, projected to pixels → ${file}`);
+    x.dispose();
+    model.dispose();
+  } finally {
+    gpu.destroy();
+  }
+}

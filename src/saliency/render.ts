@@ -1,0 +1,43 @@
+/**
+ * From a raw attribution to a picture: the display steps, named and in order. Input-shaped maps
+ * are reduced over channels (max of |·|, the paper's), clipped at the 99th percentile and
+ * min-max normalised; one-channel maps (CAM, Grad-CAM) are min-max normalised. The result is
+ * coloured and laid over the input.
+ */
+import { colorbar, mapToImage, overlay, resizeRgba, type ColormapName, type RgbaImage } from './colormaps.js';
+import { clipPercentile, normalize, reduceChannels, type ChannelReduction, type MapData } from './display.js';
+
+export interface RenderOptions {
+  /** Channel reduction for multi-channel maps (default 'maxAbs'). */
+  reduce?: ChannelReduction;
+  /** Upper percentile to clip at, for multi-channel maps (default 99; 100 = no clipping). */
+  clip?: number;
+  colormap?: ColormapName;
+  /** Opacity of the heat map over the image (default 0.5; 1 = heat map only). */
+  opacity?: number;
+  /** Side of the rendered square image in pixels (default 224). */
+  size?: number;
+}
+
+/** The display steps: [N, C, H, W] (any C) → [N, 1, H, W] in [0, 1]. */
+export function displayMap(raw: MapData, options: RenderOptions = {}): MapData {
+  let m = raw;
+  if (m.shape[1] !== 1) {
+    m = reduceChannels(m, options.reduce ?? 'maxAbs');
+    if ((options.clip ?? 99) < 100) m = clipPercentile(m, { high: options.clip ?? 99 });
+  }
+  return normalize(m, { mode: 'minmax' });
+}
+
+/** Image `index` of a raw map, coloured and laid over `base`, at `size`×`size` pixels. */
+export function renderOverlay(raw: MapData, base: RgbaImage, options: RenderOptions & { index?: number } = {}): RgbaImage {
+  const size = options.size ?? 224;
+  const heat = mapToImage(displayMap(raw, options), { index: options.index ?? 0, colormap: options.colormap ?? 'viridis' });
+  const big = resizeRgba(heat, size, size, 'bilinear');
+  return overlay(resizeRgba(base, size, size, 'bilinear'), big, options.opacity ?? 0.5);
+}
+
+/** A horizontal colour bar for figures (low on the left). */
+export function renderColorbar(width: number, colormap: ColormapName = 'viridis'): RgbaImage {
+  return colorbar(width, Math.max(8, Math.round(width / 16)), colormap);
+}

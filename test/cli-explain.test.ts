@@ -1,0 +1,76 @@
+/** `saliency explain` and `saliency features`, run as a user runs them, on real PNG files. */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { modelFromSpec } from '../src/nets/model.js';
+import { FASHION_GAP } from '../src/nets/zoo.js';
+import { decodeImage, encodePng } from '../src/saliency/image.js';
+import { loadFashionMnist } from '../src/nets/idx.js';
+import { getGpu } from './helpers.js';
+
+const run = promisify(execFile);
+const cli = 'dist/cli/main.js';
+const dir = mkdtempSync(join(tmpdir(), 'explain-'));
+const modelFile = join(dir, 'gap.safetensors');
+const imageFile = join(dir, 'boot.png');
+
+describe.runIf(existsSync(cli))('saliency explain / features', () => {
+  beforeAll(async () => {
+    // An untrained fashion-gap (seeded weights) stands in for the bundled weights here.
+    const gpu = await getGpu();
+    const model = modelFromSpec(gpu, FASHION_GAP, undefined, { seed: 2 });
+    writeFileSync(modelFile, await model.toSafetensors());
+    model.dispose();
+    const test = loadFashionMnist('test', undefined, { limit: 1 }); // an ankle boot
+    const data = new Uint8ClampedArray(784 * 4);
+    for (let p = 0; p < 784; p++) data.set([test.images[p]! * 255, test.images[p]! * 255, test.images[p]! * 255, 255], p * 4);
+    writeFileSync(imageFile, encodePng({ width: 28, height: 28, data }));
+  });
+
+  it('writes one PNG per method and an overview, reporting times and the predicted class', async () => {
+    const out = join(dir, 'out');
+    const { stdout } = await run(process.execPath, [cli, 'explain', '--model', modelFile, '--image', imageFile, '--method', 'all', '--samples', '4', '--out', out, '--size', '64', '--target', '9']);
+    expect(stdout).toMatch(/model fashion-gap: predicted .+ \(\d+\.\d%\); explaining Ankle boot/);
+    for (const m of ['vanilla', 'deconvnet', 'guidedBackprop', 'gradTimesInput', 'smoothGrad', 'cam', 'gradCam', 'guidedGradCam']) {
+      expect(stdout).toMatch(new RegExp(`${m}\\s+\\d+ ms\\s+→ .*${m}\\.png`));
+      const img = decodeImage(new Uint8Array(readFileSync(join(out, `${m}.png`))));
+      expect([img.width, img.height]).toEqual([64, 64]);
+      // Not blank: the heat map varies across the image.
+      const reds = new Set<number>();
+      for (let i = 0; i < img.data.length; i += 4) reds.add(img.data[i]!);
+      expect(reds.size).toBeGreaterThan(10);
+    }
+    expect(stdout).toMatch(/smoothGrad: 4\/4 samples/);
+    const overview = decodeImage(new Uint8Array(readFileSync(join(out, 'overview.png'))));
+    expect(overview.width).toBeGreaterThan(5 * 64);
+    expect(overview.height).toBeGreaterThan(2 * 64);
+  });
+
+  it('draws the DeconvNet feature grid of a layer', async () => {
+    const out = join(dir, 'features');
+    const { stdout } = await run(process.execPath, [cli, 'features', '--model', modelFile, '--image', imageFile, '--layer', 'relu3', '--top', '4', '--out', out, '--size', '48']);
+    expect(stdout).toMatch(/relu3: the 4 most active of 64 feature maps, projected to pixels → .*features-relu3\.png/);
+    const grid = decodeImage(new Uint8Array(readFileSync(join(out, 'features-relu3.png'))));
+    expect(grid.width).toBeGreaterThan(2 * 48);
+  });
+
+  it('reports bad input in one line, with a non-zero exit', async () => {
+    const text = join(dir, 'notes.txt');
+    writeFileSync(text, 'not an image');
+    for (const [args, message] of [
+      [['--image', join(dir, 'missing.png')], /missing\.png: no such file/],
+      [['--image', text], /notes\.txt is not a PNG or JPEG image/],
+      [['--image', imageFile, '--method', 'lime'], /unknown method 'lime'; methods: vanilla/],
+      [['--image', imageFile, '--target', '12'], /--target 12 is out of range; the model has 10 classes/],
+      [['--image', imageFile, '--method', 'gradCam', '--layer', 'conv9'], /no layer 'conv9'; layers: conv1/],
+    ] as const) {
+      const err = await run(process.execPath, [cli, 'explain', '--model', modelFile, ...args, '--out', join(dir, 'x')]).catch((e) => e);
+      expect(err.code).toBe(1);
+      expect(err.stderr).toMatch(message);
+      expect(err.stderr).not.toMatch(/at .*\.js:\d+/);
+    }
+  });
+});
