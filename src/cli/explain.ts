@@ -101,7 +101,7 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
       const map = { data: await raw.read(), shape: [...raw.shape] };
       raw.dispose();
       const ms = performance.now() - t0;
-      const image = renderOverlay(map, view, { size: o.size });
+      const image = renderOverlay(map, view, { size: o.size, kind: method === 'cam' || method === 'gradCam' ? 'cam' : 'attribution' });
       const file = join(outDir, `${method}.png`);
       writePng(file, image);
       console.log(`  ${method.padEnd(15)} ${ms.toFixed(0).padStart(6)} ms  → ${file}`);

@@ -8,6 +8,11 @@ import { colorbar, mapToImage, overlay, resizeRgba, type ColormapName, type Rgba
 import { clipPercentile, normalize, reduceChannels, type ChannelReduction, type MapData } from './display.js';
 
 export interface RenderOptions {
+  /**
+   * 'attribution' (default): an input-shaped gradient map, shown as max over channels of |·|;
+   * 'cam': a one-channel class activation map, shown as it is.
+   */
+  kind?: 'attribution' | 'cam';
   /** Channel reduction for multi-channel maps (default 'maxAbs'). */
   reduce?: ChannelReduction;
   /** Upper percentile to clip at, for multi-channel maps (default 99; 100 = no clipping). */
@@ -19,11 +24,11 @@ export interface RenderOptions {
   size?: number;
 }
 
-/** The display steps: [N, C, H, W] (any C) → [N, 1, H, W] in [0, 1]. */
+/** The display steps: [N, C, H, W] → [N, 1, H, W] in [0, 1]. */
 export function displayMap(raw: MapData, options: RenderOptions = {}): MapData {
   let m = raw;
-  if (m.shape[1] !== 1) {
-    m = reduceChannels(m, options.reduce ?? 'maxAbs');
+  if ((options.kind ?? 'attribution') === 'attribution') {
+    m = reduceChannels(m, options.reduce ?? 'maxAbs'); // also takes |·| of one-channel (grey) inputs
     if ((options.clip ?? 99) < 100) m = clipPercentile(m, { high: options.clip ?? 99 });
   }
   return normalize(m, { mode: 'minmax' });
