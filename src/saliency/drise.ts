@@ -1,0 +1,169 @@
+/**
+ * D-RISE (Petsiuk et al. 2021): black-box saliency for object detectors.
+ *
+ * N random masks M_i are laid over the image; the detector runs on every masked image x ⊙ M_i;
+ * each mask is weighted by how well its detections still match the target,
+ *   w_i = max_j IoU(L_t, L_j) · cos(P_t, P_j) · O_j,
+ * and the saliency map is S = Σ_i w_i M_i. Masks are made on the GPU and the masked images are
+ * multiplied there in batches; only the detections pass through the CPU.
+ */
+import { Uniforms } from '../runtime/gpu.js';
+import { ArgumentError, CancelledError, ShapeError, formatShape } from '../runtime/errors.js';
+import { empty, tensor, type Tensor } from '../runtime/tensor.js';
+import type { Gpu } from '../runtime/gpu.js';
+import { linearWorkgroups } from '../kernels/common.js';
+import { add, div, fill, maximum, mul, scale } from '../kernels/elementwise.js';
+import { matmul } from '../kernels/matmul.js';
+
+/** One detection: box in pixels [x1, y1, x2, y2], objectness (1 if the detector has none), class probabilities. */
+export interface Detection {
+  box: [number, number, number, number];
+  objectness?: number;
+  scores: number[];
+}
+
+/** Any detector: an image batch [B, C, H, W] in, one list of detections per image out. */
+export type Detector = (images: Tensor) => Promise<Detection[][]>;
+
+export interface DriseOptions {
+  /** The detection(s) to explain, usually from running the detector on the clean image. */
+  target: Detection | Detection[];
+  /** Number of masks N (default 5000). */
+  masks?: number;
+  /** Grid cells per side s (default 16). */
+  gridSize?: number;
+  /** Probability p that a cell is kept (default 0.5). */
+  p?: number;
+  /** Seed of the masks (default 0). */
+  seed?: number;
+  /** Masked images per detector call (default 32). */
+  batchSize?: number;
+  /** Divide S by nothing (default), by Σ_i M_i per pixel ('masks'), or by N·p ('np'). */
+  normalize?: 'none' | 'masks' | 'np';
+  /** Called after each batch with masks done and the total. */
+  onProgress?: (done: number, total: number) => void;
+  /** Stops the run between batches with a CancelledError; nothing stays allocated. */
+  signal?: AbortSignal;
+}
+
+/** The saliency maps [T, 1, H, W], with how fast the masks went. */
+export type DriseResult = Tensor & { masksPerSecond: number; seconds: number };
+
+export function iou(a: readonly number[], b: readonly number[]): number {
+  const ix = Math.max(0, Math.min(a[2]!, b[2]!) - Math.max(a[0]!, b[0]!));
+  const iy = Math.max(0, Math.min(a[3]!, b[3]!) - Math.max(a[1]!, b[1]!));
+  const inter = ix * iy;
+  const area = (r: readonly number[]) => Math.max(0, r[2]! - r[0]!) * Math.max(0, r[3]! - r[1]!);
+  const union = area(a) + area(b) - inter;
+  return union > 0 ? inter / union : 0;
+}
+
+export function cosine(a: readonly number[], b: readonly number[]): number {
+  if (a.length !== b.length) throw new ShapeError(`D-RISE: class vectors of different lengths (${a.length} and ${b.length})`);
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i]! * b[i]!;
+    na += a[i]! * a[i]!;
+    nb += b[i]! * b[i]!;
+  }
+  return na > 0 && nb > 0 ? dot / Math.sqrt(na * nb) : 0;
+}
+
+/** s(d_t, d_j) = IoU(L_t, L_j) · cos(P_t, P_j) · O_j. */
+export function similarity(target: Detection, proposal: Detection): number {
+  return iou(target.box, proposal.box) * cosine(target.scores, proposal.scores) * (proposal.objectness ?? 1);
+}
+
+/**
+ * w_i = max_j s(d_t, d_j) over the proposals of each mask; 0 for a mask with no proposals.
+ * Returns weights[mask][target].
+ */
+export function driseWeights(target: Detection | Detection[], detectionsPerMask: Detection[][]): number[][] {
+  const targets = Array.isArray(target) ? target : [target];
+  return detectionsPerMask.map((proposals) =>
+    targets.map((t) => proposals.reduce((best, d) => Math.max(best, similarity(t, d)), 0)),
+  );
+}
+
+/**
+ * Masks first … first+count−1 of the seed's sequence, [count, 1, H, W], made on the GPU (see
+ * shaders/drise_masks.wgsl for the exact construction).
+ */
+export async function driseMasks(
+  gpu: Gpu,
+  o: { height: number; width: number; count: number; first?: number; gridSize?: number; p?: number; seed?: number },
+): Promise<Tensor> {
+  const { height: h, width: w, count, first = 0, gridSize: s = 16, p = 0.5, seed = 0 } = o;
+  for (const [k, v] of Object.entries({ height: h, width: w, count, gridSize: s })) {
+    if (!Number.isInteger(v) || v < 1) throw new ArgumentError(`D-RISE masks: ${k} must be a positive integer, got ${v}`);
+  }
+  if (!(p >= 0 && p <= 1)) throw new ArgumentError(`D-RISE masks: p must be in [0, 1], got ${p}`);
+  if (!Number.isInteger(seed) || !Number.isInteger(first) || first < 0) throw new ArgumentError('D-RISE masks: seed and first must be integers (first ≥ 0)');
+  const kernel = await gpu.kernel('drise_masks');
+  const out = empty(gpu, [count, 1, h, w]);
+  gpu.dispatch(kernel, {
+    uniforms: new Uniforms().u32(out.size, h, w, s, Math.ceil(h / s), Math.ceil(w / s), first, seed >>> 0).f32(p),
+    buffers: [out],
+    workgroups: linearWorkgroups(gpu, out.size, 256),
+  });
+  return out;
+}
+
+/** D-RISE saliency of `targets` in `image` [1, C, H, W] for any detector. */
+export async function drise(detector: Detector, image: Tensor, options: DriseOptions): Promise<DriseResult> {
+  const { masks: total = 5000, gridSize = 16, p = 0.5, seed = 0, batchSize = 32, normalize = 'none', onProgress, signal } = options;
+  if (typeof detector !== 'function') throw new ArgumentError('drise: detector must be an async function from an image batch to detections');
+  if (image.rank !== 4 || image.shape[0] !== 1) throw new ShapeError(`drise: image must be one image [1, C, H, W], got ${formatShape(image.shape)}`);
+  const targets = Array.isArray(options.target) ? options.target : [options.target];
+  if (targets.length === 0) throw new ArgumentError('drise: give at least one target detection');
+  for (const t of targets) {
+    if (!t || !Array.isArray(t.box) || t.box.length !== 4 || !Array.isArray(t.scores)) {
+      throw new ArgumentError('drise: a target must be a detection { box: [x1, y1, x2, y2], objectness?, scores: number[] }');
+    }
+  }
+  if (!Number.isInteger(total) || total < 1) throw new ArgumentError(`drise: masks must be a positive integer, got ${total}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new ArgumentError(`drise: batchSize must be a positive integer, got ${batchSize}`);
+  if (!['none', 'masks', 'np'].includes(normalize)) throw new ArgumentError(`drise: normalize must be 'none', 'masks' or 'np', got ${JSON.stringify(normalize)}`);
+  const gpu = image.gpu;
+  const [, , h, w] = image.shape as [number, number, number, number];
+  const T = targets.length;
+  const started = performance.now();
+
+  const map = await gpu.scope(async () => {
+    let saliency = await fill(gpu, [T, h * w], 0);
+    let coverage = normalize === 'masks' ? await fill(gpu, [1, h * w], 0) : null;
+    for (let done = 0; done < total; done += batchSize) {
+      if (signal?.aborted) throw new CancelledError('drise: cancelled');
+      const b = Math.min(batchSize, total - done);
+      // Each batch's temporaries die with its scope; the running sums it returns move up.
+      const sums = await gpu.scope(async () => {
+        const masks = await driseMasks(gpu, { height: h, width: w, count: b, first: done, gridSize, p, seed });
+        const masked = await mul(image, masks); // x ⊙ M_i, broadcast over channels
+        const detections = await detector(masked);
+        if (!Array.isArray(detections) || detections.length !== b) {
+          throw new ArgumentError(`drise: the detector returned ${Array.isArray(detections) ? detections.length : typeof detections} results for a batch of ${b} images`);
+        }
+        const weights = driseWeights(targets, detections); // [b][T]
+        const wt = tensor(gpu, Float32Array.from({ length: T * b }, (_, k) => weights[k % b]![Math.floor(k / b)]!), [T, b]);
+        const flat = masks.reshape([b, h * w]);
+        const next = await add(saliency, await matmul(wt, flat)); // + Σ_i w_i M_i, [T, H·W]
+        const nextCoverage = coverage ? await add(coverage, await matmul(await fill(gpu, [1, b], 1), flat)) : null;
+        return { next, nextCoverage };
+      });
+      saliency.dispose();
+      saliency = sums.next;
+      coverage?.dispose();
+      coverage = sums.nextCoverage;
+      onProgress?.(done + b, total);
+    }
+    let out = saliency;
+    if (normalize === 'np') out = await scale(saliency, 1 / (total * p));
+    if (coverage) out = await div(saliency, await maximum(coverage, await fill(gpu, [1, 1], 1e-6)));
+    return out.reshape([T, 1, h, w]);
+  });
+  await gpu.sync();
+  const seconds = (performance.now() - started) / 1000;
+  return Object.assign(map, { masksPerSecond: total / seconds, seconds });
+}
