@@ -14,6 +14,9 @@ import type { Gpu } from '../runtime/gpu.js';
 import { linearWorkgroups } from '../kernels/common.js';
 import { add, div, fill, maximum, mul, scale } from '../kernels/elementwise.js';
 import { matmul } from '../kernels/matmul.js';
+import { iou } from '../nets/boxes.js';
+
+export { iou };
 
 /** One detection: box in pixels [x1, y1, x2, y2], objectness (1 if the detector has none), class probabilities. */
 export interface Detection {
@@ -48,15 +51,6 @@ export interface DriseOptions {
 
 /** The saliency maps [T, 1, H, W], with how fast the masks went. */
 export type DriseResult = Tensor & { masksPerSecond: number; seconds: number };
-
-export function iou(a: readonly number[], b: readonly number[]): number {
-  const ix = Math.max(0, Math.min(a[2]!, b[2]!) - Math.max(a[0]!, b[0]!));
-  const iy = Math.max(0, Math.min(a[3]!, b[3]!) - Math.max(a[1]!, b[1]!));
-  const inter = ix * iy;
-  const area = (r: readonly number[]) => Math.max(0, r[2]! - r[0]!) * Math.max(0, r[3]! - r[1]!);
-  const union = area(a) + area(b) - inter;
-  return union > 0 ? inter / union : 0;
-}
 
 export function cosine(a: readonly number[], b: readonly number[]): number {
   if (a.length !== b.length) throw new ShapeError(`D-RISE: class vectors of different lengths (${a.length} and ${b.length})`);

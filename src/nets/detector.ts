@@ -1,0 +1,263 @@
+/**
+ * A small one-stage detector in the style of YOLO: the image is divided into a grid of cells; each
+ * cell predicts an objectness, one box and class probabilities. Built from our layers and trained
+ * with our autodiff on synthetic Fashion-MNIST scenes (scenes.ts).
+ *
+ * Output [N, 5 + C, g, g] per cell (stride = input / g):
+ *   0: objectness logit            1, 2: box centre offset in the cell (sigmoid)
+ *   3, 4: box width and height as a fraction of the image (sigmoid)   5…: class logits
+ */
+import * as ops from '../autodiff/ops/index.js';
+import { noGrad, Tape } from '../autodiff/tape.js';
+import { ArgumentError, ShapeError, formatShape } from '../runtime/errors.js';
+import { tensor, type Tensor } from '../runtime/tensor.js';
+import type { Detection } from '../saliency/drise.js';
+import { meanAveragePrecision, nms } from './boxes.js';
+import type { Model } from './model.js';
+import type { Optimizer } from './optim.js';
+import { generateScene, type Scene, type SceneOptions, type SceneSource } from './scenes.js';
+import { FASHION_CLASSES } from './zoo.js';
+import type { ModelSpec } from './spec.js';
+
+const conv = (name: string, inC: number, out: number, kernel = 3) => ({ name, type: 'conv2d' as const, in: inC, out, kernel, padding: kernel === 3 ? 1 : 0 });
+
+/** 96×96 grey scenes → a 12×12 grid (stride 8), 10 Fashion-MNIST classes. */
+export const FASHION_DETECTOR: ModelSpec = {
+  name: 'fashion-detector',
+  input: [1, 96, 96],
+  classes: [...FASHION_CLASSES],
+  layers: [
+    conv('conv1', 1, 16),
+    { name: 'relu1', type: 'relu' },
+    { name: 'pool1', type: 'maxpool2d', kernel: 2 },
+    conv('conv2', 16, 32),
+    { name: 'relu2', type: 'relu' },
+    { name: 'pool2', type: 'maxpool2d', kernel: 2 },
+    conv('conv3', 32, 64),
+    { name: 'relu3', type: 'relu' },
+    { name: 'pool3', type: 'maxpool2d', kernel: 2 },
+    conv('conv4', 64, 64),
+    { name: 'relu4', type: 'relu' },
+    conv('head', 64, 15, 1),
+  ],
+};
+
+export interface DetectorGeometry {
+  size: number;
+  grid: number;
+  classes: number;
+}
+
+export function detectorGeometry(model: Model): DetectorGeometry {
+  const [c, g, g2] = model.outputShape as number[];
+  const size = model.inputShape[1]!;
+  if (model.outputShape.length !== 3 || g !== g2 || c! < 6) {
+    throw new ShapeError(`detector: model output per image must be [5 + classes, g, g], got ${formatShape(model.outputShape)}`);
+  }
+  return { size, grid: g!, classes: c! - 5 };
+}
+
+/** Training targets for a batch of scenes, laid out like the output. */
+function targets(scenes: Scene[], geo: DetectorGeometry) {
+  const { grid: g, size, classes } = geo;
+  const n = scenes.length;
+  const cells = g * g;
+  const stride = size / g;
+  const obj = new Float32Array(n * cells);
+  const box = new Float32Array(n * 4 * cells);
+  const cls = new Float32Array(n * classes * cells);
+  scenes.forEach((s, b) => {
+    // Larger objects claim a cell first.
+    const order = s.boxes.map((_, i) => i).sort((i, j) => area(s.boxes[j]!) - area(s.boxes[i]!));
+    for (const k of order) {
+      const [x1, y1, x2, y2] = s.boxes[k]!;
+      const cx = (x1 + x2) / 2;
+      const cy = (y1 + y2) / 2;
+      const i = Math.min(g - 1, Math.floor(cy / stride));
+      const j = Math.min(g - 1, Math.floor(cx / stride));
+      const cell = i * g + j;
+      if (obj[b * cells + cell]) continue;
+      obj[b * cells + cell] = 1;
+      const t = [cx / stride - j, cy / stride - i, (x2 - x1) / size, (y2 - y1) / size];
+      t.forEach((v, ch) => (box[(b * 4 + ch) * cells + cell] = v));
+      cls[(b * classes + s.labels[k]!) * cells + cell] = 1;
+    }
+  });
+  return { obj, box, cls };
+}
+
+function area(b: readonly number[]): number {
+  return (b[2]! - b[0]!) * (b[3]! - b[1]!);
+}
+
+export interface DetectionLossWeights {
+  /** Weight of positive cells in the objectness loss (default 5: few cells hold objects). */
+  positive?: number;
+  box?: number;
+}
+
+/**
+ * The detection loss, differentiable: objectness binary cross-entropy over all cells (positives
+ * weighted), squared error of the box terms on positive cells, class cross-entropy on positive
+ * cells; each averaged over the batch.
+ */
+export async function detectionLoss(out: Tensor, scenes: Scene[], geo: DetectorGeometry, w: DetectionLossWeights = {}): Promise<Tensor> {
+  const gpu = out.gpu;
+  const [n] = out.shape as [number];
+  const { grid: g, classes } = geo;
+  const t = targets(scenes, geo);
+  const lamPos = w.positive ?? 5;
+  const lamBox = w.box ?? 5;
+  return gpu.scope(async () => {
+    const z = await ops.slice(out, [0, 0, 0, 0], [n, 1, g, g]);
+    // log σ(z) and log(1 − σ(z)) as the log-softmax of (z, 0).
+    const pair = await ops.logSoftmax(await ops.concat([z, tensor(gpu, new Float32Array(n * g * g), [n, 1, g, g])], 1), 1);
+    const objWeights = new Float32Array(n * 2 * g * g);
+    const cells = g * g;
+    for (let b = 0; b < n; b++) {
+      for (let c = 0; c < cells; c++) {
+        const y = t.obj[b * cells + c]!;
+        objWeights[(b * 2) * cells + c] = (-lamPos * y) / n;
+        objWeights[(b * 2 + 1) * cells + c] = (-(1 - y)) / n;
+      }
+    }
+    const objLoss = await ops.sum(await ops.mul(pair, tensor(gpu, objWeights, [n, 2, g, g])), 'all');
+
+    const mask = tensor(gpu, t.obj, [n, 1, g, g]);
+    const pred = await ops.activation(await ops.slice(out, [0, 1, 0, 0], [n, 4, g, g]), 'sigmoid');
+    const diff = await ops.mul(await ops.sub(pred, tensor(gpu, t.box, [n, 4, g, g])), mask);
+    const boxLoss = await ops.scale(await ops.sum(await ops.mul(diff, diff), 'all'), lamBox / n);
+
+    const logp = await ops.logSoftmax(await ops.slice(out, [0, 5, 0, 0], [n, classes, g, g]), 1);
+    const clsWeights = Float32Array.from(t.cls, (v) => -v / n);
+    const clsLoss = await ops.sum(await ops.mul(logp, tensor(gpu, clsWeights, [n, classes, g, g])), 'all');
+    return ops.add(await ops.add(objLoss, boxLoss), clsLoss);
+  });
+}
+
+export interface DetectOptions {
+  /** Keep cells with objectness above this (default 0.3). */
+  threshold?: number;
+  /** Non-maximum suppression IoU (default 0.45). */
+  iou?: number;
+}
+
+/** Decodes the output of a batch into detections per image (after NMS), in input pixels. */
+export function decodeDetections(values: Float32Array, n: number, geo: DetectorGeometry, options: DetectOptions = {}): Detection[][] {
+  const { grid: g, size, classes } = geo;
+  const { threshold = 0.3, iou = 0.45 } = options;
+  const cells = g * g;
+  const per = (5 + classes) * cells;
+  const stride = size / g;
+  const sig = (v: number) => 1 / (1 + Math.exp(-v));
+  const result: Detection[][] = [];
+  for (let b = 0; b < n; b++) {
+    const found: Detection[] = [];
+    for (let c = 0; c < cells; c++) {
+      const at = (ch: number) => values[b * per + ch * cells + c]!;
+      const objectness = sig(at(0));
+      if (objectness < threshold) continue;
+      const [i, j] = [Math.floor(c / g), c % g];
+      const cx = (j + sig(at(1))) * stride;
+      const cy = (i + sig(at(2))) * stride;
+      const w = sig(at(3)) * size;
+      const h = sig(at(4)) * size;
+      const logits = Array.from({ length: classes }, (_, k) => at(5 + k));
+      const m = Math.max(...logits);
+      const e = logits.map((v) => Math.exp(v - m));
+      const s = e.reduce((a, v) => a + v, 0);
+      found.push({ box: [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], objectness, scores: e.map((v) => v / s) });
+    }
+    const keep = nms(found.map((d) => d.box), found.map((d) => d.objectness! * Math.max(...d.scores)), iou);
+    result.push(keep.map((k) => found[k]!));
+  }
+  return result;
+}
+
+/** Runs the detector on images [B, 1, size, size]: detections per image, in D-RISE's format. */
+export async function detect(model: Model, images: Tensor, options: DetectOptions = {}): Promise<Detection[][]> {
+  const geo = detectorGeometry(model);
+  const out = await noGrad(model.gpu, () => model.forward(images));
+  try {
+    return decodeDetections(await out.read(), images.shape[0]!, geo, options);
+  } finally {
+    out.dispose();
+  }
+}
+
+/** mAP@0.5 of the detector on scenes (each detection's score = objectness × class probability). */
+export async function evaluateDetector(model: Model, scenes: Scene[], batchSize = 32): Promise<number> {
+  const geo = detectorGeometry(model);
+  const predictions = [];
+  for (let i = 0; i < scenes.length; i += batchSize) {
+    const batch = scenes.slice(i, i + batchSize);
+    const x = sceneBatch(model, batch, geo);
+    const dets = await detect(model, x, { threshold: 0.05 });
+    x.dispose();
+    for (const d of dets) {
+      predictions.push(
+        d.map((det) => {
+          const label = det.scores.indexOf(Math.max(...det.scores));
+          return { box: det.box, label, score: det.objectness! * det.scores[label]! };
+        }),
+      );
+    }
+  }
+  return meanAveragePrecision(predictions, scenes, 0.5).map;
+}
+
+function sceneBatch(model: Model, scenes: Scene[], geo: DetectorGeometry): Tensor {
+  const px = geo.size * geo.size;
+  const data = new Float32Array(scenes.length * px);
+  scenes.forEach((s, i) => data.set(s.image, i * px));
+  return tensor(model.gpu, data, [scenes.length, 1, geo.size, geo.size]);
+}
+
+export interface TrainDetectorOptions {
+  source: SceneSource;
+  /** Scenes per epoch (default 20,000), generated on the fly from `seed`. */
+  scenes?: number;
+  epochs: number;
+  batchSize?: number;
+  optimizer: Optimizer;
+  seed?: number;
+  sceneOptions?: SceneOptions;
+  log?: (line: string) => void;
+  onEpochEnd?: (epoch: number) => void | Promise<void>;
+}
+
+/** Trains the detector; returns the loss of every step. */
+export async function trainDetector(model: Model, o: TrainDetectorOptions): Promise<number[]> {
+  const geo = detectorGeometry(model);
+  const { scenes: perEpoch = 20000, epochs, batchSize = 32, optimizer, seed = 0, log } = o;
+  if (!Number.isInteger(epochs) || epochs < 1) throw new ArgumentError(`trainDetector: epochs must be a positive integer, got ${epochs}`);
+  const params = model.parameters();
+  const losses: number[] = [];
+  const steps = Math.ceil(perEpoch / batchSize);
+  for (let epoch = 0; epoch < epochs; epoch++) {
+    const t0 = performance.now();
+    for (let step = 0; step < steps; step++) {
+      const first = epoch * perEpoch + step * batchSize;
+      const batch = Array.from({ length: Math.min(batchSize, perEpoch - step * batchSize) }, (_, k) => generateScene(o.source, seed, first + k, o.sceneOptions));
+      const loss = await model.gpu.scope(async () => {
+        const x = sceneBatch(model, batch, geo);
+        const tape = new Tape(model.gpu);
+        for (const p of params) tape.watch(p);
+        const l = await tape.run(async () => detectionLoss(await model.forward(x, { training: true }), batch, geo));
+        const grads = await tape.backward(l);
+        tape.dispose();
+        await optimizer.step(params, grads);
+        grads.dispose();
+        return (await l.read())[0]!;
+      });
+      if (!Number.isFinite(loss)) throw new ArgumentError(`trainDetector: the loss became ${loss} at epoch ${epoch + 1}, step ${step + 1}; lower the learning rate`);
+      losses.push(loss);
+      if (log && ((step + 1) % Math.max(1, Math.round(steps / 10)) === 0 || step === steps - 1)) {
+        const seconds = (performance.now() - t0) / 1000;
+        log(`epoch ${epoch + 1}/${epochs}  step ${step + 1}/${steps}  loss ${loss.toFixed(4)}  ${(((step + 1) * batchSize) / seconds).toFixed(0)} scenes/s`);
+      }
+    }
+    await o.onEpochEnd?.(epoch + 1);
+  }
+  return losses;
+}
