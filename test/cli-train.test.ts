@@ -33,7 +33,7 @@ describe.runIf(existsSync(cli))('saliency train / evaluate', () => {
 
   it('rejects bad options with one clear line', async () => {
     for (const [args, message] of [
-      [['train', '--model', 'resnet'], /no bundled architecture 'resnet'; choose one of fashion-vgg, fashion-gap/],
+      [['train', '--model', 'resnet'], /no bundled architecture 'resnet'; choose one of fashion-vgg, fashion-gap, fashion-detector/],
       [['train', '--model', 'fashion-gap', '--epochs', '0'], /--epochs must be a positive integer/],
       [['evaluate', '--model', 'missing.safetensors'], /cannot read missing.safetensors: no such file/],
       [['evaluate', '--model', 'nonsense'], /neither a bundled model/],

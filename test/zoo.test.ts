@@ -28,10 +28,10 @@ describe('bundled models', () => {
 
   it('an unknown name lists the bundled ones', async () => {
     const gpu = await getGpu();
-    await expect(loadModel(gpu, 'resnet50')).rejects.toThrow("no bundled model named 'resnet50'; bundled: fashion-vgg, fashion-gap");
+    await expect(loadModel(gpu, 'resnet50')).rejects.toThrow("no bundled model named 'resnet50'; bundled: fashion-vgg, fashion-gap, fashion-detector");
   });
 
-  for (const name of Object.keys(BUNDLED_MODELS)) {
+  for (const name of Object.keys(TARGETS)) {
     const weights = fileURLToPath(bundledWeightsUrl(name));
     it.runIf(existsSync(weights))(`${name}: accuracy on 2,000 test images matches the README's figure`, async () => {
       const documented = documentedAccuracy(name);

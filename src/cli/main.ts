@@ -5,6 +5,7 @@ import { SaliencyError } from '../runtime/errors.js';
 import { doctor } from './doctor.js';
 import { evaluateCommand, trainCommand } from './train.js';
 import { METHODS, explainCommand, featuresCommand } from './explain.js';
+import { detectCommand, driseCommand } from './detect.js';
 
 const program = new Command();
 program
@@ -40,14 +41,15 @@ const positiveNumber = (name: string) => (v: string) => {
 program
   .command('train')
   .description('train a bundled architecture on Fashion-MNIST (Debian package dataset-fashion-mnist) and write its weights')
-  .requiredOption('--model <name>', 'architecture: fashion-vgg or fashion-gap')
+  .requiredOption('--model <name>', 'architecture: fashion-vgg, fashion-gap or fashion-detector')
+  .option('--scenes <n>', 'fashion-detector: synthetic scenes per epoch', positiveInt('--scenes'), 20000)
   .option('--epochs <n>', 'passes over the training set', positiveInt('--epochs'), 3)
   .option('--batch-size <n>', 'images per step', positiveInt('--batch-size'), 64)
   .option('--lr <rate>', 'Adam learning rate', positiveNumber('--lr'), 0.001)
   .option('--lr-decay <factor>', 'multiply the learning rate by this after each epoch', positiveNumber('--lr-decay'), 1)
   .option('--seed <n>', 'seed of initialisation, shuffling and dropout', (v) => Number(v), 1)
   .option('--limit <n>', 'train on the first N images only', positiveInt('--limit'))
-  .option('--eval-limit <n>', 'evaluate on the first N test images only', positiveInt('--eval-limit'))
+  .option('--eval-limit <n>', 'evaluate on the first N test images (fashion-detector: N held-out scenes) only', positiveInt('--eval-limit'))
   .option('--out <file>', 'where to write the .safetensors weights (default: models/<name>.safetensors)')
   .action(async (opts) => {
     await trainCommand(opts);
@@ -90,6 +92,42 @@ program
   .option('--size <px>', 'side of each tile in pixels', positiveInt('--size'), 160)
   .action(async (opts) => {
     await featuresCommand(opts);
+  });
+
+const probability = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!(n >= 0 && n <= 1)) throw new InvalidArgumentError(`${name} must be a number in [0, 1]`);
+  return n;
+};
+
+program
+  .command('detect')
+  .description('run an object detector on an image and write it with the boxes drawn')
+  .requiredOption('--image <file>', 'a PNG or JPEG image; it is resized to the detector input')
+  .option('--detector <name|file>', 'a bundled detector or a .safetensors file', 'fashion-detector')
+  .option('--threshold <p>', 'minimum objectness', probability('--threshold'), 0.3)
+  .option('--out <dir>', 'directory for detections.png', 'out')
+  .option('--size <px>', 'side of the rendered image in pixels', positiveInt('--size'), 384)
+  .action(async (opts) => {
+    await detectCommand(opts);
+  });
+
+program
+  .command('drise')
+  .description('D-RISE: which pixels make the detector find one of its detections')
+  .requiredOption('--image <file>', 'a PNG or JPEG image')
+  .requiredOption('--target <index>', "the detection to explain, as numbered by 'saliency detect'", positiveIntOrZero('--target'))
+  .option('--detector <name|file>', 'a bundled detector or a .safetensors file', 'fashion-detector')
+  .option('--masks <n>', 'number of random masks', positiveInt('--masks'), 5000)
+  .option('--grid <s>', 'mask grid cells per side', positiveInt('--grid'), 16)
+  .option('--p <p>', 'probability that a grid cell is kept', probability('--p'), 0.5)
+  .option('--seed <n>', 'mask seed', positiveIntOrZero('--seed'), 0)
+  .option('--batch-size <n>', 'masked images per detector call', positiveInt('--batch-size'), 32)
+  .option('--threshold <p>', 'minimum objectness of the detections listed', probability('--threshold'), 0.3)
+  .option('--out <dir>', 'directory for drise-<index>.png', 'out')
+  .option('--size <px>', 'side of the rendered image in pixels', positiveInt('--size'), 384)
+  .action(async (opts) => {
+    await driseCommand(opts);
   });
 
 async function main(): Promise<number> {

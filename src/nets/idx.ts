@@ -18,7 +18,7 @@ export interface IdxArray {
 
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 
-import { FASHION_CLASSES } from './zoo.js';
+import { FASHION_CLASSES } from './classes.js';
 
 export { FASHION_CLASSES };
 

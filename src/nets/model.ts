@@ -288,8 +288,9 @@ export function modelFromSpec(gpu: Gpu, spec: ModelSpec, weights?: Weights, opti
       layers.push({ name, type: ls.type, spec: ls, inputShape: shape, outputShape, params, args });
       shape = outputShape;
     });
-    const outputs = shape.reduce((a, b) => a * b, 1);
-    if (spec.classes && spec.classes.length !== outputs) {
+    const outputs = shape[0]!;
+    // A classifier's output is [classes]; a dense predictor's ([5 + classes, g, g]) is not checked.
+    if (spec.classes && shape.length === 1 && spec.classes.length !== outputs) {
       throw new ArgumentError(`model spec lists ${spec.classes.length} class names, but the model has ${outputs} outputs`);
     }
   } catch (e) {

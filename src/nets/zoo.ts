@@ -6,19 +6,10 @@ import { ArgumentError } from '../runtime/errors.js';
 import type { Gpu } from '../runtime/gpu.js';
 import { modelFromSafetensors, type Model } from './model.js';
 import type { ModelSpec } from './spec.js';
+import { FASHION_CLASSES } from './classes.js';
+import { FASHION_DETECTOR } from './detector-spec.js';
 
-export const FASHION_CLASSES: readonly string[] = Object.freeze([
-  'T-shirt/top',
-  'Trouser',
-  'Pullover',
-  'Dress',
-  'Coat',
-  'Sandal',
-  'Shirt',
-  'Sneaker',
-  'Bag',
-  'Ankle boot',
-]);
+export { FASHION_CLASSES };
 
 const conv = (name: string, inC: number, out: number) => ({ name, type: 'conv2d' as const, in: inC, out, kernel: 3, padding: 1 });
 
@@ -70,6 +61,7 @@ export const FASHION_GAP: ModelSpec = {
 export const BUNDLED_MODELS: Readonly<Record<string, ModelSpec>> = Object.freeze({
   'fashion-vgg': FASHION_VGG,
   'fashion-gap': FASHION_GAP,
+  'fashion-detector': FASHION_DETECTOR,
 });
 
 /** Where a bundled model's weights live (a file: URL in Node, an http URL in a browser bundle). */

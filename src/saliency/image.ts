@@ -344,3 +344,31 @@ export function tileImages(images: RgbaImage[], options: TileOptions = {}): Rgba
   });
   return out;
 }
+
+/** Draws a rectangle outline [x1, y1, x2, y2] (pixel edges) onto `img` in place. */
+export function drawBox(
+  img: RgbaImage,
+  box: readonly number[],
+  color: [number, number, number, number?] = [255, 64, 64, 255],
+  thickness = 2,
+): void {
+  const [x1, y1, x2, y2] = box.map((v) => Math.round(v)) as [number, number, number, number];
+  const put = (x: number, y: number) => {
+    if (x < 0 || y < 0 || x >= img.width || y >= img.height) return;
+    const p = (y * img.width + x) * 4;
+    img.data[p] = color[0];
+    img.data[p + 1] = color[1];
+    img.data[p + 2] = color[2];
+    img.data[p + 3] = color[3] ?? 255;
+  };
+  for (let t = 0; t < thickness; t++) {
+    for (let x = x1; x < x2; x++) {
+      put(x, y1 + t);
+      put(x, y2 - 1 - t);
+    }
+    for (let y = y1; y < y2; y++) {
+      put(x1 + t, y);
+      put(x2 - 1 - t, y);
+    }
+  }
+}

@@ -1,0 +1,28 @@
+/** The architecture of the bundled detector (see detector.ts for what its outputs mean). */
+import type { ModelSpec } from './spec.js';
+
+import { FASHION_CLASSES } from './classes.js';
+
+const conv = (name: string, inC: number, out: number, kernel = 3) => ({ name, type: 'conv2d' as const, in: inC, out, kernel, padding: kernel === 3 ? 1 : 0 });
+
+/** 96×96 grey scenes → a 12×12 grid (stride 8), 10 Fashion-MNIST classes. */
+export const FASHION_DETECTOR: ModelSpec = {
+  name: 'fashion-detector',
+  input: [1, 96, 96],
+  classes: [...FASHION_CLASSES],
+  layers: [
+    conv('conv1', 1, 16),
+    { name: 'relu1', type: 'relu' },
+    { name: 'pool1', type: 'maxpool2d', kernel: 2 },
+    conv('conv2', 16, 32),
+    { name: 'relu2', type: 'relu' },
+    { name: 'pool2', type: 'maxpool2d', kernel: 2 },
+    conv('conv3', 32, 64),
+    { name: 'relu3', type: 'relu' },
+    { name: 'pool3', type: 'maxpool2d', kernel: 2 },
+    conv('conv4', 64, 64),
+    { name: 'relu4', type: 'relu' },
+    conv('head', 64, 15, 1),
+  ],
+};
+

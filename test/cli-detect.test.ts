@@ -1,0 +1,53 @@
+/** `saliency train --model fashion-detector`, `saliency detect` and `saliency drise`, end to end on a real PNG. */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadFashionMnist } from '../src/nets/idx.js';
+import { generateScene } from '../src/nets/scenes.js';
+import { parseSafetensors } from '../src/nets/safetensors.js';
+import { decodeImage, encodePng } from '../src/saliency/image.js';
+
+const run = promisify(execFile);
+const cli = 'dist/cli/main.js';
+const dir = mkdtempSync(join(tmpdir(), 'detect-'));
+const weights = join(dir, 'detector.safetensors');
+const scene = join(dir, 'scene.png');
+
+describe.runIf(existsSync(cli))('detector commands', () => {
+  beforeAll(() => {
+    const s = generateScene(loadFashionMnist('test', undefined, { limit: 50 }), 5, 0);
+    const data = new Uint8ClampedArray(96 * 96 * 4);
+    for (let p = 0; p < 96 * 96; p++) data.set([s.image[p]! * 255, s.image[p]! * 255, s.image[p]! * 255, 255], p * 4);
+    writeFileSync(scene, encodePng({ width: 96, height: 96, data }));
+  });
+
+  it('trains briefly (checkpoint with its mAP), detects, and explains a detection with D-RISE', async () => {
+    const trained = await run(process.execPath, [
+      cli, 'train', '--model', 'fashion-detector', '--epochs', '1', '--scenes', '32', '--batch-size', '16', '--eval-limit', '10', '--out', weights,
+    ]);
+    expect(trained.stdout).toMatch(/training fashion-detector on 32 synthetic scenes per epoch/);
+    expect(trained.stdout).toMatch(/epoch 1: mAP@0\.5 \d+\.\d% on 10 held-out scenes/);
+    expect(parseSafetensors(new Uint8Array(readFileSync(weights))).metadata.testMap50).toMatch(/^\d\.\d{4}$/);
+
+    const detected = await run(process.execPath, [cli, 'detect', '--image', scene, '--detector', weights, '--threshold', '0', '--out', dir]);
+    expect(detected.stdout).toMatch(/ {2}0: .+ \d+%  box \[/);
+    expect(detected.stdout).toMatch(/\d+ detection\(s\) → .*detections\.png/);
+    expect(decodeImage(new Uint8Array(readFileSync(join(dir, 'detections.png')))).width).toBe(384);
+
+    const explained = await run(process.execPath, [
+      cli, 'drise', '--image', scene, '--detector', weights, '--threshold', '0', '--target', '0', '--masks', '48', '--grid', '8', '--batch-size', '16', '--out', dir,
+    ]);
+    expect(explained.stdout).toMatch(/explaining detection 0: /);
+    expect(explained.stdout).toMatch(/masks 48\/48/);
+    expect(explained.stdout).toMatch(/48 masks in \d+\.\d s \(\d+ masks\/s\) → .*drise-0\.png/);
+    const img = decodeImage(new Uint8Array(readFileSync(join(dir, 'drise-0.png'))));
+    expect(img.width).toBe(384);
+
+    const err = await run(process.execPath, [cli, 'drise', '--image', scene, '--detector', weights, '--target', '999', '--out', dir]).catch((e) => e);
+    expect(err.code).toBe(1);
+    expect(err.stderr).toMatch(/--target 999: the detector found \d+ detection\(s\)/);
+  });
+});
