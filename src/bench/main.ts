@@ -1,0 +1,340 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: our library against TF.js's WebGPU backend, in one process, on the same Dawn
+ * adapter, on a VGG16-shaped network with random fp32 weights. Times (medians after warm-up, each
+ * including reading the result back): forward, vanilla gradient, Grad-CAM at the last conv layer,
+ * SmoothGrad with 50 samples in one batch, guided backprop (ours only). Also: the first call of
+ * each (pipeline compilation included), peak GPU memory, conv/matmul GFLOP/s per VGG16 layer
+ * shape, and D-RISE masks per second on the detector.
+ */
+import { createRequire } from 'node:module';
+import { Command, InvalidArgumentError } from 'commander';
+import { noGrad } from '../autodiff/tape.js';
+import { conv2dForward } from '../kernels/conv2d.js';
+import { matmul } from '../kernels/matmul.js';
+import { randomNormal } from '../kernels/random.js';
+import { detect, FASHION_DETECTOR } from '../nets/detector.js';
+import { modelFromSpec, type Model } from '../nets/model.js';
+import type { LayerSpec, ModelSpec } from '../nets/spec.js';
+import { initGpu, type Gpu } from '../runtime/gpu.js';
+import { empty, tensor, type Tensor } from '../runtime/tensor.js';
+import { drise } from '../saliency/drise.js';
+import * as saliency from '../saliency/index.js';
+
+type Tf = typeof import('@tensorflow/tfjs');
+
+interface Options {
+  size?: number;
+  reps?: number;
+  json?: boolean;
+  samples: number;
+  tfjs: boolean;
+  kernels: boolean;
+  drise: number;
+}
+
+interface Row {
+  work: string;
+  ours_ms: number | null;
+  tfjs_ms: number | null;
+  ratio: number | null;
+  ours_first_ms: number | null;
+  tfjs_first_ms: number | null;
+}
+
+/** VGG16 (configuration D) for a size×size RGB input, 1000 classes. */
+export function vgg16Spec(size: number): ModelSpec {
+  const layers: LayerSpec[] = [];
+  let c = 3;
+  let block = 1;
+  for (const [out, n] of [[64, 2], [128, 2], [256, 3], [512, 3], [512, 3]] as const) {
+    for (let i = 1; i <= n; i++) {
+      layers.push({ name: `conv${block}_${i}`, type: 'conv2d', in: c, out, kernel: 3, padding: 1 });
+      layers.push({ name: `relu${block}_${i}`, type: 'relu' });
+      c = out;
+    }
+    layers.push({ name: `pool${block}`, type: 'maxpool2d', kernel: 2 });
+    block++;
+  }
+  const s = size / 32;
+  layers.push({ name: 'flatten', type: 'flatten' });
+  layers.push({ name: 'fc6', type: 'linear', in: 512 * s * s, out: 4096 }, { name: 'relu6', type: 'relu' });
+  layers.push({ name: 'fc7', type: 'linear', in: 4096, out: 4096 }, { name: 'relu7', type: 'relu' });
+  layers.push({ name: 'fc8', type: 'linear', in: 4096, out: 1000 });
+  return { name: `vgg16-${size}`, input: [3, size, size], layers };
+}
+
+/** The same network in TF.js (NHWC), with our weights. */
+class TfVgg {
+  private readonly w = new Map<string, import('@tensorflow/tfjs').Tensor>();
+  constructor(
+    private readonly tf: Tf,
+    private readonly spec: ModelSpec,
+    weights: Record<string, { shape: number[]; data: Float32Array }>,
+  ) {
+    for (const [k, v] of Object.entries(weights)) {
+      const t = tf.tensor(v.data, v.shape);
+      this.w.set(k, v.shape.length === 4 ? t.transpose([2, 3, 1, 0]) : t); // conv OIHW → HWIO
+    }
+  }
+  /** Up to and including `until` (a layer name), or the logits. */
+  run(x: import('@tensorflow/tfjs').Tensor, from = 0, until?: string, relu = (t: import('@tensorflow/tfjs').Tensor) => this.tf.relu(t)) {
+    const tf = this.tf;
+    let h = x;
+    const layers = this.spec.layers;
+    for (let i = from; i < layers.length; i++) {
+      const l = layers[i]!;
+      switch (l.type) {
+        case 'conv2d':
+          h = tf.conv2d(h as import('@tensorflow/tfjs').Tensor4D, this.w.get(`${l.name}.weight`) as import('@tensorflow/tfjs').Tensor4D, 1, 'same').add(this.w.get(`${l.name}.bias`)!);
+          break;
+        case 'relu':
+          h = relu(h);
+          break;
+        case 'maxpool2d':
+          h = tf.maxPool(h as import('@tensorflow/tfjs').Tensor4D, 2, 2, 'valid');
+          break;
+        case 'flatten':
+          h = h.transpose([0, 3, 1, 2]).reshape([h.shape[0]!, -1]); // C,H,W order, as ours
+          break;
+        case 'linear':
+          h = tf.matMul(h as import('@tensorflow/tfjs').Tensor2D, this.w.get(`${l.name}.weight`) as import('@tensorflow/tfjs').Tensor2D, false, true).add(this.w.get(`${l.name}.bias`)!);
+          break;
+        default:
+          throw new Error(`bench: layer type ${l.type} not in VGG16`);
+      }
+      if (l.name === until) return h;
+    }
+    return h;
+  }
+  indexOf(name: string): number {
+    return this.spec.layers.findIndex((l) => l.name === name);
+  }
+}
+
+function median(v: number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  return s[Math.floor((s.length - 1) / 2)]! + (s.length % 2 ? 0 : (s[s.length / 2]! - s[Math.floor((s.length - 1) / 2)]!) / 2);
+}
+
+async function time(reps: number, fn: () => Promise<unknown>): Promise<{ first: number; median: number }> {
+  let t0 = performance.now();
+  await fn();
+  const first = performance.now() - t0;
+  await fn(); // warm-up
+  const runs: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    t0 = performance.now();
+    await fn();
+    runs.push(performance.now() - t0);
+  }
+  return { first, median: median(runs) };
+}
+
+async function main(): Promise<void> {
+  const program = new Command()
+    .name('bench')
+    .description('benchmark webgpu-saliency against TF.js WebGPU on the same adapter (VGG16 shape, random weights)')
+    .option('--size <px>', 'input side (multiple of 32); default 224 on a GPU, 64 on a software adapter', (v) => intArg(v, '--size'))
+    .option('--reps <n>', 'timed repetitions after one warm-up; default 10 on a GPU, 3 on a software adapter', (v) => intArg(v, '--reps'))
+    .option('--samples <n>', 'SmoothGrad samples', (v) => intArg(v, '--samples'), 50)
+    .option('--no-tfjs', 'time our library only')
+    .option('--no-kernels', 'skip the per-kernel GFLOP/s table')
+    .option('--drise <masks>', 'D-RISE masks to time on the detector (0 = skip)', (v) => intArg(v, '--drise', true), 256)
+    .option('--json', 'print one JSON object instead of tables');
+  program.parse(process.argv);
+  const o = program.opts<Options>();
+  const log = (s: string) => {
+    if (!o.json) process.stdout.write(s + '\n');
+  };
+
+  const gpu = await initGpu();
+  const size = o.size ?? (gpu.adapter.isSoftware ? 64 : 224);
+  const reps = o.reps ?? (gpu.adapter.isSoftware ? 3 : 10);
+  if (size % 32) throw new InvalidArgumentError('--size must be a multiple of 32');
+  log(`adapter: ${gpu.adapter.name}; VGG16 at ${size}×${size}, batch 1, fp32; medians of ${reps} after a warm-up, read-back included`);
+
+  const spec = vgg16Spec(size);
+  const model = modelFromSpec(gpu, spec, undefined, { seed: 1 });
+  const xData = Float32Array.from({ length: 3 * size * size }, (_, i) => Math.sin(i) * 0.5 + 0.5);
+  const x = tensor(gpu, xData, [1, 3, size, size]);
+  const target = 7;
+
+  let tf: Tf | null = null;
+  let tfNet: TfVgg | null = null;
+  if (o.tfjs) {
+    const require = createRequire(import.meta.url);
+    (globalThis as { navigator?: unknown }).navigator = { gpu: await nodeGpu() };
+    tf = require('@tensorflow/tfjs') as Tf;
+    require('@tensorflow/tfjs-backend-webgpu');
+    if (!(await tf.setBackend('webgpu'))) throw new Error('TF.js could not start its WebGPU backend');
+    tfNet = new TfVgg(tf, spec, await model.exportWeights());
+  }
+  const rows: Row[] = [];
+  const lastConv = 'relu5_3';
+
+  const ours: Record<string, () => Promise<unknown>> = {
+    forward: () => readAndFree(noGrad(gpu, () => model.forward(x))),
+    vanilla: () => readAndFree(saliency.vanilla(model, x, { target })),
+    gradcam: () => readAndFree(saliency.gradCam(model, x, { target, layer: lastConv, upsample: 'none' })),
+    smoothgrad: () => readAndFree(saliency.smoothGrad(model, x, { target, samples: o.samples, batchSize: o.samples, seed: 1 })),
+    'guided-backprop': () => readAndFree(saliency.guidedBackprop(model, x, { target })),
+  };
+  const theirs: Record<string, (() => Promise<unknown>) | undefined> = {};
+  if (tf && tfNet) {
+    const t = tf;
+    const net = tfNet;
+    const xt = t.tensor(xData, [1, 3, size, size]).transpose([0, 2, 3, 1]);
+    const onehot = t.oneHot([target], 1000).toFloat();
+    const cut = net.indexOf(lastConv);
+    const dataOf = async (f: () => import('@tensorflow/tfjs').Tensor) => {
+      const r = t.tidy(f);
+      await r.data();
+      r.dispose();
+    };
+    theirs.forward = () => dataOf(() => net.run(xt));
+    theirs.vanilla = () => dataOf(() => t.grad((xx) => net.run(xx).mul(onehot).sum())(xt));
+    theirs.gradcam = () =>
+      dataOf(() => {
+        const a = net.run(xt, 0, lastConv);
+        const da = t.grad((aa) => net.run(aa, cut + 1).mul(onehot).sum())(a);
+        return t.relu(a.mul(da.mean([1, 2], true)).sum(3));
+      });
+    theirs.smoothgrad = () =>
+      dataOf(() => {
+        const [min, max] = [0, 1];
+        const noisy = xt.tile([o.samples, 1, 1, 1]).add(t.randomNormal([o.samples, size, size, 3], 0, 0.15 * (max - min), 'float32', 1));
+        const hot = onehot.tile([o.samples, 1]);
+        return t.grad((xx) => net.run(xx).mul(hot).sum())(noisy).mean(0);
+      });
+  }
+
+  for (const work of ['forward', 'vanilla', 'gradcam', 'smoothgrad', 'guided-backprop']) {
+    const a = await time(reps, ours[work]!);
+    const b = theirs[work] ? await time(reps, theirs[work]!) : null;
+    const row: Row = {
+      work,
+      ours_ms: round(a.median),
+      tfjs_ms: b ? round(b.median) : null,
+      ratio: b ? round(b.median / a.median, 2) : null,
+      ours_first_ms: round(a.first),
+      tfjs_first_ms: b ? round(b.first) : null,
+    };
+    rows.push(row);
+    log(
+      `${work.padEnd(16)} ours ${fmt(row.ours_ms)} ms   tfjs ${fmt(row.tfjs_ms)} ms   tfjs/ours ${row.ratio ?? '—'}   (first call: ours ${fmt(row.ours_first_ms)}, tfjs ${fmt(row.tfjs_first_ms)})`,
+    );
+  }
+  const memory = {
+    ours_peak_mib: round(gpu.memory().peakBytes / 2 ** 20, 1),
+    tfjs_peak_mib: tf ? round(((tf.memory() as { numBytesInGPUAllocated?: number; numBytes: number }).numBytesInGPUAllocated ?? tf.memory().numBytes) / 2 ** 20, 1) : null,
+  };
+  log(`GPU memory: ours peak ${memory.ours_peak_mib} MiB (buffer pool); tfjs ${memory.tfjs_peak_mib ?? '—'} MiB allocated at the end`);
+
+  const kernels = o.kernels ? await kernelTable(gpu, size, reps, log) : [];
+  const driseResult = o.drise > 0 ? await driseSpeed(gpu, o.drise, log) : null;
+  if (o.json) {
+    process.stdout.write(
+      JSON.stringify({ adapter: gpu.adapter.name, size, reps, results: rows, memory, kernels, drise: driseResult, date: new Date().toISOString() }) + '\n',
+    );
+  }
+  model.dispose();
+  gpu.destroy();
+}
+
+async function readAndFree(p: Promise<Tensor>): Promise<void> {
+  const t = await p;
+  await t.read();
+  t.dispose();
+}
+
+/** GFLOP/s of our conv (forward) and matmul kernels on each distinct VGG16 layer shape, batch 1. */
+async function kernelTable(gpu: Gpu, size: number, reps: number, log: (s: string) => void) {
+  const out: { kernel: string; shape: string; ms: number; gflops: number }[] = [];
+  log('kernels (batch 1):');
+  const seen = new Set<string>();
+  let s = size;
+  let c = 3;
+  for (const [co, n] of [[64, 2], [128, 2], [256, 3], [512, 3], [512, 3]] as const) {
+    for (let i = 0; i < n; i++) {
+      const key = `${c}→${co} @${s}`;
+      if (!seen.has(key)) {
+        seen.add(key);
+        const x = await randomNormal(gpu, [1, c, s, s], { seed: 1 });
+        const w = await randomNormal(gpu, [co, c, 3, 3], { seed: 2 });
+        const t = await time(reps, async () => {
+          const y = await conv2dForward(x, w, null, { padding: 1 });
+          await gpu.sync();
+          y.dispose();
+        });
+        const flops = 2 * s * s * co * c * 9;
+        out.push({ kernel: 'conv2d', shape: key, ms: round(t.median), gflops: round(flops / t.median / 1e6, 2) });
+        log(`  conv2d ${key.padEnd(16)} ${fmt(round(t.median))} ms  ${round(flops / t.median / 1e6, 2)} GFLOP/s`);
+        x.dispose();
+        w.dispose();
+      }
+      c = co;
+    }
+    s /= 2;
+  }
+  for (const [k, nOut] of [[512 * s * s, 4096], [4096, 4096], [4096, 1000]] as const) {
+    const a = empty(gpu, [1, k]);
+    const b = empty(gpu, [nOut, k]);
+    const t = await time(reps, async () => {
+      const y = await matmul(a, b, { transB: true });
+      await gpu.sync();
+      y.dispose();
+    });
+    const flops = 2 * k * nOut;
+    out.push({ kernel: 'matmul', shape: `1×${k}·${k}×${nOut}`, ms: round(t.median), gflops: round(flops / t.median / 1e6, 2) });
+    log(`  matmul 1×${k}·${k}×${nOut}`.padEnd(33) + ` ${fmt(round(t.median))} ms  ${round(flops / t.median / 1e6, 2)} GFLOP/s`);
+    a.dispose();
+    b.dispose();
+  }
+  return out;
+}
+
+/** D-RISE on the detector architecture (speed does not depend on the weights). */
+async function driseSpeed(gpu: Gpu, masks: number, log: (s: string) => void) {
+  const detector: Model = modelFromSpec(gpu, FASHION_DETECTOR, undefined, { seed: 1 });
+  const image = await randomNormal(gpu, [1, 1, 96, 96], { seed: 3, mean: 0.3, std: 0.2 });
+  const target = { box: [20, 20, 60, 60] as [number, number, number, number], objectness: 1, scores: new Array(10).fill(0.1) };
+  const warm = await drise((b) => detect(detector, b, { threshold: 0 }), image, { target, masks: 32, batchSize: 32 });
+  warm.dispose();
+  const map = await drise((b) => detect(detector, b, { threshold: 0 }), image, { target, masks, batchSize: 64 });
+  const result = { masks, seconds: round(map.seconds, 2), masks_per_second: round(map.masksPerSecond, 1) };
+  log(`D-RISE on fashion-detector (96×96): ${result.masks_per_second} masks/s (${masks} masks, batches of 64)`);
+  map.dispose();
+  image.dispose();
+  detector.dispose();
+  return result;
+}
+
+async function nodeGpu(): Promise<GPU> {
+  const name = 'webgpu';
+  const mod = (await import(name)) as { create: (f: string[]) => GPU };
+  return mod.create([]);
+}
+
+function intArg(v: string, name: string, zero = false): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < (zero ? 0 : 1)) throw new InvalidArgumentError(`${name} must be an integer ≥ ${zero ? 0 : 1}`);
+  return n;
+}
+
+function round(v: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}
+
+function fmt(v: number | null): string {
+  return v === null ? '—'.padStart(8) : v.toFixed(1).padStart(8);
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    process.stderr.write(`bench: ${(e as Error).message}\n`);
+    process.exit(1);
+  },
+);
