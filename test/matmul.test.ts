@@ -41,6 +41,11 @@ describe('matmul kernel', () => {
     [64, 64, 64],
     [17, 16, 1],
     [130, 3, 67],
+    // few rows: the matvec kernel (M ≤ 8)
+    [8, 300, 513],
+    [1, 2049, 300],
+    [2, 7, 1],
+    [9, 40, 70], // just above: back to the GEMM
   ];
   for (const [M, K, N] of sizes) {
     it(`M×K×N = ${M}×${K}×${N}, every transpose combination`, async () => {
@@ -53,6 +58,15 @@ describe('matmul kernel', () => {
       }
     });
   }
+
+  it('few rows (matvec path): bias and every activation fused', async () => {
+    const gpu = await getGpu();
+    for (const activation of ['none', 'relu', 'relu6', 'leakyrelu', 'sigmoid', 'tanh'] as Activation[]) {
+      await checkMatmul(gpu, [3, 52], [130, 52], { transB: true, bias: new Float32Array(130), activation, alpha: 0.2 }); // vec4 loads
+      await checkMatmul(gpu, [3, 50], [130, 50], { transB: true, bias: new Float32Array(130), activation, alpha: 0.2 });
+      await checkMatmul(gpu, [1, 50], [50, 130], { bias: new Float32Array(130), activation });
+    }
+  });
 
   it('batches: [B,M,K]×[B,K,N], and a 2-D operand shared by the batch, with transposes', async () => {
     const gpu = await getGpu();

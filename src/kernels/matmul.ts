@@ -22,6 +22,8 @@ export interface MatmulOptions {
 }
 
 const TILE = 64;
+/** Products with at most this many rows use the matvec kernel (shaders/matvec.wgsl). */
+export const MATVEC_MAX_ROWS = 8;
 
 /**
  * out = act(op(a) · op(b) + bias), where op(a) is [M, K] and op(b) is [K, N].
@@ -91,6 +93,19 @@ async function gemm(op: string, a: Tensor, b: Tensor, options: MatmulOptions): P
     }
   }
   const gpu = a.gpu;
+  if (M <= MATVEC_MAX_ROWS && batch === 1 && a.rank === 2 && b.rank === 2) {
+    // Few rows (a batch-1 linear layer): a 64-row GEMM tile would be almost all padding.
+    const ROWS = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
+    const VEC4 = transB && !transA && K % 4 === 0;
+    const kernel = await gpu.kernel('matvec', { TRANS_A: transA, TRANS_B: transB, BIAS: !!bias, ROWS, VEC4, ACTIVATION: ACTIVATION_WGSL[activation] });
+    const out = empty(gpu, [M, N]);
+    gpu.dispatch(kernel, {
+      uniforms: new Uniforms().u32(M, N, K).f32(alpha),
+      buffers: bias ? [a, b, bias, out] : [a, b, out],
+      workgroups: linearWorkgroups(gpu, N, transB ? 4 : 64),
+    });
+    return out;
+  }
   const grid: [number, number, number] = [Math.ceil(N / TILE), Math.ceil(M / TILE), batch];
   const maxWg = gpu.limits.maxComputeWorkgroupsPerDimension;
   if (grid.some((g) => g > maxWg)) {
