@@ -62,6 +62,8 @@ const CASES: Case[] = [
   { name: 'full tiles: N=2, 16→32, 20×20 (split-K filter gradient)', x: [2, 16, 20, 20], w: [32, 16, 3, 3], params: { padding: 1 }, bias: true, activation: 'relu' },
   { name: 'two column tiles: 8→70', x: [1, 8, 12, 12], w: [70, 8, 3, 3], params: { padding: 1 } },
   { name: 'many pixel tiles: 3→8, 23×23', x: [2, 3, 23, 23], w: [8, 3, 3, 3], params: { padding: 1 } },
+  { name: 'few pixels, many channels (16-row tile): 24→40 at 3×3', x: [1, 24, 3, 3], w: [40, 24, 3, 3], params: { padding: 1 }, bias: true, activation: 'relu' },
+  { name: 'few pixels, two column tiles: 70→20 at 2×2, batch 2', x: [2, 70, 2, 2], w: [20, 70, 3, 3], params: { padding: 1 } },
 ];
 
 async function checkCase(gpu: Gpu, c: Case, seed: number): Promise<void> {

@@ -151,8 +151,13 @@ const THIN: Tile = { TM: 256, TN: 4, TK: 8, RM: 4, RN: 1 }; // 64×4 threads
 /** Filter gradient with few filters per group (depthwise): 16×16 threads over a 16×64 tile. */
 const FEW_ROWS: Tile = { TM: 16, TN: 64, TK: 16, RM: 1, RN: 4 };
 
-/** Tile for a GEMM whose rows are pixels (many) and whose columns are channels (`cols`). */
-function pixelRowsTile(cols: number): Tile {
+/**
+ * Tile for a GEMM whose rows are pixels and whose columns are channels (`cols`). Few pixels
+ * (a deep layer of a small image, batch 1) take the 16-row tile, so that most of a 64-row tile
+ * is not padding.
+ */
+function pixelRowsTile(cols: number, rows: number): Tile {
+  if (rows <= 16 && cols > 16) return FEW_ROWS;
   return cols <= 4 ? THIN : cols <= 16 ? NARROW : WIDE;
 }
 
@@ -231,13 +236,13 @@ interface Plan {
 }
 
 function forwardPlan(g: Geometry, limits: Conv2dLimits): Plan {
-  const tile = pixelRowsTile(g.coutG);
+  const tile = pixelRowsTile(g.coutG, g.batch * g.ho * g.wo);
   const gemm = gemmShape(tile, g.batch * g.ho * g.wo, g.coutG, g.cinG * g.kh * g.kw);
   return { tile, gemm, workgroups: grid('conv2d', gemm.tiles, g.p.groups, limits) };
 }
 
 function inputGradPlan(g: Geometry, limits: Conv2dLimits): Plan {
-  const tile = pixelRowsTile(g.cinG);
+  const tile = pixelRowsTile(g.cinG, g.batch * g.h * g.w);
   const gemm = gemmShape(tile, g.batch * g.h * g.w, g.cinG, g.coutG * g.kh * g.kw);
   return { tile, gemm, workgroups: grid('conv2dBackwardInput', gemm.tiles, g.p.groups, limits) };
 }
