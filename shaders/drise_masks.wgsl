@@ -1,6 +1,7 @@
 // RISE / D-RISE random masks, generated directly at image size (Petsiuk et al.):
 //   an s×s grid of cells, each 1 with probability p; upsampled bilinearly to
-//   ((s+1)·ch) × ((s+1)·cw) with ch = ⌈H/s⌉, cw = ⌈W/s⌉ (half-pixel centres, clamped edges);
+//   ((s+1)·ch) × ((s+1)·cw) with ch = ⌈H/s⌉, cw = ⌈W/s⌉ (half-pixel centres; edges clamped,
+//   where the RISE authors' skimage resize mirrors them: only the outer half-cells differ);
 //   an H×W window of it cropped at a random shift (dy, dx) ∈ [0, ch) × [0, cw), per mask.
 // Mask m's cells and shift come from a counter-based hash of (seed, m), so any range of masks can
 // be generated alone and the same seed always gives the same masks.

@@ -49,7 +49,47 @@ export { modelFromSpec, modelFromSafetensors, Model, type Layer, type ModelOptio
 export type { ModelSpec, LayerSpec, LayerType, Weights, ParamValue } from './nets/spec.js';
 export type { ForwardOptions, Trainable } from './nets/types.js';
 export { loadModel, BUNDLED_MODELS, FASHION_VGG, FASHION_GAP, FASHION_CLASSES } from './nets/zoo.js';
+export {
+  loadTfjsGraphModel,
+  decodeTfjsWeights,
+  TfjsGraphModel,
+  SUPPORTED_TFJS_OPS,
+  type TfjsGraphOptions,
+  type TfjsGraphSource,
+  type TfjsWeightSource,
+  type TfjsModelJson,
+  type TfjsNode,
+  type TfjsLayer,
+  type TfjsForwardOptions,
+  type HostTensor,
+} from './nets/tfjs-graph.js';
+export {
+  centernetDetect,
+  centernetDetector,
+  decodeCenterNet,
+  COCO_CLASSES,
+  CENTERNET_OUTPUTS,
+  type CenterNetDetection,
+  type CenterNetOptions,
+} from './nets/centernet.js';
 export { DataLoader, Rng, type Batch, type DataLoaderOptions, type Augment } from './nets/data.js';
 export { SGD, Adam, type Optimizer, type SgdOptions, type AdamOptions } from './nets/optim.js';
 export { crossEntropy, train, evaluate, predict, type TrainOptions, type TrainProgress, type TrainHistory, type EpochSummary } from './nets/train.js';
 export * as saliency from './saliency/index.js';
+export * from './saliency/display.js';
+export * from './saliency/colormaps.js';
+export { displayMap, renderOverlay, renderColorbar, type RenderOptions } from './saliency/render.js';
+export {
+  detect,
+  decodeDetections,
+  detectionLoss,
+  detectorGeometry,
+  evaluateDetector,
+  trainDetector,
+  FASHION_DETECTOR,
+  type DetectOptions,
+  type DetectorGeometry,
+  type TrainDetectorOptions,
+} from './nets/detector.js';
+export { iou, nms, meanAveragePrecision, type Box as DetectionBox, type ScoredBox } from './nets/boxes.js';
+export { generateScene, type Scene, type SceneOptions, type SceneSource } from './nets/scenes.js';

@@ -3,3 +3,16 @@
  * The main entry point stays free of Node modules so that it bundles for browsers.
  */
 export { readIdx, parseIdx, loadFashionMnist, FASHION_MNIST_DIR, type IdxArray, type FashionMnist } from './nets/idx.js';
+export {
+  readImage,
+  decodeImage,
+  encodePng,
+  writePng,
+  imageToTensorData,
+  tileImages,
+  drawText,
+  drawBox,
+  detectFormat,
+  type ImageToTensorOptions,
+  type TileOptions,
+} from './saliency/image.js';

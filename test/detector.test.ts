@@ -51,6 +51,15 @@ describe('boxes', () => {
     expect(meanAveragePrecision(ranked, truths).map).toBeCloseTo(0.5, 12);
     // The wrong class finds nothing: AP 0 for class 3.
     expect(meanAveragePrecision([[{ box: [0, 0, 10, 10], label: 4, score: 0.9 }]], truths).map).toBe(0);
+    // A duplicate of a found object is a false positive, even if it overlaps another object less:
+    // TP (0.9), then a duplicate of the same box (0.8, FP), then the second object (0.7, TP).
+    const two = [{ boxes: [[0, 0, 10, 10], [8, 0, 18, 10]], labels: [3, 3] }];
+    const dup = [[{ box: [0, 0, 10, 10], label: 3, score: 0.9 }, { box: [1, 0, 11, 10], label: 3, score: 0.8 }, { box: [8, 0, 18, 10], label: 3, score: 0.7 }]];
+    // recall 0.5 at precision 1, recall 1 at precision 2/3 → AP = 0.5·1 + 0.5·(2/3)
+    expect(meanAveragePrecision(dup, two).map).toBeCloseTo(0.5 + 1 / 3, 12);
+    // Two classes average: class 3 perfect, class 5 missed → 0.5.
+    const mixed = [{ boxes: [[0, 0, 10, 10], [20, 20, 30, 30]], labels: [3, 5] }];
+    expect(meanAveragePrecision([[{ box: [0, 0, 10, 10], label: 3, score: 0.9 }]], mixed).map).toBe(0.5);
   });
 });
 

@@ -10,7 +10,7 @@ describe('driseWeights', () => {
     const exact: Detection = { box: [0, 0, 10, 10], objectness: 0.5, scores: [2, 0] }; // 1 · 1 · 0.5
     const shifted: Detection = { box: [5, 0, 15, 10], scores: [1, 1] }; // IoU 50/150, cos 1/√2, O = 1
     expect(iou(target.box, shifted.box)).toBeCloseTo(1 / 3, 12);
-    const [[w1], [w2], [w3]] = driseWeights(target, [[exact], [shifted], [exact, shifted]]);
+    const [w1, w2, w3] = driseWeights(target, [[exact], [shifted], [exact, shifted]]);
     expect(w1).toBeCloseTo(0.5, 12);
     expect(w2).toBeCloseTo(1 / 3 / Math.SQRT2, 12);
     expect(w3).toBeCloseTo(0.5, 12);
@@ -90,6 +90,37 @@ describe('drise end to end', () => {
     // Far from the region, the saliency is lower than inside it.
     expect(s[30 * 32 + 30]!).toBeLessThan(s[peak]! * 0.9);
     map.dispose();
+    image.dispose();
+  });
+
+  it('normalises by Σ M_i or by N·p', async () => {
+    const gpu = await getGpu();
+    const image = tensor(gpu, new Float32Array(16 * 16).fill(1), [1, 1, 16, 16]);
+    // A detector that always finds the target exactly: every weight is 1, so S = Σ M_i.
+    const always = async (images: Tensor): Promise<Detection[][]> => Array.from({ length: images.shape[0]! }, () => [{ box: [0, 0, 8, 8], scores: [1, 0] }]);
+    const options = { target: { box: [0, 0, 8, 8] as [number, number, number, number], scores: [1, 0] }, masks: 40, gridSize: 4, seed: 6 };
+    const byMasks = await (await drise(always, image, { ...options, normalize: 'masks' })).read();
+    expectClose(byMasks, new Float32Array(256).fill(1), 1e-5, 1e-5);
+    const raw = await (await drise(always, image, options)).read();
+    const byNp = await (await drise(always, image, { ...options, p: 0.5, normalize: 'np' })).read();
+    expectClose(byNp, raw.map((v) => v / (40 * 0.5)), 1e-6, 1e-5);
+    await expect(drise(always, image, { ...options, p: 0, normalize: 'np' })).rejects.toThrow(/p must be > 0/);
+    image.dispose();
+  });
+
+  it('leaves tensors the detector keeps between calls alone', async () => {
+    const gpu = await getGpu();
+    const image = tensor(gpu, new Float32Array(16 * 16).fill(1), [1, 1, 16, 16]);
+    let state: Tensor | null = null; // e.g. a wrapper's lazily built constant
+    const stateful = async (images: Tensor): Promise<Detection[][]> => {
+      state ??= tensor(gpu, [1, 2, 3], [3]);
+      await state.read(); // fails if a previous batch's scope freed it
+      return Array.from({ length: images.shape[0]! }, () => []);
+    };
+    const map = await drise(stateful, image, { target: { box: [0, 0, 4, 4], scores: [1] }, masks: 20, batchSize: 5 });
+    expect(state!.isDisposed).toBe(false);
+    map.dispose();
+    state!.dispose();
     image.dispose();
   });
 

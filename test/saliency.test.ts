@@ -103,6 +103,25 @@ describe('CAM family by hand', () => {
     expectClose(await read(saliency.guidedGradCam(model, x, { target: 0 })), gb.map((g, i) => g * expected[i]!));
   });
 
+  it('bilinear upsampling uses half-pixel centres (2×2 → 4×4 weights 1, ¾/¼, ¼/¾, 1)', async () => {
+    const gpu = await getGpu();
+    // A 4×4 input and a 3×3 kernel give a 2×2 map; the upsampled map is checked against the
+    // half-pixel weights worked out by hand (align_corners = true would give thirds instead).
+    const model = modelFromSpec(gpu, { input: [1, 4, 4], layers: [{ name: 'c', type: 'conv2d', in: 1, out: 1, kernel: 3 }, { name: 'r', type: 'relu' }, { type: 'flatten' }, { name: 'fc', type: 'linear', in: 4, out: 1 }] }, { c: { weight: [0, 0, 0, 0, 1, 0, 0, 0, 0], bias: [0] }, fc: { weight: [1, 1, 1, 1], bias: [0] } });
+    const x4 = tensor(gpu, [0, 0, 0, 0, 0, 1, 2, 0, 0, 3, 4, 0, 0, 0, 0, 0], [1, 1, 4, 4]);
+    const m = await read(saliency.gradCam(model, x4, { target: 0, upsample: 'none' }));
+    expect(m).toEqual([1, 2, 3, 4]); // the centre 2×2 of x (α = 1/4 · 4 = 1 per the single channel)
+    const w = [[1, 0], [0.75, 0.25], [0.25, 0.75], [0, 1]];
+    const expected: number[] = [];
+    for (let i = 0; i < 4; i++) for (let j = 0; j < 4; j++) {
+      let v = 0;
+      for (let a = 0; a < 2; a++) for (let b = 0; b < 2; b++) v += w[i]![a]! * w[j]![b]! * m[a * 2 + b]!;
+      expected.push(v);
+    }
+    expectClose(await read(saliency.gradCam(model, x4, { target: 0 })), expected);
+    model.dispose();
+  });
+
   it('CAM = Σ_k w_k^c A^k on a GAP head; Grad-CAM there is CAM/(h·w) where positive', async () => {
     const { gpu, x } = await setup();
     const spec: ModelSpec = {
@@ -122,12 +141,24 @@ describe('CAM family by hand', () => {
     // Class 1: 3·map 0 − map 1 = [[3, 6], [12, 6]].
     expect(await read(saliency.cam(model, x, { target: 1, upsample: 'none' }))).toEqual([3, 6, 12, 6]);
     expectClose(await read(saliency.gradCam(model, x, { target: 1, upsample: 'none' })), [3, 6, 12, 6].map((v) => v / 4));
-    // A batch with one target per image.
+    // A batch with one target per image (a typed array of labels works too).
     const x2 = tensor(gpu, [...X, ...X.map((v) => -v)], [2, 1, 3, 3]);
-    const both = await read(saliency.cam(model, x2, { target: [0, 1], upsample: 'none' }));
+    const both = await read(saliency.cam(model, x2, { target: new Uint8Array([0, 1]), upsample: 'none' }));
     expect(both.slice(0, 4)).toEqual([1, 2, 4, 23]);
     // Image 2 = −x: map 0 = relu(−[[1,2],[4,5]]) = 0, map 1 = relu([[5,6],[8,−9]]) = [[5,6],[8,0]] → 3·0 − map 1.
     expect(both.slice(4)).toEqual([-5, -6, -8, 0]);
+    // The usual PyTorch head, GAP → flatten → linear, is a CAM head too.
+    const flatSpec = { ...spec, name: 'gap-flatten', layers: [...spec.layers.slice(0, 3), { name: 'flat', type: 'flatten' as const }, ...spec.layers.slice(3)] };
+    const flat = modelFromSpec(gpu, flatSpec, { conv1: CONV, fc: { weight: [1, 2, 3, -1], bias: [5, 5] } });
+    expect(await read(saliency.cam(flat, x, { target: 0, upsample: 'none' }))).toEqual([1, 2, 4, 23]);
+    // A rejected target leaves nothing allocated.
+    await gpu.sync();
+    const before = gpu.memory();
+    await expect(saliency.cam(model, x, { target: 5 })).rejects.toThrow(/target class 5 is out of range/);
+    await gpu.sync();
+    expect(gpu.memory().tensors).toBe(before.tensors);
+    expect(gpu.memory().inUse).toBe(before.inUse);
+    flat.dispose();
     model.dispose();
   });
 });

@@ -89,7 +89,8 @@ class TfNet {
 }
 
 const N = 2;
-const X = randomArray(N * 3 * 16 * 16, 21, 0, 1);
+// Two images with different value ranges ([0, 1] and [−2, 3]), so a per-image σ is tested.
+const X = Float32Array.from(randomArray(N * 3 * 16 * 16, 21, 0, 1), (v, i) => (i < 3 * 16 * 16 ? v : 5 * v - 2));
 const CLASSES = [3, 7];
 let model: Model;
 let x: Tensor;

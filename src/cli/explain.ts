@@ -66,8 +66,13 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
   try {
     const model = await loadModelArgument(gpu, o.model);
     const { data, view } = loadInput(model, o.image);
+    if (model.outputShape.length !== 1) {
+      throw new ArgumentError(`'${o.model}' is not a classifier (its output per image is [${model.outputShape.join(', ')}]); for a detector use 'saliency detect' and 'saliency drise'`);
+    }
     const x = tensor(gpu, data, [1, ...model.inputShape]);
-    const logits = await (await noGrad(gpu, () => model.forward(x, { logits: true }))).read();
+    const out = await noGrad(gpu, () => model.forward(x, { logits: true }));
+    const logits = await out.read();
+    out.dispose();
     const top = logits.indexOf(Math.max(...logits));
     if (target === 'top') target = top;
     if (target >= logits.length) throw new ArgumentError(`--target ${target} is out of range; the model has ${logits.length} classes (0..${logits.length - 1})`);
@@ -87,7 +92,7 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
           if (bar) {
             if (done === Math.min(total, 16) || !bar.getTotal()) bar.start(total, 0);
             bar.update(done);
-          } else if (done === total || done % 10 === 0) console.log(`  smoothGrad: ${done}/${total} samples`);
+          } else console.log(`  smoothGrad: ${done}/${total} samples`);
         });
       } catch (e) {
         bar?.stop();

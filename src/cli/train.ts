@@ -172,6 +172,14 @@ export async function evaluateCommand(o: EvaluateCommandOptions): Promise<void> 
   const gpu = await initGpu();
   try {
     const model = await loadModelArgument(gpu, o.model);
+    if (model.outputShape.length !== 1) {
+      // A detector: mAP@0.5 on the held-out scenes the train command reports.
+      const scenes = Array.from({ length: o.limit ?? 500 }, (_, i) => generateScene(loadFashionMnist('test'), DETECTOR_TEST_SEED, i));
+      const map = await evaluateDetector(model, scenes);
+      console.log(`${o.model}: mAP@0.5 ${(map * 100).toFixed(1)}% on ${scenes.length} held-out scenes (${gpu.adapter.name})`);
+      model.dispose();
+      return;
+    }
     const accuracy = await evaluate(model, testSet.images, testSet.labels, { sampleShape: [...model.inputShape] });
     console.log(`${o.model}: test accuracy ${(accuracy * 100).toFixed(2)}% on ${testSet.count} images (${gpu.adapter.name})`);
     model.dispose();

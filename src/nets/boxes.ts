@@ -53,19 +53,22 @@ export function meanAveragePrecision(
     const used = truths.map((t) => t.labels.map(() => false));
     const tp: number[] = [];
     for (const d of dets) {
+      // VOC: the detection is a true positive if its best-overlapping ground truth of the class
+      // reaches the threshold and was not matched by a higher-scoring detection already.
       const t = truths[d.image]!;
       let best = -1;
-      let bestIou = iouThreshold;
+      let bestIou = -1;
       t.boxes.forEach((g, k) => {
-        if (t.labels[k] !== c || used[d.image]![k]) return;
+        if (t.labels[k] !== c) return;
         const o = iou(d.box, g);
-        if (o >= bestIou) {
+        if (o > bestIou) {
           bestIou = o;
           best = k;
         }
       });
-      if (best >= 0) used[d.image]![best] = true;
-      tp.push(best >= 0 ? 1 : 0);
+      const hit = best >= 0 && bestIou >= iouThreshold && !used[d.image]![best];
+      if (hit) used[d.image]![best] = true;
+      tp.push(hit ? 1 : 0);
     }
     const precision: number[] = [];
     const recall: number[] = [];

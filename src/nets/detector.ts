@@ -219,13 +219,17 @@ export async function trainDetector(model: Model, o: TrainDetectorOptions): Prom
       const loss = await model.gpu.scope(async () => {
         const x = sceneBatch(model, batch, geo);
         const tape = new Tape(model.gpu);
-        for (const p of params) tape.watch(p);
-        const l = await tape.run(async () => detectionLoss(await model.forward(x, { training: true }), batch, geo));
-        const grads = await tape.backward(l);
-        tape.dispose();
-        await optimizer.step(params, grads);
-        grads.dispose();
-        return (await l.read())[0]!;
+        try {
+          for (const p of params) tape.watch(p);
+          const l = await tape.run(async () => detectionLoss(await model.forward(x, { training: true }), batch, geo));
+          const grads = await tape.backward(l);
+          tape.dispose();
+          await optimizer.step(params, grads);
+          grads.dispose();
+          return (await l.read())[0]!;
+        } finally {
+          tape.dispose();
+        }
       });
       if (!Number.isFinite(loss)) throw new ArgumentError(`trainDetector: the loss became ${loss} at epoch ${epoch + 1}, step ${step + 1}; lower the learning rate`);
       losses.push(loss);

@@ -69,20 +69,19 @@ export async function cam(model: ExplainableModel, x: Tensor, options: CamOption
   const tape = new Tape(gpu); // records names only: nothing is watched, so no gradient work
   try {
     const hook = tape.hook(features);
-    const scores = await tape.run(() => model.forward(x, { logits: (options.score ?? 'logits') === 'logits' }));
-    const classes = await classIndices('cam', target, scores);
-    scores.dispose();
-    const A = hook.activation!; // [N, K, h, w]
-    const K = A.shape[1]!;
-    const W = await linear.params.get('weight')!.read(); // [classes, K]
-    const wc = new Float32Array(classes.length * K);
-    classes.forEach((c, n) => wc.set(W.subarray(c * K, (c + 1) * K), n * K));
-    const weights = tensor(gpu, wc, [classes.length, K, 1, 1]);
-    const weighted = await mul(A, weights); // w_k^c · A^k
-    weights.dispose();
-    const map = await sum(weighted, [1], true); // Σ_k
-    weighted.dispose();
-    return await upsampleMap(map, x, options.upsample);
+    // Everything but the map is freed on the way out, also when the target is rejected.
+    return await gpu.scope(async () => {
+      const scores = await tape.run(() => model.forward(x, { logits: (options.score ?? 'logits') === 'logits' }));
+      const classes = await classIndices('cam', target, scores);
+      const A = hook.activation!; // [N, K, h, w]
+      const K = A.shape[1]!;
+      const W = await linear.params.get('weight')!.read(); // [classes, K]
+      const wc = new Float32Array(classes.length * K);
+      classes.forEach((c, n) => wc.set(W.subarray(c * K, (c + 1) * K), n * K));
+      const weighted = await mul(A, tensor(gpu, wc, [classes.length, K, 1, 1])); // w_k^c · A^k
+      const map = await sum(weighted, [1], true); // Σ_k
+      return upsampleMap(map, x, options.upsample);
+    });
   } finally {
     tape.dispose();
   }
@@ -92,7 +91,10 @@ export async function cam(model: ExplainableModel, x: Tensor, options: CamOption
 function camHead(model: ExplainableModel): { features: string; linear: ExplainableModel['layers'][number] } {
   const layers = model.layers;
   const gapIndex = layers.map((l) => l.type).lastIndexOf('gap');
-  const rest = gapIndex >= 0 ? layers.slice(gapIndex + 1).filter((l) => l.type !== 'softmax' && l.type !== 'sigmoid' && l.type !== 'dropout') : [];
+  // flatten and dropout change nothing after GAP (its output is already [N, C]); a final softmax or
+  // sigmoid is cut by the logits option.
+  const transparent = new Set(['softmax', 'sigmoid', 'dropout', 'flatten']);
+  const rest = gapIndex >= 0 ? layers.slice(gapIndex + 1).filter((l) => !transparent.has(l.type)) : [];
   if (gapIndex < 1 || rest.length !== 1 || rest[0]!.type !== 'linear') {
     const tail = layers.slice(Math.max(0, gapIndex >= 1 ? gapIndex - 1 : layers.length - 3)).map((l) => `${l.name} (${l.type})`);
     throw new ArgumentError(
@@ -151,8 +153,7 @@ export async function guidedGradCam(model: ExplainableModel, x: Tensor, options:
   try {
     coarse = await camFromHook(run.tape.hook(layer));
     const seed = oneHot(run.scores.gpu, run.classes, run.scores.shape);
-    const guided = await run.tape.backward(run.scores, { seed, rules: RULES.guided });
-    seed.dispose();
+    const guided = await run.tape.backward(run.scores, { seed, rules: RULES.guided }).finally(() => seed.dispose());
     const gb = guided.take(x);
     guided.dispose();
     const map = await upsampleMap(coarse, x, upsample);

@@ -31,8 +31,8 @@ export interface NeuronTarget {
   position?: [number, number];
 }
 
-/** A class index for every image, one index per image, the predicted class ('top'), or a neuron. */
-export type Target = number | readonly number[] | 'top' | NeuronTarget;
+/** A class index for every image, one index per image (any array-like, e.g. labels), the predicted class ('top'), or a neuron. */
+export type Target = number | ArrayLike<number> | 'top' | NeuronTarget;
 
 export type ClassTarget = Exclude<Target, NeuronTarget>;
 
@@ -72,9 +72,9 @@ export async function classIndices(op: string, target: ClassTarget, scores: Tens
     });
   } else if (typeof target === 'number') {
     out = new Array<number>(n).fill(target);
-  } else if (Array.isArray(target)) {
+  } else if (isClassList(target)) {
     if (target.length !== n) throw new ArgumentError(`${op}: ${target.length} targets for a batch of ${n} images`);
-    out = [...target];
+    out = Array.from(target);
   } else {
     throw new ArgumentError(`${op}: target must be a class index, an array of them, 'top', or { layer, channel }`);
   }
@@ -95,7 +95,12 @@ export function oneHot(gpu: Gpu, classes: readonly number[], shape: readonly num
 }
 
 export function isNeuronTarget(t: Target): t is NeuronTarget {
-  return typeof t === 'object' && t !== null && !Array.isArray(t);
+  return typeof t === 'object' && t !== null && 'layer' in t;
+}
+
+/** One class index per image: an array or a typed array (e.g. a label array). */
+export function isClassList(t: unknown): t is ArrayLike<number> {
+  return Array.isArray(t) || ArrayBuffer.isView(t);
 }
 
 export interface GradientRun {

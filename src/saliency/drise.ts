@@ -72,13 +72,14 @@ export function similarity(target: Detection, proposal: Detection): number {
 
 /**
  * w_i = max_j s(d_t, d_j) over the proposals of each mask; 0 for a mask with no proposals.
- * Returns weights[mask][target].
+ * One target gives one weight per mask; several give weights[mask][target].
  */
-export function driseWeights(target: Detection | Detection[], detectionsPerMask: Detection[][]): number[][] {
-  const targets = Array.isArray(target) ? target : [target];
-  return detectionsPerMask.map((proposals) =>
-    targets.map((t) => proposals.reduce((best, d) => Math.max(best, similarity(t, d)), 0)),
-  );
+export function driseWeights(target: Detection, detectionsPerMask: Detection[][]): number[];
+export function driseWeights(targets: Detection[], detectionsPerMask: Detection[][]): number[][];
+export function driseWeights(target: Detection | Detection[], detectionsPerMask: Detection[][]): number[] | number[][] {
+  const weight = (t: Detection, proposals: Detection[]) => proposals.reduce((best, d) => Math.max(best, similarity(t, d)), 0);
+  if (!Array.isArray(target)) return detectionsPerMask.map((proposals) => weight(target, proposals));
+  return detectionsPerMask.map((proposals) => target.map((t) => weight(t, proposals)));
 }
 
 /**
@@ -120,43 +121,63 @@ export async function drise(detector: Detector, image: Tensor, options: DriseOpt
   if (!Number.isInteger(total) || total < 1) throw new ArgumentError(`drise: masks must be a positive integer, got ${total}`);
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new ArgumentError(`drise: batchSize must be a positive integer, got ${batchSize}`);
   if (!['none', 'masks', 'np'].includes(normalize)) throw new ArgumentError(`drise: normalize must be 'none', 'masks' or 'np', got ${JSON.stringify(normalize)}`);
+  if (normalize === 'np' && !(p > 0)) throw new ArgumentError(`drise: normalize 'np' divides by N·p; p must be > 0, got ${p}`);
   const gpu = image.gpu;
   const [, , h, w] = image.shape as [number, number, number, number];
   const T = targets.length;
   const started = performance.now();
 
-  const map = await gpu.scope(async () => {
-    let saliency = await fill(gpu, [T, h * w], 0);
-    let coverage = normalize === 'masks' ? await fill(gpu, [1, h * w], 0) : null;
+  // No scope around the loop: the detector must be free to keep tensors of its own between calls.
+  let saliency = await fill(gpu, [T, h * w], 0);
+  let coverage = normalize === 'masks' ? await fill(gpu, [1, h * w], 0) : null;
+  let map: Tensor;
+  try {
     for (let done = 0; done < total; done += batchSize) {
       if (signal?.aborted) throw new CancelledError('drise: cancelled');
       const b = Math.min(batchSize, total - done);
-      // Each batch's temporaries die with its scope; the running sums it returns move up.
-      const sums = await gpu.scope(async () => {
-        const masks = await driseMasks(gpu, { height: h, width: w, count: b, first: done, gridSize, p, seed });
+      const masks = await driseMasks(gpu, { height: h, width: w, count: b, first: done, gridSize, p, seed });
+      let detections: Detection[][];
+      try {
         const masked = await mul(image, masks); // x ⊙ M_i, broadcast over channels
-        const detections = await detector(masked);
-        if (!Array.isArray(detections) || detections.length !== b) {
-          throw new ArgumentError(`drise: the detector returned ${Array.isArray(detections) ? detections.length : typeof detections} results for a batch of ${b} images`);
+        try {
+          detections = await detector(masked);
+        } finally {
+          masked.dispose();
         }
-        const weights = driseWeights(targets, detections); // [b][T]
-        const wt = tensor(gpu, Float32Array.from({ length: T * b }, (_, k) => weights[k % b]![Math.floor(k / b)]!), [T, b]);
-        const flat = masks.reshape([b, h * w]);
-        const next = await add(saliency, await matmul(wt, flat)); // + Σ_i w_i M_i, [T, H·W]
-        const nextCoverage = coverage ? await add(coverage, await matmul(await fill(gpu, [1, b], 1), flat)) : null;
-        return { next, nextCoverage };
-      });
+      } catch (e) {
+        masks.dispose();
+        throw e;
+      }
+      // The batch's temporaries die with this scope; the running sums it returns move up.
+      const sums = await gpu
+        .scope(async () => {
+          if (!Array.isArray(detections) || detections.length !== b) {
+            throw new ArgumentError(`drise: the detector returned ${Array.isArray(detections) ? detections.length : typeof detections} results for a batch of ${b} images`);
+          }
+          const weights = driseWeights(targets, detections); // [b][T]
+          const wt = tensor(gpu, Float32Array.from({ length: T * b }, (_, k) => weights[k % b]![Math.floor(k / b)]!), [T, b]);
+          const flat = masks.reshape([b, h * w]);
+          const next = await add(saliency, await matmul(wt, flat)); // + Σ_i w_i M_i, [T, H·W]
+          const nextCoverage = coverage ? await add(coverage, await matmul(await fill(gpu, [1, b], 1), flat)) : null;
+          return { next, nextCoverage };
+        })
+        .finally(() => masks.dispose());
       saliency.dispose();
       saliency = sums.next;
       coverage?.dispose();
       coverage = sums.nextCoverage;
       onProgress?.(done + b, total);
     }
-    let out = saliency;
-    if (normalize === 'np') out = await scale(saliency, 1 / (total * p));
-    if (coverage) out = await div(saliency, await maximum(coverage, await fill(gpu, [1, 1], 1e-6)));
-    return out.reshape([T, 1, h, w]);
-  });
+    map = await gpu.scope(async () => {
+      let out = saliency;
+      if (normalize === 'np') out = await scale(saliency, 1 / (total * p));
+      if (coverage) out = await div(saliency, await maximum(coverage, await fill(gpu, [1, 1], 1e-6)));
+      return out.reshape([T, 1, h, w]);
+    });
+  } finally {
+    saliency.dispose();
+    coverage?.dispose();
+  }
   await gpu.sync();
   const seconds = (performance.now() - started) / 1000;
   return Object.assign(map, { masksPerSecond: total / seconds, seconds });

@@ -14,7 +14,9 @@ import { dirname } from 'node:path';
 import jpeg from 'jpeg-js';
 import pngjs from 'pngjs';
 import { ArgumentError } from '../runtime/errors.js';
-import { checkImage, resample, type RgbaImage, type ResizeMode } from './colormaps.js';
+import { checkImage, type RgbaImage } from './colormaps.js';
+
+export { imageToTensorData, type ImageToTensorOptions } from './input.js';
 
 export type { RgbaImage } from './colormaps.js';
 
@@ -114,65 +116,6 @@ export function writePng(path: string, img: RgbaImage): void {
     }
     throw new ArgumentError(`writePng: cannot write ${path} (${errorMessage(err)})`);
   }
-}
-
-export interface ImageToTensorOptions {
-  /** 3: RGB planes (default); 1: luminance 0.299·R + 0.587·G + 0.114·B. */
-  channels?: 1 | 3;
-  /** Output size; default the image's own. */
-  width?: number;
-  height?: number;
-  /** How to resize (half-pixel centres; bilinear is antialiased when shrinking). Default 'bilinear'. */
-  resize?: ResizeMode;
-  /**
-   * Composite transparent pixels over this colour ([r, g, b], 0..255) first. Default: alpha is
-   * ignored and the stored colour is used.
-   */
-  background?: [number, number, number];
-}
-
-/**
- * An image as model input: a Float32Array in NCHW order for shape [1, channels, height, width],
- * values in [0, 1] (byte / 255), resized to width×height.
- */
-export function imageToTensorData(img: RgbaImage, options: ImageToTensorOptions = {}): Float32Array {
-  checkImage(img, 'imageToTensorData');
-  const { channels = 3, width = img.width, height = img.height, resize = 'bilinear', background } = options;
-  if (channels !== 1 && channels !== 3) throw new ArgumentError(`imageToTensorData: channels must be 1 or 3, got ${channels}`);
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
-    throw new ArgumentError(`imageToTensorData: width and height must be positive integers, got ${width}×${height}`);
-  }
-  if (resize !== 'bilinear' && resize !== 'nearest') {
-    throw new ArgumentError(`imageToTensorData: unknown resize mode ${JSON.stringify(resize)}; use 'bilinear' or 'nearest'`);
-  }
-  if (background !== undefined && (!Array.isArray(background) || background.length !== 3 || !background.every((v) => Number.isFinite(v)))) {
-    throw new ArgumentError('imageToTensorData: background must be [r, g, b] with values in 0..255');
-  }
-  const n = img.width * img.height;
-  const rgb = new Float32Array(n * 3);
-  for (let p = 0; p < n; p++) {
-    const a = background ? img.data[4 * p + 3]! / 255 : 1;
-    for (let k = 0; k < 3; k++) {
-      const v = img.data[4 * p + k]!;
-      rgb[3 * p + k] = (background ? a * v + (1 - a) * background[k]! : v) / 255;
-    }
-  }
-  const sized = img.width === width && img.height === height ? rgb : resample(rgb, img.width, img.height, 3, width, height, resize);
-  const hw = width * height;
-  const out = new Float32Array(channels * hw);
-  for (let p = 0; p < hw; p++) {
-    const r = sized[3 * p]!;
-    const g = sized[3 * p + 1]!;
-    const b = sized[3 * p + 2]!;
-    if (channels === 1) {
-      out[p] = 0.299 * r + 0.587 * g + 0.114 * b;
-    } else {
-      out[p] = r;
-      out[hw + p] = g;
-      out[2 * hw + p] = b;
-    }
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import { ArgumentError } from '../runtime/errors.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { noGrad } from '../autodiff/tape.js';
 import { CancelledError } from '../runtime/errors.js';
-import { checkInput, classIndices, isNeuronTarget, type ClassTarget, type ExplainableModel, type ScoreOptions } from './core.js';
+import { checkInput, classIndices, isClassList, isNeuronTarget, type ClassTarget, type ExplainableModel, type ScoreOptions } from './core.js';
 import { inputGradient } from './gradients.js';
 
 export interface SmoothGradOptions extends ScoreOptions {
@@ -130,9 +130,9 @@ async function baseGradient(
 /** Class per image: 'top' is decided on the clean image, so every noisy copy explains the same class. */
 async function perImageTargets(model: ExplainableModel, x: Tensor, target: ClassTarget, n: number, score: ScoreOptions['score']): Promise<number[]> {
   if (typeof target === 'number') return new Array<number>(n).fill(target);
-  if (Array.isArray(target)) {
+  if (isClassList(target)) {
     if (target.length !== n) throw new ArgumentError(`smoothGrad: ${target.length} targets for a batch of ${n} images`);
-    return [...target];
+    return Array.from(target);
   }
   const scores = await noGrad(model.gpu, () => model.forward(x, { logits: score !== 'output' }));
   try {
