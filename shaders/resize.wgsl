@@ -7,6 +7,7 @@
 //   half-pixel centres (align_corners = false, the default):
 //     a = in / out, b = a/2 − 1/2, i.e. src = (o + 0.5)·in/out − 0.5
 //   align_corners = true:  a = (in − 1)/(out − 1) (0 when out = 1), b = 0
+//   TF legacy (align_corners = half_pixel_centers = false): a = in / out, b = 0
 // Bilinear (PyTorch F.interpolate(mode='bilinear'), TF half_pixel_centers / align_corners):
 //   s = max(src, 0), i0 = floor(s), i1 = min(i0 + 1, in − 1), λ = s − i0;
 //   value = (1 − λ)·x[i0] + λ·x[i1] along each axis (separable).
@@ -15,6 +16,7 @@
 //                  PyTorch 'nearest-exact', TF half_pixel_centers)
 //   align_corners: i = round(o·(in − 1)/(out − 1)), halves up (P = 2(in − 1), Q = out − 1,
 //                  R = 2(out − 1); P = Q = 0, R = 1 when out = 1)
+//   TF legacy:     i = floor(o·in/out)                      (P = in, Q = 0, R = out)
 //
 // Entry points (bindings: 1 = Src, 2 = Dst):
 //   forward   Src = x, Dst = y; one thread per output element.
