@@ -1,7 +1,7 @@
 /** `saliency detect` and `saliency drise`: run the bundled detector, and explain one of its detections. */
 import { join, resolve } from 'node:path';
 import { detect, detectorGeometry } from '../nets/detector.js';
-import type { Model } from '../nets/model.js';
+import { Model } from '../nets/model.js';
 import { ArgumentError } from '../runtime/errors.js';
 import { initGpu } from '../runtime/gpu.js';
 import { tensor, type Tensor } from '../runtime/tensor.js';
@@ -49,6 +49,7 @@ export async function detectCommand(o: DetectCommandOptions): Promise<void> {
   const gpu = await initGpu();
   try {
     const model = await loadModelArgument(gpu, o.detector);
+    if (!(model instanceof Model)) throw new ArgumentError(`--detector must be a grid detector of ours (fashion-detector or a .safetensors file); '${o.detector}' is an imported graph`);
     detectorGeometry(model);
     const { x, view } = loadSceneImage(model, o.image);
     const [dets] = await detect(model, x, { threshold: o.threshold });
@@ -77,6 +78,7 @@ export async function driseCommand(o: DriseCommandOptions): Promise<void> {
   const gpu = await initGpu();
   try {
     const model = await loadModelArgument(gpu, o.detector);
+    if (!(model instanceof Model)) throw new ArgumentError(`--detector must be a grid detector of ours (fashion-detector or a .safetensors file); '${o.detector}' is an imported graph`);
     detectorGeometry(model);
     const { x, view } = loadSceneImage(model, o.image);
     const [dets] = await detect(model, x, { threshold: o.threshold });

@@ -5,7 +5,7 @@ import { Tape, noGrad } from '../autodiff/tape.js';
 import { ArgumentError } from '../runtime/errors.js';
 import { initGpu } from '../runtime/gpu.js';
 import { tensor, type Tensor } from '../runtime/tensor.js';
-import type { Model } from '../nets/model.js';
+import type { LoadedModel } from './train.js';
 import * as saliency from '../saliency/index.js';
 import { greyToRgba, resizeRgba, type RgbaImage } from '../saliency/colormaps.js';
 import { imageToTensorData, readImage, tileImages, writePng } from '../saliency/image.js';
@@ -26,13 +26,34 @@ export interface ExplainOptions {
   noiseLevel: number;
   seed: number;
   size: number;
+  /** x,y,width,height of the region to explain (e.g. a face), before resizing. */
+  crop?: string;
 }
 
 /** The model's input [1, C, H, W] from an image file, and the image as the model sees it. */
-function loadInput(model: Model, path: string): { data: Float32Array; view: RgbaImage } {
+/** Parses --crop x,y,width,height (pixels of the original image). */
+export function parseCrop(crop: string | undefined): [number, number, number, number] | undefined {
+  if (crop === undefined) return undefined;
+  const v = crop.split(',').map(Number);
+  if (v.length !== 4 || v.some((n) => !Number.isInteger(n) || n < 0) || v[2] === 0 || v[3] === 0) {
+    throw new ArgumentError(`--crop must be x,y,width,height in whole pixels, got '${crop}'`);
+  }
+  return v as [number, number, number, number];
+}
+
+function cropImage(img: RgbaImage, [x, y, w, h]: [number, number, number, number], path: string): RgbaImage {
+  if (x + w > img.width || y + h > img.height) {
+    throw new ArgumentError(`--crop ${x},${y},${w},${h} reaches outside ${path} (${img.width}×${img.height})`);
+  }
+  const data = new Uint8ClampedArray(w * h * 4);
+  for (let r = 0; r < h; r++) data.set(img.data.subarray(((y + r) * img.width + x) * 4, ((y + r) * img.width + x + w) * 4), r * w * 4);
+  return { width: w, height: h, data };
+}
+
+function loadInput(model: LoadedModel, path: string, crop?: [number, number, number, number]): { data: Float32Array; view: RgbaImage } {
   const [channels, height, width] = model.inputShape as [number, number, number];
   if (channels !== 1 && channels !== 3) throw new ArgumentError(`model '${model.name}' takes ${channels} input channels; images give 1 or 3`);
-  const img = readImage(path);
+  const img = crop ? cropImage(readImage(path), crop, path) : readImage(path);
   const data = imageToTensorData(img, { channels, width, height, background: [0, 0, 0] });
   const plane = width * height;
   const view = channels === 1 ? { width, height, data: greyToRgba(data) } : {
@@ -65,7 +86,7 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
   const gpu = await initGpu();
   try {
     const model = await loadModelArgument(gpu, o.model);
-    const { data, view } = loadInput(model, o.image);
+    const { data, view } = loadInput(model, o.image, parseCrop(o.crop));
     if (model.outputShape.length !== 1) {
       throw new ArgumentError(`'${o.model}' is not a classifier (its output per image is [${model.outputShape.join(', ')}]); for a detector use 'saliency detect' and 'saliency drise'`);
     }
@@ -77,7 +98,8 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
     if (target === 'top') target = top;
     if (target >= logits.length) throw new ArgumentError(`--target ${target} is out of range; the model has ${logits.length} classes (0..${logits.length - 1})`);
     const className = (c: number) => model.classNames?.[c] ?? `class ${c}`;
-    const probs = softmax(logits);
+    // One output (a sigmoid head, e.g. antispoof): its probability is σ(logit), not a softmax.
+    const probs = logits.length === 1 ? [1 / (1 + Math.exp(-logits[0]!))] : softmax(logits);
     console.log(`model ${model.name}: predicted ${className(top)} (${(probs[top]! * 100).toFixed(1)}%); explaining ${className(target)}`);
 
     const tiles: RgbaImage[] = [{ ...view }];
@@ -127,7 +149,7 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
 
 async function runMethod(
   method: MethodName,
-  model: Model,
+  model: LoadedModel,
   x: Tensor,
   target: number,
   o: ExplainOptions,

@@ -72,8 +72,9 @@ program
 program
   .command('explain')
   .description('explain what a model looks at in an image: one PNG per method, plus overview.png side by side')
-  .requiredOption('--model <name|file>', 'a bundled model (fashion-vgg, fashion-gap) or a .safetensors file')
+  .requiredOption('--model <name|file>', 'a bundled model (fashion-vgg, fashion-gap), a .safetensors file, or a TF.js graph model.json')
   .requiredOption('--image <file>', 'a PNG or JPEG image; it is resized to the model input')
+  .option('--crop <x,y,w,h>', 'explain only this region of the image (pixels), e.g. a face')
   .option('--method <name|all>', `one of ${METHODS.join(', ')}; a comma-separated list; or all`, 'all')
   .option('--target <index|top>', 'the class to explain: an index, or top for the predicted class', 'top')
   .option('--layer <name>', 'layer for Grad-CAM and Guided Grad-CAM (default: the last conv/ReLU layer with a spatial map)')
@@ -89,7 +90,7 @@ program
 program
   .command('features')
   .description("DeconvNet's layer picture: the most active feature maps of a layer, each projected back to pixels")
-  .requiredOption('--model <name|file>', 'a bundled model or a .safetensors file')
+  .requiredOption('--model <name|file>', 'a bundled model, a .safetensors file, or a TF.js graph model.json')
   .requiredOption('--image <file>', 'a PNG or JPEG image')
   .requiredOption('--layer <name>', 'the layer whose feature maps to show')
   .option('--top <n>', 'how many feature maps', positiveInt('--top'), 9)

@@ -1,12 +1,14 @@
 /** `saliency train` and `saliency evaluate`: train a bundled architecture on Fashion-MNIST, or measure one. */
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { loadTfjsGraphModel, type TfjsGraphModel } from '../nets/tfjs-graph.js';
+import { basename, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initGpu, type Gpu } from '../runtime/gpu.js';
 import { ArgumentError } from '../runtime/errors.js';
 import { DataLoader } from '../nets/data.js';
 import { loadFashionMnist } from '../nets/idx.js';
-import { modelFromSafetensors, modelFromSpec, type Model } from '../nets/model.js';
+import { Model, modelFromSafetensors, modelFromSpec } from '../nets/model.js';
 import { Adam } from '../nets/optim.js';
 import { evaluate, train } from '../nets/train.js';
 import { BUNDLED_MODELS, bundledWeightsUrl, loadModel } from '../nets/zoo.js';
@@ -152,11 +154,24 @@ export interface EvaluateCommandOptions {
   limit?: number;
 }
 
-/** Loads a bundled model by name, or a .safetensors file written by `train`. */
-export async function loadModelArgument(gpu: Gpu, name: string): Promise<Model> {
+/** Class names of the @vladmandic/human models, which their model.json files do not carry. */
+const KNOWN_GRAPH_CLASSES: Record<string, string[]> = {
+  'emotion.json': ['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral'],
+  'antispoof.json': ['real face'],
+};
+
+/** What the commands need of a model: ours (Model) or an imported TF.js graph (TfjsGraphModel). */
+export type LoadedModel = Model | TfjsGraphModel;
+
+/** Loads a bundled model by name, a .safetensors file written by `train`, or a TF.js graph model.json. */
+export async function loadModelArgument(gpu: Gpu, name: string): Promise<LoadedModel> {
   if (BUNDLED_MODELS[name]) return loadModel(gpu, name);
+  if (name.endsWith('.json')) {
+    if (!existsSync(name)) throw new ArgumentError(`cannot read ${name}: no such file`);
+    return loadTfjsGraphModel(gpu, name, { classNames: KNOWN_GRAPH_CLASSES[basename(name)] });
+  }
   if (!name.endsWith('.safetensors')) {
-    throw new ArgumentError(`'${name}' is neither a bundled model (${Object.keys(BUNDLED_MODELS).join(', ')}) nor a .safetensors file`);
+    throw new ArgumentError(`'${name}' is neither a bundled model (${Object.keys(BUNDLED_MODELS).join(', ')}), a .safetensors file, nor a TF.js model.json`);
   }
   let bytes: Uint8Array;
   try {
@@ -172,6 +187,7 @@ export async function evaluateCommand(o: EvaluateCommandOptions): Promise<void> 
   const gpu = await initGpu();
   try {
     const model = await loadModelArgument(gpu, o.model);
+    if (!(model instanceof Model)) throw new ArgumentError(`evaluate measures Fashion-MNIST models; '${o.model}' is an imported graph`);
     if (model.outputShape.length !== 1) {
       // A detector: mAP@0.5 on the held-out scenes the train command reports.
       const scenes = Array.from({ length: o.limit ?? 500 }, (_, i) => generateScene(loadFashionMnist('test'), DETECTOR_TEST_SEED, i));

@@ -93,7 +93,7 @@ function camHead(model: ExplainableModel): { features: string; linear: Explainab
   const gapIndex = layers.map((l) => l.type).lastIndexOf('gap');
   // flatten and dropout change nothing after GAP (its output is already [N, C]); a final softmax or
   // sigmoid is cut by the logits option.
-  const transparent = new Set(['softmax', 'sigmoid', 'dropout', 'flatten']);
+  const transparent = new Set(['softmax', 'sigmoid', 'dropout', 'flatten', 'identity']);
   const rest = gapIndex >= 0 ? layers.slice(gapIndex + 1).filter((l) => !transparent.has(l.type)) : [];
   if (gapIndex < 1 || rest.length !== 1 || rest[0]!.type !== 'linear') {
     const tail = layers.slice(Math.max(0, gapIndex >= 1 ? gapIndex - 1 : layers.length - 3)).map((l) => `${l.name} (${l.type})`);
