@@ -2,6 +2,7 @@
 # Installs the system packages webgpu-saliency needs on a Debian 12 (bookworm) machine:
 #   - Mesa lavapipe (software Vulkan) from bookworm-backports: Dawn rejects bookworm's own Mesa 22.3.
 #   - dataset-fashion-mnist: the training and test images of the bundled models.
+#   - chromium: the browser tests (test/web.test.ts) drive it headless through puppeteer-core.
 # Safe to run twice. Needs root (or sudo). Skips what is already installed.
 set -euo pipefail
 
@@ -22,6 +23,11 @@ apt_update() { [ "$updated" = yes ] || { $SUDO apt-get update -q; updated=yes; }
 if [ ! -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
   apt_update
   $SUDO apt-get install -y -q dataset-fashion-mnist
+fi
+
+if [ ! -x /usr/bin/chromium ]; then
+  apt_update
+  $SUDO apt-get install -y -q chromium
 fi
 
 if have_backports_lavapipe; then

@@ -9,6 +9,7 @@ import type { LoadedModel } from './train.js';
 import * as saliency from '../saliency/index.js';
 import { greyToRgba, resizeRgba, type RgbaImage } from '../saliency/colormaps.js';
 import { imageToTensorData, readImage, tileImages, writePng } from '../saliency/image.js';
+import { cropRgba } from '../saliency/input.js';
 import { renderOverlay } from '../saliency/render.js';
 import { loadModelArgument } from './train.js';
 
@@ -41,19 +42,10 @@ export function parseCrop(crop: string | undefined): [number, number, number, nu
   return v as [number, number, number, number];
 }
 
-function cropImage(img: RgbaImage, [x, y, w, h]: [number, number, number, number], path: string): RgbaImage {
-  if (x + w > img.width || y + h > img.height) {
-    throw new ArgumentError(`--crop ${x},${y},${w},${h} reaches outside ${path} (${img.width}×${img.height})`);
-  }
-  const data = new Uint8ClampedArray(w * h * 4);
-  for (let r = 0; r < h; r++) data.set(img.data.subarray(((y + r) * img.width + x) * 4, ((y + r) * img.width + x + w) * 4), r * w * 4);
-  return { width: w, height: h, data };
-}
-
 function loadInput(model: LoadedModel, path: string, crop?: [number, number, number, number]): { data: Float32Array; view: RgbaImage } {
   const [channels, height, width] = model.inputShape as [number, number, number];
   if (channels !== 1 && channels !== 3) throw new ArgumentError(`model '${model.name}' takes ${channels} input channels; images give 1 or 3`);
-  const img = crop ? cropImage(readImage(path), crop, path) : readImage(path);
+  const img = crop ? cropRgba(readImage(path), crop) : readImage(path);
   const data = imageToTensorData(img, { channels, width, height, background: [0, 0, 0] });
   const plane = width * height;
   const view = channels === 1 ? { width, height, data: greyToRgba(data) } : {

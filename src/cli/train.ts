@@ -1,7 +1,7 @@
 /** `saliency train` and `saliency evaluate`: train a bundled architecture on Fashion-MNIST, or measure one. */
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { loadTfjsGraphModel, type TfjsGraphModel } from '../nets/tfjs-graph.js';
+import { GRAPH_MODEL_CLASSES, loadTfjsGraphModel, type TfjsGraphModel } from '../nets/tfjs-graph.js';
 import { basename, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initGpu, type Gpu } from '../runtime/gpu.js';
@@ -154,11 +154,6 @@ export interface EvaluateCommandOptions {
   limit?: number;
 }
 
-/** Class names of the @vladmandic/human models, which their model.json files do not carry. */
-const KNOWN_GRAPH_CLASSES: Record<string, string[]> = {
-  'emotion.json': ['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral'],
-  'antispoof.json': ['real face'],
-};
 
 /** What the commands need of a model: ours (Model) or an imported TF.js graph (TfjsGraphModel). */
 export type LoadedModel = Model | TfjsGraphModel;
@@ -168,7 +163,8 @@ export async function loadModelArgument(gpu: Gpu, name: string): Promise<LoadedM
   if (BUNDLED_MODELS[name]) return loadModel(gpu, name);
   if (name.endsWith('.json')) {
     if (!existsSync(name)) throw new ArgumentError(`cannot read ${name}: no such file`);
-    return loadTfjsGraphModel(gpu, name, { classNames: KNOWN_GRAPH_CLASSES[basename(name)] });
+    const classNames = GRAPH_MODEL_CLASSES[basename(name)];
+    return loadTfjsGraphModel(gpu, name, classNames ? { classNames: [...classNames] } : {});
   }
   if (!name.endsWith('.safetensors')) {
     throw new ArgumentError(`'${name}' is neither a bundled model (${Object.keys(BUNDLED_MODELS).join(', ')}), a .safetensors file, nor a TF.js model.json`);

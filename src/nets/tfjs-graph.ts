@@ -1358,3 +1358,9 @@ export class TfjsGraphModel implements ExplainableModel {
     for (const t of this.constants) t.dispose();
   }
 }
+
+/** Class names of the @vladmandic/human graph models, which their model.json files do not carry. */
+export const GRAPH_MODEL_CLASSES: Readonly<Record<string, readonly string[]>> = Object.freeze({
+  'emotion.json': ['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral'],
+  'antispoof.json': ['real face'],
+});

@@ -80,3 +80,18 @@ export function inputToRgba(data: Float32Array, channels: number, width: number,
   }
   return { width, height, data: out };
 }
+
+/** The region [x, y, width, height] (whole pixels, inside the image) of an RGBA image. */
+export function cropRgba(img: RgbaImage, region: readonly [number, number, number, number]): RgbaImage {
+  checkImage(img, 'cropRgba');
+  const [x, y, w, h] = region;
+  if (![x, y, w, h].every((v) => Number.isInteger(v) && v >= 0) || w === 0 || h === 0) {
+    throw new ArgumentError(`cropRgba: the region must be x, y, width, height in whole pixels with width, height > 0, got ${region.join(', ')}`);
+  }
+  if (x + w > img.width || y + h > img.height) {
+    throw new ArgumentError(`cropRgba: the region ${x},${y},${w},${h} reaches outside the ${img.width}×${img.height} image`);
+  }
+  const data = new Uint8ClampedArray(w * h * 4);
+  for (let r = 0; r < h; r++) data.set(img.data.subarray(((y + r) * img.width + x) * 4, ((y + r) * img.width + x + w) * 4), r * w * 4);
+  return { width: w, height: h, data };
+}

@@ -1,0 +1,209 @@
+#!/usr/bin/env node
+/**
+ * `npm run web [-- --port N] [-- --host H]`: serves the demo page (web/index.html) with Vite on
+ * http://127.0.0.1:5173/ (the next free port if that one is taken, unless --strict-port).
+ *
+ * The repository root is Vite's root, so the page, the library's TypeScript sources and models/
+ * (the bundled weights, at /models/<name>.safetensors) are all served from localhost. Extra routes:
+ *   /                        → redirect to /web/
+ *   /models/index.json       → the models there are: the .safetensors files in models/ (the page
+ *                              marks missing bundled ones) and the TF.js graph models of
+ *   /human-models/…            @vladmandic/human (a dev dependency), served from its models/ folder
+ *   /samples/index.json      → sample images: Fashion-MNIST test images, one per class, when Debian's
+ *   /samples/fashion-<i>.png   dataset-fashion-mnist package is installed (28×28 grey PNGs), and the
+ *                              photographs in assets/
+ *
+ * `startWebServer(options)` does the same from code (the browser tests use it).
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { extname, join, normalize, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
+import { Command, InvalidArgumentError } from 'commander';
+import pngjs from 'pngjs';
+import { createServer } from 'vite';
+
+export const DEFAULT_PORT = 5173;
+export const DEFAULT_HOST = '127.0.0.1';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const FASHION_DIR = '/usr/share/datasets/fashion-mnist';
+const HUMAN_MODELS = join(ROOT, 'node_modules', '@vladmandic', 'human', 'models');
+/** The imported classifiers the page offers (CenterNet, a detector, is not wired into the page yet). */
+const HUMAN_CLASSIFIERS = [
+  { name: 'emotion', description: 'human: emotion, 64×64 grey faces, 7 classes' },
+  { name: 'antispoof', description: 'human: antispoof, 128×128 faces, real face (sigmoid)' },
+];
+const CONTENT_TYPES = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.json': 'application/json', '.bin': 'application/octet-stream' };
+
+function sendJson(res, value) {
+  res.setHeader('Content-Type', 'application/json');
+  res.setHeader('Cache-Control', 'no-store');
+  res.end(JSON.stringify(value));
+}
+
+function listModels() {
+  const dir = join(ROOT, 'models');
+  const ours = existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => f.endsWith('.safetensors'))
+        .sort()
+        .map((file) => ({ name: file.replace(/\.safetensors$/, ''), kind: 'safetensors', file: `/models/${file}`, bytes: statSync(join(dir, file)).size }))
+    : [];
+  const human = HUMAN_CLASSIFIERS.filter(({ name }) => existsSync(join(HUMAN_MODELS, `${name}.json`))).map(({ name, description }) => ({
+    name,
+    kind: 'tfjs',
+    description,
+    file: `/human-models/${name}.json`,
+  }));
+  return [...ours, ...human];
+}
+
+function listSamples() {
+  const fashion = fashionSamples().map(({ index, label, file }) => ({ kind: 'fashion-mnist', index, label, file }));
+  const assets = join(ROOT, 'assets');
+  const photos = existsSync(assets)
+    ? readdirSync(assets)
+        .filter((f) => /\.(png|jpe?g)$/i.test(f))
+        .sort()
+        .map((f) => ({ kind: 'photo', name: f, file: `/assets/${f}` }))
+    : [];
+  return [...fashion, ...photos];
+}
+
+let samples = null;
+
+/** One test image of each Fashion-MNIST class (the first of each label), as 28×28 grey PNGs. */
+function fashionSamples() {
+  if (samples) return samples;
+  samples = [];
+  const imagesFile = join(FASHION_DIR, 't10k-images-idx3-ubyte.gz');
+  const labelsFile = join(FASHION_DIR, 't10k-labels-idx1-ubyte.gz');
+  if (!existsSync(imagesFile) || !existsSync(labelsFile)) return samples;
+  const images = gunzipSync(readFileSync(imagesFile));
+  const labels = gunzipSync(readFileSync(labelsFile));
+  const count = labels.readUInt32BE(4);
+  const [rows, cols] = [images.readUInt32BE(8), images.readUInt32BE(12)];
+  const seen = new Set();
+  for (let i = 0; i < count && seen.size < 10; i++) {
+    const label = labels[8 + i];
+    if (seen.has(label)) continue;
+    seen.add(label);
+    const png = new pngjs.PNG({ width: cols, height: rows });
+    for (let p = 0; p < rows * cols; p++) {
+      const v = images[16 + i * rows * cols + p];
+      png.data.set([v, v, v, 255], 4 * p);
+    }
+    samples.push({ index: i, label, file: `/samples/fashion-${i}.png`, bytes: pngjs.PNG.sync.write(png) });
+  }
+  samples.sort((a, b) => a.label - b.label);
+  return samples;
+}
+
+/** Serves `dir`'s files under the URL prefix `prefix` ('/fixtures/'). */
+function serveDirectory(prefix, dir, req, res) {
+  const path = decodeURIComponent(req.url.split('?')[0].slice(prefix.length));
+  const file = normalize(join(dir, path));
+  if (!file.startsWith(resolve(dir) + sep) || !existsSync(file) || !statSync(file).isFile()) {
+    res.statusCode = 404;
+    res.end('not found');
+    return;
+  }
+  res.setHeader('Content-Type', CONTENT_TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream');
+  res.setHeader('Cache-Control', 'no-store');
+  res.end(readFileSync(file));
+}
+
+function demoRoutes(mounts) {
+  return {
+    name: 'webgpu-saliency-demo',
+    configureServer(server) {
+      server.middlewares.use((req, res, next) => {
+        const url = (req.url ?? '/').split('?')[0];
+        if (url === '/' || url === '/index.html') {
+          res.statusCode = 302;
+          res.setHeader('Location', '/web/');
+          res.end();
+          return;
+        }
+        if (url === '/models/index.json') return sendJson(res, listModels());
+        if (url === '/samples/index.json') return sendJson(res, listSamples());
+        const sample = /^\/samples\/fashion-(\d+)\.png$/.exec(url);
+        if (sample) {
+          const found = fashionSamples().find((s) => s.index === Number(sample[1]));
+          if (!found) return next();
+          res.setHeader('Content-Type', 'image/png');
+          res.end(found.bytes);
+          return;
+        }
+        for (const [prefix, dir] of Object.entries(mounts)) {
+          if (url.startsWith(prefix)) return serveDirectory(prefix, dir, req, res);
+        }
+        next();
+      });
+    },
+  };
+}
+
+/**
+ * Starts the demo server. Options: port (default 5173; 0 = any free port), host (default
+ * 127.0.0.1), strictPort (fail instead of trying the next port), mounts ({ '/prefix/': dir }: extra
+ * static directories), logLevel, cacheDir (Vite's dependency cache). Resolves with the Vite server
+ * and the page's URL.
+ */
+export async function startWebServer(options = {}) {
+  const { port = DEFAULT_PORT, host = DEFAULT_HOST, strictPort = false, logLevel = 'info', cacheDir } = options;
+  const mounts = { ...(existsSync(HUMAN_MODELS) ? { '/human-models/': HUMAN_MODELS } : {}), ...(options.mounts ?? {}) };
+  for (const prefix of Object.keys(mounts)) {
+    if (!prefix.startsWith('/') || !prefix.endsWith('/')) throw new Error(`mount prefix '${prefix}' must start and end with '/'`);
+  }
+  const server = await createServer({
+    root: ROOT,
+    configFile: false,
+    envDir: false,
+    logLevel,
+    cacheDir,
+    clearScreen: false,
+    plugins: [demoRoutes(mounts)],
+    server: { host, port, strictPort, open: false, fs: { strict: true, allow: [ROOT] } },
+    // No dependency pre-bundling: the browser path imports one ESM package (wgsl-preprocessor),
+    // and the optimiser would reload the page when it finishes after the first request.
+    optimizeDeps: { noDiscovery: true, include: [] },
+  });
+  await server.listen();
+  const address = server.httpServer?.address();
+  const actualPort = typeof address === 'object' && address ? address.port : port;
+  const shownHost = host.includes(':') ? `[${host}]` : host;
+  return { server, port: actualPort, url: `http://${shownHost}:${actualPort}/web/`, close: () => server.close() };
+}
+
+function parsePort(value) {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('must be an integer from 0 to 65535');
+  return n;
+}
+
+async function main(argv) {
+  const program = new Command('npm run web --')
+    .description('Serves the webgpu-saliency demo page and the bundled models with Vite.')
+    .option('-p, --port <n>', 'port (0: any free port)', parsePort, DEFAULT_PORT)
+    .option('--host <host>', 'address to listen on', DEFAULT_HOST)
+    .option('--strict-port', 'exit if the port is taken instead of trying the next one', false)
+    .showHelpAfterError();
+  program.parse(argv);
+  const o = program.opts();
+  try {
+    const { url } = await startWebServer({ port: o.port, host: o.host, strictPort: o.strictPort, logLevel: 'warn' });
+    console.log(`webgpu-saliency demo: ${url}  (Ctrl+C to stop)`);
+    const models = listModels();
+    const trained = models.filter((m) => m.kind === 'safetensors').map((m) => m.name);
+    const imported = models.filter((m) => m.kind === 'tfjs').map((m) => m.name);
+    console.log(`trained models: ${trained.join(', ') || 'none yet (the page also takes a .safetensors or model.json URL)'}`);
+    if (imported.length) console.log(`imported TF.js models: ${imported.join(', ')}`);
+  } catch (e) {
+    console.error(`web: ${e.message}`);
+    process.exit(1);
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main(process.argv);

@@ -1,0 +1,139 @@
+/**
+ * The browser side of the web component: one shared GPU device, a queue that runs GPU work one
+ * job at a time, and models loaded once and cached by name or URL.
+ *
+ * A model is named by a bundled name ('fashion-vgg') or a URL; the URL's ending picks the loader
+ * (`registerModelLoader`): '.safetensors' (our own files, spec in the metadata) and 'model.json'
+ * (TF.js graph models, through src/nets/tfjs-graph.ts) are built in.
+ */
+import { ArgumentError } from '../runtime/errors.js';
+import { initGpu, type Gpu } from '../runtime/gpu.js';
+import { modelFromSafetensors } from '../nets/model.js';
+import { BUNDLED_MODELS, loadModel } from '../nets/zoo.js';
+import type { ExplainableModel } from '../saliency/core.js';
+
+/** What the component needs of a model: the methods' interface, class names and disposal. */
+export type ViewModel = ExplainableModel & { readonly classNames?: readonly string[]; dispose(): void };
+
+/** Loads a model from a URL onto `gpu`. */
+export type ModelLoader = (gpu: Gpu, url: URL) => Promise<ViewModel>;
+
+interface LoaderEntry {
+  suffix: string;
+  load: ModelLoader;
+}
+
+const loaders: LoaderEntry[] = [];
+
+/**
+ * Registers how to load models whose URL path ends with `suffix` (case-insensitive, e.g.
+ * '.safetensors', 'model.json', '.onnx'). A later registration of the same suffix replaces the
+ * earlier one; the longest matching suffix wins.
+ */
+export function registerModelLoader(suffix: string, load: ModelLoader): void {
+  if (typeof suffix !== 'string' || suffix === '') throw new ArgumentError('registerModelLoader: suffix must be a non-empty string');
+  const s = suffix.toLowerCase();
+  const i = loaders.findIndex((l) => l.suffix === s);
+  if (i >= 0) loaders.splice(i, 1);
+  loaders.push({ suffix: s, load });
+  loaders.sort((a, b) => b.suffix.length - a.suffix.length);
+}
+
+/** The suffixes that have a loader, longest first. */
+export function modelSuffixes(): string[] {
+  return loaders.map((l) => l.suffix);
+}
+
+async function fetchBytes(url: URL, what: string): Promise<Uint8Array> {
+  let res: Response;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    throw new ArgumentError(`could not fetch the ${what} ${url.href}: ${(e as Error).message}`);
+  }
+  if (!res.ok) throw new ArgumentError(`could not fetch the ${what} ${url.href}: HTTP ${res.status}${res.status === 404 ? ' (not found)' : ''}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+function fileName(url: URL): string {
+  return decodeURIComponent(url.pathname.slice(url.pathname.lastIndexOf('/') + 1));
+}
+
+registerModelLoader('.safetensors', async (gpu, url) => modelFromSafetensors(gpu, await fetchBytes(url, 'model file'), undefined, fileName(url)));
+
+// TF.js graph models (model.json + weight shards, fetched relative to it); code loaded on first use.
+registerModelLoader('.json', async (gpu, url) => {
+  const { loadTfjsGraphModel, GRAPH_MODEL_CLASSES } = await import('../nets/tfjs-graph.js');
+  const classNames = GRAPH_MODEL_CLASSES[fileName(url)];
+  return loadTfjsGraphModel(gpu, url, classNames ? { classNames: [...classNames] } : {});
+});
+
+let gpuPromise: Promise<Gpu> | null = null;
+
+/** The page's one GPU device, opened on first use (a failure is retried on the next call). */
+export function sharedGpu(): Promise<Gpu> {
+  gpuPromise ??= initGpu().catch((e: unknown) => {
+    gpuPromise = null;
+    throw e;
+  });
+  return gpuPromise;
+}
+
+let queue: Promise<unknown> = Promise.resolve();
+
+/**
+ * Runs `job` after every job queued before it has finished. The autodiff tape and tensor scopes
+ * belong to the device, so two explanations must not interleave their GPU work.
+ */
+export function exclusive<T>(job: () => Promise<T>): Promise<T> {
+  const result = queue.then(job, job);
+  queue = result.catch(() => undefined);
+  return result;
+}
+
+/** Where a model reference points: a bundled name, or an absolute URL (resolved against the page). */
+export function resolveModelRef(ref: string): { bundled: string } | { url: URL; loader: ModelLoader } {
+  const name = ref.trim();
+  if (!name) throw new ArgumentError('no model given: set the model attribute to a bundled name or a model URL');
+  if (BUNDLED_MODELS[name]) return { bundled: name };
+  const base = (globalThis as { document?: { baseURI: string } }).document?.baseURI ?? (globalThis as { location?: { href: string } }).location?.href;
+  let url: URL;
+  try {
+    url = new URL(name, base);
+  } catch {
+    throw new ArgumentError(`model '${name}' is neither a bundled model (${Object.keys(BUNDLED_MODELS).join(', ')}) nor a URL`);
+  }
+  const path = url.pathname.toLowerCase();
+  const entry = loaders.find((l) => path.endsWith(l.suffix));
+  if (!entry) {
+    throw new ArgumentError(
+      `model '${name}' is neither a bundled model (${Object.keys(BUNDLED_MODELS).join(', ')}) nor a URL ending in ${modelSuffixes().join(', ')}`,
+    );
+  }
+  return { url, loader: entry.load };
+}
+
+const cache = new Map<string, Promise<ViewModel>>();
+
+/**
+ * The model named `ref`, loaded once per page. Call inside `exclusive` (loading creates tensors,
+ * which must not land in another job's scope). A failed load is forgotten, so it can be retried.
+ */
+export function cachedModel(gpu: Gpu, ref: string): Promise<ViewModel> {
+  const where = resolveModelRef(ref);
+  const key = 'bundled' in where ? `bundled:${where.bundled}` : where.url.href;
+  let p = cache.get(key);
+  if (!p) {
+    p = 'bundled' in where ? loadModel(gpu, where.bundled) : where.loader(gpu, where.url);
+    cache.set(key, p);
+    p.catch(() => cache.delete(key));
+  }
+  return p;
+}
+
+/** Frees every cached model (the next use loads it again). */
+export async function clearModelCache(): Promise<void> {
+  const all = [...cache.values()];
+  cache.clear();
+  for (const p of all) (await p.catch(() => null))?.dispose();
+}

@@ -1,0 +1,272 @@
+/**
+ * The demo page (`npm run web`): pick or drop an image, choose a model and methods, and see the
+ * maps side by side, one <saliency-view> per method. Nothing is fetched from outside the server.
+ *
+ * The server (scripts/web.mjs) lists trained and imported models in /models/index.json and sample
+ * images in /samples/index.json; served from elsewhere, the page works without them.
+ *
+ * URL parameters preset the form: ?image=<url>&model=<name or url>&methods=gradCam,guidedBackprop
+ * &target=top&layer=relu4&crop=x,y,w,h&samples=50&detector=<name or url>.
+ */
+import { BUNDLED_MODELS, FASHION_CLASSES } from '../src/nets/zoo.js';
+import { METHOD_LABELS, VIEW_METHODS, sharedGpu, type ImageInput, type SaliencyView, type ViewMethod } from '../src/web/index.js';
+
+/** An entry of /models/index.json: a trained .safetensors in models/, or an imported TF.js model. */
+interface ListedModel {
+  name: string;
+  kind: 'safetensors' | 'tfjs';
+  file: string;
+  description?: string;
+}
+/** An entry of /samples/index.json. */
+type Sample = { kind: 'fashion-mnist'; index: number; label: number; file: string } | { kind: 'photo'; name: string; file: string };
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const params = new URLSearchParams(location.search);
+const results = $<HTMLElement>('results');
+const modelSelect = $<HTMLSelectElement>('model');
+const modelUrl = $<HTMLInputElement>('model-url');
+const target = $<HTMLInputElement>('target');
+const layer = $<HTMLInputElement>('layer');
+const crop = $<HTMLInputElement>('crop');
+const samplesInput = $<HTMLInputElement>('samples');
+const noise = $<HTMLInputElement>('noise');
+const masks = $<HTMLInputElement>('masks');
+const detector = $<HTMLInputElement>('detector');
+const colormap = $<HTMLSelectElement>('colormap');
+const methodsBox = $<HTMLFieldSetElement>('methods');
+const preview = $<HTMLImageElement>('preview');
+const summary = $<HTMLElement>('summary');
+
+const DEFAULT_METHODS: ViewMethod[] = ['vanilla', 'deconvnet', 'guidedBackprop', 'gradTimesInput', 'smoothGrad', 'gradCam', 'guidedGradCam'];
+const NOTES: Partial<Record<ViewMethod, string>> = {
+  cam: 'needs a global-average-pooling head (fashion-gap)',
+};
+
+let image: ImageInput | null = null;
+let previewUrl: string | null = null;
+let trained = new Set<string>();
+let imported: ListedModel[] = [];
+const views = new Map<ViewMethod, SaliencyView>();
+const checkboxes = new Map<ViewMethod, HTMLInputElement>();
+
+async function getJson<T>(url: string, fallback: T): Promise<T> {
+  try {
+    const res = await fetch(url);
+    return res.ok ? ((await res.json()) as T) : fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+function isUrl(ref: string): boolean {
+  return /[/.]/.test(ref);
+}
+
+function detectorAvailable(): boolean {
+  const ref = detector.value.trim();
+  return ref !== '' && (isUrl(ref) || trained.has(ref));
+}
+
+function modelRef(): string {
+  return modelUrl.value.trim() || modelSelect.value;
+}
+
+// ------------------------------------------------------------------------------------------------
+// The form
+
+function option(value: string, text: string): HTMLOptionElement {
+  const o = document.createElement('option');
+  o.value = value;
+  o.textContent = text;
+  return o;
+}
+
+function buildModelSelect(): void {
+  const bundled = document.createElement('optgroup');
+  bundled.label = 'bundled (Fashion-MNIST, 28×28)';
+  bundled.append(
+    ...Object.keys(BUNDLED_MODELS)
+      .filter((name) => !name.includes('detector'))
+      .map((name) => option(name, trained.has(name) ? name : `${name} (not trained yet)`)),
+  );
+  modelSelect.replaceChildren(bundled);
+  if (imported.length) {
+    const group = document.createElement('optgroup');
+    group.label = 'imported TF.js graph models';
+    group.append(...imported.map((m) => option(m.file, m.description ?? m.name)));
+    modelSelect.append(group);
+  }
+  const asked = params.get('model');
+  if (asked && [...modelSelect.options].some((o) => o.value === asked)) modelSelect.value = asked;
+  else if (asked) modelUrl.value = asked;
+  else {
+    // A trained bundled model, else an imported one, else the first (which says how to train it).
+    const first = [...modelSelect.options].find((o) => trained.has(o.value)) ?? [...modelSelect.options].find((o) => o.value.endsWith('.json'));
+    if (first) modelSelect.value = first.value;
+  }
+  $<HTMLDataListElement>('classes').replaceChildren(
+    ...['top', ...FASHION_CLASSES.map((c, i) => `${i}`)].map((v) => {
+      const o = document.createElement('option');
+      o.value = v;
+      if (v !== 'top') o.label = FASHION_CLASSES[Number(v)]!;
+      return o;
+    }),
+  );
+}
+
+function buildMethods(): void {
+  const asked = params.get('methods')?.split(',').map((m) => m.trim()) ?? DEFAULT_METHODS;
+  for (const method of VIEW_METHODS) {
+    const label = document.createElement('label');
+    const box = document.createElement('input');
+    box.type = 'checkbox';
+    box.value = method;
+    box.checked = asked.includes(method);
+    box.addEventListener('change', sync);
+    label.append(box, ` ${METHOD_LABELS[method]}`);
+    const note = document.createElement('span');
+    note.className = 'note';
+    if (NOTES[method]) note.textContent = ` — ${NOTES[method]}`;
+    label.append(note);
+    methodsBox.append(label);
+    checkboxes.set(method, box);
+  }
+  updateDrise();
+}
+
+/** D-RISE needs a trained detector: disabled (with the reason) until one is there. */
+function updateDrise(): void {
+  const box = checkboxes.get('drise')!;
+  const ok = detectorAvailable();
+  box.disabled = !ok;
+  if (!ok) box.checked = false;
+  box.parentElement!.classList.toggle('disabled', !ok);
+  (box.parentElement!.querySelector('.note') as HTMLElement).textContent = ok
+    ? ` — explains a detection of ${detector.value.trim()} (pick it under the map)`
+    : ' — needs the fashion-detector weights (npm run train -- --model fashion-detector) or a detector URL';
+}
+
+function setImage(source: ImageInput, shown: string): void {
+  image = source;
+  if (previewUrl) URL.revokeObjectURL(previewUrl);
+  previewUrl = source instanceof Blob ? URL.createObjectURL(source) : null;
+  preview.src = previewUrl ?? shown;
+  preview.hidden = false;
+  sync();
+}
+
+// ------------------------------------------------------------------------------------------------
+// The views: one <saliency-view> per checked method, in the methods' order
+
+function setAttr(el: HTMLElement, name: string, value: string): void {
+  if (value === '') el.removeAttribute(name);
+  else if (el.getAttribute(name) !== value) el.setAttribute(name, value);
+}
+
+function sync(): void {
+  updateDrise();
+  modelSelect.disabled = modelUrl.value.trim() !== ''; // the URL, when given, is the model
+  const chosen = VIEW_METHODS.filter((m) => checkboxes.get(m)!.checked);
+  for (const [method, view] of views) {
+    if (!chosen.includes(method)) {
+      view.remove();
+      views.delete(method);
+    }
+  }
+  if (!image) return;
+  for (const method of chosen) {
+    let view = views.get(method);
+    if (!view) {
+      view = document.createElement('saliency-view');
+      view.setAttribute('method', method);
+      views.set(method, view);
+    }
+    setAttr(view, 'model', method === 'drise' ? detector.value.trim() : modelRef());
+    setAttr(view, 'target', method === 'drise' ? '' : target.value.trim() || 'top');
+    setAttr(view, 'layer', method === 'gradCam' || method === 'guidedGradCam' ? layer.value.trim() : '');
+    setAttr(view, 'samples', method === 'smoothGrad' ? samplesInput.value : '');
+    setAttr(view, 'noise-level', method === 'smoothGrad' ? noise.value : '');
+    setAttr(view, 'masks', method === 'drise' ? masks.value : '');
+    setAttr(view, 'crop', crop.value.trim());
+    setAttr(view, 'colormap', colormap.value);
+    if (view.image !== image) view.image = image;
+  }
+  // Keep the order of VIEW_METHODS (appending an element already in place moves it).
+  for (const method of chosen) results.append(views.get(method)!);
+}
+
+results.addEventListener('saliency-result', (e) => {
+  const done = [...views.values()].filter((v) => v.result).length;
+  summary.textContent = `${done}/${views.size} done · ${e.detail.method} ${e.detail.ms.toFixed(0)} ms`;
+});
+
+// ------------------------------------------------------------------------------------------------
+// Inputs
+
+const fileInput = $<HTMLInputElement>('file');
+fileInput.addEventListener('change', () => {
+  const file = fileInput.files?.[0];
+  if (file) setImage(file, file.name);
+});
+
+const drop = $<HTMLElement>('drop');
+for (const type of ['dragenter', 'dragover'] as const) {
+  document.addEventListener(type, (e) => {
+    e.preventDefault();
+    drop.classList.add('over');
+  });
+}
+document.addEventListener('dragleave', () => drop.classList.remove('over'));
+document.addEventListener('drop', (e) => {
+  e.preventDefault();
+  drop.classList.remove('over');
+  const file = [...(e.dataTransfer?.files ?? [])].find((f) => f.type.startsWith('image/')) ?? e.dataTransfer?.files[0];
+  if (file) setImage(file, file.name);
+});
+
+const sampleSelect = $<HTMLSelectElement>('sample');
+sampleSelect.addEventListener('change', () => {
+  if (sampleSelect.value) setImage(sampleSelect.value, sampleSelect.value);
+});
+
+for (const el of [modelSelect, modelUrl, target, layer, crop, samplesInput, noise, masks, detector, colormap]) el.addEventListener('change', sync);
+$<HTMLButtonElement>('rerun').addEventListener('click', () => {
+  for (const view of views.values()) view.run().catch(() => undefined);
+});
+$<HTMLFormElement>('controls').addEventListener('submit', (e) => e.preventDefault());
+
+// ------------------------------------------------------------------------------------------------
+// Start
+
+sharedGpu().then(
+  (gpu) => {
+    $<HTMLElement>('adapter').textContent = `WebGPU: ${gpu.adapter.name}${gpu.adapter.isSoftware ? ' (software)' : ''}`;
+  },
+  (e: Error) => {
+    $<HTMLElement>('adapter').textContent = 'WebGPU: not available';
+    const box = $<HTMLElement>('nogpu');
+    box.textContent = `This page needs WebGPU, and this browser does not provide it.\n${e.message}`;
+    box.classList.add('shown');
+  },
+);
+
+const [models, samples] = await Promise.all([getJson<ListedModel[]>('/models/index.json', []), getJson<Sample[]>('/samples/index.json', [])]);
+trained = new Set(models.filter((m) => m.kind === 'safetensors').map((m) => m.name));
+imported = models.filter((m) => m.kind === 'tfjs');
+if (params.get('detector')) detector.value = params.get('detector')!;
+if (params.get('target')) target.value = params.get('target')!;
+if (params.get('layer')) layer.value = params.get('layer')!;
+if (params.get('crop')) crop.value = params.get('crop')!;
+if (params.get('samples')) samplesInput.value = params.get('samples')!;
+buildModelSelect();
+buildMethods();
+sampleSelect.append(
+  ...samples.map((s) =>
+    option(s.file, s.kind === 'fashion-mnist' ? `${FASHION_CLASSES[s.label] ?? s.label} (Fashion-MNIST test image ${s.index})` : `photo: ${s.name}`),
+  ),
+);
+const askedImage = params.get('image');
+if (askedImage) setImage(askedImage, askedImage);
+else sync();
+document.body.dataset.ready = 'true';
