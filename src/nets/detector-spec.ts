@@ -1,9 +1,6 @@
 /** The architecture of the bundled detector (see detector.ts for what its outputs mean). */
-import type { ModelSpec } from './spec.js';
-
+import { sameConv as conv, type ModelSpec } from './spec.js';
 import { FASHION_CLASSES } from './classes.js';
-
-const conv = (name: string, inC: number, out: number, kernel = 3) => ({ name, type: 'conv2d' as const, in: inC, out, kernel, padding: kernel === 3 ? 1 : 0 });
 
 /** 96×96 grey scenes → a 12×12 grid (stride 8), 10 Fashion-MNIST classes. */
 export const FASHION_DETECTOR: ModelSpec = {

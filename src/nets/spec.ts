@@ -114,3 +114,8 @@ export type ParamValue = ArrayLike<number> | { data: ArrayLike<number>; shape: r
 
 /** Weights by layer name: { conv1: { weight, bias }, bn1: { weight, bias, running_mean, running_var } }. */
 export type Weights = Record<string, Record<string, ParamValue>>;
+
+/** A conv2d layer spec with 'same'-size padding for odd kernels (k×k, stride 1): the bundled models' building block. */
+export function sameConv(name: string, inChannels: number, out: number, kernel = 3): Conv2dLayerSpec {
+  return { name, type: 'conv2d', in: inChannels, out, kernel, padding: (kernel - 1) / 2 };
+}

@@ -5,13 +5,12 @@
 import { ArgumentError } from '../runtime/errors.js';
 import type { Gpu } from '../runtime/gpu.js';
 import { modelFromSafetensors, type Model } from './model.js';
-import type { ModelSpec } from './spec.js';
+import { sameConv as conv, type ModelSpec } from './spec.js';
 import { FASHION_CLASSES } from './classes.js';
 import { FASHION_DETECTOR } from './detector-spec.js';
 
 export { FASHION_CLASSES };
 
-const conv = (name: string, inC: number, out: number) => ({ name, type: 'conv2d' as const, in: inC, out, kernel: 3, padding: 1 });
 
 /** VGG-style: (conv-relu-conv-relu-maxpool) twice, then two linear layers. For DeconvNet and guided backprop. */
 export const FASHION_VGG: ModelSpec = {
