@@ -31,6 +31,23 @@ describe.runIf(existsSync(cli))('saliency train / evaluate', () => {
     expect(measured).toBeGreaterThan(20); // 256 images are enough to beat chance (10%)
   });
 
+  it('resumes from its own checkpoint, continuing the epoch count', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'resume-'));
+    const first = join(dir, 'a.safetensors');
+    const args = ['train', '--model', 'fashion-gap', '--batch-size', '32', '--limit', '128', '--eval-limit', '100', '--seed', '4'];
+    await run(process.execPath, [cli, ...args, '--epochs', '1', '--out', first]);
+    const second = join(dir, 'b.safetensors');
+    const { stdout } = await run(process.execPath, [cli, ...args, '--epochs', '2', '--resume', first, '--out', second]);
+    expect(stdout).toMatch(/resuming after epoch 1 from .*a\.safetensors/);
+    expect(stdout).toMatch(/epoch 2\/2\s+step/);
+    expect(stdout).not.toMatch(/epoch 1\/2/);
+    const meta = parseSafetensors(new Uint8Array(readFileSync(second))).metadata;
+    expect(meta.epochs).toBe('2 of 2');
+    expect(meta.resumedAfterEpoch).toBe('1');
+    const err = await run(process.execPath, [cli, ...args, '--epochs', '1', '--resume', first, '--out', second]).catch((e) => e);
+    expect(err.stderr).toMatch(/already has 1 epochs; ask for more with --epochs/);
+  });
+
   it('rejects bad options with one clear line', async () => {
     for (const [args, message] of [
       [['train', '--model', 'resnet'], /no bundled architecture 'resnet'; choose one of fashion-vgg, fashion-gap, fashion-detector/],

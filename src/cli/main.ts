@@ -56,6 +56,7 @@ program
   .option('--limit <n>', 'train on the first N images only', positiveInt('--limit'))
   .option('--eval-limit <n>', 'evaluate on the first N test images (fashion-detector: N held-out scenes) only', positiveInt('--eval-limit'))
   .option('--out <file>', 'where to write the .safetensors weights (default: models/<name>.safetensors)')
+  .option('--resume <file>', 'continue from a checkpoint this command wrote (its epochs count towards --epochs)')
   .action(async (opts) => {
     await trainCommand(opts);
   });

@@ -14,6 +14,7 @@ import { evaluate, train } from '../nets/train.js';
 import { BUNDLED_MODELS, bundledWeightsUrl, loadModel } from '../nets/zoo.js';
 import { FASHION_DETECTOR, evaluateDetector, trainDetector } from '../nets/detector.js';
 import { generateScene } from '../nets/scenes.js';
+import { parseSafetensors } from '../nets/safetensors.js';
 
 export interface TrainCommandOptions {
   model: string;
@@ -30,6 +31,8 @@ export interface TrainCommandOptions {
   evalLimit?: number;
   /** fashion-detector: synthetic scenes per epoch (default 20,000). */
   scenes?: number;
+  /** A checkpoint written by this command, to continue from. */
+  resume?: string;
 }
 
 /** Writes bytes beside the target and renames: an interrupted run never leaves a half-written file. */
@@ -47,12 +50,33 @@ export async function trainCommand(o: TrainCommandOptions): Promise<void> {
   const spec = BUNDLED_MODELS[o.model];
   if (!spec) throw new ArgumentError(`no bundled architecture '${o.model}'; choose one of ${Object.keys(BUNDLED_MODELS).join(', ')}`);
   const out = resolve(o.out ?? fileURLToPath(bundledWeightsUrl(o.model)));
-  if (o.model === 'fashion-detector') return trainDetectorCommand(o, out);
+  if (o.model === 'fashion-detector') {
+    if (o.resume) throw new ArgumentError('--resume continues the classifiers (fashion-vgg, fashion-gap) only');
+    return trainDetectorCommand(o, out);
+  }
   const trainSet = loadFashionMnist('train', undefined, { limit: o.limit });
   const testSet = loadFashionMnist('test', undefined, { limit: o.evalLimit });
   const gpu = await initGpu({ log: (m) => console.log(m) });
   try {
-    const model = modelFromSpec(gpu, spec, undefined, { seed: o.seed });
+    let model: Model;
+    let startEpoch = 0;
+    if (o.resume) {
+      // Continue from a checkpoint of this command: its weights, and the epochs it had done.
+      let bytes: Uint8Array;
+      try {
+        bytes = new Uint8Array(await readFile(o.resume));
+      } catch {
+        throw new ArgumentError(`--resume: cannot read ${o.resume}`);
+      }
+      const meta = parseSafetensors(bytes, o.resume).metadata;
+      const done = /^(\d+) of \d+$/.exec(meta.epochs ?? '');
+      if (meta.model !== o.model || !done) throw new ArgumentError(`--resume: ${o.resume} is not a checkpoint of '${o.model}' written by this command`);
+      startEpoch = Number(done[1]);
+      if (startEpoch >= o.epochs) throw new ArgumentError(`--resume: ${o.resume} already has ${startEpoch} epochs; ask for more with --epochs`);
+      model = modelFromSafetensors(gpu, bytes, spec, o.resume);
+    } else {
+      model = modelFromSpec(gpu, spec, undefined, { seed: o.seed });
+    }
     const loader = new DataLoader(gpu, {
       images: trainSet.images,
       labels: trainSet.labels,
@@ -60,17 +84,20 @@ export async function trainCommand(o: TrainCommandOptions): Promise<void> {
       batchSize: o.batchSize,
       seed: o.seed,
     });
-    const optimizer = new Adam({ lr: o.lr });
+    // A resumed run continues the learning-rate schedule (Adam's moment estimates start afresh).
+    const optimizer = new Adam({ lr: o.lr * o.lrDecay ** startEpoch });
     console.log(
       `training ${o.model} on ${trainSet.count} images: ${o.epochs} epoch(s), batch ${o.batchSize}, Adam lr ${o.lr}` +
         (o.lrDecay !== 1 ? ` ×${o.lrDecay}/epoch` : '') +
-        `, seed ${o.seed}`,
+        `, seed ${o.seed}` +
+        (startEpoch ? `; resuming after epoch ${startEpoch} from ${o.resume}` : ''),
     );
     const started = Date.now();
     // After every epoch: measure, and save a checkpoint, so a long run that is stopped keeps its
     // last complete epoch (with its accuracy and the exact settings in the file's metadata).
     await train(model, loader, {
       epochs: o.epochs,
+      startEpoch,
       optimizer,
       log: (line) => console.log(line),
       onEpochEnd: async ({ epoch }) => {
@@ -83,6 +110,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<void> {
           batchSize: String(o.batchSize),
           lr: String(o.lr),
           lrDecay: String(o.lrDecay),
+          ...(startEpoch ? { resumedAfterEpoch: String(startEpoch) } : {}),
           trainImages: String(trainSet.count),
           testAccuracy: accuracy.toFixed(4),
           testImages: String(testSet.count),
