@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   conv2dBackwardBias,
   conv2dBackwardFilter,
@@ -7,7 +7,9 @@ import {
   conv2dForward,
   conv2dOutputShape,
   setConv2dGridLimitForTesting,
+  setConv2dStrategy,
   type Conv2dParams,
+  type Conv2dStrategy,
 } from '../src/kernels/conv2d.js';
 import { ACTIVATIONS, samePadding, type Activation } from '../src/kernels/common.js';
 import { conv2d } from '../src/autodiff/ops/conv.js';
@@ -94,218 +96,233 @@ async function checkCase(gpu: Gpu, c: Case, seed: number): Promise<void> {
   });
 }
 
-describe('conv2d kernels against the reference', () => {
-  CASES.forEach((c, i) => {
-    it(c.name, async () => {
+// Both kernel strategies are checked whatever the adapter: 'direct' is the default on CPU adapters
+// (lavapipe here), 'tiled' on GPUs.
+for (const strategy of ['tiled', 'direct'] as Conv2dStrategy[]) {
+  describe(`conv2d ${strategy} kernels against the reference`, () => {
+    beforeAll(() => setConv2dStrategy(strategy));
+    afterAll(() => setConv2dStrategy(null));
+
+    CASES.forEach((c, i) => {
+      it(c.name, async () => {
+        const gpu = await getGpu();
+        const before = gpu.memory().inUse;
+        await checkCase(gpu, c, 10 * i + 1);
+        expect(gpu.memory().inUse).toBe(before);
+      });
+    });
+
+    it('every fused activation, with and without bias', async () => {
+      const gpu = await getGpu();
+      const xs = [2, 3, 6, 5];
+      const ws = [4, 3, 3, 3];
+      const x = randomArray(product(xs), 201, -2, 2);
+      const w = randomArray(product(ws), 202, -1.5, 1.5); // wide enough that relu6 clamps at 6
+      const b = randomArray(4, 203, -1, 1);
+      const rp = refParams({ padding: 1 });
+      await gpu.scope(async () => {
+        const tx = tensor(gpu, x, xs);
+        const tw = tensor(gpu, w, ws);
+        const tb = tensor(gpu, b, [4]);
+        let clamped = 0;
+        // Each (activation, bias) pair is a pipeline; lavapipe takes ~1 s to compile one, so bias off
+        // is checked with 'none' and 'relu' only (the other tile shapes use those two pairs too).
+        // The direct kernel (several seconds per compile on lavapipe) substitutes the same
+        // activation expressions; three of them show that the substitution is wired.
+        const activations: readonly Activation[] = strategy === 'tiled' ? ACTIVATIONS : ['none', 'relu6', 'leakyrelu'];
+        for (const act of activations) {
+          for (const withBias of act === 'none' || act === 'relu' ? [true, false] : [true]) {
+            const y = await conv2dForward(tx, tw, withBias ? tb : null, { padding: 1, activation: act, alpha: 0.3 });
+            const ref = conv2dReference(x, xs, w, ws, withBias ? b : null, rp, act, 0.3);
+            const got = await y.read();
+            expectClose(got, ref.data, 1e-4, 1e-4);
+            if (act === 'relu6') clamped += got.filter((v) => v === 6).length;
+          }
+        }
+        expect(clamped).toBeGreaterThan(0);
+      });
+    });
+
+    it('folded grids (x·y workgroups beyond the per-dimension limit) give the same results', async () => {
+      const gpu = await getGpu();
+      setConv2dGridLimitForTesting(6);
+      try {
+        // Tiled: forward 13 tiles → 5×3, input gradient 7 → 4×2, filter gradient 9 → 5×2, its sum 18 → 6×3,
+      // bias 32 → 6×6. Direct: forward 8 blocks → 4×2, filter gradient 33 (11 splits) → 6×6.
+        await checkCase(gpu, CASES.find((c) => c.name.startsWith('full tiles'))!, 500);
+        await checkCase(gpu, CASES.find((c) => c.name.startsWith('depthwise channel'))!, 510);
+      } finally {
+        setConv2dGridLimitForTesting(null);
+      }
+    });
+  });
+}
+
+describe('conv2d dispatch plans and errors', () => {
+  it('VGG16 at 224×224 stays within 65,535 workgroups per dimension, even at batch 256', () => {
+    const limits = { maxComputeWorkgroupsPerDimension: 65535, maxStorageBufferBindingSize: 2 ** 31 - 4 };
+    for (const strategy of ['tiled', 'direct'] as Conv2dStrategy[]) {
+      const layers: [number, number, number][] = [
+        [3, 64, 224], [64, 64, 224], [64, 128, 112], [128, 128, 112], [128, 256, 56], [256, 256, 56],
+        [256, 512, 28], [512, 512, 28], [512, 512, 14],
+      ];
+      for (const batch of [1, 64, 256]) {
+        for (const [cin, cout, size] of layers) {
+          const s = conv2dDispatchSizes([batch, cin, size, size], [cout, cin, 3, 3], { padding: 1 }, limits, strategy);
+          for (const dims of [s.forward, s.inputGrad, s.filterGrad, s.filterGradSum ?? [1, 1], s.biasGrad]) {
+            for (const d of dims) expect(d).toBeLessThanOrEqual(65535);
+          }
+        }
+      }
+      }
+      // The first layer's filter gradient (64 filters × 27 taps) must be split over its long K.
+      const first = conv2dDispatchSizes([8, 3, 224, 224], [64, 3, 3, 3], { padding: 1 }, limits);
+      expect(first.filterGradSplits).toBeGreaterThan(100);
+      expect(first.filterGrad[0] * first.filterGrad[1]).toBeGreaterThanOrEqual(first.filterGradSplits);
+      // Batch 256 at 224×224 needs more than 65,535 forward tiles: they are folded into y.
+      const big = conv2dDispatchSizes([256, 64, 224, 224], [64, 64, 3, 3], { padding: 1 }, limits);
+      expect(big.forward[1]).toBeGreaterThan(1);
+    });
+
+    it('output shapes and TF SAME padding', () => {
+      expect(conv2dOutputShape([1, 3, 7, 9], [5, 3, 3, 3], { stride: 2, padding: samePadding([7, 9], [3, 3], 2) })).toEqual([1, 5, 4, 5]);
+      expect(samePadding([7, 9], [3, 3], 2)).toEqual([1, 1, 1, 1]);
+      expect(samePadding([8, 8], [3, 3], 2)).toEqual([0, 1, 0, 1]); // the odd pixel goes bottom/right
+      expect(samePadding([8, 8], [1, 1], 1)).toEqual([0, 0, 0, 0]);
+      expect(conv2dOutputShape([2, 4, 10, 10], [8, 2, 3, 3], { groups: 2, dilation: 2, padding: [1, 0, 0, 1] })).toEqual([2, 8, 7, 7]);
+    });
+
+    it('rejects bad shapes and parameters with clear errors and allocates nothing', async () => {
+      const gpu = await getGpu();
+      await gpu.scope(async () => {
+        const x = tensor(gpu, randomArray(100, 1), [1, 4, 5, 5]);
+        const x3 = tensor(gpu, randomArray(100, 1), [4, 5, 5]);
+        const w = tensor(gpu, randomArray(54, 2), [2, 3, 3, 3]);
+        const w4 = tensor(gpu, randomArray(72, 2), [2, 4, 3, 3]);
+        const w3g = tensor(gpu, randomArray(54, 2), [3, 2, 3, 3]);
+        const bias3 = tensor(gpu, randomArray(3, 3), [3]);
+        const dyBad = tensor(gpu, randomArray(2 * 9, 4), [1, 2, 3, 3]);
+        const before = gpu.memory().inUse;
+        const tensorsBefore = gpu.memory().tensors;
+        const bad: [() => Promise<unknown>, RegExp, typeof ShapeError | typeof ArgumentError][] = [
+          [() => conv2dForward(x3, w4, null), /x must have rank 4/, ShapeError],
+          [() => conv2dForward(x, w, null), /x \[1, 4, 5, 5\] has 4 channels but w \[2, 3, 3, 3\] expects 3 × 1 group\(s\) = 3/, ShapeError],
+          [() => conv2dForward(x, w4, bias3), /bias must be \[Cout\] = \[2\], got \[3\]/, ShapeError],
+          [() => conv2dForward(x, w3g, null, { groups: 2 }), /groups \(2\) must divide the input channels \(4\) and the output channels \(3\)/, ShapeError],
+          [() => conv2dForward(x, w4, null, { dilation: 3 }), /output would be -1×-1/, ShapeError],
+          [() => conv2dForward(x, w4, null, { stride: 0 }), /stride must be positive integers/, ArgumentError],
+          [() => conv2dForward(x, w4, null, { padding: [1, 2, 3] as unknown as [number, number] }), /padding must be/, ArgumentError],
+          [() => conv2dForward(x, w4, null, { activation: 'gelu' as Activation }), /unknown activation 'gelu'/, ArgumentError],
+          [() => conv2dForward(x, w4, null, { activation: 'leakyrelu', alpha: NaN }), /alpha must be a finite number/, ShapeError],
+          [() => conv2dBackwardInput(dyBad, w4, [1, 4, 5, 5], { padding: 1 }), /dy must be \[1, 2, 5, 5\].*got \[1, 2, 3, 3\]/, ShapeError],
+          [() => conv2dBackwardFilter(x, dyBad, [2, 4, 3, 3], { stride: 2 }), /dy must be \[1, 2, 2, 2\]/, ShapeError],
+          [() => conv2dBackwardBias(x3), /dy must have rank 4/, ShapeError],
+          [() => conv2d(x, w, null), /has 4 channels but w/, ShapeError],
+        ];
+        for (const [fn, message, type] of bad) {
+          const err = await fn().then(
+            () => null,
+            (e: unknown) => e,
+          );
+          expect(err).toBeInstanceOf(type);
+          expect((err as Error).message).toMatch(message);
+          expect(gpu.memory().inUse).toBe(before);
+          expect(gpu.memory().tensors).toBe(tensorsBefore);
+        }
+        expect(() => conv2dOutputShape([1, 1, 2, 2], [1, 1, 3, 3], {})).toThrow(/output would be 0×0/);
+      });
+    });
+  });
+
+  describe('conv2d op: gradients on the tape', () => {
+    const gradCases: { name: string; x: number[]; w: number[]; params: Conv2dParams }[] = [
+      { name: 'plain 3×3', x: [2, 2, 5, 4], w: [3, 2, 3, 3], params: {} },
+      { name: 'stride 2, asymmetric padding, dilation [1, 2]', x: [1, 2, 5, 6], w: [3, 2, 3, 2], params: { stride: 2, padding: [1, 0, 2, 1], dilation: [1, 2] } },
+      { name: 'groups 2, dilation 2, padding 2', x: [1, 4, 4, 4], w: [4, 2, 2, 2], params: { groups: 2, dilation: 2, padding: 2 } },
+      { name: 'depthwise ×2 multiplier, stride [2, 1]', x: [1, 2, 5, 4], w: [4, 1, 3, 3], params: { groups: 2, stride: [2, 1], padding: 1 } },
+    ];
+    for (const c of gradCases) {
+      it(`finite differences for x, w and bias: ${c.name}`, async () => {
+        const gpu = await getGpu();
+        await gradCheck(gpu, ([x, w, b]) => conv2d(x!, w!, b!, c.params), [
+          { data: randomArray(product(c.x), 301), shape: c.x },
+          { data: randomArray(product(c.w), 302, -0.5, 0.5), shape: c.w },
+          { data: randomArray(c.w[0]!, 303), shape: [c.w[0]!] },
+        ]);
+      });
+    }
+
+    it('finite differences through fused smooth activations (tanh, sigmoid)', async () => {
+      const gpu = await getGpu();
+      for (const act of ['tanh', 'sigmoid'] as const) {
+        await gradCheck(gpu, ([x, w, b]) => conv2d(x!, w!, b!, { padding: 1, stride: [1, 2], activation: act }), [
+          { data: randomArray(2 * 4 * 4, 311), shape: [1, 2, 4, 4] },
+          { data: randomArray(2 * 2 * 9, 312, -0.5, 0.5), shape: [2, 2, 3, 3] },
+          { data: randomArray(2, 313), shape: [2] },
+        ]);
+      }
+    });
+
+    it('a fused ReLU / leaky ReLU follows the tape rule (ordinary, guided, deconv) like a separate one', async () => {
+      const gpu = await getGpu();
+      const xs = [2, 2, 6, 6];
+      const ws = [3, 2, 3, 3];
+      const before = gpu.memory().inUse;
+      const run = async (fused: boolean, act: 'relu' | 'leakyrelu', variant: string): Promise<Float32Array[]> =>
+        gpu.scope(async () => {
+          const x = tensor(gpu, randomArray(product(xs), 401), xs);
+          const w = tensor(gpu, randomArray(product(ws), 402), ws);
+          const b = tensor(gpu, randomArray(3, 403), [3]);
+          w.requiresGrad = true;
+          const tape = new Tape(gpu);
+          tape.watch(x);
+          const params: Conv2dParams = { padding: 1, stride: [1, 2] };
+          const y = await tape.run(async () =>
+            fused ? conv2d(x, w, b, { ...params, activation: act, alpha: 0.1 }) : activationOp(await conv2d(x, w, b, params), act, 0.1),
+          );
+          const seed = tensor(gpu, randomArray(y.size, 404), y.shape); // both signs: guided/deconv differ
+          const grads = await tape.backward(y, { seed, rules: { activations: { [act]: variant } } });
+          const out = [await grads.of(x).read(), await grads.of(w).read()];
+          expect(grads.get(b)).toBeUndefined(); // b is neither watched nor a parameter
+          grads.dispose();
+          tape.dispose();
+          return out;
+        });
+      const results = new Map<string, Float32Array>();
+      for (const [act, variant] of [['relu', 'ordinary'], ['relu', 'guided'], ['relu', 'deconv'], ['leakyrelu', 'ordinary']] as const) {
+        const fused = await run(true, act, variant);
+        const separate = await run(false, act, variant);
+        expectClose(fused[0]!, separate[0]!, 1e-5, 1e-4);
+        expectClose(fused[1]!, separate[1]!, 1e-5, 1e-4);
+        results.set(`${act}:${variant}`, fused[0]!);
+      }
+      // The override really changed the fused rule.
+      const diff = (a: Float32Array, b: Float32Array) => a.reduce((s, v, i) => s + Math.abs(v - b[i]!), 0);
+      expect(diff(results.get('relu:ordinary')!, results.get('relu:guided')!)).toBeGreaterThan(1e-3);
+      expect(diff(results.get('relu:guided')!, results.get('relu:deconv')!)).toBeGreaterThan(1e-3);
+      expect(gpu.memory().inUse).toBe(before);
+    });
+
+    it('computes only the gradients that are needed', async () => {
       const gpu = await getGpu();
       const before = gpu.memory().inUse;
-      await checkCase(gpu, c, 10 * i + 1);
+      await gpu.scope(async () => {
+        const x = tensor(gpu, randomArray(2 * 3 * 5 * 5, 501), [2, 3, 5, 5]);
+        const w = tensor(gpu, randomArray(4 * 3 * 9, 502), [4, 3, 3, 3]);
+        const b = tensor(gpu, randomArray(4, 503), [4]);
+        b.requiresGrad = true;
+        const tape = new Tape(gpu);
+        const y = await tape.run(() => conv2d(x, w, b, { padding: 1 }));
+        const grads = await tape.backward(y);
+        expect(grads.get(x)).toBeUndefined();
+        expect(grads.get(w)).toBeUndefined();
+        // dL/dbias with an all-ones seed = N·Ho·Wo per channel.
+        expectClose(await grads.of(b).read(), new Float32Array(4).fill(2 * 25));
+        grads.dispose();
+        tape.dispose();
+      });
       expect(gpu.memory().inUse).toBe(before);
     });
   });
 
-  it('every fused activation, with and without bias', async () => {
-    const gpu = await getGpu();
-    const xs = [2, 3, 6, 5];
-    const ws = [4, 3, 3, 3];
-    const x = randomArray(product(xs), 201, -2, 2);
-    const w = randomArray(product(ws), 202, -1.5, 1.5); // wide enough that relu6 clamps at 6
-    const b = randomArray(4, 203, -1, 1);
-    const rp = refParams({ padding: 1 });
-    await gpu.scope(async () => {
-      const tx = tensor(gpu, x, xs);
-      const tw = tensor(gpu, w, ws);
-      const tb = tensor(gpu, b, [4]);
-      let clamped = 0;
-      // Each (activation, bias) pair is a pipeline; lavapipe takes ~1 s to compile one, so bias off
-      // is checked with 'none' and 'relu' only (the other tile shapes use those two pairs too).
-      for (const act of ACTIVATIONS) {
-        for (const withBias of act === 'none' || act === 'relu' ? [true, false] : [true]) {
-          const y = await conv2dForward(tx, tw, withBias ? tb : null, { padding: 1, activation: act, alpha: 0.3 });
-          const ref = conv2dReference(x, xs, w, ws, withBias ? b : null, rp, act, 0.3);
-          const got = await y.read();
-          expectClose(got, ref.data, 1e-4, 1e-4);
-          if (act === 'relu6') clamped += got.filter((v) => v === 6).length;
-        }
-      }
-      expect(clamped).toBeGreaterThan(0);
-    });
-  });
-
-  it('folded grids (x·y workgroups beyond the per-dimension limit) give the same results', async () => {
-    const gpu = await getGpu();
-    setConv2dGridLimitForTesting(6);
-    try {
-      // Forward 13 tiles → 5×3, input gradient 7 → 4×2, filter gradient 9 → 5×2, its sum 18 → 6×3, bias 32 → 6×6.
-      await checkCase(gpu, CASES.find((c) => c.name.startsWith('full tiles'))!, 500);
-      await checkCase(gpu, CASES.find((c) => c.name.startsWith('depthwise channel'))!, 510);
-    } finally {
-      setConv2dGridLimitForTesting(null);
-    }
-  });
-
-  it('VGG16 at 224×224 stays within 65,535 workgroups per dimension, even at batch 256', () => {
-    const limits = { maxComputeWorkgroupsPerDimension: 65535, maxStorageBufferBindingSize: 2 ** 31 - 4 };
-    const layers: [number, number, number][] = [
-      [3, 64, 224], [64, 64, 224], [64, 128, 112], [128, 128, 112], [128, 256, 56], [256, 256, 56],
-      [256, 512, 28], [512, 512, 28], [512, 512, 14],
-    ];
-    for (const batch of [1, 64, 256]) {
-      for (const [cin, cout, size] of layers) {
-        const s = conv2dDispatchSizes([batch, cin, size, size], [cout, cin, 3, 3], { padding: 1 }, limits);
-        for (const dims of [s.forward, s.inputGrad, s.filterGrad, s.filterGradSum ?? [1, 1], s.biasGrad]) {
-          for (const d of dims) expect(d).toBeLessThanOrEqual(65535);
-        }
-      }
-    }
-    // The first layer's filter gradient (64 filters × 27 taps) must be split over its long K.
-    const first = conv2dDispatchSizes([8, 3, 224, 224], [64, 3, 3, 3], { padding: 1 }, limits);
-    expect(first.filterGradSplits).toBeGreaterThan(100);
-    expect(first.filterGrad[0] * first.filterGrad[1]).toBeGreaterThanOrEqual(first.filterGradSplits);
-    // Batch 256 at 224×224 needs more than 65,535 forward tiles: they are folded into y.
-    const big = conv2dDispatchSizes([256, 64, 224, 224], [64, 64, 3, 3], { padding: 1 }, limits);
-    expect(big.forward[1]).toBeGreaterThan(1);
-  });
-
-  it('output shapes and TF SAME padding', () => {
-    expect(conv2dOutputShape([1, 3, 7, 9], [5, 3, 3, 3], { stride: 2, padding: samePadding([7, 9], [3, 3], 2) })).toEqual([1, 5, 4, 5]);
-    expect(samePadding([7, 9], [3, 3], 2)).toEqual([1, 1, 1, 1]);
-    expect(samePadding([8, 8], [3, 3], 2)).toEqual([0, 1, 0, 1]); // the odd pixel goes bottom/right
-    expect(samePadding([8, 8], [1, 1], 1)).toEqual([0, 0, 0, 0]);
-    expect(conv2dOutputShape([2, 4, 10, 10], [8, 2, 3, 3], { groups: 2, dilation: 2, padding: [1, 0, 0, 1] })).toEqual([2, 8, 7, 7]);
-  });
-
-  it('rejects bad shapes and parameters with clear errors and allocates nothing', async () => {
-    const gpu = await getGpu();
-    await gpu.scope(async () => {
-      const x = tensor(gpu, randomArray(100, 1), [1, 4, 5, 5]);
-      const x3 = tensor(gpu, randomArray(100, 1), [4, 5, 5]);
-      const w = tensor(gpu, randomArray(54, 2), [2, 3, 3, 3]);
-      const w4 = tensor(gpu, randomArray(72, 2), [2, 4, 3, 3]);
-      const w3g = tensor(gpu, randomArray(54, 2), [3, 2, 3, 3]);
-      const bias3 = tensor(gpu, randomArray(3, 3), [3]);
-      const dyBad = tensor(gpu, randomArray(2 * 9, 4), [1, 2, 3, 3]);
-      const before = gpu.memory().inUse;
-      const tensorsBefore = gpu.memory().tensors;
-      const bad: [() => Promise<unknown>, RegExp, typeof ShapeError | typeof ArgumentError][] = [
-        [() => conv2dForward(x3, w4, null), /x must have rank 4/, ShapeError],
-        [() => conv2dForward(x, w, null), /x \[1, 4, 5, 5\] has 4 channels but w \[2, 3, 3, 3\] expects 3 × 1 group\(s\) = 3/, ShapeError],
-        [() => conv2dForward(x, w4, bias3), /bias must be \[Cout\] = \[2\], got \[3\]/, ShapeError],
-        [() => conv2dForward(x, w3g, null, { groups: 2 }), /groups \(2\) must divide the input channels \(4\) and the output channels \(3\)/, ShapeError],
-        [() => conv2dForward(x, w4, null, { dilation: 3 }), /output would be -1×-1/, ShapeError],
-        [() => conv2dForward(x, w4, null, { stride: 0 }), /stride must be positive integers/, ArgumentError],
-        [() => conv2dForward(x, w4, null, { padding: [1, 2, 3] as unknown as [number, number] }), /padding must be/, ArgumentError],
-        [() => conv2dForward(x, w4, null, { activation: 'gelu' as Activation }), /unknown activation 'gelu'/, ArgumentError],
-        [() => conv2dForward(x, w4, null, { activation: 'leakyrelu', alpha: NaN }), /alpha must be a finite number/, ShapeError],
-        [() => conv2dBackwardInput(dyBad, w4, [1, 4, 5, 5], { padding: 1 }), /dy must be \[1, 2, 5, 5\].*got \[1, 2, 3, 3\]/, ShapeError],
-        [() => conv2dBackwardFilter(x, dyBad, [2, 4, 3, 3], { stride: 2 }), /dy must be \[1, 2, 2, 2\]/, ShapeError],
-        [() => conv2dBackwardBias(x3), /dy must have rank 4/, ShapeError],
-        [() => conv2d(x, w, null), /has 4 channels but w/, ShapeError],
-      ];
-      for (const [fn, message, type] of bad) {
-        const err = await fn().then(
-          () => null,
-          (e: unknown) => e,
-        );
-        expect(err).toBeInstanceOf(type);
-        expect((err as Error).message).toMatch(message);
-        expect(gpu.memory().inUse).toBe(before);
-        expect(gpu.memory().tensors).toBe(tensorsBefore);
-      }
-      expect(() => conv2dOutputShape([1, 1, 2, 2], [1, 1, 3, 3], {})).toThrow(/output would be 0×0/);
-    });
-  });
-});
-
-describe('conv2d op: gradients on the tape', () => {
-  const gradCases: { name: string; x: number[]; w: number[]; params: Conv2dParams }[] = [
-    { name: 'plain 3×3', x: [2, 2, 5, 4], w: [3, 2, 3, 3], params: {} },
-    { name: 'stride 2, asymmetric padding, dilation [1, 2]', x: [1, 2, 5, 6], w: [3, 2, 3, 2], params: { stride: 2, padding: [1, 0, 2, 1], dilation: [1, 2] } },
-    { name: 'groups 2, dilation 2, padding 2', x: [1, 4, 4, 4], w: [4, 2, 2, 2], params: { groups: 2, dilation: 2, padding: 2 } },
-    { name: 'depthwise ×2 multiplier, stride [2, 1]', x: [1, 2, 5, 4], w: [4, 1, 3, 3], params: { groups: 2, stride: [2, 1], padding: 1 } },
-  ];
-  for (const c of gradCases) {
-    it(`finite differences for x, w and bias: ${c.name}`, async () => {
-      const gpu = await getGpu();
-      await gradCheck(gpu, ([x, w, b]) => conv2d(x!, w!, b!, c.params), [
-        { data: randomArray(product(c.x), 301), shape: c.x },
-        { data: randomArray(product(c.w), 302, -0.5, 0.5), shape: c.w },
-        { data: randomArray(c.w[0]!, 303), shape: [c.w[0]!] },
-      ]);
-    });
-  }
-
-  it('finite differences through fused smooth activations (tanh, sigmoid)', async () => {
-    const gpu = await getGpu();
-    for (const act of ['tanh', 'sigmoid'] as const) {
-      await gradCheck(gpu, ([x, w, b]) => conv2d(x!, w!, b!, { padding: 1, stride: [1, 2], activation: act }), [
-        { data: randomArray(2 * 4 * 4, 311), shape: [1, 2, 4, 4] },
-        { data: randomArray(2 * 2 * 9, 312, -0.5, 0.5), shape: [2, 2, 3, 3] },
-        { data: randomArray(2, 313), shape: [2] },
-      ]);
-    }
-  });
-
-  it('a fused ReLU / leaky ReLU follows the tape rule (ordinary, guided, deconv) like a separate one', async () => {
-    const gpu = await getGpu();
-    const xs = [2, 2, 6, 6];
-    const ws = [3, 2, 3, 3];
-    const before = gpu.memory().inUse;
-    const run = async (fused: boolean, act: 'relu' | 'leakyrelu', variant: string): Promise<Float32Array[]> =>
-      gpu.scope(async () => {
-        const x = tensor(gpu, randomArray(product(xs), 401), xs);
-        const w = tensor(gpu, randomArray(product(ws), 402), ws);
-        const b = tensor(gpu, randomArray(3, 403), [3]);
-        w.requiresGrad = true;
-        const tape = new Tape(gpu);
-        tape.watch(x);
-        const params: Conv2dParams = { padding: 1, stride: [1, 2] };
-        const y = await tape.run(async () =>
-          fused ? conv2d(x, w, b, { ...params, activation: act, alpha: 0.1 }) : activationOp(await conv2d(x, w, b, params), act, 0.1),
-        );
-        const seed = tensor(gpu, randomArray(y.size, 404), y.shape); // both signs: guided/deconv differ
-        const grads = await tape.backward(y, { seed, rules: { activations: { [act]: variant } } });
-        const out = [await grads.of(x).read(), await grads.of(w).read()];
-        expect(grads.get(b)).toBeUndefined(); // b is neither watched nor a parameter
-        grads.dispose();
-        tape.dispose();
-        return out;
-      });
-    const results = new Map<string, Float32Array>();
-    for (const [act, variant] of [['relu', 'ordinary'], ['relu', 'guided'], ['relu', 'deconv'], ['leakyrelu', 'ordinary']] as const) {
-      const fused = await run(true, act, variant);
-      const separate = await run(false, act, variant);
-      expectClose(fused[0]!, separate[0]!, 1e-5, 1e-4);
-      expectClose(fused[1]!, separate[1]!, 1e-5, 1e-4);
-      results.set(`${act}:${variant}`, fused[0]!);
-    }
-    // The override really changed the fused rule.
-    const diff = (a: Float32Array, b: Float32Array) => a.reduce((s, v, i) => s + Math.abs(v - b[i]!), 0);
-    expect(diff(results.get('relu:ordinary')!, results.get('relu:guided')!)).toBeGreaterThan(1e-3);
-    expect(diff(results.get('relu:guided')!, results.get('relu:deconv')!)).toBeGreaterThan(1e-3);
-    expect(gpu.memory().inUse).toBe(before);
-  });
-
-  it('computes only the gradients that are needed', async () => {
-    const gpu = await getGpu();
-    const before = gpu.memory().inUse;
-    await gpu.scope(async () => {
-      const x = tensor(gpu, randomArray(2 * 3 * 5 * 5, 501), [2, 3, 5, 5]);
-      const w = tensor(gpu, randomArray(4 * 3 * 9, 502), [4, 3, 3, 3]);
-      const b = tensor(gpu, randomArray(4, 503), [4]);
-      b.requiresGrad = true;
-      const tape = new Tape(gpu);
-      const y = await tape.run(() => conv2d(x, w, b, { padding: 1 }));
-      const grads = await tape.backward(y);
-      expect(grads.get(x)).toBeUndefined();
-      expect(grads.get(w)).toBeUndefined();
-      // dL/dbias with an all-ones seed = N·Ho·Wo per channel.
-      expectClose(await grads.of(b).read(), new Float32Array(4).fill(2 * 25));
-      grads.dispose();
-      tape.dispose();
-    });
-    expect(gpu.memory().inUse).toBe(before);
-  });
-});
-
-afterEach(() => setConv2dGridLimitForTesting(null));
+  afterEach(() => setConv2dGridLimitForTesting(null));

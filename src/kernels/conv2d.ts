@@ -3,9 +3,10 @@
  * activation, input gradient (transposed convolution with the same filters), filter gradient and
  * bias gradient. Stride, asymmetric padding, dilation and groups (depthwise, channel multiplier).
  *
- * Forward, input gradient and filter gradient are tiled implicit GEMMs (see the shaders' headers);
- * the tile shape is chosen from the GEMM's column count so that narrow problems (3 input channels,
- * depthwise) do not waste most of a 64-wide tile.
+ * Forward, input gradient and filter gradient come in two strategies (`Conv2dStrategy`). On GPUs
+ * they are tiled implicit GEMMs (see the shaders' headers), with the tile shape chosen from the
+ * GEMM's column count so that narrow problems (3 input channels, depthwise) do not waste most of a
+ * 64-wide tile. On CPU adapters they are direct register-blocked loops (the *_direct shaders).
  */
 import { ArgumentError, GpuError, ShapeError, formatShape } from '../runtime/errors.js';
 import { Uniforms, type Gpu } from '../runtime/gpu.js';
@@ -229,45 +230,120 @@ function grid(op: string, count: number, groups: number, limits: Conv2dLimits): 
   return [x, y, groups];
 }
 
+/**
+ * Which kernels run a convolution. 'tiled': implicit GEMMs staged through workgroup memory, for
+ * GPUs. 'direct': register-blocked loops without workgroup memory or barriers, for CPU adapters
+ * (lavapipe, SwiftShader), where each load is emulated lane by lane and the tiled kernels run about
+ * 5× slower. Both compute the same sums in the same order of taps.
+ */
+export type Conv2dStrategy = 'tiled' | 'direct';
+
+let strategyOverride: Conv2dStrategy | null = null;
+
+/**
+ * Forces one kind of conv2d kernel (for tests and benchmarks); null restores the default, which is
+ * 'direct' on CPU adapters and 'tiled' on GPUs.
+ */
+export function setConv2dStrategy(strategy: Conv2dStrategy | null): void {
+  strategyOverride = strategy;
+}
+
+/** The conv2d kernels `gpu` uses now. */
+export function conv2dStrategy(gpu: Gpu): Conv2dStrategy {
+  return strategyOverride ?? (gpu.adapter.isSoftware ? 'direct' : 'tiled');
+}
+
 interface Plan {
-  tile: Tile;
+  shader: string;
+  defines: Record<string, number>;
   gemm: GemmShape;
   workgroups: [number, number, number];
 }
 
-function forwardPlan(g: Geometry, limits: Conv2dLimits): Plan {
-  const tile = pixelRowsTile(g.coutG, g.batch * g.ho * g.wo);
-  const gemm = gemmShape(tile, g.batch * g.ho * g.wo, g.coutG, g.cinG * g.kh * g.kw);
-  return { tile, gemm, workgroups: grid('conv2d', gemm.tiles, g.p.groups, limits) };
+/** Invocations per workgroup of the direct kernels. */
+const DIRECT_WG = 64;
+/** Outputs per invocation along the pixel axis of the direct kernels. */
+const DIRECT_RM = 8;
+
+/** The largest power of two ≤ min(n, 8): a register block that fits `n` channels without waste. */
+function blockFor(n: number): number {
+  return n >= 8 ? 8 : n >= 4 ? 4 : n >= 2 ? 2 : 1;
 }
 
-function inputGradPlan(g: Geometry, limits: Conv2dLimits): Plan {
-  const tile = pixelRowsTile(g.cinG, g.batch * g.h * g.w);
-  const gemm = gemmShape(tile, g.batch * g.h * g.w, g.cinG, g.coutG * g.kh * g.kw);
-  return { tile, gemm, workgroups: grid('conv2dBackwardInput', gemm.tiles, g.p.groups, limits) };
+/** A direct kernel over M pixels (RM per invocation) × `cols` channels (RN per invocation). */
+function directPixelPlan(op: string, shader: string, g: Geometry, m: number, cols: number, k: number, limits: Conv2dLimits, extra: Record<string, number> = {}): Plan {
+  const RN = blockFor(cols);
+  const tilesN = Math.ceil(cols / RN);
+  const tiles = Math.ceil(m / (DIRECT_WG * DIRECT_RM)) * tilesN;
+  const gemm: GemmShape = { m, n: cols, k, tilesN, tiles, kChunk: 0, splits: 1, total: 0 };
+  return { shader, defines: { RM: DIRECT_RM, RN, WG: DIRECT_WG, ...extra }, gemm, workgroups: grid(op, tiles, g.p.groups, limits) };
+}
+
+function forwardPlan(g: Geometry, limits: Conv2dLimits, strategy: Conv2dStrategy): Plan {
+  const m = g.batch * g.ho * g.wo;
+  const k = g.cinG * g.kh * g.kw;
+  if (strategy === 'direct') return directPixelPlan('conv2d', 'conv2d_forward_direct', g, m, g.coutG, k, limits);
+  const tile = pixelRowsTile(g.coutG, m);
+  const gemm = gemmShape(tile, m, g.coutG, k);
+  return { shader: 'conv2d_forward', defines: tileDefines(tile), gemm, workgroups: grid('conv2d', gemm.tiles, g.p.groups, limits) };
+}
+
+function inputGradPlan(g: Geometry, limits: Conv2dLimits, strategy: Conv2dStrategy): Plan {
+  const op = 'conv2dBackwardInput';
+  const m = g.batch * g.h * g.w;
+  const k = g.coutG * g.kh * g.kw;
+  if (strategy === 'direct') {
+    return directPixelPlan(op, 'conv2d_input_grad_direct', g, m, g.cinG, k, limits, { SH: g.p.stride[0], SW: g.p.stride[1] });
+  }
+  const tile = pixelRowsTile(g.cinG, m);
+  const gemm = gemmShape(tile, m, g.cinG, k);
+  return { shader: 'conv2d_input_grad', defines: tileDefines(tile), gemm, workgroups: grid(op, gemm.tiles, g.p.groups, limits) };
 }
 
 /** Workgroups the filter gradient aims for before it stops splitting K (fills a large GPU). */
 const SPLIT_TARGET_WORKGROUPS = 512;
 /** Smallest K chunk worth a workgroup of its own. */
 const MIN_K_CHUNK = 256;
+/** The same for the direct filter gradient: enough workgroups for a CPU's threads. */
+const DIRECT_SPLIT_TARGET_WORKGROUPS = 32;
+const DIRECT_MIN_K_CHUNK = 64;
+const DIRECT_FILTER_WG = 32;
 
-function filterGradPlan(g: Geometry, limits: Conv2dLimits): Plan & { sumWorkgroups: [number, number] | null } {
-  const tile = g.coutG <= 16 ? FEW_ROWS : WIDE;
+function filterGradPlan(g: Geometry, limits: Conv2dLimits, strategy: Conv2dStrategy): Plan & { sumWorkgroups: [number, number] | null } {
   const groups = g.p.groups;
-  const gemm = gemmShape(tile, g.coutG, g.cinG * g.kh * g.kw, g.batch * g.ho * g.wo);
-  const total = g.cout * gemm.n; // the filter's size
+  const cols = g.cinG * g.kh * g.kw;
+  const k = g.batch * g.ho * g.wo;
+  const total = g.cout * cols; // the filter's size
+  const direct = strategy === 'direct';
+  let gemm: GemmShape;
+  let defines: Record<string, number>;
+  if (direct) {
+    const RM = blockFor(g.coutG);
+    const RN = blockFor(cols);
+    const tilesN = Math.ceil(cols / RN);
+    const invocations = Math.ceil(g.coutG / RM) * tilesN;
+    gemm = { m: g.coutG, n: cols, k, tilesN, tiles: Math.ceil(invocations / DIRECT_FILTER_WG), kChunk: 0, splits: 1, total };
+    defines = { RM, RN, WG: DIRECT_FILTER_WG };
+  } else {
+    const tile = g.coutG <= 16 ? FEW_ROWS : WIDE;
+    gemm = gemmShape(tile, g.coutG, cols, k);
+    defines = tileDefines(tile);
+  }
   // Split the long K (every output pixel of the batch) so that small filters still occupy many
   // workgroups; each split writes a partial filter, summed by a second kernel.
+  const target = direct ? DIRECT_SPLIT_TARGET_WORKGROUPS : SPLIT_TARGET_WORKGROUPS;
+  const minChunk = direct ? DIRECT_MIN_K_CHUNK : MIN_K_CHUNK;
+  const step = direct ? 1 : defines.TK!;
   const maxByMemory = Math.max(1, Math.floor(limits.maxStorageBufferBindingSize / (total * 4)));
-  let splits = Math.min(Math.ceil(SPLIT_TARGET_WORKGROUPS / (gemm.tiles * groups)), Math.floor(gemm.k / MIN_K_CHUNK), maxByMemory);
+  let splits = Math.min(Math.ceil(target / (gemm.tiles * groups)), Math.floor(k / minChunk), maxByMemory);
   splits = Math.max(1, splits);
-  const kChunk = Math.ceil(Math.ceil(gemm.k / splits) / tile.TK) * tile.TK;
-  splits = Math.ceil(gemm.k / kChunk);
+  const kChunk = Math.ceil(Math.ceil(k / splits) / step) * step;
+  splits = Math.ceil(k / kChunk);
   Object.assign(gemm, { kChunk, splits, total });
-  const workgroups = grid('conv2dBackwardFilter', gemm.tiles * splits, groups, limits);
+  const op = 'conv2dBackwardFilter';
+  const workgroups = grid(op, gemm.tiles * splits, groups, limits);
   const sumWorkgroups = splits > 1 ? fold(Math.ceil(total / 256), limits.maxComputeWorkgroupsPerDimension) : null;
-  return { tile, gemm, workgroups, sumWorkgroups };
+  return { shader: direct ? 'conv2d_weight_grad_direct' : 'conv2d_weight_grad', defines, gemm, workgroups, sumWorkgroups };
 }
 
 /** What the four conv2d kernels would dispatch for this problem (for checks and benchmarks). */
@@ -286,12 +362,13 @@ export function conv2dDispatchSizes(
   wShape: readonly number[],
   params: Conv2dParams | undefined,
   limits: Conv2dLimits,
+  strategy: Conv2dStrategy = 'tiled',
 ): Conv2dDispatchSizes {
   const g = geometry('conv2d', xShape, wShape, params);
-  const fg = filterGradPlan(g, limits);
+  const fg = filterGradPlan(g, limits, strategy);
   return {
-    forward: forwardPlan(g, limits).workgroups,
-    inputGrad: inputGradPlan(g, limits).workgroups,
+    forward: forwardPlan(g, limits, strategy).workgroups,
+    inputGrad: inputGradPlan(g, limits, strategy).workgroups,
     filterGrad: fg.workgroups,
     filterGradSum: fg.sumWorkgroups,
     filterGradSplits: fg.gemm.splits,
@@ -322,9 +399,9 @@ export async function conv2dForward(x: Tensor, w: Tensor, bias: Tensor | null, p
     }
   }
   const gpu = x.gpu;
-  const { tile, gemm, workgroups } = forwardPlan(g, deviceLimits(gpu));
-  const kernel = await gpu.kernel('conv2d_forward', {
-    ...tileDefines(tile),
+  const { shader, defines, gemm, workgroups } = forwardPlan(g, deviceLimits(gpu), conv2dStrategy(gpu));
+  const kernel = await gpu.kernel(shader, {
+    ...defines,
     ACTIVATION: ACTIVATION_WGSL[g.p.activation],
     HAS_BIAS: !!bias,
   });
@@ -351,8 +428,8 @@ export async function conv2dBackwardInput(dy: Tensor, w: Tensor, xShape: readonl
     throw new ShapeError(`${op}: dy must be ${formatShape(expected)} (the output of x ${formatShape(xShape)} and w ${formatShape(w.shape)}), got ${formatShape(dy.shape)}`);
   }
   const gpu = dy.gpu;
-  const { tile, gemm, workgroups } = inputGradPlan(g, deviceLimits(gpu));
-  const kernel = await gpu.kernel('conv2d_input_grad', tileDefines(tile));
+  const { shader, defines, gemm, workgroups } = inputGradPlan(g, deviceLimits(gpu), conv2dStrategy(gpu));
+  const kernel = await gpu.kernel(shader, defines);
   const dx = empty(gpu, [g.batch, g.cin, g.h, g.w]);
   gpu.dispatch(kernel, { uniforms: uniforms(g, gemm), buffers: [dy, w, dx], workgroups });
   return dx;
@@ -372,9 +449,10 @@ export async function conv2dBackwardFilter(x: Tensor, dy: Tensor, wShape: readon
     throw new ShapeError(`${op}: dy must be ${formatShape(expected)} (the output of x ${formatShape(x.shape)} and w ${formatShape(wShape)}), got ${formatShape(dy.shape)}`);
   }
   const gpu = x.gpu;
-  const { tile, gemm, workgroups, sumWorkgroups } = filterGradPlan(g, deviceLimits(gpu));
-  const kernel = await gpu.kernel('conv2d_weight_grad', tileDefines(tile));
-  const sum = sumWorkgroups ? await gpu.kernel('conv2d_weight_grad', tileDefines(tile), 'sum_splits') : null;
+  const { shader, defines, gemm, workgroups, sumWorkgroups } = filterGradPlan(g, deviceLimits(gpu), conv2dStrategy(gpu));
+  const kernel = await gpu.kernel(shader, defines);
+  // Both strategies leave partial filters in the same layout; the tiled shader's sum_splits adds them.
+  const sum = sumWorkgroups ? await gpu.kernel('conv2d_weight_grad', tileDefines(WIDE), 'sum_splits') : null;
   const dw = empty(gpu, wShape);
   if (!sum || !sumWorkgroups) {
     gpu.dispatch(kernel, { uniforms: uniforms(g, gemm), buffers: [dy, x, dw], workgroups });

@@ -1,0 +1,109 @@
+// 2-D convolution forward, y = act(conv(x, w) + bias), computed directly (no workgroup memory), for
+// CPU adapters such as lavapipe and SwiftShader. There every load is emulated lane by lane, while
+// an FMA is one vector instruction for all lanes, so what counts is FMAs per loaded value: each
+// invocation keeps an RM x RN register block (RM output pixels x RN filters) and, per filter tap,
+// loads RM inputs and RN weights for RM*RN FMAs. The tiled kernel (conv2d_forward.wgsl) stages
+// through workgroup memory with barriers, which suits GPUs and costs 5x more on a CPU.
+// Layout: NCHW for x and y, PyTorch OIHW for w; bias [Cout].
+// Invocation: RM consecutive output pixels m (of M = N*Ho*Wo) x RN consecutive filters of one group.
+// Workgroup: WG invocations along M. Grid: x,y = folded linear index (pixel block * tiles_n + filter
+// block), z = group.
+// Variants: ACTIVATION (WGSL expression in v and alpha), HAS_BIAS, RM, RN, WG.
+
+struct Params {
+  batch: u32, cin: u32, h: u32, w: u32,
+  cout: u32, ho: u32, wo: u32, groups: u32,
+  cin_g: u32, cout_g: u32, kh: u32, kw: u32,
+  stride_h: i32, stride_w: i32, pad_t: i32, pad_l: i32,
+  dil_h: i32, dil_w: i32, alpha: f32, tiles_n: u32,
+  gemm_m: u32, gemm_n: u32, gemm_k: u32, tiles: u32,
+  k_chunk: u32, splits: u32, total: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> Wt: array<f32>;
+#if ${HAS_BIAS}
+@group(0) @binding(3) var<storage, read> Bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> Y: array<f32>;
+#else
+@group(0) @binding(3) var<storage, read_write> Y: array<f32>;
+#endif
+
+const RM = ${RM}u;
+const RN = ${RN}u;
+const WG = ${WG}u;
+
+fn activate(v: f32, alpha: f32) -> f32 { return ${ACTIVATION}; }
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) t: u32) {
+  let lin = wid.x + wid.y * nwg.x;
+  if (lin >= p.tiles) { return; } // padding workgroups of a folded grid
+  let g = wid.z;
+  let m0 = ((lin / p.tiles_n) * WG + t) * RM;
+  let c0 = (lin % p.tiles_n) * RN;
+  let hw_o = p.ho * p.wo;
+  let hw_i = p.h * p.w;
+  let hi = i32(p.h);
+  let wi = i32(p.w);
+
+  // Where each of this invocation's pixels reads: its image's first input channel of group g, and
+  // the top-left corner of its receptive field. Pixels past M repeat the last one (not stored).
+  var x_base: array<u32, RM>;
+  var ih0: array<i32, RM>;
+  var iw0: array<i32, RM>;
+  for (var r = 0u; r < RM; r++) {
+    let m = min(m0 + r, p.gemm_m - 1u);
+    let pix = m % hw_o;
+    x_base[r] = ((m / hw_o) * p.cin + g * p.cin_g) * hw_i;
+    ih0[r] = i32(pix / p.wo) * p.stride_h - p.pad_t;
+    iw0[r] = i32(pix % p.wo) * p.stride_w - p.pad_l;
+  }
+  // Each filter is a contiguous row of K = cin_g*kh*kw weights; filters past cout_g repeat the last.
+  var w_row: array<u32, RN>;
+  for (var j = 0u; j < RN; j++) {
+    w_row[j] = (g * p.cout_g + min(c0 + j, p.cout_g - 1u)) * p.gemm_k;
+  }
+
+  var acc: array<array<f32, RN>, RM>;
+  var k = 0u;
+  for (var ci = 0u; ci < p.cin_g; ci++) {
+    let x_ch = ci * hw_i;
+    for (var ky = 0u; ky < p.kh; ky++) {
+      let dy = i32(ky) * p.dil_h;
+      for (var kx = 0u; kx < p.kw; kx++) {
+        let dx = i32(kx) * p.dil_w;
+        var xv: array<f32, RM>;
+        for (var r = 0u; r < RM; r++) {
+          let ih = ih0[r] + dy;
+          let iw = iw0[r] + dx;
+          let inside = ih >= 0 && ih < hi && iw >= 0 && iw < wi;
+          xv[r] = select(0.0, X[select(0u, x_base[r] + x_ch + u32(ih) * p.w + u32(iw), inside)], inside);
+        }
+        for (var j = 0u; j < RN; j++) {
+          let wv = Wt[w_row[j] + k];
+          for (var r = 0u; r < RM; r++) { acc[r][j] = fma(xv[r], wv, acc[r][j]); }
+        }
+        k++;
+      }
+    }
+  }
+
+  for (var r = 0u; r < RM; r++) {
+    let m = m0 + r;
+    if (m >= p.gemm_m) { break; }
+    let y_base = (m / hw_o) * p.cout * hw_o + m % hw_o;
+    for (var j = 0u; j < RN; j++) {
+      let c = c0 + j;
+      if (c >= p.cout_g) { break; }
+      let co = g * p.cout_g + c;
+      var v = acc[r][j];
+#if ${HAS_BIAS}
+      v += Bias[co];
+#endif
+      Y[y_base + co * hw_o] = activate(v, p.alpha);
+    }
+  }
+}
