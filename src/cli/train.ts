@@ -12,8 +12,7 @@ import { Model, modelFromSafetensors, modelFromSpec } from '../nets/model.js';
 import { Adam } from '../nets/optim.js';
 import { evaluate, train } from '../nets/train.js';
 import { BUNDLED_MODELS, bundledWeightsUrl, loadModel } from '../nets/zoo.js';
-import { FASHION_DETECTOR, evaluateDetector, trainDetector } from '../nets/detector.js';
-import { generateScene } from '../nets/scenes.js';
+import { FASHION_DETECTOR, evaluateDetector, heldOutScene, trainDetector } from '../nets/detector.js';
 import { parseSafetensors } from '../nets/safetensors.js';
 
 export interface TrainCommandOptions {
@@ -42,9 +41,6 @@ async function writeAtomically(out: string, bytes: Uint8Array): Promise<void> {
   await rename(`${out}.partial`, out);
   console.log(`wrote ${out} (${(bytes.length / 1024).toFixed(0)} KiB)`);
 }
-
-/** The held-out scenes the detector is measured on: 500 scenes from the test images, fixed seed. */
-export const DETECTOR_TEST_SEED = 20261126;
 
 export async function trainCommand(o: TrainCommandOptions): Promise<void> {
   const spec = BUNDLED_MODELS[o.model];
@@ -133,7 +129,7 @@ async function trainDetectorCommand(o: TrainCommandOptions, out: string): Promis
   const trainSet = loadFashionMnist('train', undefined, { limit: o.limit });
   const testSet = loadFashionMnist('test');
   const scenesPerEpoch = o.scenes ?? 20000;
-  const testScenes = Array.from({ length: o.evalLimit ?? 500 }, (_, i) => generateScene(testSet, DETECTOR_TEST_SEED, i));
+  const testScenes = Array.from({ length: o.evalLimit ?? 500 }, (_, i) => heldOutScene(testSet, i));
   const gpu = await initGpu({ log: (m) => console.log(m) });
   try {
     const model = modelFromSpec(gpu, FASHION_DETECTOR, undefined, { seed: o.seed });
@@ -214,7 +210,8 @@ export async function evaluateCommand(o: EvaluateCommandOptions): Promise<void> 
     if (!(model instanceof Model)) throw new ArgumentError(`evaluate measures Fashion-MNIST models; '${o.model}' is an imported graph`);
     if (model.outputShape.length !== 1) {
       // A detector: mAP@0.5 on the held-out scenes the train command reports.
-      const scenes = Array.from({ length: o.limit ?? 500 }, (_, i) => generateScene(loadFashionMnist('test'), DETECTOR_TEST_SEED, i));
+      const testImages = loadFashionMnist('test');
+      const scenes = Array.from({ length: o.limit ?? 500 }, (_, i) => heldOutScene(testImages, i));
       const map = await evaluateDetector(model, scenes);
       console.log(`${o.model}: mAP@0.5 ${(map * 100).toFixed(1)}% on ${scenes.length} held-out scenes (${gpu.adapter.name})`);
       model.dispose();

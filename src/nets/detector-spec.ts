@@ -19,6 +19,10 @@ export const FASHION_DETECTOR: ModelSpec = {
     { name: 'pool3', type: 'maxpool2d', kernel: 2 },
     conv('conv4', 64, 64),
     { name: 'relu4', type: 'relu' },
+    // A fifth 3×3 layer on the grid widens the receptive field to 54 pixels, more than the largest
+    // item (44), so that each cell sees the whole object whose box and class it predicts.
+    conv('conv5', 64, 64),
+    { name: 'relu5', type: 'relu' },
     conv('head', 64, 15, 1),
   ],
 };
