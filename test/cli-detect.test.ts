@@ -50,4 +50,18 @@ describe.runIf(existsSync(cli))('detector commands', () => {
     expect(err.code).toBe(1);
     expect(err.stderr).toMatch(/--target 999: the detector found \d+ detection\(s\)/);
   });
+
+  it('detects with an imported CenterNet (model.json), and refuses a graph that is not one', async () => {
+    const models = join('node_modules', '@vladmandic', 'human', 'models');
+    const found = await run(process.execPath, [cli, 'detect', '--image', 'assets/chelsea.png', '--detector', join(models, 'centernet.json'), '--out', dir]);
+    // The cat photograph fills the frame: one box covering most of it (human's CenterNet calls it a dog).
+    const line = /^ {2}0: (\w+) (\d+)%  box \[(.+)\]$/m.exec(found.stdout);
+    expect(line, found.stdout).not.toBeNull();
+    const [x1, y1, x2, y2] = line![3]!.split(', ').map(Number);
+    expect((x2! - x1!) * (y2! - y1!)).toBeGreaterThan(0.5 * 512 * 512);
+    expect(decodeImage(new Uint8Array(readFileSync(join(dir, 'detections.png')))).width).toBe(384);
+    const err = await run(process.execPath, [cli, 'detect', '--image', 'assets/chelsea.png', '--detector', join(models, 'emotion.json'), '--out', dir]).catch((e) => e);
+    expect(err.code).toBe(1);
+    expect(err.stderr).toMatch(/not a CenterNet graph \(it has no tower_0\/keypoints \/ tower_0\/wh nodes\)/);
+  });
 });

@@ -10,7 +10,7 @@
 import { createRequire } from 'node:module';
 import { Command, InvalidArgumentError } from 'commander';
 import { noGrad } from '../autodiff/tape.js';
-import { conv2dForward } from '../kernels/conv2d.js';
+import { conv2dForward, conv2dStrategy, setConv2dStrategy, type Conv2dStrategy } from '../kernels/conv2d.js';
 import { matmul } from '../kernels/matmul.js';
 import { randomNormal } from '../kernels/random.js';
 import { detect, FASHION_DETECTOR } from '../nets/detector.js';
@@ -31,6 +31,7 @@ interface Options {
   tfjs: boolean;
   kernels: boolean;
   drise: number;
+  conv: 'auto' | Conv2dStrategy;
 }
 
 interface Row {
@@ -141,6 +142,7 @@ async function main(): Promise<void> {
     .option('--no-tfjs', 'time our library only')
     .option('--no-kernels', 'skip the per-kernel GFLOP/s table')
     .option('--drise <masks>', 'D-RISE masks to time on the detector (0 = skip)', (v) => intArg(v, '--drise', true), 256)
+    .option('--conv <kind>', "conv2d kernels: auto (direct on a CPU adapter, tiled on a GPU), tiled or direct", convArg, 'auto')
     .option('--json', 'print one JSON object instead of tables');
   program.parse(process.argv);
   const o = program.opts<Options>();
@@ -149,10 +151,12 @@ async function main(): Promise<void> {
   };
 
   const gpu = await initGpu();
+  if (o.conv !== 'auto') setConv2dStrategy(o.conv);
+  const conv = conv2dStrategy(gpu);
   const size = o.size ?? (gpu.adapter.isSoftware ? 64 : 224);
   const reps = o.reps ?? (gpu.adapter.isSoftware ? 3 : 10);
   if (size % 32) throw new InvalidArgumentError('--size must be a multiple of 32');
-  log(`adapter: ${gpu.adapter.name}; VGG16 at ${size}×${size}, batch 1, fp32; medians of ${reps} after a warm-up, read-back included`);
+  log(`adapter: ${gpu.adapter.name}; VGG16 at ${size}×${size}, batch 1, fp32; ${conv} conv kernels; medians of ${reps} after a warm-up, read-back included`);
 
   const spec = vgg16Spec(size);
   const model = modelFromSpec(gpu, spec, undefined, { seed: 1 });
@@ -235,7 +239,7 @@ async function main(): Promise<void> {
   const driseResult = o.drise > 0 ? await driseSpeed(gpu, o.drise, log) : null;
   if (o.json) {
     process.stdout.write(
-      JSON.stringify({ adapter: gpu.adapter.name, size, reps, results: rows, memory, kernels, drise: driseResult, date: new Date().toISOString() }) + '\n',
+      JSON.stringify({ adapter: gpu.adapter.name, size, reps, conv, results: rows, memory, kernels, drise: driseResult, date: new Date().toISOString() }) + '\n',
     );
   }
   model.dispose();
@@ -314,6 +318,11 @@ async function nodeGpu(): Promise<GPU> {
   const name = 'webgpu';
   const mod = (await import(name)) as { create: (f: string[]) => GPU };
   return mod.create([]);
+}
+
+function convArg(v: string): 'auto' | Conv2dStrategy {
+  if (v !== 'auto' && v !== 'tiled' && v !== 'direct') throw new InvalidArgumentError('--conv must be auto, tiled or direct');
+  return v;
 }
 
 function intArg(v: string, name: string, zero = false): number {

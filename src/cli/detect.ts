@@ -1,9 +1,15 @@
-/** `saliency detect` and `saliency drise`: run the bundled detector, and explain one of its detections. */
+/**
+ * `saliency detect` and `saliency drise`: run a detector (the bundled one, a .safetensors grid
+ * detector, or an imported CenterNet), and explain one of its detections.
+ */
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { CENTERNET_OUTPUTS, COCO_CLASSES, centernetDetect } from '../nets/centernet.js';
+import { loadTfjsGraphModel, type TfjsGraphModel } from '../nets/tfjs-graph.js';
 import { detect, detectorGeometry } from '../nets/detector.js';
 import { Model } from '../nets/model.js';
 import { ArgumentError } from '../runtime/errors.js';
-import { initGpu } from '../runtime/gpu.js';
+import { initGpu, type Gpu } from '../runtime/gpu.js';
 import { tensor, type Tensor } from '../runtime/tensor.js';
 import { resizeRgba, type RgbaImage } from '../saliency/colormaps.js';
 import { drise, type Detection } from '../saliency/drise.js';
@@ -19,12 +25,59 @@ export interface DetectCommandOptions {
   size: number;
 }
 
-function loadSceneImage(model: Model, path: string): { x: Tensor; view: RgbaImage } {
+/**
+ * A detector the commands can run: our grid detector (bundled name or .safetensors), or an imported
+ * CenterNet graph (model.json; its post-processing runs in TypeScript, see nets/centernet.ts).
+ */
+interface CliDetector {
+  classNames: readonly string[] | undefined;
+  /** The image as the detector's input [1, C, H, W], and the same pixels as an RGBA view. */
+  input(path: string): { x: Tensor; view: RgbaImage };
+  run(images: Tensor, threshold: number): Promise<Detection[][]>;
+  dispose(): void;
+}
+
+async function loadDetector(gpu: Gpu, arg: string): Promise<CliDetector> {
+  if (arg.endsWith('.json')) {
+    if (!existsSync(arg)) throw new ArgumentError(`cannot read ${arg}: no such file`);
+    let model: TfjsGraphModel;
+    try {
+      model = await loadTfjsGraphModel(gpu, arg, { outputs: [...CENTERNET_OUTPUTS] });
+    } catch (e) {
+      if (e instanceof ArgumentError && /there is no node named/.test(e.message)) {
+        throw new ArgumentError(`--detector ${arg}: not a CenterNet graph (it has no ${CENTERNET_OUTPUTS.join(' / ')} nodes)`);
+      }
+      throw e;
+    }
+    const [, height, width] = model.inputShape as [number, number, number];
+    return {
+      classNames: COCO_CLASSES,
+      input: (path) => {
+        // human's CenterNet takes RGB in 0..255.
+        const data = imageToTensorData(readImage(path), { channels: 3, width, height }).map((v) => v * 255);
+        const plane = width * height;
+        const rgba = Uint8ClampedArray.from({ length: plane * 4 }, (_, i) => (i % 4 === 3 ? 255 : data[(i % 4) * plane + Math.floor(i / 4)]!));
+        return { x: tensor(gpu, data, [1, 3, height, width]), view: { width, height, data: rgba } };
+      },
+      run: (images, threshold) => centernetDetect(model, images, { minScore: threshold }),
+      dispose: () => model.dispose(),
+    };
+  }
+  const model = await loadModelArgument(gpu, arg);
+  if (!(model instanceof Model)) throw new ArgumentError(`--detector must be a grid detector of ours (fashion-detector or a .safetensors file) or a CenterNet model.json; got '${arg}'`);
+  detectorGeometry(model);
   const [channels, height, width] = model.inputShape as [number, number, number];
-  if (channels !== 1) throw new ArgumentError(`detector '${model.name}' takes ${channels} channels; only grey (1-channel) detectors are supported here`);
-  const data = imageToTensorData(readImage(path), { channels: 1, width, height, background: [0, 0, 0] });
-  const view = { width, height, data: Uint8ClampedArray.from({ length: width * height * 4 }, (_, i) => (i % 4 === 3 ? 255 : data[Math.floor(i / 4)]! * 255)) };
-  return { x: tensor(model.gpu, data, [1, 1, height, width]), view };
+  if (channels !== 1) throw new ArgumentError(`detector '${model.name}' takes ${channels} channels; only grey (1-channel) grid detectors are supported here`);
+  return {
+    classNames: model.classNames,
+    input: (path) => {
+      const data = imageToTensorData(readImage(path), { channels: 1, width, height, background: [0, 0, 0] });
+      const view = { width, height, data: Uint8ClampedArray.from({ length: width * height * 4 }, (_, i) => (i % 4 === 3 ? 255 : data[Math.floor(i / 4)]! * 255)) };
+      return { x: tensor(gpu, data, [1, 1, height, width]), view };
+    },
+    run: (images, threshold) => detect(model, images, { threshold }),
+    dispose: () => model.dispose(),
+  };
 }
 
 function describe(d: Detection, classes: readonly string[] | undefined): { label: number; text: string } {
@@ -48,18 +101,16 @@ function drawDetections(base: RgbaImage, dets: Detection[], size: number, classe
 export async function detectCommand(o: DetectCommandOptions): Promise<void> {
   const gpu = await initGpu();
   try {
-    const model = await loadModelArgument(gpu, o.detector);
-    if (!(model instanceof Model)) throw new ArgumentError(`--detector must be a grid detector of ours (fashion-detector or a .safetensors file); '${o.detector}' is an imported graph`);
-    detectorGeometry(model);
-    const { x, view } = loadSceneImage(model, o.image);
-    const [dets] = await detect(model, x, { threshold: o.threshold });
-    dets!.forEach((d, i) => console.log(`  ${i}: ${describe(d, model.classNames).text}  box [${d.box.map((v) => v.toFixed(1)).join(', ')}]`));
+    const detector = await loadDetector(gpu, o.detector);
+    const { x, view } = detector.input(o.image);
+    const [dets] = await detector.run(x, o.threshold);
+    dets!.forEach((d, i) => console.log(`  ${i}: ${describe(d, detector.classNames).text}  box [${d.box.map((v) => v.toFixed(1)).join(', ')}]`));
     if (!dets!.length) console.log('  no detections above the threshold');
     const file = join(resolve(o.out), 'detections.png');
-    writePng(file, drawDetections(view, dets!, o.size, model.classNames));
+    writePng(file, drawDetections(view, dets!, o.size, detector.classNames));
     console.log(`${dets!.length} detection(s) → ${file}`);
     x.dispose();
-    model.dispose();
+    detector.dispose();
   } finally {
     gpu.destroy();
   }
@@ -77,18 +128,17 @@ export interface DriseCommandOptions extends DetectCommandOptions {
 export async function driseCommand(o: DriseCommandOptions): Promise<void> {
   const gpu = await initGpu();
   try {
-    const model = await loadModelArgument(gpu, o.detector);
-    if (!(model instanceof Model)) throw new ArgumentError(`--detector must be a grid detector of ours (fashion-detector or a .safetensors file); '${o.detector}' is an imported graph`);
-    detectorGeometry(model);
-    const { x, view } = loadSceneImage(model, o.image);
-    const [dets] = await detect(model, x, { threshold: o.threshold });
+    const detector = await loadDetector(gpu, o.detector);
+    const { x, view } = detector.input(o.image);
+    const [dets] = await detector.run(x, o.threshold);
     const target = dets![o.target];
     if (!target) {
       throw new ArgumentError(`--target ${o.target}: the detector found ${dets!.length} detection(s) (0..${dets!.length - 1}); run 'saliency detect' to list them`);
     }
-    console.log(`explaining detection ${o.target}: ${describe(target, model.classNames).text}`);
+    console.log(`explaining detection ${o.target}: ${describe(target, detector.classNames).text}`);
     let last = 0;
-    const map = await drise((images) => detect(model, images, { threshold: 0 }), x, {
+    // Every proposal counts in D-RISE's weights, so the masked images are decoded without a threshold.
+    const map = await drise((images) => detector.run(images, 0), x, {
       target,
       masks: o.masks,
       gridSize: o.grid,
@@ -110,7 +160,7 @@ export async function driseCommand(o: DriseCommandOptions): Promise<void> {
     console.log(`${o.masks} masks in ${map.seconds.toFixed(1)} s (${map.masksPerSecond.toFixed(0)} masks/s) → ${file}`);
     map.dispose();
     x.dispose();
-    model.dispose();
+    detector.dispose();
   } finally {
     gpu.destroy();
   }
