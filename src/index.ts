@@ -63,6 +63,7 @@ export {
   type TfjsForwardOptions,
   type HostTensor,
 } from './nets/tfjs-graph.js';
+export { loadTfjsLayersModel, loadTfjsModel, type TfjsLayersOptions } from './nets/tfjs-layers.js';
 export {
   centernetDetect,
   centernetDetector,

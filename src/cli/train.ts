@@ -1,7 +1,8 @@
 /** `saliency train` and `saliency evaluate`: train a bundled architecture on Fashion-MNIST, or measure one. */
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { GRAPH_MODEL_CLASSES, loadTfjsGraphModel, type TfjsGraphModel } from '../nets/tfjs-graph.js';
+import { GRAPH_MODEL_CLASSES, type TfjsGraphModel } from '../nets/tfjs-graph.js';
+import { loadTfjsModel } from '../nets/tfjs-layers.js';
 import { basename, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initGpu, type Gpu } from '../runtime/gpu.js';
@@ -188,7 +189,7 @@ export async function loadModelArgument(gpu: Gpu, name: string): Promise<LoadedM
   if (name.endsWith('.json')) {
     if (!existsSync(name)) throw new ArgumentError(`cannot read ${name}: no such file`);
     const classNames = GRAPH_MODEL_CLASSES[basename(name)];
-    return loadTfjsGraphModel(gpu, name, classNames ? { classNames: [...classNames] } : {});
+    return loadTfjsModel(gpu, name, classNames ? { classNames: [...classNames] } : {});
   }
   if (!name.endsWith('.safetensors')) {
     throw new ArgumentError(`'${name}' is neither a bundled model (${Object.keys(BUNDLED_MODELS).join(', ')}), a .safetensors file, nor a TF.js model.json`);

@@ -331,23 +331,34 @@ function parseJson(bytes: Uint8Array, where: string): object {
   }
 }
 
+/** A model.json read from a path, URL or memory, with a way to read the weights it lists. */
+export interface TfjsArtifacts {
+  json: object;
+  /** The path or URL, for messages ('model.json' for one given in memory). */
+  where: string;
+  /** The file name without '.json', when there is one. */
+  name?: string;
+  /** Reads, checks and decodes the weights of `manifest` (dequantised, in TF's layout). */
+  weights(manifest: readonly TfjsWeightsGroup[]): Promise<Map<string, HostTensor>>;
+}
+
 /**
- * Loads a TF.js graph model: a model.json path (Node) or URL (fetched; relative URLs resolve
- * against the page), or the parsed JSON with its weights. The weights are dequantised and moved to
- * the GPU in our layout; the returned model runs on our kernels and autodiff.
+ * Reads a TF.js model.json (graph or layers model): a path (Node) or URL (fetched; relative URLs
+ * resolve against the page), or the parsed JSON with its weights. Shards are read only when
+ * `weights` is called, so that topology errors come first.
  */
-export async function loadTfjsGraphModel(gpu: Gpu, source: string | URL | TfjsGraphSource, options: TfjsGraphOptions = {}): Promise<TfjsGraphModel> {
+export async function readTfjsArtifacts(source: string | URL | TfjsGraphSource, what = 'loadTfjsGraphModel'): Promise<TfjsArtifacts> {
   let json: object;
   let readShard: (path: string) => Promise<Uint8Array>;
   let all: Uint8Array | null = null;
   let where = 'model.json';
-  let name = options.name;
+  let name: string | undefined;
   if (typeof source === 'string' || source instanceof URL) {
     const text = source.toString();
     const isUrl = source instanceof URL || /^[a-z][a-z0-9+.-]*:\/\//i.test(text);
     where = text;
     const base = text.replace(/[?#].*$/, '');
-    name ??= base.slice(Math.max(base.lastIndexOf('/'), base.lastIndexOf('\\')) + 1).replace(/\.json$/i, '') || undefined;
+    name = base.slice(Math.max(base.lastIndexOf('/'), base.lastIndexOf('\\')) + 1).replace(/\.json$/i, '') || undefined;
     if (!isUrl && isNode()) {
       const dir = text.slice(0, Math.max(text.lastIndexOf('/'), text.lastIndexOf('\\')) + 1);
       json = parseJson(await readFileBytes(text, 'model file'), text);
@@ -364,33 +375,45 @@ export async function loadTfjsGraphModel(gpu: Gpu, source: string | URL | TfjsGr
     else if (w instanceof ArrayBuffer || w instanceof Uint8Array) {
       all = asBytes(w);
       readShard = async () => new Uint8Array(0);
-    } else throw new ArgumentError('loadTfjsGraphModel: weights must be an ArrayBuffer, a Uint8Array or a function from a shard path to its bytes');
+    } else throw new ArgumentError(`${what}: weights must be an ArrayBuffer, a Uint8Array or a function from a shard path to its bytes`);
   } else {
-    throw new ArgumentError('loadTfjsGraphModel: source must be a model.json path or URL, or { modelJson, weights }');
+    throw new ArgumentError(`${what}: source must be a model.json path or URL, or { modelJson, weights }`);
   }
-  const model = checkModelJson(json, where);
-  const graph = new GraphDef(model, { ...options, name: name ?? 'tfjs-graph' }); // topology errors before reading weights
-  let shards: Uint8Array[][];
-  if (all) {
-    const need = model.weightsManifest.map((g) => g.weights.reduce((a, e) => a + entryBytes(e, where), 0));
-    const total = need.reduce((a, b) => a + b, 0);
-    if (all.byteLength !== total) {
-      throw new ArgumentError(`the weight data holds ${all.byteLength} bytes, but ${where} lists ${total} bytes of weights: it is ${all.byteLength < total ? 'truncated' : 'corrupt (too long)'}`);
+  const weights = async (manifest: readonly TfjsWeightsGroup[]) => {
+    let shards: Uint8Array[][];
+    if (all) {
+      const need = manifest.map((g) => g.weights.reduce((a, e) => a + entryBytes(e, where), 0));
+      const total = need.reduce((a, b) => a + b, 0);
+      if (all.byteLength !== total) {
+        throw new ArgumentError(`the weight data holds ${all.byteLength} bytes, but ${where} lists ${total} bytes of weights: it is ${all.byteLength < total ? 'truncated' : 'corrupt (too long)'}`);
+      }
+      let at = 0;
+      shards = need.map((n) => [all!.subarray(at, (at += n))]);
+    } else {
+      shards = await Promise.all(manifest.map((g) => Promise.all((g.paths ?? []).map((p) => readShard(p)))));
     }
-    let at = 0;
-    shards = need.map((n) => [all!.subarray(at, (at += n))]);
-  } else {
-    shards = await Promise.all(model.weightsManifest.map((g) => Promise.all((g.paths ?? []).map((p) => readShard(p)))));
-  }
-  const weights = decodeTfjsWeights(model.weightsManifest, shards, where);
-  return graph.build(gpu, weights);
+    return decodeTfjsWeights(manifest, shards, where);
+  };
+  return { json, where, name, weights };
+}
+
+/**
+ * Loads a TF.js graph model: a model.json path (Node) or URL (fetched; relative URLs resolve
+ * against the page), or the parsed JSON with its weights. The weights are dequantised and moved to
+ * the GPU in our layout; the returned model runs on our kernels and autodiff.
+ */
+export async function loadTfjsGraphModel(gpu: Gpu, source: string | URL | TfjsGraphSource, options: TfjsGraphOptions = {}): Promise<TfjsGraphModel> {
+  const artifacts = await readTfjsArtifacts(source);
+  const model = checkModelJson(artifacts.json, artifacts.where);
+  const graph = new GraphDef(model, { ...options, name: options.name ?? artifacts.name ?? 'tfjs-graph' }); // topology errors before reading weights
+  return graph.build(gpu, await artifacts.weights(model.weightsManifest));
 }
 
 function checkModelJson(json: unknown, where: string): TfjsModelJson {
   const j = json as TfjsModelJson;
   if (!j || typeof j !== 'object') throw new ArgumentError(`${where}: a TF.js model.json must be an object`);
   if (j.format === 'layers-model' || (j.modelTopology && 'model_config' in j.modelTopology) || (j.modelTopology && 'class_name' in j.modelTopology)) {
-    throw new ArgumentError(`${where} is a TF.js layers model (Keras); loadTfjsGraphModel reads graph models ("format": "graph-model") only`);
+    throw new ArgumentError(`${where} is a TF.js layers model (Keras); loadTfjsGraphModel reads graph models ("format": "graph-model") only; use loadTfjsLayersModel`);
   }
   if (!j.modelTopology || !Array.isArray((j.modelTopology as { node?: unknown }).node)) {
     throw new ArgumentError(`${where}: not a TF.js graph model (no modelTopology.node list)`);

@@ -61,11 +61,11 @@ function fileName(url: URL): string {
 
 registerModelLoader('.safetensors', async (gpu, url) => modelFromSafetensors(gpu, await fetchBytes(url, 'model file'), undefined, fileName(url)));
 
-// TF.js graph models (model.json + weight shards, fetched relative to it); code loaded on first use.
+// TF.js graph or layers models (model.json + weight shards, fetched relative to it); code loaded on first use.
 registerModelLoader('.json', async (gpu, url) => {
-  const { loadTfjsGraphModel, GRAPH_MODEL_CLASSES } = await import('../nets/tfjs-graph.js');
+  const [{ GRAPH_MODEL_CLASSES }, { loadTfjsModel }] = await Promise.all([import('../nets/tfjs-graph.js'), import('../nets/tfjs-layers.js')]);
   const classNames = GRAPH_MODEL_CLASSES[fileName(url)];
-  return loadTfjsGraphModel(gpu, url, classNames ? { classNames: [...classNames] } : {});
+  return loadTfjsModel(gpu, url, classNames ? { classNames: [...classNames] } : {});
 });
 
 let gpuPromise: Promise<Gpu> | null = null;
