@@ -50,10 +50,11 @@ export const FASHION_GAP: ModelSpec = {
     { name: 'pool2', type: 'maxpool2d', kernel: 2 },
     conv('conv3', 32, 64),
     { name: 'relu3', type: 'relu' },
-    conv('conv4', 64, 64),
+    // 128 maps before the pooling: with 64 the GAP head underfitted (85% after 3 epochs).
+    conv('conv4', 64, 128),
     { name: 'relu4', type: 'relu' },
     { name: 'gap', type: 'gap' },
-    { name: 'fc', type: 'linear', in: 64, out: 10 },
+    { name: 'fc', type: 'linear', in: 128, out: 10 },
   ],
 };
 
