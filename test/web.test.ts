@@ -2,8 +2,9 @@
  * The demo page and <saliency-view> in real headless Chromium (Debian's /usr/bin/chromium, driven by
  * puppeteer-core; WebGPU through SwiftShader), served by the same Vite server as `npm run web`.
  *
- * The model is a file made here (FASHION_VGG with seeded random weights), so the test does not
- * depend on trained weights. Every map the page computes is computed again in Node (Dawn on the
+ * The first test runs the bundled, trained fashion-vgg by name (its committed weights served from
+ * models/), or, without them, the same architecture with seeded random weights from a file; the
+ * others use files made here (random weights), so they do not depend on trained weights. Every map the page computes is computed again in Node (Dawn on the
  * machine's adapter, lavapipe here) from the same model file and the same PNG, and must agree to
  * 1e-4. With UPDATE_SCREENSHOT=1 it rewrites web/screenshot.png (the README's picture).
  */
@@ -19,7 +20,7 @@ import { initGpu, type Gpu } from '../src/runtime/gpu.js';
 import { tensor, type Tensor } from '../src/runtime/tensor.js';
 import { modelFromSafetensors, modelFromSpec, type Model } from '../src/nets/model.js';
 import { FASHION_MNIST_DIR, readIdx } from '../src/nets/idx.js';
-import { FASHION_GAP, FASHION_VGG } from '../src/nets/zoo.js';
+import { FASHION_GAP, FASHION_VGG, bundledWeightsUrl, loadModel } from '../src/nets/zoo.js';
 import { FASHION_DETECTOR, detect } from '../src/nets/detector.js';
 import * as saliency from '../src/saliency/index.js';
 import { imageToTensorData, readImage, writePng } from '../src/saliency/image.js';
@@ -237,7 +238,10 @@ describe.skipIf(!haveChromium)('<saliency-view> and the demo page in headless Ch
 
   it('runs the methods on the demo page and matches the Node path (1e-4)', { timeout: 300_000 }, async () => {
     const methods = ['vanilla', 'guidedBackprop', 'gradCam', 'guidedGradCam', 'smoothGrad'];
-    demo = await open(`/web/?model=/__fixtures/vgg.safetensors&methods=${methods.join(',')}&samples=8`);
+    // The bundled, trained fashion-vgg by name once its weights are committed; else the same
+    // architecture with random weights from a file.
+    const bundled = existsSync(fileURLToPath(bundledWeightsUrl('fashion-vgg')));
+    demo = await open(`/web/?model=${bundled ? 'fashion-vgg' : '/__fixtures/vgg.safetensors'}&methods=${methods.join(',')}&samples=8`);
     const { page, errors } = demo;
     await page.waitForSelector('body[data-ready]');
     expect(await page.evaluate(() => !!navigator.gpu)).toBe(true);
@@ -251,7 +255,7 @@ describe.skipIf(!haveChromium)('<saliency-view> and the demo page in headless Ch
     expect(events.some((e) => e.type === 'saliency-progress' && e.method === 'smoothGrad' && e.done === 8)).toBe(true);
 
     // Node: the same file, the same PNG, the same conversion.
-    const model = modelFromSafetensors(gpu, vggBytes);
+    const model = bundled ? await loadModel(gpu, 'fashion-vgg') : modelFromSafetensors(gpu, vggBytes);
     const input = imageToTensorData(readImage(pngPath), { channels: 1, width: 28, height: 28, background: [0, 0, 0] });
     const x = tensor(gpu, input, [1, 1, 28, 28]);
     const out = await noGrad(gpu, () => model.forward(x, { logits: true }));
