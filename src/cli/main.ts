@@ -57,6 +57,7 @@ program
   .option('--eval-limit <n>', 'evaluate on the first N test images (fashion-detector: N held-out scenes) only', positiveInt('--eval-limit'))
   .option('--out <file>', 'where to write the .safetensors weights (default: models/<name>.safetensors)')
   .option('--resume <file>', 'continue from a checkpoint this command wrote (its epochs count towards --epochs)')
+  .option('--init <file>', 'start from the layers of this .safetensors file that have the same names and shapes (e.g. fashion-gap from fashion-vgg)')
   .action(async (opts) => {
     await trainCommand(opts);
   });

@@ -13,6 +13,7 @@ import { Model, modelFromSafetensors, modelFromSpec } from '../nets/model.js';
 import { Adam } from '../nets/optim.js';
 import { evaluate, train } from '../nets/train.js';
 import { BUNDLED_MODELS, bundledWeightsUrl, loadModel } from '../nets/zoo.js';
+import type { ModelSpec, Weights } from '../nets/spec.js';
 import { FASHION_DETECTOR, evaluateDetector, heldOutScene, trainDetector } from '../nets/detector.js';
 import { parseSafetensors } from '../nets/safetensors.js';
 
@@ -33,6 +34,39 @@ export interface TrainCommandOptions {
   scenes?: number;
   /** A checkpoint written by this command, to continue from. */
   resume?: string;
+  /** A .safetensors file whose layers of the same name and shape initialise the new model. */
+  init?: string;
+}
+
+/**
+ * The weights of `file` for the layers of `spec` that have the same name and parameter shapes
+ * (transfer learning: e.g. fashion-gap's first convolutions from fashion-vgg).
+ */
+function matchingWeights(spec: ModelSpec, bytes: Uint8Array, file: string): { weights: Weights; layers: string[] } {
+  const tensors = parseSafetensors(bytes, file).tensors;
+  const weights: Weights = {};
+  const layers: string[] = [];
+  for (const ls of spec.layers) {
+    let shapes: Record<string, number[]>;
+    if (ls.type === 'conv2d') {
+      const [kh, kw] = typeof ls.kernel === 'number' ? [ls.kernel, ls.kernel] : ls.kernel;
+      shapes = { weight: [ls.out, ls.in / (ls.groups ?? 1), kh, kw] };
+      if (ls.bias !== false) shapes.bias = [ls.out];
+    } else if (ls.type === 'linear') {
+      shapes = { weight: [ls.out, ls.in] };
+      if (ls.bias !== false) shapes.bias = [ls.out];
+    } else continue;
+    const found = Object.entries(shapes).map(([key, shape]) => {
+      const t = tensors.get(`${ls.name}.${key}`);
+      return t && t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i]) ? ([key, { data: t.data, shape: t.shape }] as const) : null;
+    });
+    if (found.every((f) => f)) {
+      weights[ls.name!] = Object.fromEntries(found as [string, { data: Float32Array; shape: number[] }][]);
+      layers.push(ls.name!);
+    }
+  }
+  if (!layers.length) throw new ArgumentError(`--init: ${file} has no layer with the name and shapes of one of '${spec.name}'`);
+  return { weights, layers };
 }
 
 /** Writes bytes beside the target and renames: an interrupted run never leaves a half-written file. */
@@ -71,6 +105,16 @@ export async function trainCommand(o: TrainCommandOptions): Promise<void> {
       startEpoch = Number(done[1]);
       if (startEpoch >= o.epochs) throw new ArgumentError(`--resume: ${o.resume} already has ${startEpoch} epochs; ask for more with --epochs`);
       model = modelFromSafetensors(gpu, bytes, spec, o.resume);
+    } else if (o.init) {
+      let bytes: Uint8Array;
+      try {
+        bytes = new Uint8Array(await readFile(o.init));
+      } catch {
+        throw new ArgumentError(`--init: cannot read ${o.init}`);
+      }
+      const { weights, layers } = matchingWeights(spec, bytes, o.init);
+      console.log(`initialised ${layers.join(', ')} from ${o.init}; the other layers seeded`);
+      model = modelFromSpec(gpu, spec, weights, { seed: o.seed, allowMissing: true });
     } else {
       model = modelFromSpec(gpu, spec, undefined, { seed: o.seed });
     }
@@ -108,6 +152,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<void> {
           lr: String(o.lr),
           lrDecay: String(o.lrDecay),
           ...(startEpoch ? { resumedAfterEpoch: String(startEpoch) } : {}),
+          ...(o.init ? { init: o.init } : {}),
           trainImages: String(trainSet.count),
           testAccuracy: accuracy.toFixed(4),
           testImages: String(testSet.count),
