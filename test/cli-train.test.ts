@@ -1,11 +1,11 @@
 /** The `saliency train` and `saliency evaluate` commands, run as a user runs them (built CLI). */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { parseSafetensors } from '../src/nets/safetensors.js';
+import { parseSafetensors, serializeSafetensors } from '../src/nets/safetensors.js';
 
 const run = promisify(execFile);
 const cli = 'dist/cli/main.js';
@@ -46,6 +46,22 @@ describe.runIf(existsSync(cli))('saliency train / evaluate', () => {
     expect(meta.resumedAfterEpoch).toBe('1');
     const err = await run(process.execPath, [cli, ...args, '--epochs', '1', '--resume', first, '--out', second]).catch((e) => e);
     expect(err.stderr).toMatch(/already has 1 epochs; ask for more with --epochs/);
+  });
+
+  it('--init starts from the layers of another model with the same names and shapes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'init-'));
+    const vgg = join(dir, 'vgg.safetensors');
+    const args = ['--batch-size', '32', '--limit', '64', '--eval-limit', '50', '--epochs', '1'];
+    await run(process.execPath, [cli, 'train', '--model', 'fashion-vgg', ...args, '--out', vgg]);
+    const gap = join(dir, 'gap.safetensors');
+    const { stdout } = await run(process.execPath, [cli, 'train', '--model', 'fashion-gap', ...args, '--init', vgg, '--out', gap]);
+    expect(stdout).toMatch(/initialised conv1, conv2, conv3, conv4 from .*vgg\.safetensors; the other layers seeded/);
+    expect(parseSafetensors(new Uint8Array(readFileSync(gap))).metadata.init).toBe(vgg);
+    // conv1 of another shape (3 input channels) matches nothing.
+    const other = join(dir, 'other.safetensors');
+    writeFileSync(other, serializeSafetensors({ 'conv1.weight': { shape: [16, 3, 3, 3], data: new Float32Array(432) }, 'conv1.bias': { shape: [16], data: new Float32Array(16) } }));
+    const err = await run(process.execPath, [cli, 'train', '--model', 'fashion-vgg', ...args, '--init', other, '--out', join(dir, 'v.safetensors')]).catch((e) => e);
+    expect(err.stderr).toMatch(/--init: .*other\.safetensors has no layer with the name and shapes of one of 'fashion-vgg'/);
   });
 
   it('rejects bad options with one clear line', async () => {

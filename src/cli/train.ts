@@ -172,6 +172,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<void> {
 }
 
 async function trainDetectorCommand(o: TrainCommandOptions, out: string): Promise<void> {
+  if (o.resume || o.init) throw new ArgumentError('--resume and --init apply to the classifiers; fashion-detector trains from scratch');
   const trainSet = loadFashionMnist('train', undefined, { limit: o.limit });
   const testSet = loadFashionMnist('test');
   const scenesPerEpoch = o.scenes ?? 20000;
