@@ -8,15 +8,10 @@
 // Grid: x,y = folded linear tile index (tile_m * tiles_n + tile_n), z = group.
 // Variants: ACTIVATION (WGSL expression in v and alpha), HAS_BIAS, tile shape TM/TN/TK/RM/RN.
 
-struct Params {
-  batch: u32, cin: u32, h: u32, w: u32,
-  cout: u32, ho: u32, wo: u32, groups: u32,
-  cin_g: u32, cout_g: u32, kh: u32, kw: u32,
-  stride_h: i32, stride_w: i32, pad_t: i32, pad_l: i32,
-  dil_h: i32, dil_w: i32, alpha: f32, tiles_n: u32,
-  gemm_m: u32, gemm_n: u32, gemm_k: u32, tiles: u32,
-  k_chunk: u32, splits: u32, total: u32,
-}
+// struct Params (the problem's geometry: batch, cin, h, w, cout, ho, wo, groups, cin_g, cout_g, kh, kw,
+// stride_h, stride_w, pad_t, pad_l, dil_h, dil_w, alpha, tiles_n, gemm_m, gemm_n, gemm_k, tiles,
+// k_chunk, splits, total) is shared by the conv2d shaders: CONV2D_PARAMS in src/kernels/conv2d.ts.
+${CONV2D_PARAMS}
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> X: array<f32>;

@@ -182,6 +182,20 @@ function gemmShape(tile: Tile, m: number, n: number, k: number): GemmShape {
   return { m, n, k, tilesN, tiles: Math.ceil(m / tile.TM) * tilesN, kChunk: 0, splits: 1, total: 0 };
 }
 
+/**
+ * The uniform block of the conv2d shaders (substituted for `${CONV2D_PARAMS}` in each), in the
+ * order `uniforms` writes it.
+ */
+const CONV2D_PARAMS = `struct Params {
+  batch: u32, cin: u32, h: u32, w: u32,
+  cout: u32, ho: u32, wo: u32, groups: u32,
+  cin_g: u32, cout_g: u32, kh: u32, kw: u32,
+  stride_h: i32, stride_w: i32, pad_t: i32, pad_l: i32,
+  dil_h: i32, dil_w: i32, alpha: f32, tiles_n: u32,
+  gemm_m: u32, gemm_n: u32, gemm_k: u32, tiles: u32,
+  k_chunk: u32, splits: u32, total: u32,
+}`;
+
 function uniforms(g: Geometry, gemm: GemmShape): Uniforms {
   const { p } = g;
   return new Uniforms()
@@ -402,6 +416,7 @@ export async function conv2dForward(x: Tensor, w: Tensor, bias: Tensor | null, p
   const { shader, defines, gemm, workgroups } = forwardPlan(g, deviceLimits(gpu), conv2dStrategy(gpu));
   const kernel = await gpu.kernel(shader, {
     ...defines,
+    CONV2D_PARAMS,
     ACTIVATION: ACTIVATION_WGSL[g.p.activation],
     HAS_BIAS: !!bias,
   });
@@ -429,7 +444,7 @@ export async function conv2dBackwardInput(dy: Tensor, w: Tensor, xShape: readonl
   }
   const gpu = dy.gpu;
   const { shader, defines, gemm, workgroups } = inputGradPlan(g, deviceLimits(gpu), conv2dStrategy(gpu));
-  const kernel = await gpu.kernel(shader, defines);
+  const kernel = await gpu.kernel(shader, { ...defines, CONV2D_PARAMS });
   const dx = empty(gpu, [g.batch, g.cin, g.h, g.w]);
   gpu.dispatch(kernel, { uniforms: uniforms(g, gemm), buffers: [dy, w, dx], workgroups });
   return dx;
@@ -450,9 +465,9 @@ export async function conv2dBackwardFilter(x: Tensor, dy: Tensor, wShape: readon
   }
   const gpu = x.gpu;
   const { shader, defines, gemm, workgroups, sumWorkgroups } = filterGradPlan(g, deviceLimits(gpu), conv2dStrategy(gpu));
-  const kernel = await gpu.kernel(shader, defines);
+  const kernel = await gpu.kernel(shader, { ...defines, CONV2D_PARAMS });
   // Both strategies leave partial filters in the same layout; the tiled shader's sum_splits adds them.
-  const sum = sumWorkgroups ? await gpu.kernel('conv2d_weight_grad', tileDefines(WIDE), 'sum_splits') : null;
+  const sum = sumWorkgroups ? await gpu.kernel('conv2d_weight_grad', { ...tileDefines(WIDE), CONV2D_PARAMS }, 'sum_splits') : null;
   const dw = empty(gpu, wShape);
   if (!sum || !sumWorkgroups) {
     gpu.dispatch(kernel, { uniforms: uniforms(g, gemm), buffers: [dy, x, dw], workgroups });
