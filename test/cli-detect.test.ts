@@ -24,13 +24,23 @@ describe.runIf(existsSync(cli))('detector commands', () => {
     writeFileSync(scene, encodePng({ width: 96, height: 96, data }));
   });
 
-  it('trains briefly (checkpoint with its mAP), detects, and explains a detection with D-RISE', async () => {
+  it('trains briefly (checkpoint with its mAP), resumes, detects, and explains a detection with D-RISE', { timeout: 400_000 }, async () => {
     const trained = await run(process.execPath, [
       cli, 'train', '--model', 'fashion-detector', '--epochs', '1', '--scenes', '32', '--batch-size', '16', '--eval-limit', '10', '--out', weights,
     ]);
     expect(trained.stdout).toMatch(/training fashion-detector on 32 synthetic scenes per epoch/);
     expect(trained.stdout).toMatch(/epoch 1: mAP@0\.5 \d+\.\d% on 10 held-out scenes/);
     expect(parseSafetensors(new Uint8Array(readFileSync(weights))).metadata.testMap50).toMatch(/^\d\.\d{4}$/);
+
+    // A second epoch continues the checkpoint (and its scene stream); the epoch length must match.
+    const resumed = join(dir, 'resumed.safetensors');
+    const more = ['train', '--model', 'fashion-detector', '--epochs', '2', '--batch-size', '16', '--eval-limit', '10', '--resume', weights];
+    const second = await run(process.execPath, [cli, ...more, '--scenes', '32', '--out', resumed]);
+    expect(second.stdout).toMatch(/resuming after epoch 1 from .*detector\.safetensors/);
+    expect(second.stdout).toMatch(/epoch 2\/2 {2}step 2\/2/);
+    expect(parseSafetensors(new Uint8Array(readFileSync(resumed))).metadata).toMatchObject({ epochs: '2 of 2', resumedAfterEpoch: '1' });
+    const mismatch = await run(process.execPath, [cli, ...more, '--scenes', '64', '--out', resumed]).catch((e) => e);
+    expect(mismatch.stderr).toMatch(/was trained on 32 scenes per epoch; pass --scenes 32/);
 
     const detected = await run(process.execPath, [cli, 'detect', '--image', scene, '--detector', weights, '--threshold', '0', '--out', dir]);
     expect(detected.stdout).toMatch(/ {2}0: .+ \d+%  box \[/);

@@ -77,12 +77,28 @@ async function writeAtomically(out: string, bytes: Uint8Array): Promise<void> {
   console.log(`wrote ${out} (${(bytes.length / 1024).toFixed(0)} KiB)`);
 }
 
+/** The model and the epochs done of a checkpoint this command wrote (`--resume`). */
+async function checkpoint(gpu: Gpu, o: TrainCommandOptions, spec: ModelSpec): Promise<{ model: Model; startEpoch: number; meta: Record<string, string> }> {
+  const file = o.resume!;
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await readFile(file));
+  } catch {
+    throw new ArgumentError(`--resume: cannot read ${file}`);
+  }
+  const meta = parseSafetensors(bytes, file).metadata;
+  const done = /^(\d+) of \d+$/.exec(meta.epochs ?? '');
+  if (meta.model !== o.model || !done) throw new ArgumentError(`--resume: ${file} is not a checkpoint of '${o.model}' written by this command`);
+  const startEpoch = Number(done[1]);
+  if (startEpoch >= o.epochs) throw new ArgumentError(`--resume: ${file} already has ${startEpoch} epochs; ask for more with --epochs`);
+  return { model: modelFromSafetensors(gpu, bytes, spec, file), startEpoch, meta };
+}
+
 export async function trainCommand(o: TrainCommandOptions): Promise<void> {
   const spec = BUNDLED_MODELS[o.model];
   if (!spec) throw new ArgumentError(`no bundled architecture '${o.model}'; choose one of ${Object.keys(BUNDLED_MODELS).join(', ')}`);
   const out = resolve(o.out ?? fileURLToPath(bundledWeightsUrl(o.model)));
   if (o.model === 'fashion-detector') {
-    if (o.resume) throw new ArgumentError('--resume continues the classifiers (fashion-vgg, fashion-gap) only');
     return trainDetectorCommand(o, out);
   }
   const trainSet = loadFashionMnist('train', undefined, { limit: o.limit });
@@ -92,19 +108,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<void> {
     let model: Model;
     let startEpoch = 0;
     if (o.resume) {
-      // Continue from a checkpoint of this command: its weights, and the epochs it had done.
-      let bytes: Uint8Array;
-      try {
-        bytes = new Uint8Array(await readFile(o.resume));
-      } catch {
-        throw new ArgumentError(`--resume: cannot read ${o.resume}`);
-      }
-      const meta = parseSafetensors(bytes, o.resume).metadata;
-      const done = /^(\d+) of \d+$/.exec(meta.epochs ?? '');
-      if (meta.model !== o.model || !done) throw new ArgumentError(`--resume: ${o.resume} is not a checkpoint of '${o.model}' written by this command`);
-      startEpoch = Number(done[1]);
-      if (startEpoch >= o.epochs) throw new ArgumentError(`--resume: ${o.resume} already has ${startEpoch} epochs; ask for more with --epochs`);
-      model = modelFromSafetensors(gpu, bytes, spec, o.resume);
+      ({ model, startEpoch } = await checkpoint(gpu, o, spec));
     } else if (o.init) {
       let bytes: Uint8Array;
       try {
@@ -172,21 +176,39 @@ export async function trainCommand(o: TrainCommandOptions): Promise<void> {
 }
 
 async function trainDetectorCommand(o: TrainCommandOptions, out: string): Promise<void> {
-  if (o.resume || o.init) throw new ArgumentError('--resume and --init apply to the classifiers; fashion-detector trains from scratch');
+  if (o.init) throw new ArgumentError('--init applies to the classifiers; fashion-detector starts from its seeded initialisation (or --resume)');
   const trainSet = loadFashionMnist('train', undefined, { limit: o.limit });
   const testSet = loadFashionMnist('test');
   const scenesPerEpoch = o.scenes ?? 20000;
   const testScenes = Array.from({ length: o.evalLimit ?? 500 }, (_, i) => heldOutScene(testSet, i));
   const gpu = await initGpu({ log: (m) => console.log(m) });
   try {
-    const model = modelFromSpec(gpu, FASHION_DETECTOR, undefined, { seed: o.seed });
-    const optimizer = new Adam({ lr: o.lr });
-    console.log(`training fashion-detector on ${scenesPerEpoch} synthetic scenes per epoch: ${o.epochs} epoch(s), batch ${o.batchSize}, Adam lr ${o.lr}, seed ${o.seed}`);
+    let model: Model;
+    let startEpoch = 0;
+    if (o.resume) {
+      const c = await checkpoint(gpu, o, FASHION_DETECTOR);
+      ({ model, startEpoch } = c);
+      // The scene stream continues where the checkpoint stopped only with the same epoch length.
+      if (c.meta.scenesPerEpoch !== String(scenesPerEpoch)) {
+        model.dispose();
+        throw new ArgumentError(`--resume: ${o.resume} was trained on ${c.meta.scenesPerEpoch} scenes per epoch; pass --scenes ${c.meta.scenesPerEpoch}`);
+      }
+    } else {
+      model = modelFromSpec(gpu, FASHION_DETECTOR, undefined, { seed: o.seed });
+    }
+    const optimizer = new Adam({ lr: o.lr * o.lrDecay ** startEpoch });
+    console.log(
+      `training fashion-detector on ${scenesPerEpoch} synthetic scenes per epoch: ${o.epochs} epoch(s), batch ${o.batchSize}, Adam lr ${o.lr}` +
+        (o.lrDecay !== 1 ? ` ×${o.lrDecay}/epoch` : '') +
+        `, seed ${o.seed}` +
+        (startEpoch ? `; resuming after epoch ${startEpoch} from ${o.resume}` : ''),
+    );
     const started = Date.now();
     await trainDetector(model, {
       source: trainSet,
       scenes: scenesPerEpoch,
       epochs: o.epochs,
+      startEpoch,
       batchSize: o.batchSize,
       optimizer,
       seed: o.seed,
@@ -203,6 +225,8 @@ async function trainDetectorCommand(o: TrainCommandOptions, out: string): Promis
             scenesPerEpoch: String(scenesPerEpoch),
             batchSize: String(o.batchSize),
             lr: String(o.lr),
+            lrDecay: String(o.lrDecay),
+            ...(startEpoch ? { resumedAfterEpoch: String(startEpoch) } : {}),
             testMap50: map.toFixed(4),
             testScenes: String(testScenes.length),
             trainingSeconds: String(Math.round((Date.now() - started) / 1000)),

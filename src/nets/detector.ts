@@ -203,6 +203,8 @@ export interface TrainDetectorOptions {
   /** Scenes per epoch (default 20,000), generated on the fly from `seed`. */
   scenes?: number;
   epochs: number;
+  /** Epochs already done (a resumed run): training continues the scene stream after them. */
+  startEpoch?: number;
   batchSize?: number;
   optimizer: Optimizer;
   seed?: number;
@@ -214,12 +216,15 @@ export interface TrainDetectorOptions {
 /** Trains the detector; returns the loss of every step. */
 export async function trainDetector(model: Model, o: TrainDetectorOptions): Promise<number[]> {
   const geo = detectorGeometry(model);
-  const { scenes: perEpoch = 20000, epochs, batchSize = 32, optimizer, seed = 0, log } = o;
+  const { scenes: perEpoch = 20000, epochs, startEpoch = 0, batchSize = 32, optimizer, seed = 0, log } = o;
   if (!Number.isInteger(epochs) || epochs < 1) throw new ArgumentError(`trainDetector: epochs must be a positive integer, got ${epochs}`);
+  if (!Number.isInteger(startEpoch) || startEpoch < 0 || startEpoch >= epochs) {
+    throw new ArgumentError(`trainDetector: startEpoch must be an integer in [0, epochs), got ${startEpoch}`);
+  }
   const params = model.parameters();
   const losses: number[] = [];
   const steps = Math.ceil(perEpoch / batchSize);
-  for (let epoch = 0; epoch < epochs; epoch++) {
+  for (let epoch = startEpoch; epoch < epochs; epoch++) {
     const t0 = performance.now();
     for (let step = 0; step < steps; step++) {
       const first = epoch * perEpoch + step * batchSize;
