@@ -6,8 +6,8 @@
 // through workgroup memory with barriers, which suits GPUs and costs 5x more on a CPU.
 // Layout: NCHW for x and y, PyTorch OIHW for w; bias [Cout].
 // Invocation: RM consecutive output pixels m (of M = N*Ho*Wo) x RN consecutive filters of one group.
-// Workgroup: WG invocations along M. Grid: x,y = folded linear index (pixel block * tiles_n + filter
-// block), z = group.
+// Workgroup: WG invocations; invocation i takes pixel block i % pixel_blocks and filter block
+// i / pixel_blocks (tiles_n filter blocks). Grid: x,y = folded workgroup index, z = group.
 // Variants: ACTIVATION (WGSL expression in v and alpha), HAS_BIAS, RM, RN, WG.
 
 // struct Params (the problem's geometry: batch, cin, h, w, cout, ho, wo, groups, cin_g, cout_g, kh, kw,
@@ -34,11 +34,14 @@ fn activate(v: f32, alpha: f32) -> f32 { return ${ACTIVATION}; }
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) t: u32) {
-  let lin = wid.x + wid.y * nwg.x;
-  if (lin >= p.tiles) { return; } // padding workgroups of a folded grid
+  // Consecutive invocations take consecutive blocks of RM pixels, then the next block of RN
+  // channels: a small image with many channels still fills whole workgroups.
+  let inv = (wid.x + wid.y * nwg.x) * WG + t;
+  let pixel_blocks = (p.gemm_m + RM - 1u) / RM;
+  if (inv >= pixel_blocks * p.tiles_n) { return; } // past the last block (also padding workgroups of a folded grid)
   let g = wid.z;
-  let m0 = ((lin / p.tiles_n) * WG + t) * RM;
-  let c0 = (lin % p.tiles_n) * RN;
+  let m0 = (inv % pixel_blocks) * RM;
+  let c0 = (inv / pixel_blocks) * RN;
   let hw_o = p.ho * p.wo;
   let hw_i = p.h * p.w;
   let hi = i32(p.h);

@@ -5,8 +5,8 @@
 //   where oh = (ih + pad_top - ky*dil_h) / stride_h must be integral and in [0, Ho) (same for ow).
 // Layout: NCHW for dy and dx, PyTorch OIHW for w.
 // Invocation: RM consecutive input pixels (of M = N*H*W) x RN consecutive input channels of one group.
-// Workgroup: WG invocations along M. Grid: x,y = folded linear index (pixel block * tiles_n +
-// channel block), z = group.
+// Workgroup: WG invocations; invocation i takes pixel block i % pixel_blocks and channel block
+// i / pixel_blocks (tiles_n channel blocks). Grid: x,y = folded workgroup index, z = group.
 // Variants: RM, RN, WG, and the strides SH, SW as constants (a division by a constant is a multiply;
 // by a variable it is a scalar division per lane).
 
@@ -29,11 +29,14 @@ const SW = ${SW}u;
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) t: u32) {
-  let lin = wid.x + wid.y * nwg.x;
-  if (lin >= p.tiles) { return; } // padding workgroups of a folded grid
+  // Consecutive invocations take consecutive blocks of RM pixels, then the next block of RN
+  // channels: a small image with many channels still fills whole workgroups.
+  let inv = (wid.x + wid.y * nwg.x) * WG + t;
+  let pixel_blocks = (p.gemm_m + RM - 1u) / RM;
+  if (inv >= pixel_blocks * p.tiles_n) { return; } // past the last block (also padding workgroups of a folded grid)
   let g = wid.z;
-  let m0 = ((lin / p.tiles_n) * WG + t) * RM;
-  let c0 = (lin % p.tiles_n) * RN;
+  let m0 = (inv % pixel_blocks) * RM;
+  let c0 = (inv / pixel_blocks) * RN;
   let hw_o = p.ho * p.wo;
   let hw_i = p.h * p.w;
   let khw = p.kh * p.kw;

@@ -148,7 +148,7 @@ for (const strategy of ['tiled', 'direct'] as Conv2dStrategy[]) {
       setConv2dGridLimitForTesting(6);
       try {
         // Tiled: forward 13 tiles → 5×3, input gradient 7 → 4×2, filter gradient 9 → 5×2, its sum 18 → 6×3,
-      // bias 32 → 6×6. Direct: forward 8 blocks → 4×2, filter gradient 33 (11 splits) → 6×6.
+      // bias 32 → 6×6. Direct: filter gradient 33 workgroups (11 splits) → 6×6.
         await checkCase(gpu, CASES.find((c) => c.name.startsWith('full tiles'))!, 500);
         await checkCase(gpu, CASES.find((c) => c.name.startsWith('depthwise channel'))!, 510);
       } finally {

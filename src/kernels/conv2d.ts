@@ -288,7 +288,8 @@ function blockFor(n: number): number {
 function directPixelPlan(op: string, shader: string, g: Geometry, m: number, cols: number, k: number, limits: Conv2dLimits, extra: Record<string, number> = {}): Plan {
   const RN = blockFor(cols);
   const tilesN = Math.ceil(cols / RN);
-  const tiles = Math.ceil(m / (DIRECT_WG * DIRECT_RM)) * tilesN;
+  // Workgroups of DIRECT_WG invocations over all (pixel block, channel block) pairs.
+  const tiles = Math.ceil((Math.ceil(m / DIRECT_RM) * tilesN) / DIRECT_WG);
   const gemm: GemmShape = { m, n: cols, k, tilesN, tiles, kChunk: 0, splits: 1, total: 0 };
   return { shader, defines: { RM: DIRECT_RM, RN, WG: DIRECT_WG, ...extra }, gemm, workgroups: grid(op, tiles, g.p.groups, limits) };
 }
