@@ -52,7 +52,7 @@ describe.runIf(existsSync(cli))('saliency explain / features', () => {
   it('draws the DeconvNet feature grid of a layer', async () => {
     const out = join(dir, 'features');
     const { stdout } = await run(process.execPath, [cli, 'features', '--model', modelFile, '--image', imageFile, '--layer', 'relu3', '--top', '4', '--out', out, '--size', '48']);
-    expect(stdout).toMatch(/relu3: the 4 most active of 64 feature maps, projected to pixels → .*features-relu3\.png/);
+    expect(stdout).toMatch(/relu3: the 4 most active of 32 feature maps, projected to pixels → .*features-relu3\.png/);
     const grid = decodeImage(new Uint8Array(readFileSync(join(out, 'features-relu3.png'))));
     expect(grid.width).toBeGreaterThan(2 * 48);
   });
