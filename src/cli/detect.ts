@@ -15,6 +15,7 @@ import { resizeRgba, type RgbaImage } from '../saliency/colormaps.js';
 import { drise, type Detection } from '../saliency/drise.js';
 import { drawBox, drawText, imageToTensorData, readImage, writePng } from '../saliency/image.js';
 import { renderOverlay } from '../saliency/render.js';
+import { loadInput, planesToRgba } from './explain.js';
 import { loadModelArgument } from './train.js';
 
 export interface DetectCommandOptions {
@@ -53,11 +54,9 @@ async function loadDetector(gpu: Gpu, arg: string): Promise<CliDetector> {
     return {
       classNames: COCO_CLASSES,
       input: (path) => {
+        const data = imageToTensorData(readImage(path), { channels: 3, width, height });
         // human's CenterNet takes RGB in 0..255.
-        const data = imageToTensorData(readImage(path), { channels: 3, width, height }).map((v) => v * 255);
-        const plane = width * height;
-        const rgba = Uint8ClampedArray.from({ length: plane * 4 }, (_, i) => (i % 4 === 3 ? 255 : data[(i % 4) * plane + Math.floor(i / 4)]!));
-        return { x: tensor(gpu, data, [1, 3, height, width]), view: { width, height, data: rgba } };
+        return { x: tensor(gpu, data.map((v) => v * 255), [1, 3, height, width]), view: planesToRgba(data, 3, width, height) };
       },
       run: (images, threshold) => centernetDetect(model, images, { minScore: threshold }),
       dispose: () => model.dispose(),
@@ -71,8 +70,7 @@ async function loadDetector(gpu: Gpu, arg: string): Promise<CliDetector> {
   return {
     classNames: model.classNames,
     input: (path) => {
-      const data = imageToTensorData(readImage(path), { channels: 1, width, height, background: [0, 0, 0] });
-      const view = { width, height, data: Uint8ClampedArray.from({ length: width * height * 4 }, (_, i) => (i % 4 === 3 ? 255 : data[Math.floor(i / 4)]! * 255)) };
+      const { data, view } = loadInput(model, path);
       return { x: tensor(gpu, data, [1, 1, height, width]), view };
     },
     run: (images, threshold) => detect(model, images, { threshold }),

@@ -42,18 +42,24 @@ export function parseCrop(crop: string | undefined): [number, number, number, nu
   return v as [number, number, number, number];
 }
 
-function loadInput(model: LoadedModel, path: string, crop?: [number, number, number, number]): { data: Float32Array; view: RgbaImage } {
-  const [channels, height, width] = model.inputShape as [number, number, number];
-  if (channels !== 1 && channels !== 3) throw new ArgumentError(`model '${model.name}' takes ${channels} input channels; images give 1 or 3`);
-  const img = crop ? cropRgba(readImage(path), crop) : readImage(path);
-  const data = imageToTensorData(img, { channels, width, height, background: [0, 0, 0] });
+/** Tensor data (1 or 3 planes of width × height, values in [0, 1]) as an RGBA image to draw on. */
+export function planesToRgba(data: Float32Array, channels: 1 | 3, width: number, height: number): RgbaImage {
   const plane = width * height;
-  const view = channels === 1 ? { width, height, data: greyToRgba(data) } : {
+  if (channels === 1) return { width, height, data: greyToRgba(data) };
+  return {
     width,
     height,
     data: Uint8ClampedArray.from({ length: plane * 4 }, (_, i) => (i % 4 === 3 ? 255 : data[(i % 4) * plane + Math.floor(i / 4)]! * 255)),
   };
-  return { data, view };
+}
+
+/** An image file (or a region of it) as the model's input data, and the same pixels as an RGBA view. */
+export function loadInput(model: LoadedModel, path: string, crop?: [number, number, number, number]): { data: Float32Array; view: RgbaImage } {
+  const [channels, height, width] = model.inputShape as [number, number, number];
+  if (channels !== 1 && channels !== 3) throw new ArgumentError(`model '${model.name}' takes ${channels} input channels; images give 1 or 3`);
+  const img = crop ? cropRgba(readImage(path), crop) : readImage(path);
+  const data = imageToTensorData(img, { channels, width, height, background: [0, 0, 0] });
+  return { data, view: planesToRgba(data, channels, width, height) };
 }
 
 function parseMethods(method: string): MethodName[] {

@@ -40,33 +40,41 @@ export interface TrainCommandOptions {
 
 /**
  * The weights of `file` for the layers of `spec` that have the same name and parameter shapes
- * (transfer learning: e.g. fashion-gap's first convolutions from fashion-vgg).
+ * (transfer learning: e.g. fashion-gap's first convolutions from fashion-vgg). The shapes are read
+ * off a throwaway build of `spec`, so they follow the model's own shape inference.
  */
-function matchingWeights(spec: ModelSpec, bytes: Uint8Array, file: string): { weights: Weights; layers: string[] } {
+function matchingWeights(gpu: Gpu, spec: ModelSpec, bytes: Uint8Array, file: string): { weights: Weights; layers: string[] } {
   const tensors = parseSafetensors(bytes, file).tensors;
   const weights: Weights = {};
   const layers: string[] = [];
-  for (const ls of spec.layers) {
-    let shapes: Record<string, number[]>;
-    if (ls.type === 'conv2d') {
-      const [kh, kw] = typeof ls.kernel === 'number' ? [ls.kernel, ls.kernel] : ls.kernel;
-      shapes = { weight: [ls.out, ls.in / (ls.groups ?? 1), kh, kw] };
-      if (ls.bias !== false) shapes.bias = [ls.out];
-    } else if (ls.type === 'linear') {
-      shapes = { weight: [ls.out, ls.in] };
-      if (ls.bias !== false) shapes.bias = [ls.out];
-    } else continue;
-    const found = Object.entries(shapes).map(([key, shape]) => {
-      const t = tensors.get(`${ls.name}.${key}`);
-      return t && t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i]) ? ([key, { data: t.data, shape: t.shape }] as const) : null;
-    });
-    if (found.every((f) => f)) {
-      weights[ls.name!] = Object.fromEntries(found as [string, { data: Float32Array; shape: number[] }][]);
-      layers.push(ls.name!);
+  const probe = modelFromSpec(gpu, spec);
+  try {
+    for (const layer of probe.layers) {
+      if (!layer.params.size) continue;
+      const found = [...layer.params].map(([key, param]) => {
+        const t = tensors.get(`${layer.name}.${key}`);
+        const same = t && t.shape.length === param.shape.length && t.shape.every((d, i) => d === param.shape[i]);
+        return same ? ([key, { data: t.data, shape: t.shape }] as const) : null;
+      });
+      if (found.every((f) => f)) {
+        weights[layer.name] = Object.fromEntries(found as [string, { data: Float32Array; shape: number[] }][]);
+        layers.push(layer.name);
+      }
     }
+  } finally {
+    probe.dispose();
   }
   if (!layers.length) throw new ArgumentError(`--init: ${file} has no layer with the name and shapes of one of '${spec.name}'`);
   return { weights, layers };
+}
+
+/** The bytes of a file named by a command-line option, or one clear line saying it cannot be read. */
+async function readOptionFile(option: string, file: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(file));
+  } catch {
+    throw new ArgumentError(`${option}: cannot read ${file}`);
+  }
 }
 
 /** Writes bytes beside the target and renames: an interrupted run never leaves a half-written file. */
@@ -80,12 +88,7 @@ async function writeAtomically(out: string, bytes: Uint8Array): Promise<void> {
 /** The model and the epochs done of a checkpoint this command wrote (`--resume`). */
 async function checkpoint(gpu: Gpu, o: TrainCommandOptions, spec: ModelSpec): Promise<{ model: Model; startEpoch: number; meta: Record<string, string> }> {
   const file = o.resume!;
-  let bytes: Uint8Array;
-  try {
-    bytes = new Uint8Array(await readFile(file));
-  } catch {
-    throw new ArgumentError(`--resume: cannot read ${file}`);
-  }
+  const bytes = await readOptionFile('--resume', file);
   const meta = parseSafetensors(bytes, file).metadata;
   const done = /^(\d+) of \d+$/.exec(meta.epochs ?? '');
   if (meta.model !== o.model || !done) throw new ArgumentError(`--resume: ${file} is not a checkpoint of '${o.model}' written by this command`);
@@ -98,9 +101,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<void> {
   const spec = BUNDLED_MODELS[o.model];
   if (!spec) throw new ArgumentError(`no bundled architecture '${o.model}'; choose one of ${Object.keys(BUNDLED_MODELS).join(', ')}`);
   const out = resolve(o.out ?? fileURLToPath(bundledWeightsUrl(o.model)));
-  if (o.model === 'fashion-detector') {
-    return trainDetectorCommand(o, out);
-  }
+  if (o.model === 'fashion-detector') return trainDetectorCommand(o, out);
   const trainSet = loadFashionMnist('train', undefined, { limit: o.limit });
   const testSet = loadFashionMnist('test', undefined, { limit: o.evalLimit });
   const gpu = await initGpu({ log: (m) => console.log(m) });
@@ -110,13 +111,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<void> {
     if (o.resume) {
       ({ model, startEpoch } = await checkpoint(gpu, o, spec));
     } else if (o.init) {
-      let bytes: Uint8Array;
-      try {
-        bytes = new Uint8Array(await readFile(o.init));
-      } catch {
-        throw new ArgumentError(`--init: cannot read ${o.init}`);
-      }
-      const { weights, layers } = matchingWeights(spec, bytes, o.init);
+      const { weights, layers } = matchingWeights(gpu, spec, await readOptionFile('--init', o.init), o.init);
       console.log(`initialised ${layers.join(', ')} from ${o.init}; the other layers seeded`);
       model = modelFromSpec(gpu, spec, weights, { seed: o.seed, allowMissing: true });
     } else {
