@@ -64,6 +64,33 @@ describe.runIf(existsSync(cli))('saliency train / evaluate', () => {
     expect(err.stderr).toMatch(/--init: .*other\.safetensors has no layer with the name and shapes of one of 'fashion-vgg'/);
   });
 
+  it('--freeze keeps the named layers as --init left them and trains the rest', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'freeze-'));
+    const vgg = join(dir, 'vgg.safetensors');
+    const args = ['--batch-size', '32', '--limit', '64', '--eval-limit', '50', '--epochs', '1'];
+    await run(process.execPath, [cli, 'train', '--model', 'fashion-vgg', ...args, '--out', vgg]);
+    const gap = join(dir, 'gap.safetensors');
+    const { stdout } = await run(process.execPath, [cli, 'train', '--model', 'fashion-gap', ...args, '--init', vgg, '--freeze', 'conv1,conv2', '--out', gap]);
+    expect(stdout).toMatch(/frozen \(not trained\): conv1, conv2/);
+    const before = parseSafetensors(new Uint8Array(readFileSync(vgg))).tensors;
+    const after = parseSafetensors(new Uint8Array(readFileSync(gap)));
+    expect(after.metadata.frozen).toBe('conv1,conv2');
+    for (const name of ['conv1.weight', 'conv1.bias', 'conv2.weight', 'conv2.bias']) {
+      expect(Array.from(after.tensors.get(name)!.data)).toEqual(Array.from(before.get(name)!.data));
+    }
+    // conv3 started from the same values but was trained.
+    expect(Array.from(after.tensors.get('conv3.weight')!.data)).not.toEqual(Array.from(before.get('conv3.weight')!.data));
+    for (const [freeze, message] of [
+      ['relu1', /--freeze: cannot freeze layer 'relu1' of 'fashion-gap': a relu layer has no trainable parameters/],
+      ['conv9', /--freeze: model 'fashion-gap' has no layer 'conv9'; layers: conv1, relu1/],
+    ] as const) {
+      const err = await run(process.execPath, [cli, 'train', '--model', 'fashion-gap', ...args, '--freeze', freeze, '--out', join(dir, 'x.safetensors')]).catch((e) => e);
+      expect(err.code).toBe(1);
+      expect(err.stderr).toMatch(message);
+      expect(existsSync(join(dir, 'x.safetensors'))).toBe(false);
+    }
+  });
+
   it('rejects bad options with one clear line', async () => {
     for (const [args, message] of [
       [['train', '--model', 'resnet'], /no bundled architecture 'resnet'; choose one of fashion-vgg, fashion-gap, fashion-detector/],

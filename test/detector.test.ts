@@ -84,10 +84,28 @@ describe('detector head', () => {
     expect(d.scores[1]).toBeCloseTo(0.75, 6);
   });
 
+  it('the loss on zero logits is what the definition gives by hand', async () => {
+    const gpu = await getGpu();
+    const zeros = () => tensor(gpu, new Float32Array(28), [1, 7, 2, 2]);
+    const value = async (scene: Scene) => (await (await detectionLoss(zeros(), [scene], geo)).read())[0]!;
+    // Every σ is 1/2 and every class probability 1/2. A 6×5 box centred at (5, 12.5), in cell
+    // (1, 0): objectness 5·ln 2 (its cell) + 3·ln 2 (the others); box (σ − target) in cells:
+    // offsets 0.5 − 0.625 and 0.5 − 0.5625, sizes (0.5 − 6/16)·2 and (0.5 − 5/16)·2, squared and
+    // summed = 0.22265625, times 2; class ln 2 on its own cell only (no neighbour centre in the box).
+    const small: Scene = { image: new Float32Array(256), boxes: [[2, 10, 8, 15]], labels: [1] };
+    expect(await value(small)).toBeCloseTo(9 * Math.LN2 + 2 * 0.22265625, 5);
+    // The whole image, centred at (8, 8) → cell (1, 1): offsets 0, sizes 1. Box: 2·(0.25 + 0.25 +
+    // 1 + 1) = 5; every neighbour's centre is inside, so all four cells learn the class: 4·ln 2.
+    const whole: Scene = { image: new Float32Array(256), boxes: [[0, 0, 16, 16]], labels: [0] };
+    expect(await value(whole)).toBeCloseTo(8 * Math.LN2 + 5 + 4 * Math.LN2, 5);
+  });
+
   it('the loss has the gradient finite differences give', async () => {
     const gpu = await getGpu();
     const scenes: Scene[] = [{ image: new Float32Array(256), boxes: [[2, 10, 8, 15]], labels: [1] }];
     await gradCheck(gpu, ([out]) => detectionLoss(out!, scenes, geo), [{ data: randomArray(28, 3, -1.5, 1.5), shape: [1, 7, 2, 2] }]);
+    const wide: Scene[] = [{ image: new Float32Array(256), boxes: [[1, 1, 15, 14]], labels: [0] }];
+    await gradCheck(gpu, ([out]) => detectionLoss(out!, wide, geo), [{ data: randomArray(28, 4, -1.5, 1.5), shape: [1, 7, 2, 2] }]);
   });
 
   it('a small detector learns on a few dozen scenes, and detect() returns D-RISE detections', async () => {

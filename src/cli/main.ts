@@ -58,6 +58,7 @@ program
   .option('--out <file>', 'where to write the .safetensors weights (default: models/<name>.safetensors)')
   .option('--resume <file>', 'continue from a checkpoint this command wrote (its epochs count towards --epochs)')
   .option('--init <file>', 'start from the layers of this .safetensors file that have the same names and shapes (e.g. fashion-gap from fashion-vgg)')
+  .option('--freeze <layers>', 'comma-separated layers to keep as they are, e.g. conv1,conv2 after --init', (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean))
   .action(async (opts) => {
     await trainCommand(opts);
   });

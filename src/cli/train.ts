@@ -36,6 +36,8 @@ export interface TrainCommandOptions {
   resume?: string;
   /** A .safetensors file whose layers of the same name and shape initialise the new model. */
   init?: string;
+  /** Layers to keep as they are (typically the ones --init filled). */
+  freeze?: string[];
 }
 
 /**
@@ -85,6 +87,27 @@ async function writeAtomically(out: string, bytes: Uint8Array): Promise<void> {
   console.log(`wrote ${out} (${(bytes.length / 1024).toFixed(0)} KiB)`);
 }
 
+/** A new model: seeded, with the layers `--init` names taken from that file. */
+async function freshModel(gpu: Gpu, o: TrainCommandOptions, spec: ModelSpec): Promise<Model> {
+  if (!o.init) return modelFromSpec(gpu, spec, undefined, { seed: o.seed });
+  const { weights, layers } = matchingWeights(gpu, spec, await readOptionFile('--init', o.init), o.init);
+  console.log(`initialised ${layers.join(', ')} from ${o.init}; the other layers seeded`);
+  return modelFromSpec(gpu, spec, weights, { seed: o.seed, allowMissing: true });
+}
+
+/** `--freeze`'s layers, checked against the model (an unknown name disposes it and says which exist). */
+function frozenLayers(model: Model, o: TrainCommandOptions): string[] {
+  const frozen = o.freeze ?? [];
+  try {
+    model.parameters({ frozen });
+  } catch (e) {
+    model.dispose();
+    throw new ArgumentError(`--freeze: ${(e as Error).message}`);
+  }
+  if (frozen.length) console.log(`frozen (not trained): ${frozen.join(', ')}`);
+  return frozen;
+}
+
 /** The model and the epochs done of a checkpoint this command wrote (`--resume`). */
 async function checkpoint(gpu: Gpu, o: TrainCommandOptions, spec: ModelSpec): Promise<{ model: Model; startEpoch: number; meta: Record<string, string> }> {
   const file = o.resume!;
@@ -110,13 +133,10 @@ export async function trainCommand(o: TrainCommandOptions): Promise<void> {
     let startEpoch = 0;
     if (o.resume) {
       ({ model, startEpoch } = await checkpoint(gpu, o, spec));
-    } else if (o.init) {
-      const { weights, layers } = matchingWeights(gpu, spec, await readOptionFile('--init', o.init), o.init);
-      console.log(`initialised ${layers.join(', ')} from ${o.init}; the other layers seeded`);
-      model = modelFromSpec(gpu, spec, weights, { seed: o.seed, allowMissing: true });
     } else {
-      model = modelFromSpec(gpu, spec, undefined, { seed: o.seed });
+      model = await freshModel(gpu, o, spec);
     }
+    const frozen = frozenLayers(model, o);
     const loader = new DataLoader(gpu, {
       images: trainSet.images,
       labels: trainSet.labels,
@@ -139,6 +159,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<void> {
       epochs: o.epochs,
       startEpoch,
       optimizer,
+      frozen,
       log: (line) => console.log(line),
       onEpochEnd: async ({ epoch }) => {
         const accuracy = await evaluate(model, testSet.images, testSet.labels, { sampleShape: spec.input });
@@ -152,6 +173,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<void> {
           lrDecay: String(o.lrDecay),
           ...(startEpoch ? { resumedAfterEpoch: String(startEpoch) } : {}),
           ...(o.init ? { init: o.init } : {}),
+          ...(frozen.length ? { frozen: frozen.join(',') } : {}),
           trainImages: String(trainSet.count),
           testAccuracy: accuracy.toFixed(4),
           testImages: String(testSet.count),
@@ -171,7 +193,6 @@ export async function trainCommand(o: TrainCommandOptions): Promise<void> {
 }
 
 async function trainDetectorCommand(o: TrainCommandOptions, out: string): Promise<void> {
-  if (o.init) throw new ArgumentError('--init applies to the classifiers; fashion-detector starts from its seeded initialisation (or --resume)');
   const trainSet = loadFashionMnist('train', undefined, { limit: o.limit });
   const testSet = loadFashionMnist('test');
   const scenesPerEpoch = o.scenes ?? 20000;
@@ -189,8 +210,9 @@ async function trainDetectorCommand(o: TrainCommandOptions, out: string): Promis
         throw new ArgumentError(`--resume: ${o.resume} was trained on ${c.meta.scenesPerEpoch} scenes per epoch; pass --scenes ${c.meta.scenesPerEpoch}`);
       }
     } else {
-      model = modelFromSpec(gpu, FASHION_DETECTOR, undefined, { seed: o.seed });
+      model = await freshModel(gpu, o, FASHION_DETECTOR);
     }
+    const frozen = frozenLayers(model, o);
     const optimizer = new Adam({ lr: o.lr * o.lrDecay ** startEpoch });
     console.log(
       `training fashion-detector on ${scenesPerEpoch} synthetic scenes per epoch: ${o.epochs} epoch(s), batch ${o.batchSize}, Adam lr ${o.lr}` +
@@ -207,6 +229,7 @@ async function trainDetectorCommand(o: TrainCommandOptions, out: string): Promis
       batchSize: o.batchSize,
       optimizer,
       seed: o.seed,
+      frozen,
       log: (line) => console.log(line),
       onEpochEnd: async (epoch) => {
         const map = await evaluateDetector(model, testScenes);
@@ -222,6 +245,8 @@ async function trainDetectorCommand(o: TrainCommandOptions, out: string): Promis
             lr: String(o.lr),
             lrDecay: String(o.lrDecay),
             ...(startEpoch ? { resumedAfterEpoch: String(startEpoch) } : {}),
+            ...(o.init ? { init: o.init } : {}),
+            ...(frozen.length ? { frozen: frozen.join(',') } : {}),
             testMap50: map.toFixed(4),
             testScenes: String(testScenes.length),
             trainingSeconds: String(Math.round((Date.now() - started) / 1000)),

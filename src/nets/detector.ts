@@ -42,7 +42,14 @@ export function detectorGeometry(model: Model): DetectorGeometry {
   return { size, grid: g!, classes: c! - 5 };
 }
 
-/** Training targets for a batch of scenes, laid out like the output. */
+/**
+ * Training targets for a batch of scenes, laid out like the output. Each object belongs to the
+ * cell holding its box centre (larger objects claim a cell first): that cell's objectness is 1
+ * and its box terms are the object's. The class is taught more widely, as in FCOS's centre
+ * sampling: the centre cell and those of its 8 neighbours whose centres lie inside the box (and
+ * that no other object's centre claimed) learn the object's class, which gives the class head
+ * several shifted views of each item instead of one.
+ */
 function targets(scenes: Scene[], geo: DetectorGeometry) {
   const { grid: g, size, classes } = geo;
   const n = scenes.length;
@@ -52,21 +59,38 @@ function targets(scenes: Scene[], geo: DetectorGeometry) {
   const box = new Float32Array(n * 4 * cells);
   const cls = new Float32Array(n * classes * cells);
   scenes.forEach((s, b) => {
-    // Larger objects claim a cell first.
+    const taught = new Uint8Array(cells); // cells that already have a class target
     const order = s.boxes.map((_, i) => i).sort((i, j) => area(s.boxes[j]!) - area(s.boxes[i]!));
+    const centres: [number, number][] = [];
     for (const k of order) {
       const [x1, y1, x2, y2] = s.boxes[k]!;
       const cx = (x1 + x2) / 2;
       const cy = (y1 + y2) / 2;
       const i = Math.min(g - 1, Math.floor(cy / stride));
       const j = Math.min(g - 1, Math.floor(cx / stride));
+      centres.push([i, j]);
       const cell = i * g + j;
       if (obj[b * cells + cell]) continue;
       obj[b * cells + cell] = 1;
+      taught[cell] = 1;
       const t = [cx / stride - j, cy / stride - i, (x2 - x1) / size, (y2 - y1) / size];
       t.forEach((v, ch) => (box[(b * 4 + ch) * cells + cell] = v));
       cls[(b * classes + s.labels[k]!) * cells + cell] = 1;
     }
+    order.forEach((k, o) => {
+      const [x1, y1, x2, y2] = s.boxes[k]!;
+      const [i, j] = centres[o]!;
+      for (let di = -1; di <= 1; di++) {
+        for (let dj = -1; dj <= 1; dj++) {
+          const [ii, jj] = [i + di, j + dj];
+          if (ii < 0 || jj < 0 || ii >= g || jj >= g || taught[ii * g + jj]) continue;
+          const [px, py] = [(jj + 0.5) * stride, (ii + 0.5) * stride];
+          if (px < x1 || px >= x2 || py < y1 || py >= y2) continue;
+          taught[ii * g + jj] = 1;
+          cls[(b * classes + s.labels[k]!) * cells + ii * g + jj] = 1;
+        }
+      }
+    });
   });
   return { obj, box, cls };
 }
@@ -78,13 +102,17 @@ function area(b: readonly number[]): number {
 export interface DetectionLossWeights {
   /** Weight of positive cells in the objectness loss (default 5: few cells hold objects). */
   positive?: number;
+  /** Weight of the box loss (default 2). */
   box?: number;
 }
 
 /**
- * The detection loss, differentiable: objectness binary cross-entropy over all cells (positives
- * weighted), squared error of the box terms on positive cells, class cross-entropy on positive
- * cells; each averaged over the batch.
+ * The detection loss, differentiable, each term averaged over the batch:
+ * - objectness: binary cross-entropy over all cells, positive cells weighted;
+ * - box: squared error on the object's cell, in units of cells: the centre offsets are in cells
+ *   already, and the width and height (fractions of the image) are scaled by the grid size, so
+ *   that a pixel of error in the size costs what a pixel in the centre does;
+ * - class: cross-entropy on the cells that `targets` teaches a class.
  */
 export async function detectionLoss(out: Tensor, scenes: Scene[], geo: DetectorGeometry, w: DetectionLossWeights = {}): Promise<Tensor> {
   const gpu = out.gpu;
@@ -92,7 +120,7 @@ export async function detectionLoss(out: Tensor, scenes: Scene[], geo: DetectorG
   const { grid: g, classes } = geo;
   const t = targets(scenes, geo);
   const lamPos = w.positive ?? 5;
-  const lamBox = w.box ?? 5;
+  const lamBox = w.box ?? 2;
   return gpu.scope(async () => {
     const z = await ops.slice(out, [0, 0, 0, 0], [n, 1, g, g]);
     // log σ(z) and log(1 − σ(z)) as the log-softmax of (z, 0).
@@ -108,9 +136,15 @@ export async function detectionLoss(out: Tensor, scenes: Scene[], geo: DetectorG
     }
     const objLoss = await ops.sum(await ops.mul(pair, tensor(gpu, objWeights, [n, 2, g, g])), 'all');
 
-    const mask = tensor(gpu, t.obj, [n, 1, g, g]);
+    // Per box channel: 1 on the object's cell, times the grid size for width and height.
+    const boxScale = new Float32Array(n * 4 * cells);
+    for (let b = 0; b < n; b++) {
+      for (let ch = 0; ch < 4; ch++) {
+        for (let c = 0; c < cells; c++) boxScale[(b * 4 + ch) * cells + c] = t.obj[b * cells + c]! * (ch < 2 ? 1 : g);
+      }
+    }
     const pred = await ops.activation(await ops.slice(out, [0, 1, 0, 0], [n, 4, g, g]), 'sigmoid');
-    const diff = await ops.mul(await ops.sub(pred, tensor(gpu, t.box, [n, 4, g, g])), mask);
+    const diff = await ops.mul(await ops.sub(pred, tensor(gpu, t.box, [n, 4, g, g])), tensor(gpu, boxScale, [n, 4, g, g]));
     const boxLoss = await ops.scale(await ops.sum(await ops.mul(diff, diff), 'all'), lamBox / n);
 
     const logp = await ops.logSoftmax(await ops.slice(out, [0, 5, 0, 0], [n, classes, g, g]), 1);
@@ -209,6 +243,8 @@ export interface TrainDetectorOptions {
   optimizer: Optimizer;
   seed?: number;
   sceneOptions?: SceneOptions;
+  /** Layers whose parameters stay as they are (e.g. convolutions taken from fashion-vgg). */
+  frozen?: readonly string[];
   log?: (line: string) => void;
   onEpochEnd?: (epoch: number) => void | Promise<void>;
 }
@@ -221,7 +257,8 @@ export async function trainDetector(model: Model, o: TrainDetectorOptions): Prom
   if (!Number.isInteger(startEpoch) || startEpoch < 0 || startEpoch >= epochs) {
     throw new ArgumentError(`trainDetector: startEpoch must be an integer in [0, epochs), got ${startEpoch}`);
   }
-  const params = model.parameters();
+  const params = model.parameters({ frozen: o.frozen });
+  if (params.length === 0) throw new ArgumentError('trainDetector: every layer is frozen; nothing to train');
   const losses: number[] = [];
   const steps = Math.ceil(perEpoch / batchSize);
   for (let epoch = startEpoch; epoch < epochs; epoch++) {

@@ -89,10 +89,20 @@ export class Model implements Trainable {
     return l;
   }
 
-  parameters(): Tensor[] {
+  /**
+   * The trainable parameters (weights and biases of conv and linear layers), less those of the
+   * `frozen` layers (transfer learning: e.g. a detector that keeps fashion-vgg's first convolutions).
+   */
+  parameters(options: { frozen?: readonly string[] } = {}): Tensor[] {
+    const frozen = new Set(options.frozen ?? []);
+    for (const name of frozen) {
+      const l = this.layer(name);
+      if (l.type !== 'conv2d' && l.type !== 'linear') throw new ArgumentError(`cannot freeze layer '${name}' of '${this.name}': a ${l.type} layer has no trainable parameters`);
+    }
     const out: Tensor[] = [];
     for (const l of this.impl) {
       if (l.type !== 'conv2d' && l.type !== 'linear') continue; // batchnorm statistics are frozen
+      if (frozen.has(l.name)) continue;
       for (const key of ['weight', 'bias']) {
         const p = l.params.get(key);
         if (p) out.push(p);

@@ -90,6 +90,8 @@ export interface TrainOptions {
   signal?: AbortSignal;
   /** First epoch (0-based) for a resumed run: the loader shuffles as the uninterrupted run did. Default 0. */
   startEpoch?: number;
+  /** Layers whose parameters stay as they are (transfer learning); no gradient is computed for them. */
+  frozen?: readonly string[];
 }
 
 export interface TrainHistory {
@@ -110,8 +112,8 @@ export async function train(model: Trainable, loader: DataLoader, options: Train
   const steps = loader.length;
   const logEvery = options.logEvery ?? Math.max(1, Math.round(steps / 10));
   if (!Number.isInteger(logEvery) || logEvery < 1) throw new ArgumentError(`train: logEvery must be a positive integer, got ${logEvery}`);
-  const params = model.parameters();
-  if (params.length === 0) throw new ArgumentError('train: the model has no parameters');
+  const params = model.parameters({ frozen: options.frozen });
+  if (params.length === 0) throw new ArgumentError('train: the model has no parameters to train');
 
   const history: TrainHistory = { losses: [], epochs: [], stopped: false };
   const t0 = now();

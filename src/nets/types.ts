@@ -14,6 +14,6 @@ export interface ForwardOptions {
 export interface Trainable {
   /** Runs the network on x [N, C, H, W]; records on the active tape like any op. */
   forward(x: Tensor, options?: ForwardOptions): Promise<Tensor>;
-  /** Every trainable parameter (weights and biases), in a stable order. */
-  parameters(): Tensor[];
+  /** Every trainable parameter (weights and biases), in a stable order, less the `frozen` layers'. */
+  parameters(options?: { frozen?: readonly string[] }): Tensor[];
 }
