@@ -87,11 +87,13 @@ export {
   detectorGeometry,
   evaluateDetector,
   heldOutScene,
+  scoredBoxes,
   trainDetector,
   DETECTOR_TEST_SEED,
   FASHION_DETECTOR,
   type DetectOptions,
   type DetectorGeometry,
+  type DetectorScore,
   type TrainDetectorOptions,
 } from './nets/detector.js';
 export { iou, nms, meanAveragePrecision, type Box as DetectionBox, type ScoredBox } from './nets/boxes.js';

@@ -7,6 +7,8 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadFashionMnist } from '../src/nets/idx.js';
 import { generateScene } from '../src/nets/scenes.js';
+import { heldOutScene } from '../src/nets/detector.js';
+import { FASHION_CLASSES } from '../src/nets/classes.js';
 import { parseSafetensors } from '../src/nets/safetensors.js';
 import { decodeImage, encodePng } from '../src/saliency/image.js';
 
@@ -29,7 +31,7 @@ describe.runIf(existsSync(cli))('detector commands', () => {
       cli, 'train', '--model', 'fashion-detector', '--epochs', '1', '--scenes', '32', '--batch-size', '16', '--eval-limit', '10', '--out', weights,
     ]);
     expect(trained.stdout).toMatch(/training fashion-detector on 32 synthetic scenes per epoch/);
-    expect(trained.stdout).toMatch(/epoch 1: mAP@0\.5 \d+\.\d% on 10 held-out scenes/);
+    expect(trained.stdout).toMatch(/epoch 1: mAP@0\.5 \d+\.\d% \(\d+\.\d% counting each box for its top class only\) on 10 held-out scenes/);
     expect(parseSafetensors(new Uint8Array(readFileSync(weights))).metadata.testMap50).toMatch(/^\d\.\d{4}$/);
 
     // A second epoch continues the checkpoint (and its scene stream); the epoch length must match.
@@ -73,5 +75,16 @@ describe.runIf(existsSync(cli))('detector commands', () => {
     const err = await run(process.execPath, [cli, 'detect', '--image', 'assets/chelsea.png', '--detector', join(models, 'emotion.json'), '--out', dir]).catch((e) => e);
     expect(err.code).toBe(1);
     expect(err.stderr).toMatch(/not a CenterNet graph \(it has no tower_0\/keypoints \/ tower_0\/wh nodes\)/);
+  });
+
+  it('scene writes a held-out scene as a PNG and lists its objects', async () => {
+    const file = join(dir, 'held-out-7.png');
+    const { stdout } = await run(process.execPath, [cli, 'scene', '--index', '7', '--out', file]);
+    const expected = heldOutScene(loadFashionMnist('test'), 7);
+    expect(stdout).toMatch(new RegExp(`held-out scene 7: ${expected.boxes.length} object\\(s\\) → .*held-out-7\\.png`));
+    expected.boxes.forEach((box, k) => expect(stdout).toContain(`  ${FASHION_CLASSES[expected.labels[k]!]}  box [${box.join(', ')}]`));
+    const png = decodeImage(new Uint8Array(readFileSync(file)));
+    expect([png.width, png.height]).toEqual([96, 96]);
+    for (let p = 0; p < 96 * 96; p++) expect(Math.abs(png.data[p * 4]! - expected.image[p]! * 255)).toBeLessThanOrEqual(0.5);
   });
 });

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { meanAveragePrecision, nms } from '../src/nets/boxes.js';
 import { Adam } from '../src/nets/optim.js';
-import { decodeDetections, detect, detectionLoss, trainDetector, type DetectorGeometry } from '../src/nets/detector.js';
+import { decodeDetections, detect, detectionLoss, scoredBoxes, trainDetector, type DetectorGeometry } from '../src/nets/detector.js';
 import { loadFashionMnist } from '../src/nets/idx.js';
 import { modelFromSpec } from '../src/nets/model.js';
 import { generateScene, type Scene } from '../src/nets/scenes.js';
 import { tensor } from '../src/runtime/tensor.js';
+import type { Detection } from '../src/saliency/drise.js';
 import { gradCheck } from './gradcheck.js';
 import { getGpu, randomArray } from './helpers.js';
 
@@ -60,6 +61,24 @@ describe('boxes', () => {
     // Two classes average: class 3 perfect, class 5 missed → 0.5.
     const mixed = [{ boxes: [[0, 0, 10, 10], [20, 20, 30, 30]], labels: [3, 5] }];
     expect(meanAveragePrecision([[{ box: [0, 0, 10, 10], label: 3, score: 0.9 }]], mixed).map).toBe(0.5);
+  });
+});
+
+describe('detector evaluation', () => {
+  it('scores each box for every class (VOC protocol), or for its top class only', () => {
+    const dets: Detection[] = [{ box: [0, 0, 10, 10], objectness: 0.5, scores: [0.6, 0.4] }];
+    expect(scoredBoxes(dets, 'all')).toEqual([
+      { box: [0, 0, 10, 10], label: 0, score: 0.3 },
+      { box: [0, 0, 10, 10], label: 1, score: 0.2 },
+    ]);
+    expect(scoredBoxes(dets, 'top1')).toEqual([{ box: [0, 0, 10, 10], label: 0, score: 0.3 }]);
+    // The object is of class 1: its second-ranked class still finds it under the VOC protocol
+    // (AP 1 for class 1, the only class with ground truth), not when only the top class counts.
+    const truth = [{ boxes: [[0, 0, 10, 10]], labels: [1] }];
+    expect(meanAveragePrecision([scoredBoxes(dets, 'all')], truth).map).toBe(1);
+    expect(meanAveragePrecision([scoredBoxes(dets, 'top1')], truth).map).toBe(0);
+    // Without objectness (another library's detector), the class probability is the score.
+    expect(scoredBoxes([{ box: [1, 2, 3, 4], scores: [0.25, 0.75] }], 'top1')).toEqual([{ box: [1, 2, 3, 4], label: 1, score: 0.75 }]);
   });
 });
 

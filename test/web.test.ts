@@ -21,7 +21,9 @@ import { tensor, type Tensor } from '../src/runtime/tensor.js';
 import { modelFromSafetensors, modelFromSpec, type Model } from '../src/nets/model.js';
 import { FASHION_MNIST_DIR, readIdx } from '../src/nets/idx.js';
 import { FASHION_GAP, FASHION_VGG, bundledWeightsUrl, loadModel } from '../src/nets/zoo.js';
-import { FASHION_DETECTOR, detect } from '../src/nets/detector.js';
+import { FASHION_DETECTOR, detect, heldOutScene } from '../src/nets/detector.js';
+import { iou } from '../src/nets/boxes.js';
+import { loadFashionMnist } from '../src/nets/idx.js';
 import * as saliency from '../src/saliency/index.js';
 import { imageToTensorData, readImage, writePng } from '../src/saliency/image.js';
 import { cropRgba } from '../src/saliency/input.js';
@@ -145,6 +147,8 @@ describe.skipIf(!haveChromium)('<saliency-view> and the demo page in headless Ch
   let gapBytes: Uint8Array;
   let detectorBytes: Uint8Array;
   let pngPath: string;
+  let scene: ReturnType<typeof heldOutScene> | null = null;
+  const SCENE_INDEX = 7;
 
   beforeAll(async () => {
     gpu = await initGpu();
@@ -171,6 +175,13 @@ describe.skipIf(!haveChromium)('<saliency-view> and the demo page in headless Ch
     grey.forEach((v, p) => pixels.set([v, v, v, 255], 4 * p));
     pngPath = join(dir, 'item.png');
     writePng(pngPath, { width: 28, height: 28, data: pixels });
+    // A held-out detector scene (test images only), for the bundled detector.
+    if (existsSync(images)) {
+      scene = heldOutScene(loadFashionMnist('test'), SCENE_INDEX);
+      const rgba = new Uint8ClampedArray(96 * 96 * 4);
+      scene.image.forEach((v, p) => rgba.set([v * 255, v * 255, v * 255, 255], 4 * p));
+      writePng(join(dir, 'scene.png'), { width: 96, height: 96, data: rgba });
+    }
 
     // A cold dependency cache, as on CI: the page must not be reloaded by Vite's optimiser mid-test.
     server = await startWebServer({ port: 0, strictPort: true, logLevel: 'silent', mounts: { '/__fixtures/': dir }, cacheDir: join(dir, 'vite-cache') });
@@ -422,6 +433,43 @@ describe.skipIf(!haveChromium)('<saliency-view> and the demo page in headless Ch
     const d = maxAbsDiff(out.map, want);
     console.log(`D-RISE page vs Node: max |difference| ${d.toExponential(1)} (max |value| ${Math.max(...want.map(Math.abs)).toExponential(1)}); Node ${((performance.now() - t1) / 1000).toFixed(1)} s`);
     expect(d).toBeLessThanOrEqual(TOLERANCE * Math.max(1, Math.max(...want.map(Math.abs))));
+    expected.dispose();
+    x.dispose();
+    model.dispose();
+    expect(errors.slice(errorsBefore)).toEqual([]);
+  });
+
+  const bundledDetector = existsSync(fileURLToPath(bundledWeightsUrl('fashion-detector')));
+  it.runIf(bundledDetector)('D-RISE with the bundled, trained fashion-detector by name: its detections and map are Node\'s', async () => {
+    expect(scene, 'dataset-fashion-mnist provides the scene').not.toBeNull();
+    const { page, errors } = demo ?? (await open('/web/?methods='));
+    const errorsBefore = errors.length;
+    const out = await page.evaluate(async () => {
+      await customElements.whenDefined('saliency-view');
+      const view = document.createElement('saliency-view');
+      const attrs = { manual: '', model: 'fashion-detector', method: 'drise', src: '/__fixtures/scene.png', detection: '0', masks: '16', grid: '8', seed: '5' };
+      for (const [k, v] of Object.entries(attrs)) view.setAttribute(k, v);
+      document.body.append(view);
+      const r = await view.run();
+      const text = view.shadowRoot!.querySelector('.detections')?.textContent ?? '';
+      return { map: Array.from(r.map), shape: r.shape, detections: r.detections!, text };
+    });
+    const model = await loadModel(gpu, 'fashion-detector');
+    const x = tensor(gpu, scene!.image, [1, 1, 96, 96]);
+    const [dets] = await detect(model, x, { threshold: 0.3 });
+    expect(out.detections.length).toBe(dets!.length);
+    out.detections.forEach((d, i) => d.box.forEach((v, k) => expect(Math.abs(v - dets![i]!.box[k]!)).toBeLessThan(1e-3)));
+    // A trained detector, not random weights: its best detection is one of the scene's objects,
+    // with that object's class.
+    const best = dets![0]!;
+    const label = best.scores.indexOf(Math.max(...best.scores));
+    expect(scene!.boxes.some((box, k) => iou(best.box, box) >= 0.5 && scene!.labels[k] === label)).toBe(true);
+    // The page names the classes it found.
+    const top = dets![0]!.scores.indexOf(Math.max(...dets![0]!.scores));
+    expect(out.text).toContain(model.classNames![top]!);
+    const expected = await saliency.drise((images) => detect(model, images, { threshold: 0 }), x, { target: dets![0]!, masks: 16, gridSize: 8, seed: 5 });
+    const want = await expected.read();
+    expect(maxAbsDiff(out.map, want)).toBeLessThanOrEqual(TOLERANCE * Math.max(1, Math.max(...want.map(Math.abs))));
     expected.dispose();
     x.dispose();
     model.dispose();

@@ -6,7 +6,9 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CENTERNET_OUTPUTS, COCO_CLASSES, centernetDetect } from '../nets/centernet.js';
 import { loadTfjsGraphModel, type TfjsGraphModel } from '../nets/tfjs-graph.js';
-import { detect, detectorGeometry } from '../nets/detector.js';
+import { detect, detectorGeometry, heldOutScene } from '../nets/detector.js';
+import { FASHION_CLASSES } from '../nets/classes.js';
+import { loadFashionMnist } from '../nets/idx.js';
 import { Model } from '../nets/model.js';
 import { ArgumentError } from '../runtime/errors.js';
 import { initGpu, type Gpu } from '../runtime/gpu.js';
@@ -162,4 +164,25 @@ export async function driseCommand(o: DriseCommandOptions): Promise<void> {
   } finally {
     gpu.destroy();
   }
+}
+
+export interface SceneCommandOptions {
+  index: number;
+  out: string;
+}
+
+/**
+ * `saliency scene`: writes held-out scene `index` (one of those the detector's mAP is measured on,
+ * made from the Fashion-MNIST test images) as a 96×96 PNG, and lists its objects, so that
+ * `detect` and `drise` can be tried on a scene whose answer is known.
+ */
+export function sceneCommand(o: SceneCommandOptions): void {
+  const scene = heldOutScene(loadFashionMnist('test'), o.index);
+  const side = Math.round(Math.sqrt(scene.image.length));
+  const data = new Uint8ClampedArray(scene.image.length * 4);
+  scene.image.forEach((v, p) => data.set([v * 255, v * 255, v * 255, 255], p * 4));
+  scene.boxes.forEach((box, k) => console.log(`  ${FASHION_CLASSES[scene.labels[k]!]}  box [${box.join(', ')}]`));
+  const file = resolve(o.out);
+  writePng(file, { width: side, height: side, data });
+  console.log(`held-out scene ${o.index}: ${scene.boxes.length} object(s) → ${file}`);
 }

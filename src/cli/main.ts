@@ -5,7 +5,7 @@ import { SaliencyError } from '../runtime/errors.js';
 import { doctor } from './doctor.js';
 import { evaluateCommand, trainCommand } from './train.js';
 import { METHODS, explainCommand, featuresCommand } from './explain.js';
-import { detectCommand, driseCommand } from './detect.js';
+import { detectCommand, driseCommand, sceneCommand } from './detect.js';
 
 const program = new Command();
 program
@@ -119,6 +119,15 @@ program
   .option('--size <px>', 'side of the rendered image in pixels', positiveInt('--size'), 384)
   .action(async (opts) => {
     await detectCommand(opts);
+  });
+
+program
+  .command('scene')
+  .description("write one of the detector's held-out test scenes (Fashion-MNIST test items on a 96×96 canvas) as a PNG, and list its objects")
+  .option('--index <n>', 'which held-out scene (the mAP uses 0–499)', positiveIntOrZero('--index'), 0)
+  .option('--out <file>', 'the PNG to write', 'out/scene.png')
+  .action((opts) => {
+    sceneCommand(opts);
   });
 
 program

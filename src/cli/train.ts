@@ -87,6 +87,8 @@ async function writeAtomically(out: string, bytes: Uint8Array): Promise<void> {
   console.log(`wrote ${out} (${(bytes.length / 1024).toFixed(0)} KiB)`);
 }
 
+const percent = (v: number) => `${(v * 100).toFixed(1)}%`;
+
 /** A new model: seeded, with the layers `--init` names taken from that file. */
 async function freshModel(gpu: Gpu, o: TrainCommandOptions, spec: ModelSpec): Promise<Model> {
   if (!o.init) return modelFromSpec(gpu, spec, undefined, { seed: o.seed });
@@ -232,8 +234,8 @@ async function trainDetectorCommand(o: TrainCommandOptions, out: string): Promis
       frozen,
       log: (line) => console.log(line),
       onEpochEnd: async (epoch) => {
-        const map = await evaluateDetector(model, testScenes);
-        console.log(`epoch ${epoch}: mAP@0.5 ${(map * 100).toFixed(1)}% on ${testScenes.length} held-out scenes`);
+        const { map, top1Map } = await evaluateDetector(model, testScenes);
+        console.log(`epoch ${epoch}: mAP@0.5 ${percent(map)} (${percent(top1Map)} counting each box for its top class only) on ${testScenes.length} held-out scenes`);
         await writeAtomically(
           out,
           await model.toSafetensors({
@@ -248,6 +250,7 @@ async function trainDetectorCommand(o: TrainCommandOptions, out: string): Promis
             ...(o.init ? { init: o.init } : {}),
             ...(frozen.length ? { frozen: frozen.join(',') } : {}),
             testMap50: map.toFixed(4),
+            testMap50Top1: top1Map.toFixed(4),
             testScenes: String(testScenes.length),
             trainingSeconds: String(Math.round((Date.now() - started) / 1000)),
             adapter: gpu.adapter.name,
@@ -303,8 +306,8 @@ export async function evaluateCommand(o: EvaluateCommandOptions): Promise<void> 
       // A detector: mAP@0.5 on the held-out scenes the train command reports.
       const testImages = loadFashionMnist('test');
       const scenes = Array.from({ length: o.limit ?? 500 }, (_, i) => heldOutScene(testImages, i));
-      const map = await evaluateDetector(model, scenes);
-      console.log(`${o.model}: mAP@0.5 ${(map * 100).toFixed(1)}% on ${scenes.length} held-out scenes (${gpu.adapter.name})`);
+      const { map, top1Map } = await evaluateDetector(model, scenes);
+      console.log(`${o.model}: mAP@0.5 ${percent(map)} (${percent(top1Map)} counting each box for its top class only) on ${scenes.length} held-out scenes (${gpu.adapter.name})`);
       model.dispose();
       return;
     }

@@ -12,7 +12,7 @@ import { noGrad, Tape } from '../autodiff/tape.js';
 import { ArgumentError, ShapeError, formatShape } from '../runtime/errors.js';
 import { tensor, type Tensor } from '../runtime/tensor.js';
 import type { Detection } from '../saliency/drise.js';
-import { meanAveragePrecision, nms } from './boxes.js';
+import { meanAveragePrecision, nms, type ScoredBox } from './boxes.js';
 import type { Model } from './model.js';
 import type { Optimizer } from './optim.js';
 import { generateScene, type Scene, type SceneOptions, type SceneSource } from './scenes.js';
@@ -204,25 +204,43 @@ export async function detect(model: Model, images: Tensor, options: DetectOption
   }
 }
 
-/** mAP@0.5 of the detector on scenes (each detection's score = objectness × class probability). */
-export async function evaluateDetector(model: Model, scenes: Scene[], batchSize = 32): Promise<number> {
+/**
+ * The predictions mAP is computed from, for one image's detections. `'all'` is the PASCAL VOC
+ * protocol for detectors that output class probabilities (Darknet evaluates YOLO this way): each
+ * box is a prediction for every class, scored objectness × p(class). `'top1'` is stricter: each
+ * box counts only for its most probable class.
+ */
+export function scoredBoxes(detections: readonly Detection[], mode: 'all' | 'top1' = 'all'): ScoredBox[] {
+  return detections.flatMap((d) => {
+    const objectness = d.objectness ?? 1;
+    if (mode === 'all') return d.scores.map((p, label) => ({ box: d.box, label, score: objectness * p }));
+    const label = d.scores.indexOf(Math.max(...d.scores));
+    return [{ box: d.box, label, score: objectness * d.scores[label]! }];
+  });
+}
+
+export interface DetectorScore {
+  /** mAP@0.5, every box scored for every class (the VOC protocol; see scoredBoxes). */
+  map: number;
+  /** mAP@0.5 with each box counted for its most probable class only. */
+  top1Map: number;
+  /** AP per class (the `map` protocol). */
+  perClass: Map<number, number>;
+}
+
+/** mAP@0.5 of the detector on scenes (boxes with objectness ≥ 0.05, after NMS). */
+export async function evaluateDetector(model: Model, scenes: Scene[], batchSize = 32): Promise<DetectorScore> {
   const geo = detectorGeometry(model);
-  const predictions = [];
+  const detections: Detection[][] = [];
   for (let i = 0; i < scenes.length; i += batchSize) {
     const batch = scenes.slice(i, i + batchSize);
     const x = sceneBatch(model, batch, geo);
-    const dets = await detect(model, x, { threshold: 0.05 });
+    detections.push(...(await detect(model, x, { threshold: 0.05 })));
     x.dispose();
-    for (const d of dets) {
-      predictions.push(
-        d.map((det) => {
-          const label = det.scores.indexOf(Math.max(...det.scores));
-          return { box: det.box, label, score: det.objectness! * det.scores[label]! };
-        }),
-      );
-    }
   }
-  return meanAveragePrecision(predictions, scenes, 0.5).map;
+  const all = meanAveragePrecision(detections.map((d) => scoredBoxes(d, 'all')), scenes, 0.5);
+  const top1 = meanAveragePrecision(detections.map((d) => scoredBoxes(d, 'top1')), scenes, 0.5);
+  return { map: all.map, top1Map: top1.map, perClass: all.perClass };
 }
 
 function sceneBatch(model: Model, scenes: Scene[], geo: DetectorGeometry): Tensor {
