@@ -78,12 +78,12 @@ describe.runIf(existsSync(cli))('detector commands', () => {
   });
 
   it('scene writes a held-out scene as a PNG and lists its objects', async () => {
-    const file = join(dir, 'held-out-7.png');
-    const { stdout } = await run(process.execPath, [cli, 'scene', '--index', '7', '--out', file]);
+    const sceneDir = join(dir, 'scenes');
+    const { stdout } = await run(process.execPath, [cli, 'scene', '--index', '7', '--out', sceneDir]);
     const expected = heldOutScene(loadFashionMnist('test'), 7);
-    expect(stdout).toMatch(new RegExp(`held-out scene 7: ${expected.boxes.length} object\\(s\\) → .*held-out-7\\.png`));
+    expect(stdout).toMatch(new RegExp(`held-out scene 7: ${expected.boxes.length} object\\(s\\) → .*scene-7\\.png`));
     expected.boxes.forEach((box, k) => expect(stdout).toContain(`  ${FASHION_CLASSES[expected.labels[k]!]}  box [${box.join(', ')}]`));
-    const png = decodeImage(new Uint8Array(readFileSync(file)));
+    const png = decodeImage(new Uint8Array(readFileSync(join(sceneDir, 'scene-7.png'))));
     expect([png.width, png.height]).toEqual([96, 96]);
     for (let p = 0; p < 96 * 96; p++) expect(Math.abs(png.data[p * 4]! - expected.image[p]! * 255)).toBeLessThanOrEqual(0.5);
   });

@@ -80,11 +80,23 @@ describe.runIf(existsSync(cli))('saliency train / evaluate', () => {
     }
     // conv3 started from the same values but was trained.
     expect(Array.from(after.tensors.get('conv3.weight')!.data)).not.toEqual(Array.from(before.get('conv3.weight')!.data));
-    for (const [freeze, message] of [
-      ['relu1', /--freeze: cannot freeze layer 'relu1' of 'fashion-gap': a relu layer has no trainable parameters/],
-      ['conv9', /--freeze: model 'fashion-gap' has no layer 'conv9'; layers: conv1, relu1/],
+    expect(after.metadata.init).toBe(vgg);
+    // Resuming keeps the checkpoint's frozen layers and records where it started from.
+    const more = join(dir, 'gap2.safetensors');
+    const resumed = await run(process.execPath, [cli, 'train', '--model', 'fashion-gap', ...args, '--epochs', '2', '--resume', gap, '--out', more]);
+    expect(resumed.stdout).toMatch(/frozen \(not trained\): conv1, conv2/);
+    const again = parseSafetensors(new Uint8Array(readFileSync(more)));
+    expect(again.metadata.frozen).toBe('conv1,conv2');
+    expect(again.metadata.init).toBe(vgg);
+    expect(Array.from(again.tensors.get('conv1.weight')!.data)).toEqual(Array.from(before.get('conv1.weight')!.data));
+    for (const [extra, message] of [
+      [['--freeze', 'relu1'], /--freeze: cannot freeze layer 'relu1' of 'fashion-gap': a relu layer has no trainable parameters/],
+      [['--freeze', 'conv9'], /--freeze: model 'fashion-gap' has no layer 'conv9'; layers: conv1, relu1/],
+      [['--freeze', 'conv1'], /--freeze: cannot freeze conv1: no --init file provides it, and frozen seeded weights would stay random/],
+      [['--init', vgg, '--freeze', 'conv5'], /--freeze: cannot freeze conv5: .*vgg\.safetensors did not provide it/],
+      [['--init', vgg, '--resume', gap, '--epochs', '2'], /--init and --resume exclude each other/],
     ] as const) {
-      const err = await run(process.execPath, [cli, 'train', '--model', 'fashion-gap', ...args, '--freeze', freeze, '--out', join(dir, 'x.safetensors')]).catch((e) => e);
+      const err = await run(process.execPath, [cli, 'train', '--model', 'fashion-gap', ...args, ...extra, '--out', join(dir, 'x.safetensors')]).catch((e) => e);
       expect(err.code).toBe(1);
       expect(err.stderr).toMatch(message);
       expect(existsSync(join(dir, 'x.safetensors'))).toBe(false);

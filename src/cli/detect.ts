@@ -168,6 +168,7 @@ export async function driseCommand(o: DriseCommandOptions): Promise<void> {
 
 export interface SceneCommandOptions {
   index: number;
+  /** Directory for scene-<index>.png. */
   out: string;
 }
 
@@ -181,8 +182,8 @@ export function sceneCommand(o: SceneCommandOptions): void {
   const side = Math.round(Math.sqrt(scene.image.length));
   const data = new Uint8ClampedArray(scene.image.length * 4);
   scene.image.forEach((v, p) => data.set([v * 255, v * 255, v * 255, 255], p * 4));
-  scene.boxes.forEach((box, k) => console.log(`  ${FASHION_CLASSES[scene.labels[k]!]}  box [${box.join(', ')}]`));
-  const file = resolve(o.out);
+  const file = join(resolve(o.out), `scene-${o.index}.png`);
   writePng(file, { width: side, height: side, data });
   console.log(`held-out scene ${o.index}: ${scene.boxes.length} object(s) → ${file}`);
+  scene.boxes.forEach((box, k) => console.log(`  ${FASHION_CLASSES[scene.labels[k]!]}  box [${box.join(', ')}]`));
 }

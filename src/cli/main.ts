@@ -57,8 +57,8 @@ program
   .option('--eval-limit <n>', 'evaluate on the first N test images (fashion-detector: N held-out scenes) only', positiveInt('--eval-limit'))
   .option('--out <file>', 'where to write the .safetensors weights (default: models/<name>.safetensors)')
   .option('--resume <file>', 'continue from a checkpoint this command wrote (its epochs count towards --epochs)')
-  .option('--init <file>', 'start from the layers of this .safetensors file that have the same names and shapes (e.g. fashion-gap from fashion-vgg)')
-  .option('--freeze <layers>', 'comma-separated layers to keep as they are, e.g. conv1,conv2 after --init', (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean))
+  .option('--init <file>', 'start from the layers of this .safetensors file that have the same names and shapes (e.g. fashion-gap or fashion-detector from fashion-vgg)')
+  .option('--freeze <layers>', "comma-separated layers to keep as they are, e.g. conv1,conv2 after --init ('none': train all; default on --resume: the checkpoint's)", (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean))
   .action(async (opts) => {
     await trainCommand(opts);
   });
@@ -67,7 +67,7 @@ program
   .command('evaluate')
   .description("measure a model's accuracy on the Fashion-MNIST test set (a detector: mAP@0.5 on the held-out scenes)")
   .requiredOption('--model <name|file>', 'a bundled model name or a .safetensors file')
-  .option('--limit <n>', 'use the first N test images only', positiveInt('--limit'))
+  .option('--limit <n>', 'use the first N test images only (a detector: the first N held-out scenes)', positiveInt('--limit'))
   .action(async (opts) => {
     await evaluateCommand(opts);
   });
@@ -125,7 +125,7 @@ program
   .command('scene')
   .description("write one of the detector's held-out test scenes (Fashion-MNIST test items on a 96×96 canvas) as a PNG, and list its objects")
   .option('--index <n>', 'which held-out scene (the mAP uses 0–499)', positiveIntOrZero('--index'), 0)
-  .option('--out <file>', 'the PNG to write', 'out/scene.png')
+  .option('--out <dir>', 'directory for scene-<index>.png', 'out')
   .action((opts) => {
     sceneCommand(opts);
   });

@@ -89,19 +89,31 @@ async function writeAtomically(out: string, bytes: Uint8Array): Promise<void> {
 
 const percent = (v: number) => `${(v * 100).toFixed(1)}%`;
 
-/** A new model: seeded, with the layers `--init` names taken from that file. */
-async function freshModel(gpu: Gpu, o: TrainCommandOptions, spec: ModelSpec): Promise<Model> {
-  if (!o.init) return modelFromSpec(gpu, spec, undefined, { seed: o.seed });
+/** A new model: seeded, with the layers `--init` names taken from that file (listed in `initialised`). */
+async function freshModel(gpu: Gpu, o: TrainCommandOptions, spec: ModelSpec): Promise<{ model: Model; initialised: string[] }> {
+  if (!o.init) return { model: modelFromSpec(gpu, spec, undefined, { seed: o.seed }), initialised: [] };
   const { weights, layers } = matchingWeights(gpu, spec, await readOptionFile('--init', o.init), o.init);
   console.log(`initialised ${layers.join(', ')} from ${o.init}; the other layers seeded`);
-  return modelFromSpec(gpu, spec, weights, { seed: o.seed, allowMissing: true });
+  return { model: modelFromSpec(gpu, spec, weights, { seed: o.seed, allowMissing: true }), initialised: layers };
 }
 
-/** `--freeze`'s layers, checked against the model (an unknown name disposes it and says which exist). */
-function frozenLayers(model: Model, o: TrainCommandOptions): string[] {
-  const frozen = o.freeze ?? [];
+/**
+ * The layers to keep as they are: `--freeze`'s, or on `--resume` the checkpoint's unless
+ * `--freeze` says otherwise (`--freeze none` trains every layer). A fresh model may freeze only
+ * layers `--init` filled: frozen seeded weights would stay random. Checked against the model; on
+ * an error the model is disposed.
+ */
+function frozenLayers(model: Model, o: TrainCommandOptions, context: { initialised?: string[]; meta?: Record<string, string> }): string[] {
+  let frozen = o.freeze ?? (context.meta?.frozen ? context.meta.frozen.split(',') : []);
+  if (frozen.length === 1 && frozen[0] === 'none') frozen = [];
   try {
     model.parameters({ frozen });
+    if (!o.resume) {
+      const random = frozen.filter((l) => !context.initialised?.includes(l));
+      if (random.length) {
+        throw new ArgumentError(`cannot freeze ${random.join(', ')}: ${o.init ? `${o.init} did not provide ${random.length > 1 ? 'them' : 'it'}` : 'no --init file provides it'}, and frozen seeded weights would stay random`);
+      }
+    }
   } catch (e) {
     model.dispose();
     throw new ArgumentError(`--freeze: ${(e as Error).message}`);
@@ -122,6 +134,29 @@ async function checkpoint(gpu: Gpu, o: TrainCommandOptions, spec: ModelSpec): Pr
   return { model: modelFromSafetensors(gpu, bytes, spec, file), startEpoch, meta };
 }
 
+/**
+ * The model a run starts from (a checkpoint with --resume, or a fresh one, with --init's layers),
+ * the layers it keeps frozen, and what the new checkpoints record of where it came from: the
+ * --init file, carried over from a resumed checkpoint.
+ */
+async function startingPoint(
+  gpu: Gpu,
+  o: TrainCommandOptions,
+  spec: ModelSpec,
+): Promise<{ model: Model; startEpoch: number; frozen: string[]; meta: Record<string, string>; history: Record<string, string> }> {
+  if (o.resume && o.init) throw new ArgumentError('--init and --resume exclude each other: a checkpoint already has all its layers');
+  if (o.resume) {
+    const { model, startEpoch, meta } = await checkpoint(gpu, o, spec);
+    const frozen = frozenLayers(model, o, { meta });
+    const history: Record<string, string> = meta.init ? { init: meta.init } : {};
+    return { model, startEpoch, frozen, meta, history };
+  }
+  const { model, initialised } = await freshModel(gpu, o, spec);
+  const frozen = frozenLayers(model, o, { initialised });
+  const history: Record<string, string> = o.init ? { init: o.init } : {};
+  return { model, startEpoch: 0, frozen, meta: {}, history };
+}
+
 export async function trainCommand(o: TrainCommandOptions): Promise<void> {
   const spec = BUNDLED_MODELS[o.model];
   if (!spec) throw new ArgumentError(`no bundled architecture '${o.model}'; choose one of ${Object.keys(BUNDLED_MODELS).join(', ')}`);
@@ -131,14 +166,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<void> {
   const testSet = loadFashionMnist('test', undefined, { limit: o.evalLimit });
   const gpu = await initGpu({ log: (m) => console.log(m) });
   try {
-    let model: Model;
-    let startEpoch = 0;
-    if (o.resume) {
-      ({ model, startEpoch } = await checkpoint(gpu, o, spec));
-    } else {
-      model = await freshModel(gpu, o, spec);
-    }
-    const frozen = frozenLayers(model, o);
+    const { model, startEpoch, frozen, history } = await startingPoint(gpu, o, spec);
     const loader = new DataLoader(gpu, {
       images: trainSet.images,
       labels: trainSet.labels,
@@ -174,7 +202,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<void> {
           lr: String(o.lr),
           lrDecay: String(o.lrDecay),
           ...(startEpoch ? { resumedAfterEpoch: String(startEpoch) } : {}),
-          ...(o.init ? { init: o.init } : {}),
+          ...history,
           ...(frozen.length ? { frozen: frozen.join(',') } : {}),
           trainImages: String(trainSet.count),
           testAccuracy: accuracy.toFixed(4),
@@ -201,20 +229,12 @@ async function trainDetectorCommand(o: TrainCommandOptions, out: string): Promis
   const testScenes = Array.from({ length: o.evalLimit ?? 500 }, (_, i) => heldOutScene(testSet, i));
   const gpu = await initGpu({ log: (m) => console.log(m) });
   try {
-    let model: Model;
-    let startEpoch = 0;
-    if (o.resume) {
-      const c = await checkpoint(gpu, o, FASHION_DETECTOR);
-      ({ model, startEpoch } = c);
-      // The scene stream continues where the checkpoint stopped only with the same epoch length.
-      if (c.meta.scenesPerEpoch !== String(scenesPerEpoch)) {
-        model.dispose();
-        throw new ArgumentError(`--resume: ${o.resume} was trained on ${c.meta.scenesPerEpoch} scenes per epoch; pass --scenes ${c.meta.scenesPerEpoch}`);
-      }
-    } else {
-      model = await freshModel(gpu, o, FASHION_DETECTOR);
+    const { model, startEpoch, frozen, history, meta } = await startingPoint(gpu, o, FASHION_DETECTOR);
+    // The scene stream continues where the checkpoint stopped only with the same epoch length.
+    if (o.resume && meta.scenesPerEpoch !== String(scenesPerEpoch)) {
+      model.dispose();
+      throw new ArgumentError(`--resume: ${o.resume} was trained on ${meta.scenesPerEpoch} scenes per epoch; pass --scenes ${meta.scenesPerEpoch}`);
     }
-    const frozen = frozenLayers(model, o);
     const optimizer = new Adam({ lr: o.lr * o.lrDecay ** startEpoch });
     console.log(
       `training fashion-detector on ${scenesPerEpoch} synthetic scenes per epoch: ${o.epochs} epoch(s), batch ${o.batchSize}, Adam lr ${o.lr}` +
@@ -247,7 +267,7 @@ async function trainDetectorCommand(o: TrainCommandOptions, out: string): Promis
             lr: String(o.lr),
             lrDecay: String(o.lrDecay),
             ...(startEpoch ? { resumedAfterEpoch: String(startEpoch) } : {}),
-            ...(o.init ? { init: o.init } : {}),
+            ...history,
             ...(frozen.length ? { frozen: frozen.join(',') } : {}),
             testMap50: map.toFixed(4),
             testMap50Top1: top1Map.toFixed(4),

@@ -7,7 +7,7 @@ import { FASHION_CLASSES } from './classes.js';
  *
  * Its first four convolutions have fashion-vgg's names and shapes, so that training can start
  * from the classifier's features (`train --init models/fashion-vgg.safetensors`): the items in
- * the scenes are Fashion-MNIST items at 0.9 to 1.6 times their size, and telling a shirt from a
+ * the scenes are Fashion-MNIST items resized to 24–44 pixels (0.86 to 1.57 times), and telling a shirt from a
  * T-shirt is most of the work. Three more 3×3 layers (conv5 at stride 4, conv6 and conv7 on the
  * grid) widen the receptive field to 60 pixels, more than the largest item (44), so that each
  * cell sees the whole object whose box and class it predicts.

@@ -48,7 +48,8 @@ export function detectorGeometry(model: Model): DetectorGeometry {
  * and its box terms are the object's. The class is taught more widely, as in FCOS's centre
  * sampling: the centre cell and those of its 8 neighbours whose centres lie inside the box (and
  * that no other object's centre claimed) learn the object's class, which gives the class head
- * several shifted views of each item instead of one.
+ * several shifted views of each item instead of one. An object whose centre cell a larger one
+ * took has no objectness target, but still teaches its class to the free cells around it.
  */
 function targets(scenes: Scene[], geo: DetectorGeometry) {
   const { grid: g, size, classes } = geo;
@@ -205,10 +206,10 @@ export async function detect(model: Model, images: Tensor, options: DetectOption
 }
 
 /**
- * The predictions mAP is computed from, for one image's detections. `'all'` is the PASCAL VOC
- * protocol for detectors that output class probabilities (Darknet evaluates YOLO this way): each
- * box is a prediction for every class, scored objectness × p(class). `'top1'` is stricter: each
- * box counts only for its most probable class.
+ * The predictions mAP is computed from, for one image's detections. `'all'`: each box is a
+ * prediction for every class, scored objectness × p(class), the way Darknet writes YOLO's
+ * detections for the PASCAL VOC evaluation (a box whose top class is wrong can still count for its
+ * second). `'top1'` is stricter: each box counts only for its most probable class.
  */
 export function scoredBoxes(detections: readonly Detection[], mode: 'all' | 'top1' = 'all'): ScoredBox[] {
   return detections.flatMap((d) => {
@@ -220,7 +221,7 @@ export function scoredBoxes(detections: readonly Detection[], mode: 'all' | 'top
 }
 
 export interface DetectorScore {
-  /** mAP@0.5, every box scored for every class (the VOC protocol; see scoredBoxes). */
+  /** mAP@0.5, every box scored for every class (Darknet's VOC submission; see scoredBoxes). */
   map: number;
   /** mAP@0.5 with each box counted for its most probable class only. */
   top1Map: number;

@@ -113,7 +113,10 @@ export async function train(model: Trainable, loader: DataLoader, options: Train
   const logEvery = options.logEvery ?? Math.max(1, Math.round(steps / 10));
   if (!Number.isInteger(logEvery) || logEvery < 1) throw new ArgumentError(`train: logEvery must be a positive integer, got ${logEvery}`);
   const params = model.parameters({ frozen: options.frozen });
-  if (params.length === 0) throw new ArgumentError('train: the model has no parameters to train');
+  if (options.frozen?.length && params.length === model.parameters().length) {
+    throw new ArgumentError('train: this model does not support frozen layers (its parameters() ignores them)');
+  }
+  if (params.length === 0) throw new ArgumentError(options.frozen?.length ? 'train: every layer is frozen; nothing to train' : 'train: the model has no parameters');
 
   const history: TrainHistory = { losses: [], epochs: [], stopped: false };
   const t0 = now();
