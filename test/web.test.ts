@@ -4,7 +4,8 @@
  *
  * The first test runs the bundled, trained fashion-vgg by name (its committed weights served from
  * models/), or, without them, the same architecture with seeded random weights from a file; the
- * others use files made here (random weights), so they do not depend on trained weights. Every map the page computes is computed again in Node (Dawn on the
+ * others use files made here (random weights), so they do not depend on trained weights, except
+ * one that runs D-RISE with the bundled fashion-detector by name when its weights are committed. Every map the page computes is computed again in Node (Dawn on the
  * machine's adapter, lavapipe here) from the same model file and the same PNG, and must agree to
  * 1e-4. With UPDATE_SCREENSHOT=1 it rewrites web/screenshot.png (the README's picture).
  */
