@@ -48,11 +48,19 @@ describe.runIf(existsSync(cli))('saliency train / evaluate', () => {
     expect(err.stderr).toMatch(/already has 1 epochs; ask for more with --epochs/);
   });
 
+  /** Brief runs for the --init and --freeze tests, and the fashion-vgg file both start from (trained once). */
+  const args = ['--batch-size', '32', '--limit', '64', '--eval-limit', '50', '--epochs', '1'];
+  let briefVgg: Promise<string> | undefined;
+  const trainedVgg = () =>
+    (briefVgg ??= (async () => {
+      const vgg = join(mkdtempSync(join(tmpdir(), 'vgg-')), 'vgg.safetensors');
+      await run(process.execPath, [cli, 'train', '--model', 'fashion-vgg', ...args, '--out', vgg]);
+      return vgg;
+    })());
+
   it('--init starts from the layers of another model with the same names and shapes', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'init-'));
-    const vgg = join(dir, 'vgg.safetensors');
-    const args = ['--batch-size', '32', '--limit', '64', '--eval-limit', '50', '--epochs', '1'];
-    await run(process.execPath, [cli, 'train', '--model', 'fashion-vgg', ...args, '--out', vgg]);
+    const vgg = await trainedVgg();
     const gap = join(dir, 'gap.safetensors');
     const { stdout } = await run(process.execPath, [cli, 'train', '--model', 'fashion-gap', ...args, '--init', vgg, '--out', gap]);
     expect(stdout).toMatch(/initialised conv1, conv2, conv3, conv4 from .*vgg\.safetensors; the other layers seeded/);
@@ -66,9 +74,7 @@ describe.runIf(existsSync(cli))('saliency train / evaluate', () => {
 
   it('--freeze keeps the named layers as --init left them and trains the rest', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'freeze-'));
-    const vgg = join(dir, 'vgg.safetensors');
-    const args = ['--batch-size', '32', '--limit', '64', '--eval-limit', '50', '--epochs', '1'];
-    await run(process.execPath, [cli, 'train', '--model', 'fashion-vgg', ...args, '--out', vgg]);
+    const vgg = await trainedVgg();
     const gap = join(dir, 'gap.safetensors');
     const { stdout } = await run(process.execPath, [cli, 'train', '--model', 'fashion-gap', ...args, '--init', vgg, '--freeze', 'conv1,conv2', '--out', gap]);
     expect(stdout).toMatch(/frozen \(not trained\): conv1, conv2/);

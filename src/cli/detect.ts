@@ -180,10 +180,8 @@ export interface SceneCommandOptions {
 export function sceneCommand(o: SceneCommandOptions): void {
   const scene = heldOutScene(loadFashionMnist('test'), o.index);
   const side = Math.round(Math.sqrt(scene.image.length));
-  const data = new Uint8ClampedArray(scene.image.length * 4);
-  scene.image.forEach((v, p) => data.set([v * 255, v * 255, v * 255, 255], p * 4));
   const file = join(resolve(o.out), `scene-${o.index}.png`);
-  writePng(file, { width: side, height: side, data });
+  writePng(file, planesToRgba(scene.image, 1, side, side));
   console.log(`held-out scene ${o.index}: ${scene.boxes.length} object(s) → ${file}`);
   scene.boxes.forEach((box, k) => console.log(`  ${FASHION_CLASSES[scene.labels[k]!]}  box [${box.join(', ')}]`));
 }
