@@ -10,8 +10,9 @@
  *                              marks missing bundled ones) and the TF.js graph models of
  *   /human-models/…            @vladmandic/human (a dev dependency), served from its models/ folder
  *   /samples/index.json      → sample images: Fashion-MNIST test images, one per class, when Debian's
- *   /samples/fashion-<i>.png   dataset-fashion-mnist package is installed (28×28 grey PNGs), and the
- *                              photographs in assets/
+ *   /samples/fashion-<i>.png   dataset-fashion-mnist package is installed (28×28 grey PNGs), the
+ *   /samples/scene-<i>.png     first held-out detector scenes (96×96, made by src/nets/detector.ts's
+ *                              heldOutScene, for D-RISE), and the photographs in assets/
  *
  * `startWebServer(options)` does the same from code (the browser tests use it).
  */
@@ -59,8 +60,9 @@ function listModels() {
   return [...ours, ...human];
 }
 
-function listSamples() {
+async function listSamples(server) {
   const fashion = fashionSamples().map(({ index, label, file }) => ({ kind: 'fashion-mnist', index, label, file }));
+  const scenes = (await sceneSamples(server)).map(({ index, objects, file }) => ({ kind: 'scene', index, objects, file }));
   const assets = join(ROOT, 'assets');
   const photos = existsSync(assets)
     ? readdirSync(assets)
@@ -68,7 +70,33 @@ function listSamples() {
         .sort()
         .map((f) => ({ kind: 'photo', name: f, file: `/assets/${f}` }))
     : [];
-  return [...fashion, ...photos];
+  return [...fashion, ...scenes, ...photos];
+}
+
+/** How many held-out detector scenes the page offers. */
+const SCENE_SAMPLES = 5;
+let scenes = null;
+
+/**
+ * The first held-out detector scenes as 96×96 grey PNGs with their objects' classes, made by the
+ * library's own generator (loaded through Vite, as TypeScript), when the Fashion-MNIST test set is
+ * installed.
+ */
+function sceneSamples(server) {
+  scenes ??= (async () => {
+    if (!existsSync(join(FASHION_DIR, 't10k-images-idx3-ubyte.gz'))) return [];
+    const { heldOutScene } = await server.ssrLoadModule('/src/nets/detector.ts');
+    const { loadFashionMnist } = await server.ssrLoadModule('/src/nets/idx.ts');
+    const test = loadFashionMnist('test');
+    return Array.from({ length: SCENE_SAMPLES }, (_, index) => {
+      const scene = heldOutScene(test, index);
+      const side = Math.round(Math.sqrt(scene.image.length));
+      const png = new pngjs.PNG({ width: side, height: side });
+      scene.image.forEach((v, p) => png.data.set([Math.round(v * 255), Math.round(v * 255), Math.round(v * 255), 255], 4 * p));
+      return { index, objects: scene.labels, file: `/samples/scene-${index}.png`, bytes: pngjs.PNG.sync.write(png) };
+    });
+  })();
+  return scenes;
 }
 
 let samples = null;
@@ -127,7 +155,20 @@ function demoRoutes(mounts) {
           return;
         }
         if (url === '/models/index.json') return sendJson(res, listModels());
-        if (url === '/samples/index.json') return sendJson(res, listSamples());
+        if (url === '/samples/index.json') {
+          listSamples(server).then((list) => sendJson(res, list), next);
+          return;
+        }
+        const scene = /^\/samples\/scene-(\d+)\.png$/.exec(url);
+        if (scene) {
+          sceneSamples(server).then((list) => {
+            const found = list.find((s) => s.index === Number(scene[1]));
+            if (!found) return next();
+            res.setHeader('Content-Type', 'image/png');
+            res.end(found.bytes);
+          }, next);
+          return;
+        }
         const sample = /^\/samples\/fashion-(\d+)\.png$/.exec(url);
         if (sample) {
           const found = fashionSamples().find((s) => s.index === Number(sample[1]));

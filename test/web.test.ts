@@ -26,7 +26,7 @@ import { FASHION_DETECTOR, detect, heldOutScene } from '../src/nets/detector.js'
 import { iou } from '../src/nets/boxes.js';
 import { loadFashionMnist } from '../src/nets/idx.js';
 import * as saliency from '../src/saliency/index.js';
-import { imageToTensorData, readImage, writePng } from '../src/saliency/image.js';
+import { decodeImage, imageToTensorData, readImage, writePng } from '../src/saliency/image.js';
 import { cropRgba } from '../src/saliency/input.js';
 import { loadTfjsGraphModel } from '../src/nets/tfjs-graph.js';
 
@@ -477,6 +477,22 @@ describe.skipIf(!haveChromium)('<saliency-view> and the demo page in headless Ch
     x.dispose();
     model.dispose();
     expect(errors.slice(errorsBefore)).toEqual([]);
+  });
+
+  it.runIf(existsSync(join(FASHION_MNIST_DIR, 't10k-images-idx3-ubyte.gz')))('the page offers the first held-out detector scenes as samples', async () => {
+    const base = `http://127.0.0.1:${server.port}`;
+    const list = (await (await fetch(`${base}/samples/index.json`)).json()) as { kind: string; index: number; objects: number[]; file: string }[];
+    const offered = list.filter((s) => s.kind === 'scene');
+    expect(offered.map((s) => s.index)).toEqual([0, 1, 2, 3, 4]);
+    const test = loadFashionMnist('test');
+    for (const s of offered) {
+      const expected = heldOutScene(test, s.index);
+      expect(s.objects).toEqual(expected.labels);
+      const png = decodeImage(new Uint8Array(await (await fetch(`${base}${s.file}`)).arrayBuffer()));
+      expect([png.width, png.height]).toEqual([96, 96]);
+      for (let p = 0; p < 96 * 96; p++) expect(Math.abs(png.data[p * 4]! - expected.image[p]! * 255)).toBeLessThanOrEqual(0.5);
+    }
+    expect((await fetch(`${base}/samples/scene-99.png`)).headers.get('content-type')).not.toBe('image/png');
   });
 
   it('cancels SmoothGrad, and says clearly when the model cannot be loaded', async () => {

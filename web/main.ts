@@ -19,7 +19,16 @@ interface ListedModel {
   description?: string;
 }
 /** An entry of /samples/index.json. */
-type Sample = { kind: 'fashion-mnist'; index: number; label: number; file: string } | { kind: 'photo'; name: string; file: string };
+type Sample =
+  | { kind: 'fashion-mnist'; index: number; label: number; file: string }
+  | { kind: 'scene'; index: number; objects: number[]; file: string }
+  | { kind: 'photo'; name: string; file: string };
+
+function sampleLabel(s: Sample): string {
+  if (s.kind === 'fashion-mnist') return `${FASHION_CLASSES[s.label] ?? s.label} (Fashion-MNIST test image ${s.index})`;
+  if (s.kind === 'scene') return `detector scene ${s.index}: ${s.objects.map((l) => FASHION_CLASSES[l] ?? l).join(', ')} (for D-RISE)`;
+  return `photo: ${s.name}`;
+}
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const params = new URLSearchParams(location.search);
@@ -262,9 +271,7 @@ if (params.get('samples')) samplesInput.value = params.get('samples')!;
 buildModelSelect();
 buildMethods();
 sampleSelect.append(
-  ...samples.map((s) =>
-    option(s.file, s.kind === 'fashion-mnist' ? `${FASHION_CLASSES[s.label] ?? s.label} (Fashion-MNIST test image ${s.index})` : `photo: ${s.name}`),
-  ),
+  ...samples.map((s) => option(s.file, sampleLabel(s))),
 );
 const askedImage = params.get('image');
 if (askedImage) setImage(askedImage, askedImage);
