@@ -92,7 +92,10 @@ function sceneSamples(server) {
       const scene = heldOutScene(test, index);
       const side = Math.round(Math.sqrt(scene.image.length));
       const png = new pngjs.PNG({ width: side, height: side });
-      scene.image.forEach((v, p) => png.data.set([Math.round(v * 255), Math.round(v * 255), Math.round(v * 255), 255], 4 * p));
+      scene.image.forEach((v, p) => {
+        const grey = Math.round(v * 255);
+        png.data.set([grey, grey, grey, 255], 4 * p);
+      });
       return { index, objects: scene.labels, file: `/samples/scene-${index}.png`, bytes: pngjs.PNG.sync.write(png) };
     });
   })();

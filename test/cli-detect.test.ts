@@ -11,6 +11,7 @@ import { heldOutScene } from '../src/nets/detector.js';
 import { FASHION_CLASSES } from '../src/nets/classes.js';
 import { parseSafetensors } from '../src/nets/safetensors.js';
 import { decodeImage, encodePng } from '../src/saliency/image.js';
+import { planesToRgba } from '../src/cli/explain.js';
 
 const run = promisify(execFile);
 const cli = 'dist/cli/main.js';
@@ -21,9 +22,7 @@ const scene = join(dir, 'scene.png');
 describe.runIf(existsSync(cli))('detector commands', () => {
   beforeAll(() => {
     const s = generateScene(loadFashionMnist('test', undefined, { limit: 50 }), 5, 0);
-    const data = new Uint8ClampedArray(96 * 96 * 4);
-    for (let p = 0; p < 96 * 96; p++) data.set([s.image[p]! * 255, s.image[p]! * 255, s.image[p]! * 255, 255], p * 4);
-    writeFileSync(scene, encodePng({ width: 96, height: 96, data }));
+    writeFileSync(scene, encodePng(planesToRgba(s.image, 1, 96, 96)));
   });
 
   it('trains briefly (checkpoint with its mAP), resumes, detects, and explains a detection with D-RISE', { timeout: 400_000 }, async () => {

@@ -27,6 +27,7 @@ import { iou } from '../src/nets/boxes.js';
 import { loadFashionMnist } from '../src/nets/idx.js';
 import * as saliency from '../src/saliency/index.js';
 import { decodeImage, imageToTensorData, readImage, writePng } from '../src/saliency/image.js';
+import { planesToRgba } from '../src/cli/explain.js';
 import { cropRgba } from '../src/saliency/input.js';
 import { loadTfjsGraphModel } from '../src/nets/tfjs-graph.js';
 
@@ -179,9 +180,7 @@ describe.skipIf(!haveChromium)('<saliency-view> and the demo page in headless Ch
     // A held-out detector scene (test images only), for the bundled detector.
     if (existsSync(images)) {
       scene = heldOutScene(loadFashionMnist('test'), SCENE_INDEX);
-      const rgba = new Uint8ClampedArray(96 * 96 * 4);
-      scene.image.forEach((v, p) => rgba.set([v * 255, v * 255, v * 255, 255], 4 * p));
-      writePng(join(dir, 'scene.png'), { width: 96, height: 96, data: rgba });
+      writePng(join(dir, 'scene.png'), planesToRgba(scene.image, 1, 96, 96));
     }
 
     // A cold dependency cache, as on CI: the page must not be reloaded by Vite's optimiser mid-test.

@@ -139,11 +139,18 @@ async function checkpoint(gpu: Gpu, o: TrainCommandOptions, spec: ModelSpec): Pr
  * the layers it keeps frozen, and what the new checkpoints record of where it came from: the
  * --init file, carried over from a resumed checkpoint.
  */
-async function startingPoint(
-  gpu: Gpu,
-  o: TrainCommandOptions,
-  spec: ModelSpec,
-): Promise<{ model: Model; startEpoch: number; frozen: string[]; meta: Record<string, string>; history: Record<string, string> }> {
+interface StartingPoint {
+  model: Model;
+  /** Epochs the checkpoint had done (0 for a fresh model). */
+  startEpoch: number;
+  frozen: string[];
+  /** The resumed checkpoint's metadata ({} for a fresh model). */
+  meta: Record<string, string>;
+  /** Where the weights came from, for the new checkpoints (`init`). */
+  history: Record<string, string>;
+}
+
+async function startingPoint(gpu: Gpu, o: TrainCommandOptions, spec: ModelSpec): Promise<StartingPoint> {
   if (o.resume && o.init) throw new ArgumentError('--init and --resume exclude each other: a checkpoint already has all its layers');
   if (o.resume) {
     const { model, startEpoch, meta } = await checkpoint(gpu, o, spec);
@@ -157,6 +164,37 @@ async function startingPoint(
   return { model, startEpoch: 0, frozen, meta: {}, history };
 }
 
+/** The run's schedule, for its first line: "3 epoch(s), batch 64, Adam lr 0.001 ×0.8/epoch, seed 1; resuming …". */
+function scheduleText(o: TrainCommandOptions, startEpoch: number): string {
+  return (
+    `${o.epochs} epoch(s), batch ${o.batchSize}, Adam lr ${o.lr}` +
+    (o.lrDecay !== 1 ? ` ×${o.lrDecay}/epoch` : '') +
+    `, seed ${o.seed}` +
+    (startEpoch ? `; resuming after epoch ${startEpoch} from ${o.resume}` : '')
+  );
+}
+
+/**
+ * What every checkpoint records of the run that wrote it (its settings, origin, frozen layers,
+ * time and adapter); each command adds its own measurements.
+ */
+function runMetadata(o: TrainCommandOptions, start: StartingPoint, epoch: number, startedAt: number, gpu: Gpu): Record<string, string> {
+  return {
+    model: o.model,
+    seed: String(o.seed),
+    epochs: `${epoch} of ${o.epochs}`,
+    batchSize: String(o.batchSize),
+    lr: String(o.lr),
+    lrDecay: String(o.lrDecay),
+    ...(start.startEpoch ? { resumedAfterEpoch: String(start.startEpoch) } : {}),
+    ...start.history,
+    ...(start.frozen.length ? { frozen: start.frozen.join(',') } : {}),
+    trainingSeconds: String(Math.round((Date.now() - startedAt) / 1000)),
+    adapter: gpu.adapter.name,
+    date: new Date().toISOString(),
+  };
+}
+
 export async function trainCommand(o: TrainCommandOptions): Promise<void> {
   const spec = BUNDLED_MODELS[o.model];
   if (!spec) throw new ArgumentError(`no bundled architecture '${o.model}'; choose one of ${Object.keys(BUNDLED_MODELS).join(', ')}`);
@@ -166,7 +204,8 @@ export async function trainCommand(o: TrainCommandOptions): Promise<void> {
   const testSet = loadFashionMnist('test', undefined, { limit: o.evalLimit });
   const gpu = await initGpu({ log: (m) => console.log(m) });
   try {
-    const { model, startEpoch, frozen, history } = await startingPoint(gpu, o, spec);
+    const start = await startingPoint(gpu, o, spec);
+    const { model, startEpoch, frozen } = start;
     const loader = new DataLoader(gpu, {
       images: trainSet.images,
       labels: trainSet.labels,
@@ -176,12 +215,7 @@ export async function trainCommand(o: TrainCommandOptions): Promise<void> {
     });
     // A resumed run continues the learning-rate schedule (Adam's moment estimates start afresh).
     const optimizer = new Adam({ lr: o.lr * o.lrDecay ** startEpoch });
-    console.log(
-      `training ${o.model} on ${trainSet.count} images: ${o.epochs} epoch(s), batch ${o.batchSize}, Adam lr ${o.lr}` +
-        (o.lrDecay !== 1 ? ` ×${o.lrDecay}/epoch` : '') +
-        `, seed ${o.seed}` +
-        (startEpoch ? `; resuming after epoch ${startEpoch} from ${o.resume}` : ''),
-    );
+    console.log(`training ${o.model} on ${trainSet.count} images: ${scheduleText(o, startEpoch)}`);
     const started = Date.now();
     // After every epoch: measure, and save a checkpoint, so a long run that is stopped keeps its
     // last complete epoch (with its accuracy and the exact settings in the file's metadata).
@@ -195,21 +229,10 @@ export async function trainCommand(o: TrainCommandOptions): Promise<void> {
         const accuracy = await evaluate(model, testSet.images, testSet.labels, { sampleShape: spec.input });
         console.log(`epoch ${epoch}: test accuracy ${(accuracy * 100).toFixed(2)}% on ${testSet.count} test images`);
         const bytes = await model.toSafetensors({
-          model: o.model,
-          seed: String(o.seed),
-          epochs: `${epoch} of ${o.epochs}`,
-          batchSize: String(o.batchSize),
-          lr: String(o.lr),
-          lrDecay: String(o.lrDecay),
-          ...(startEpoch ? { resumedAfterEpoch: String(startEpoch) } : {}),
-          ...history,
-          ...(frozen.length ? { frozen: frozen.join(',') } : {}),
+          ...runMetadata(o, start, epoch, started, gpu),
           trainImages: String(trainSet.count),
           testAccuracy: accuracy.toFixed(4),
           testImages: String(testSet.count),
-          trainingSeconds: String(Math.round((Date.now() - started) / 1000)),
-          adapter: gpu.adapter.name,
-          date: new Date().toISOString(),
         });
         await writeAtomically(out, bytes);
         optimizer.lr *= o.lrDecay;
@@ -229,19 +252,15 @@ async function trainDetectorCommand(o: TrainCommandOptions, out: string): Promis
   const testScenes = Array.from({ length: o.evalLimit ?? 500 }, (_, i) => heldOutScene(testSet, i));
   const gpu = await initGpu({ log: (m) => console.log(m) });
   try {
-    const { model, startEpoch, frozen, history, meta } = await startingPoint(gpu, o, FASHION_DETECTOR);
+    const start = await startingPoint(gpu, o, FASHION_DETECTOR);
+    const { model, startEpoch, frozen, meta } = start;
     // The scene stream continues where the checkpoint stopped only with the same epoch length.
     if (o.resume && meta.scenesPerEpoch !== String(scenesPerEpoch)) {
       model.dispose();
       throw new ArgumentError(`--resume: ${o.resume} was trained on ${meta.scenesPerEpoch} scenes per epoch; pass --scenes ${meta.scenesPerEpoch}`);
     }
     const optimizer = new Adam({ lr: o.lr * o.lrDecay ** startEpoch });
-    console.log(
-      `training fashion-detector on ${scenesPerEpoch} synthetic scenes per epoch: ${o.epochs} epoch(s), batch ${o.batchSize}, Adam lr ${o.lr}` +
-        (o.lrDecay !== 1 ? ` ×${o.lrDecay}/epoch` : '') +
-        `, seed ${o.seed}` +
-        (startEpoch ? `; resuming after epoch ${startEpoch} from ${o.resume}` : ''),
-    );
+    console.log(`training fashion-detector on ${scenesPerEpoch} synthetic scenes per epoch: ${scheduleText(o, startEpoch)}`);
     const started = Date.now();
     await trainDetector(model, {
       source: trainSet,
@@ -259,22 +278,11 @@ async function trainDetectorCommand(o: TrainCommandOptions, out: string): Promis
         await writeAtomically(
           out,
           await model.toSafetensors({
-            model: 'fashion-detector',
-            seed: String(o.seed),
-            epochs: `${epoch} of ${o.epochs}`,
+            ...runMetadata(o, start, epoch, started, gpu),
             scenesPerEpoch: String(scenesPerEpoch),
-            batchSize: String(o.batchSize),
-            lr: String(o.lr),
-            lrDecay: String(o.lrDecay),
-            ...(startEpoch ? { resumedAfterEpoch: String(startEpoch) } : {}),
-            ...history,
-            ...(frozen.length ? { frozen: frozen.join(',') } : {}),
             testMap50: map.toFixed(4),
             testMap50Top1: top1Map.toFixed(4),
             testScenes: String(testScenes.length),
-            trainingSeconds: String(Math.round((Date.now() - started) / 1000)),
-            adapter: gpu.adapter.name,
-            date: new Date().toISOString(),
           }),
         );
         optimizer.lr *= o.lrDecay;
