@@ -18,6 +18,8 @@ export {
   type Disposable,
   type InitGpuOptions,
   type Kernel,
+  type KernelTime,
+  type Profile,
   type ShaderDefines,
 } from './runtime/gpu.js';
 export { Tensor, tensor, empty, shapeSize, type DType } from './runtime/tensor.js';

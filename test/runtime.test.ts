@@ -57,20 +57,57 @@ describe('pipelines and dispatch', () => {
     b.dispose();
   });
 
-  it('records many dispatches and submits once when read', async () => {
+  it('records dispatches in batches of 16, submits the rest when read, and keeps their order', async () => {
     const gpu = await getGpu();
-    let t = await fill(gpu, [64], 0);
-    for (let i = 0; i < 100; i++) {
-      const u = await scale(t, 1, 1);
+    await gpu.sync();
+    const queue = gpu.device.queue;
+    const submit = queue.submit.bind(queue);
+    let submits = 0;
+    queue.submit = (buffers) => {
+      submits++;
+      submit(buffers);
+    };
+    try {
+      let t = await fill(gpu, [64], 0);
+      for (let i = 0; i < 100; i++) {
+        const u = await scale(t, 1, 1);
+        t.dispose();
+        t = u;
+      }
+      expect(submits).toBe(6); // 101 dispatches: after the 16th, 32nd, … 96th
+      expect(gpu.hasPendingWork).toBe(true);
+      const v = await t.read();
+      expect(gpu.hasPendingWork).toBe(false);
+      expect(v[0]).toBe(100);
+      expect(v[63]).toBe(100);
       t.dispose();
-      t = u;
+    } finally {
+      queue.submit = submit;
     }
-    expect(gpu.hasPendingWork).toBe(true);
-    const v = await t.read();
-    expect(gpu.hasPendingWork).toBe(false);
-    expect(v[0]).toBe(100);
-    expect(v[63]).toBe(100);
-    t.dispose();
+  });
+
+  it('profile times each dispatch with GPU timestamps', async () => {
+    const gpu = await getGpu();
+    expect(gpu.canProfile).toBe(true); // lavapipe has 'timestamp-query'
+    const before = gpu.memory().inUse;
+    const p = await gpu.profile(async () => {
+      const a = await fill(gpu, [1 << 16], 1);
+      const b = await scale(a, 2, 1);
+      const c = await add(a, b);
+      a.dispose();
+      b.dispose();
+      return c;
+    });
+    expect(p.kernels.map((k) => k.name)).toEqual(['fill', 'elementwise_unary', 'elementwise_binary']);
+    for (const k of p.kernels) expect(k.ms).toBeGreaterThan(0);
+    expect(p.gpuMs).toBeCloseTo(p.kernels.reduce((s, k) => s + k.ms, 0), 9);
+    expect([...(await p.result.read()).slice(0, 2)]).toEqual([4, 4]);
+    p.result.dispose();
+    // Not nested; a function that throws ends the profile and leaves nothing behind.
+    await expect(gpu.profile(() => gpu.profile(() => 1))).rejects.toThrow(/already profiling/);
+    await expect(gpu.profile(async () => { throw new Error('boom'); })).rejects.toThrow('boom');
+    expect((await gpu.profile(() => 7)).result).toBe(7);
+    expect(gpu.memory().inUse).toBe(before);
   });
 
   it('names the kernel in a WGSL compile error', async () => {
