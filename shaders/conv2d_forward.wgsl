@@ -5,8 +5,11 @@
 // Layout: NCHW for x and y, PyTorch OIHW for w; bias [Cout].
 // Workgroup: 256 threads = (TM/RM) x (TN/RN); each computes an RM x RN register block of a TM x TN
 // output tile; K is walked in steps of TK staged through workgroup memory.
-// Grid: x,y = folded linear tile index (tile_m * tiles_n + tile_n), z = group.
-// Variants: ACTIVATION (WGSL expression in v and alpha), HAS_BIAS, tile shape TM/TN/TK/RM/RN.
+// Grid: x,y = folded linear index split * tiles + tile (tile = tile_m * tiles_n + tile_n), z = group.
+// Split K (SPLIT): when there are too few tiles to fill the GPU (deep layers at batch 1), K is cut into
+// `splits` chunks of k_chunk taps; each chunk writes its partial sums (before bias and activation)
+// to Y[split][NCHW index], and conv2d_split_sum.wgsl adds them, the bias and the activation.
+// Variants: ACTIVATION (WGSL expression in v and alpha), HAS_BIAS, SPLIT, tile shape TM/TN/TK/RM/RN.
 
 // struct Params (the problem's geometry: batch, cin, h, w, cout, ho, wo, groups, cin_g, cout_g, kh, kw,
 // stride_h, stride_w, pad_t, pad_l, dil_h, dil_w, alpha, tiles_n, gemm_m, gemm_n, gemm_k, tiles,
@@ -44,10 +47,15 @@ fn activate(v: f32, alpha: f32) -> f32 { return ${ACTIVATION}; }
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) t: u32) {
   let lin = wid.x + wid.y * nwg.x;
-  if (lin >= p.tiles) { return; } // padding workgroups of a folded grid (uniform per workgroup)
+  let split = lin / p.tiles;
+  if (split >= p.splits) { return; } // padding workgroups of a folded grid (uniform per workgroup)
+  let tile = lin % p.tiles;
   let g = wid.z;
-  let m0 = (lin / p.tiles_n) * TM;
-  let n0 = (lin % p.tiles_n) * TN;
+  let m0 = (tile / p.tiles_n) * TM;
+  let n0 = (tile % p.tiles_n) * TN;
+  // This workgroup's taps: [k_begin, k_end) (all of K unless split; k_chunk is a multiple of TK).
+  let k_begin = split * p.k_chunk;
+  let k_end = min(p.gemm_k, k_begin + p.k_chunk);
   let hw_o = p.ho * p.wo;
   let hw_i = p.h * p.w;
   let khw = p.kh * p.kw;
@@ -73,7 +81,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   var s_ky: array<u32, A_LOADS>;
   var s_kx: array<u32, A_LOADS>;
   for (var i = 0u; i < A_LOADS; i++) {
-    let k = a_k0 + i * (THREADS / TM);
+    let k = k_begin + a_k0 + i * (THREADS / TM);
     s_ci[i] = k / khw;
     s_ky[i] = (k % khw) / p.kw;
     s_kx[i] = k % p.kw;
@@ -84,11 +92,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let ty = t / TX;
   var acc: array<array<f32, RN>, RM>;
 
-  for (var kb = 0u; kb < p.gemm_k; kb += TK) {
+  for (var kb = k_begin; kb < k_end; kb += TK) {
     for (var i = 0u; i < A_LOADS; i++) {
       let kk = a_k0 + i * (THREADS / TM);
       var v = 0.0;
-      if (a_ok && kb + kk < p.gemm_k) {
+      if (a_ok && kb + kk < k_end) {
         let ih = ih0 + i32(s_ky[i]) * p.dil_h;
         let iw = iw0 + i32(s_kx[i]) * p.dil_w;
         if (ih >= 0 && ih < hi && iw >= 0 && iw < wi) {
@@ -112,7 +120,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       let c = e / TK;
       let k = kb + kk;
       var v = 0.0;
-      if (n0 + c < p.cout_g && k < p.gemm_k) {
+      if (n0 + c < p.cout_g && k < k_end) {
         v = Wt[w_base + (n0 + c) * p.gemm_k + k];
       }
       Bs[kk * B_STRIDE + c] = v;
@@ -141,10 +149,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       if (c >= p.cout_g) { continue; }
       let co = g * p.cout_g + c;
       var v = acc[i][j];
+#if ${SPLIT}
+      Y[split * p.total + (n * p.cout + co) * hw_o + pix] = v;
+#else
 #if ${HAS_BIAS}
       v += Bias[co];
 #endif
       Y[(n * p.cout + co) * hw_o + pix] = activate(v, p.alpha);
+#endif
     }
   }
 }

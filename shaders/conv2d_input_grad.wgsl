@@ -8,8 +8,10 @@
 // Layout: NCHW for dy and dx, PyTorch OIHW for w.
 // Workgroup: 256 threads = (TM/RM) x (TN/RN); each computes an RM x RN register block of a TM x TN
 // tile; K is walked in steps of TK staged through workgroup memory.
-// Grid: x,y = folded linear tile index (tile_m * tiles_n + tile_n), z = group.
-// Variants: tile shape TM/TN/TK/RM/RN.
+// Grid: x,y = folded linear index split * tiles + tile (tile = tile_m * tiles_n + tile_n), z = group.
+// Split K (SPLIT): K cut into `splits` chunks of k_chunk taps, each writing its partial sums to
+// Dx[split][NCHW index]; conv2d_split_sum.wgsl adds them (see conv2d_forward.wgsl).
+// Variants: SPLIT, tile shape TM/TN/TK/RM/RN.
 
 // struct Params (the problem's geometry: batch, cin, h, w, cout, ho, wo, groups, cin_g, cout_g, kh, kw,
 // stride_h, stride_w, pad_t, pad_l, dil_h, dil_w, alpha, tiles_n, gemm_m, gemm_n, gemm_k, tiles,
@@ -51,10 +53,14 @@ fn output_coord(s: i32, stride: i32, size: i32) -> i32 {
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) t: u32) {
   let lin = wid.x + wid.y * nwg.x;
-  if (lin >= p.tiles) { return; }
+  let split = lin / p.tiles;
+  if (split >= p.splits) { return; }
+  let tile = lin % p.tiles;
   let g = wid.z;
-  let m0 = (lin / p.tiles_n) * TM;
-  let n0 = (lin % p.tiles_n) * TN;
+  let m0 = (tile / p.tiles_n) * TM;
+  let n0 = (tile % p.tiles_n) * TN;
+  let k_begin = split * p.k_chunk; // a multiple of TK
+  let k_end = min(p.gemm_k, k_begin + p.k_chunk);
   let hw_o = p.ho * p.wo;
   let hw_i = p.h * p.w;
   let khw = p.kh * p.kw;
@@ -80,26 +86,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   var s_ky: array<u32, A_LOADS>;
   var s_kx: array<u32, A_LOADS>;
   for (var i = 0u; i < A_LOADS; i++) {
-    let k = a_k0 + i * (THREADS / TM);
+    let k = k_begin + a_k0 + i * (THREADS / TM);
     s_co[i] = k / khw;
     s_ky[i] = (k % khw) / p.kw;
     s_kx[i] = k % p.kw;
   }
   // Staging B: this thread always stages k = kb + (t % TK), kept as (co, r = ky*kw + kx).
   let b_kk = t % TK;
-  var b_co = b_kk / khw;
-  var b_r = b_kk % khw;
+  var b_co = (k_begin + b_kk) / khw;
+  var b_r = (k_begin + b_kk) % khw;
   let w_base = g * p.cout_g * p.cin_g * khw;
 
   let tx = t % TX;
   let ty = t / TX;
   var acc: array<array<f32, RN>, RM>;
 
-  for (var kb = 0u; kb < p.gemm_k; kb += TK) {
+  for (var kb = k_begin; kb < k_end; kb += TK) {
     for (var i = 0u; i < A_LOADS; i++) {
       let kk = a_k0 + i * (THREADS / TM);
       var v = 0.0;
-      if (a_ok && kb + kk < p.gemm_k) {
+      if (a_ok && kb + kk < k_end) {
         let oh = output_coord(ihp - i32(s_ky[i]) * p.dil_h, p.stride_h, ho);
         let ow = output_coord(iwp - i32(s_kx[i]) * p.dil_w, p.stride_w, wo);
         if (oh >= 0 && ow >= 0) {
@@ -119,7 +125,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var e = t; e < TK * TN; e += THREADS) {
       let c = e / TK;
       var v = 0.0;
-      if (n0 + c < p.cin_g && kb + b_kk < p.gemm_k) {
+      if (n0 + c < p.cin_g && kb + b_kk < k_end) {
         v = Wt[w_base + (b_co * p.cin_g + n0 + c) * khw + b_r];
       }
       Bs[b_kk * B_STRIDE + c] = v;
@@ -148,7 +154,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var j = 0u; j < RN; j++) {
       let c = n0 + ty + j * TY;
       if (c >= p.cin_g) { continue; }
+#if ${SPLIT}
+      Dx[split * p.total + (n * p.cin + g * p.cin_g + c) * hw_i + pix] = acc[i][j];
+#else
       Dx[(n * p.cin + g * p.cin_g + c) * hw_i + pix] = acc[i][j];
+#endif
     }
   }
 }

@@ -8,6 +8,9 @@ import {
   conv2dOutputShape,
   setConv2dGridLimitForTesting,
   setConv2dStrategy,
+  setConv2dTile,
+  parseConv2dTile,
+  CONV2D_TILE_CANDIDATES,
   type Conv2dParams,
   type Conv2dStrategy,
 } from '../src/kernels/conv2d.js';
@@ -66,6 +69,8 @@ const CASES: Case[] = [
   { name: 'many pixel tiles: 3→8, 23×23', x: [2, 3, 23, 23], w: [8, 3, 3, 3], params: { padding: 1 } },
   { name: 'few pixels, many channels (16-row tile): 24→40 at 3×3', x: [1, 24, 3, 3], w: [40, 24, 3, 3], params: { padding: 1 }, bias: true, activation: 'relu' },
   { name: 'few pixels, two column tiles: 70→20 at 2×2, batch 2', x: [2, 70, 2, 2], w: [20, 70, 3, 3], params: { padding: 1 } },
+  // Tiled: few tiles and K = 64·9 = 576 taps forward, 60·9 = 540 backward: both split K in two.
+  { name: 'split K: 64→60 at 6×5, batch 2', x: [2, 64, 6, 5], w: [60, 64, 3, 3], params: { padding: 1 }, bias: true, activation: 'relu' },
 ];
 
 async function checkCase(gpu: Gpu, c: Case, seed: number): Promise<void> {
@@ -143,6 +148,18 @@ for (const strategy of ['tiled', 'direct'] as Conv2dStrategy[]) {
       });
     });
 
+    it('the input gradient ignores a fused activation in its parameters (split K or not)', async () => {
+      const gpu = await getGpu();
+      for (const [xs, ws] of [[[1, 64, 4, 4], [8, 64, 3, 3]], [[1, 8, 4, 4], [64, 8, 3, 3]]] as const) {
+        const w = randomArray(product(ws), 601, -1, 1);
+        const dy = randomArray(product([1, ws[0], 4, 4]), 602, -1, 1); // negative values: a ReLU would change them
+        await gpu.scope(async () => {
+          const dx = await conv2dBackwardInput(tensor(gpu, dy, [1, ws[0], 4, 4]), tensor(gpu, w, [...ws]), xs, { padding: 1, activation: 'relu' });
+          expectClose(await dx.read(), conv2dInputGradReference(dy, w, xs, ws, refParams({ padding: 1 })), 1e-4, 1e-4);
+        });
+      }
+    });
+
     it('folded grids (x·y workgroups beyond the per-dimension limit) give the same results', async () => {
       const gpu = await getGpu();
       setConv2dGridLimitForTesting(6);
@@ -157,6 +174,48 @@ for (const strategy of ['tiled', 'direct'] as Conv2dStrategy[]) {
     });
   });
 }
+
+// The benchmark can force any of these tiles on the tiled forward and input-gradient kernels (to
+// choose the defaults on a GPU); each must compute the same convolution. Two cases: several
+// partial tiles in both GEMM dimensions (with bias and ReLU), and a strided, padded, grouped one.
+describe('tiled conv2d with each benchmark tile', () => {
+  beforeAll(() => setConv2dStrategy('tiled'));
+  afterAll(() => {
+    setConv2dStrategy(null);
+    setConv2dTile(null);
+  });
+  const cases: Case[] = [
+    { name: '', x: [2, 12, 11, 13], w: [70, 12, 3, 3], params: { padding: 1 }, bias: true, activation: 'relu' },
+    { name: '', x: [1, 8, 9, 7], w: [36, 4, 3, 3], params: { stride: 2, padding: [0, 2, 1, 0], groups: 2 } },
+  ];
+  for (const name of CONV2D_TILE_CANDIDATES) {
+    it(name, async () => {
+      const gpu = await getGpu();
+      setConv2dTile(parseConv2dTile(name));
+      for (const [i, c] of cases.entries()) {
+        const x = randomArray(product(c.x), 700 + i);
+        const w = randomArray(product(c.w), 710 + i);
+        const b = c.bias ? randomArray(c.w[0]!, 720 + i) : null;
+        const rp = refParams(c.params);
+        const ref = conv2dReference(x, c.x, w, c.w, b, rp, c.activation ?? 'none', 0.01);
+        const dy = randomArray(product(ref.shape), 730 + i);
+        await gpu.scope(async () => {
+          const y = await conv2dForward(tensor(gpu, x, c.x), tensor(gpu, w, c.w), b && tensor(gpu, b, [c.w[0]!]), { ...c.params, activation: c.activation });
+          expectClose(await y.read(), ref.data, 1e-4, 1e-4);
+          const dx = await conv2dBackwardInput(tensor(gpu, dy, ref.shape), tensor(gpu, w, c.w), c.x, c.params);
+          expectClose(await dx.read(), conv2dInputGradReference(dy, w, c.x, c.w, rp), 1e-4, 1e-4);
+        });
+      }
+    });
+  }
+
+  it('refuses tiles the shaders cannot run, and misspelt ones', () => {
+    expect(() => setConv2dTile({ TM: 64, TN: 64, TK: 16, RM: 2, RN: 2 })).toThrow(ArgumentError); // 1024 threads
+    expect(() => setConv2dTile({ TM: 128, TN: 128, TK: 16, RM: 8, RN: 8 })).toThrow(/16384 bytes/); // 16.4 KB staged
+    expect(() => parseConv2dTile('64x64')).toThrow(/TMxTNxTK\/RMxRN/);
+    expect(parseConv2dTile('128x64x16/8x4')).toEqual({ TM: 128, TN: 64, TK: 16, RM: 8, RN: 4 });
+  });
+});
 
 describe('conv2d dispatch plans and errors', () => {
   it('VGG16 at 224×224 stays within 65,535 workgroups per dimension, even at batch 256', () => {
@@ -179,6 +238,15 @@ describe('conv2d dispatch plans and errors', () => {
       const first = conv2dDispatchSizes([8, 3, 224, 224], [64, 3, 3, 3], { padding: 1 }, limits);
       expect(first.filterGradSplits).toBeGreaterThan(100);
       expect(first.filterGrad[0] * first.filterGrad[1]).toBeGreaterThanOrEqual(first.filterGradSplits);
+      // Deep layers at batch 1 have too few tiles to fill a GPU: K is split. At batch 64 they have enough.
+      const deep = conv2dDispatchSizes([1, 512, 14, 14], [512, 512, 3, 3], { padding: 1 }, limits);
+      expect(deep.forwardSplits).toBeGreaterThan(1);
+      expect(deep.inputGradSplits).toBeGreaterThan(1);
+      const small = conv2dDispatchSizes([2, 64, 6, 5], [60, 64, 3, 3], { padding: 1 }, limits);
+      expect([small.forwardSplits, small.inputGradSplits]).toEqual([2, 2]); // the 'split K' case above
+      const deep64 = conv2dDispatchSizes([64, 512, 14, 14], [512, 512, 3, 3], { padding: 1 }, limits);
+      expect([deep64.forwardSplits, deep64.inputGradSplits]).toEqual([1, 1]);
+      expect(conv2dDispatchSizes([1, 512, 14, 14], [512, 512, 3, 3], { padding: 1 }, limits, 'direct').forwardSplits).toBe(1);
       // Batch 256 at 224×224 needs more than 65,535 forward tiles: they are folded into y.
       const big = conv2dDispatchSizes([256, 64, 224, 224], [64, 64, 3, 3], { padding: 1 }, limits);
       expect(big.forward[1]).toBeGreaterThan(1);

@@ -138,28 +138,114 @@ export function conv2dOutputShape(xShape: readonly number[], wShape: readonly nu
 // Tiles
 
 /** A GEMM tile: TM×TN outputs per 256-thread workgroup, RM×RN per thread, K step TK. */
-interface Tile {
+export interface Conv2dTile {
   TM: number;
   TN: number;
   TK: number;
   RM: number;
   RN: number;
 }
+type Tile = Conv2dTile;
 
 const WIDE: Tile = { TM: 64, TN: 64, TK: 16, RM: 4, RN: 4 }; // 16×16 threads
+/** Many pixels, at most 64 channels (the first layers of a large image): more reuse per thread. */
+const TALL: Tile = { TM: 128, TN: 64, TK: 16, RM: 8, RN: 4 }; // 16×16 threads
+const MID: Tile = { TM: 64, TN: 32, TK: 16, RM: 4, RN: 2 }; // 16×16 threads
+const SMALL: Tile = { TM: 32, TN: 32, TK: 16, RM: 2, RN: 2 }; // 16×16 threads
+/**
+ * Workgroups a GEMM needs before larger tiles pay: below it the GPU is not full and the time is one
+ * workgroup's walk along K. Measured on an H200 (VGG16 at 224×224, batch 1): each layer was
+ * fastest with the largest of TALL/WIDE/MID/SMALL that still gave about 200 workgroups.
+ */
+const FILL_WORKGROUPS = 200;
 const NARROW: Tile = { TM: 128, TN: 16, TK: 16, RM: 4, RN: 2 }; // 32×8 threads
 const THIN: Tile = { TM: 256, TN: 4, TK: 8, RM: 4, RN: 1 }; // 64×4 threads
 /** Filter gradient with few filters per group (depthwise): 16×16 threads over a 16×64 tile. */
 const FEW_ROWS: Tile = { TM: 16, TN: 64, TK: 16, RM: 1, RN: 4 };
 
 /**
+ * Tiles the benchmark compares (`npm run bench -- --tiles all`), all runnable by the tiled forward
+ * and input-gradient shaders; the tests check each against the reference.
+ */
+export const CONV2D_TILE_CANDIDATES: readonly string[] = [
+  '64x64x16/4x4',
+  '64x64x8/4x4',
+  '128x128x8/8x8',
+  '128x64x16/8x4',
+  '64x128x16/4x8',
+  '256x64x8/8x8',
+  '128x32x16/4x4',
+  '64x32x16/4x2',
+  '32x64x16/2x4',
+  '32x32x16/2x2',
+];
+
+let tileOverride: Tile | null = null;
+
+/** The workgroup memory the tiled forward and input-gradient kernels stage per K step, in bytes. */
+function stagedBytes(t: Tile): number {
+  return 4 * t.TK * (t.TM + t.TN + 1);
+}
+
+/**
+ * Benchmark aid: the tiled forward and input-gradient kernels use `tile` for every problem (null
+ * restores the choice by shape). Throws an ArgumentError for a tile the shaders cannot run: they
+ * need 256 threads, (TM/RM)·(TN/RN) = 256, TM and TK dividing 256, TK·TM a multiple of 256, and
+ * at most 16 KiB of workgroup memory (WebGPU's default limit).
+ */
+export function setConv2dTile(tile: Conv2dTile | null): void {
+  if (tile) {
+    const { TM, TN, TK, RM, RN } = tile;
+    const ok =
+      [TM, TN, TK, RM, RN].every((v) => Number.isInteger(v) && v > 0) &&
+      TM % RM === 0 && TN % RN === 0 && (TM / RM) * (TN / RN) === 256 &&
+      256 % TM === 0 && 256 % TK === 0 && (TK * TM) % 256 === 0 && stagedBytes(tile) <= 16384;
+    if (!ok) {
+      throw new ArgumentError(
+        `conv2d: tile ${formatTile(tile)} is not runnable: need (TM/RM)·(TN/RN) = 256 threads, TM and TK dividing 256, ` +
+          `TK·TM a multiple of 256 and 4·TK·(TM+TN+1) ≤ 16384 bytes of workgroup memory`,
+      );
+    }
+  }
+  tileOverride = tile ? { ...tile } : null;
+}
+
+/** "TMxTNxTK/RMxRN", the form parseConv2dTile reads. */
+export function formatTile(t: Conv2dTile): string {
+  return `${t.TM}x${t.TN}x${t.TK}/${t.RM}x${t.RN}`;
+}
+
+/** Reads "TMxTNxTK/RMxRN" (e.g. "128x128x8/8x8"); throws an ArgumentError otherwise. */
+export function parseConv2dTile(s: string): Conv2dTile {
+  const m = /^(\d+)x(\d+)x(\d+)\/(\d+)x(\d+)$/.exec(s.trim());
+  if (!m) throw new ArgumentError(`conv2d: a tile is written TMxTNxTK/RMxRN (e.g. 128x128x8/8x8), got '${s}'`);
+  const [TM, TN, TK, RM, RN] = m.slice(1).map(Number) as [number, number, number, number, number];
+  return { TM, TN, TK, RM, RN };
+}
+
+/**
  * Tile for a GEMM whose rows are pixels and whose columns are channels (`cols`). Few pixels
  * (a deep layer of a small image, batch 1) take the 16-row tile, so that most of a 64-row tile
  * is not padding.
  */
-function pixelRowsTile(cols: number, rows: number): Tile {
+function pixelRowsTile(cols: number, rows: number, groups: number): Tile {
+  if (tileOverride) return tileOverride;
   if (rows <= 16 && cols > 16) return FEW_ROWS;
-  return cols <= 4 ? THIN : cols <= 16 ? NARROW : WIDE;
+  if (cols <= 4) return THIN;
+  if (cols <= 16) return NARROW;
+  const workgroups = (t: Tile) => Math.ceil(rows / t.TM) * Math.ceil(cols / t.TN) * groups;
+  if (cols <= 64 && workgroups(TALL) >= FILL_WORKGROUPS) return TALL;
+  return [WIDE, MID].find((t) => workgroups(t) >= FILL_WORKGROUPS) ?? SMALL;
+}
+
+let splitKEnabled = true;
+
+/**
+ * Benchmark aid: whether the tiled forward and input-gradient kernels may split K when a problem
+ * has too few tiles to fill the GPU (default true).
+ */
+export function setConv2dSplitK(enabled: boolean): void {
+  splitKEnabled = enabled;
 }
 
 function tileDefines(t: Tile): Record<string, number> {
@@ -179,7 +265,7 @@ interface GemmShape {
 
 function gemmShape(tile: Tile, m: number, n: number, k: number): GemmShape {
   const tilesN = Math.ceil(n / tile.TN);
-  return { m, n, k, tilesN, tiles: Math.ceil(m / tile.TM) * tilesN, kChunk: 0, splits: 1, total: 0 };
+  return { m, n, k, tilesN, tiles: Math.ceil(m / tile.TM) * tilesN, kChunk: k, splits: 1, total: 0 };
 }
 
 /**
@@ -294,13 +380,34 @@ function directPixelPlan(op: string, shader: string, g: Geometry, m: number, col
   return { shader, defines: { RM: DIRECT_RM, RN, WG: DIRECT_WG, ...extra }, gemm, workgroups: grid(op, tiles, g.p.groups, limits) };
 }
 
+/** Workgroups split K aims for, and the shortest K chunk worth a workgroup (forward, input gradient). */
+const SPLIT_K_TARGET = 512;
+const SPLIT_K_MIN_CHUNK = 256;
+
+/**
+ * Splits K of a tiled forward or input-gradient GEMM whose tiles do not fill the GPU (deep layers
+ * at batch 1): each of `splits` workgroups per tile sums one chunk of taps into a partial output of
+ * `outputSize` elements, and conv2d_split_sum adds the partials. Leaves `gemm` unsplit otherwise.
+ */
+function splitK(gemm: GemmShape, tile: Tile, groups: number, outputSize: number, limits: Conv2dLimits): void {
+  if (!splitKEnabled) return;
+  const maxByMemory = Math.floor(limits.maxStorageBufferBindingSize / (outputSize * 4));
+  let splits = Math.min(Math.ceil(SPLIT_K_TARGET / (gemm.tiles * groups)), Math.floor(gemm.k / SPLIT_K_MIN_CHUNK), maxByMemory);
+  if (splits <= 1) return;
+  const kChunk = Math.ceil(Math.ceil(gemm.k / splits) / tile.TK) * tile.TK;
+  splits = Math.ceil(gemm.k / kChunk);
+  if (splits <= 1) return;
+  Object.assign(gemm, { kChunk, splits, total: outputSize });
+}
+
 function forwardPlan(g: Geometry, limits: Conv2dLimits, strategy: Conv2dStrategy): Plan {
   const m = g.batch * g.ho * g.wo;
   const k = g.cinG * g.kh * g.kw;
   if (strategy === 'direct') return directPixelPlan('conv2d', 'conv2d_forward_direct', g, m, g.coutG, k, limits);
-  const tile = pixelRowsTile(g.coutG, m);
+  const tile = pixelRowsTile(g.coutG, m, g.p.groups);
   const gemm = gemmShape(tile, m, g.coutG, k);
-  return { shader: 'conv2d_forward', defines: tileDefines(tile), gemm, workgroups: grid('conv2d', gemm.tiles, g.p.groups, limits) };
+  splitK(gemm, tile, g.p.groups, g.batch * g.cout * g.ho * g.wo, limits);
+  return { shader: 'conv2d_forward', defines: tileDefines(tile), gemm, workgroups: grid('conv2d', gemm.tiles * gemm.splits, g.p.groups, limits) };
 }
 
 function inputGradPlan(g: Geometry, limits: Conv2dLimits, strategy: Conv2dStrategy): Plan {
@@ -310,9 +417,10 @@ function inputGradPlan(g: Geometry, limits: Conv2dLimits, strategy: Conv2dStrate
   if (strategy === 'direct') {
     return directPixelPlan(op, 'conv2d_input_grad_direct', g, m, g.cinG, k, limits, { SH: g.p.stride[0], SW: g.p.stride[1] });
   }
-  const tile = pixelRowsTile(g.cinG, m);
+  const tile = pixelRowsTile(g.cinG, m, g.p.groups);
   const gemm = gemmShape(tile, m, g.cinG, k);
-  return { shader: 'conv2d_input_grad', defines: tileDefines(tile), gemm, workgroups: grid(op, gemm.tiles, g.p.groups, limits) };
+  splitK(gemm, tile, g.p.groups, g.batch * g.cin * g.h * g.w, limits);
+  return { shader: 'conv2d_input_grad', defines: tileDefines(tile), gemm, workgroups: grid(op, gemm.tiles * gemm.splits, g.p.groups, limits) };
 }
 
 /** Workgroups the filter gradient aims for before it stops splitting K (fills a large GPU). */
@@ -364,7 +472,10 @@ function filterGradPlan(g: Geometry, limits: Conv2dLimits, strategy: Conv2dStrat
 /** What the four conv2d kernels would dispatch for this problem (for checks and benchmarks). */
 export interface Conv2dDispatchSizes {
   forward: [number, number, number];
+  /** K chunks of the tiled forward and input gradient (1: not split). */
+  forwardSplits: number;
   inputGrad: [number, number, number];
+  inputGradSplits: number;
   filterGrad: [number, number, number];
   /** The split-K sum of the filter gradient, when K is split. */
   filterGradSum: [number, number] | null;
@@ -381,9 +492,13 @@ export function conv2dDispatchSizes(
 ): Conv2dDispatchSizes {
   const g = geometry('conv2d', xShape, wShape, params);
   const fg = filterGradPlan(g, limits, strategy);
+  const fw = forwardPlan(g, limits, strategy);
+  const ig = inputGradPlan(g, limits, strategy);
   return {
-    forward: forwardPlan(g, limits, strategy).workgroups,
-    inputGrad: inputGradPlan(g, limits, strategy).workgroups,
+    forward: fw.workgroups,
+    forwardSplits: fw.gemm.splits,
+    inputGrad: ig.workgroups,
+    inputGradSplits: ig.gemm.splits,
     filterGrad: fg.workgroups,
     filterGradSum: fg.sumWorkgroups,
     filterGradSplits: fg.gemm.splits,
@@ -415,13 +530,22 @@ export async function conv2dForward(x: Tensor, w: Tensor, bias: Tensor | null, p
   }
   const gpu = x.gpu;
   const { shader, defines, gemm, workgroups } = forwardPlan(g, deviceLimits(gpu), conv2dStrategy(gpu));
+  const yShape = [g.batch, g.cout, g.ho, g.wo];
+  if (gemm.splits > 1) {
+    // Partial sums first; bias and activation come with their sum.
+    const kernel = await gpu.kernel(shader, { ...defines, CONV2D_PARAMS, ACTIVATION: ACTIVATION_WGSL.none, HAS_BIAS: false, SPLIT: true });
+    return splitSum(gpu, gemm, yShape, g.ho * g.wo, bias, g.p.activation, g.p.alpha, (partial) =>
+      gpu.dispatch(kernel, { uniforms: uniforms(g, gemm), buffers: [x, w, partial], workgroups }),
+    );
+  }
   const kernel = await gpu.kernel(shader, {
     ...defines,
     CONV2D_PARAMS,
     ACTIVATION: ACTIVATION_WGSL[g.p.activation],
     HAS_BIAS: !!bias,
+    SPLIT: false,
   });
-  const y = empty(gpu, [g.batch, g.cout, g.ho, g.wo]);
+  const y = empty(gpu, yShape);
   gpu.dispatch(kernel, {
     uniforms: uniforms(g, gemm),
     buffers: bias ? [x, w, bias, y] : [x, w, y],
@@ -445,10 +569,51 @@ export async function conv2dBackwardInput(dy: Tensor, w: Tensor, xShape: readonl
   }
   const gpu = dy.gpu;
   const { shader, defines, gemm, workgroups } = inputGradPlan(g, deviceLimits(gpu), conv2dStrategy(gpu));
-  const kernel = await gpu.kernel(shader, { ...defines, CONV2D_PARAMS });
+  const split = gemm.splits > 1;
+  const kernel = await gpu.kernel(shader, { ...defines, CONV2D_PARAMS, ...(shader === 'conv2d_input_grad' ? { SPLIT: split } : {}) });
+  if (split) {
+    // The backward kernels ignore the forward's activation.
+    return splitSum(gpu, gemm, [g.batch, g.cin, g.h, g.w], g.h * g.w, null, 'none', 0, (partial) =>
+      gpu.dispatch(kernel, { uniforms: uniforms(g, gemm), buffers: [dy, w, partial], workgroups }),
+    );
+  }
   const dx = empty(gpu, [g.batch, g.cin, g.h, g.w]);
   gpu.dispatch(kernel, { uniforms: uniforms(g, gemm), buffers: [dy, w, dx], workgroups });
   return dx;
+}
+
+/**
+ * The second half of a split-K forward or input gradient: `record` dispatches the GEMM into a
+ * partial buffer [splits, total], then conv2d_split_sum adds the chunks (and bias and activation).
+ */
+async function splitSum(
+  gpu: Gpu,
+  gemm: GemmShape,
+  shape: number[],
+  plane: number,
+  bias: Tensor | null,
+  activation: Activation,
+  alpha: number,
+  record: (partial: Tensor) => void,
+): Promise<Tensor> {
+  const sum = await gpu.kernel('conv2d_split_sum', { HAS_BIAS: !!bias, ACTIVATION: ACTIVATION_WGSL[activation] });
+  const out = empty(gpu, shape);
+  let partial: Tensor;
+  try {
+    partial = empty(gpu, [gemm.splits, gemm.total]);
+  } catch (e) {
+    out.dispose();
+    throw e;
+  }
+  record(partial);
+  gpu.dispatch(sum, {
+    uniforms: new Uniforms().u32(gemm.total, gemm.splits, plane, shape[1]!).f32(alpha),
+    buffers: bias ? [partial, bias, out] : [partial, out],
+    workgroups: fold(Math.ceil(gemm.total / 256), deviceLimits(gpu).maxComputeWorkgroupsPerDimension),
+  });
+  // The pool hands the buffer out again only to work recorded after this point.
+  partial.dispose();
+  return out;
 }
 
 /**
