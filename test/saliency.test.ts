@@ -89,6 +89,21 @@ describe('CAM family by hand', () => {
     expect(saliency.defaultCamLayer('gradCam', model)).toBe('relu1');
   });
 
+  it("Grad-CAM's backward pass stops at its layer: no gradient reaches the convolution or the input", async () => {
+    const { gpu, model, x } = await setup();
+    const names = async (fn: () => Promise<Tensor>) => {
+      const p = await gpu.profile(fn);
+      p.result.dispose();
+      return p.kernels.map((k) => k.name);
+    };
+    const cam = await names(() => saliency.gradCam(model, x, { target: 0, layer: 'relu1', upsample: 'none' }));
+    expect(cam.some((n) => n.startsWith('conv2d_input_grad'))).toBe(false);
+    expect(cam.some((n) => n.startsWith('activation_backward'))).toBe(false); // relu1's own backward is below the hook
+    // The vanilla gradient of the same model does run them.
+    const vanilla = await names(() => saliency.vanilla(model, x, { target: 0 }));
+    expect(vanilla.some((n) => n.startsWith('conv2d_input_grad'))).toBe(true);
+  });
+
   it('upsamples with half-pixel centres, and Guided Grad-CAM multiplies guided backprop by the map', async () => {
     const { model, x } = await setup();
     const coarse = await saliency.gradCam(model, x, { target: 0, upsample: 'none' });

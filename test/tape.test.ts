@@ -147,6 +147,49 @@ describe('tape autodiff', () => {
     expect(gpu.memory().inUse).toBe(start.inUse);
   });
 
+  it('stopAtHooks back-propagates only down to the hooked layers', async () => {
+    const gpu = await getGpu();
+    const start = gpu.memory();
+    await gpu.scope(async () => {
+      const x = tensor(gpu, [1, 2], [2]);
+      const w = tensor(gpu, [3, 5], [2]);
+      w.requiresGrad = true;
+      const tape = new Tape(gpu);
+      tape.watch(x);
+      const hook = tape.hook('a');
+      // b = 3x (before the hook), a = b·w, z = a·a + b: b feeds z both through the hook and around it.
+      let scaleCalls = 0;
+      const z = await tape.run(async () => {
+        const b = await tScale(x, 3);
+        const a = nameOutput(gpu, 'a', await tMul(b, w));
+        return tAdd(await tMul(a, a), b);
+      });
+      registerBackward('t_scale', async (dy, ctx) => {
+        scaleCalls++;
+        return [await scale(dy, ctx.saved.k as number)];
+      });
+      mulBackwardCalls = [];
+      const grads = await tape.backward(z, { stopAtHooks: true });
+      // dz/da = 2a = 2·(3x·w) = [18, 60], as without stopAtHooks; nothing upstream of the hook
+      // (b·w's backward, the scale, x and w) is computed.
+      expect([...(await hook.gradient!.read())]).toEqual([18, 60]);
+      expect(grads.get(x)).toBeUndefined();
+      expect(grads.get(w)).toBeUndefined();
+      expect(scaleCalls).toBe(0);
+      expect(mulBackwardCalls).toEqual([[true, true]]); // a·a only
+      grads.dispose();
+      const full = await tape.backward(z);
+      expect([...(await hook.gradient!.read())]).toEqual([18, 60]);
+      // dz/dx = 3·(2a·w + 1) = 18·x·w² + 3.
+      expect([...(await full.of(x).read())]).toEqual([18 * 1 * 9 + 3, 18 * 2 * 25 + 3]);
+      expect(scaleCalls).toBe(1);
+      full.dispose();
+      tape.dispose();
+      registerBackward('t_scale', async (dy, ctx) => [await scale(dy, ctx.saved.k as number)]);
+    });
+    expect(gpu.memory().inUse).toBe(start.inUse);
+  });
+
   it('checks the seed shape', async () => {
     const gpu = await getGpu();
     await gpu.scope(async () => {

@@ -174,6 +174,12 @@ export interface BackwardOptions {
   seed?: Tensor;
   /** Per-call rule replacements, e.g. `{ activations: { relu: 'guided' } }`. */
   rules?: RuleOverrides;
+  /**
+   * Propagate only as far as the hooked layers: ops before them do no gradient work, and watched
+   * tensors and parameters upstream of every hook get no gradient. Grad-CAM needs the gradient of
+   * one late layer, not of the input. Default false.
+   */
+  stopAtHooks?: boolean;
 }
 
 export class Tape {
@@ -326,6 +332,15 @@ export class Tape {
       hooksByTensor.set(id, [...(hooksByTensor.get(id) ?? []), h]);
     }
     const keep = (t: Tensor) => this.watched.has(t.id) || t.requiresGrad;
+    // With stopAtHooks, only tensors computed from a hooked layer's output need a gradient.
+    let downstream: Set<number> | null = null;
+    if (options.stopAtHooks) {
+      downstream = new Set(hooksByTensor.keys());
+      for (const e of this.entries) {
+        if (e.inputs.some((t) => t && downstream!.has(t.id))) downstream.add(e.outputId);
+      }
+    }
+    const needed = (t: Tensor | null) => !!t && this.isTracked(t) && (!downstream || downstream.has(t.id));
     const capture = (id: number, g: Tensor) => {
       for (const h of hooksByTensor.get(id) ?? []) h.gradient = g.retain();
     };
@@ -356,7 +371,7 @@ export class Tape {
         let inGrads: (Tensor | null)[] = [];
         try {
           capture(e.outputId, g);
-          const needsGrad = e.inputs.map((t) => !!t && this.isTracked(t));
+          const needsGrad = e.inputs.map(needed);
           if (needsGrad.some(Boolean)) {
             const rule = ops[e.op] ?? backwardRules.get(e.op);
             if (!rule) throw new ArgumentError(`no backward rule registered for op '${e.op}'`);

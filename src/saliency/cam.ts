@@ -117,7 +117,8 @@ export async function gradCam(model: ExplainableModel, x: Tensor, options: CamOp
 }
 
 async function gradCamAtLayer(model: ExplainableModel, x: Tensor, options: ScoreOptions, layer: string): Promise<Tensor> {
-  const run = await gradientRun('gradCam', model, x, { ...options, hooks: [layer] });
+  // Only the layer's gradient is needed: the backward pass stops there.
+  const run = await gradientRun('gradCam', model, x, { ...options, hooks: [layer], hooksOnly: true });
   try {
     return await camFromHook(run.tape.hook(layer));
   } finally {
@@ -148,7 +149,7 @@ export async function guidedGradCam(model: ExplainableModel, x: Tensor, options:
   spatialLayer('guidedGradCam', model, layer);
   const upsample = options.upsample ?? 'bilinear';
   if (upsample === 'none') throw new ArgumentError("guidedGradCam: the map must be upsampled to the input ('bilinear' or 'nearest')");
-  const run = await gradientRun('guidedGradCam', model, x, { ...options, target: classTarget('guidedGradCam', options), hooks: [layer] });
+  const run = await gradientRun('guidedGradCam', model, x, { ...options, target: classTarget('guidedGradCam', options), hooks: [layer], hooksOnly: true });
   let coarse: Tensor | null = null;
   try {
     coarse = await camFromHook(run.tape.hook(layer));

@@ -117,6 +117,8 @@ export interface GradientRunOptions extends ScoreOptions {
   rules?: RuleOverrides;
   /** Layers whose activation and gradient to capture (tape hooks). */
   hooks?: string[];
+  /** Back-propagate only down to the hooks: `run.grads` then holds no input gradient. */
+  hooksOnly?: boolean;
 }
 
 /**
@@ -144,7 +146,7 @@ export async function gradientRun(op: string, model: ExplainableModel, x: Tensor
       }
       if (out.rank !== 2) throw new ShapeError(`${op}: the model's scores have shape ${formatShape(out.shape)}; expected [N, classes]`);
       const classes = await classIndices(op, o.target as ClassTarget, out);
-      const grads = await tape.backward(out, { seed: oneHot(gpu, classes, out.shape), rules: o.rules });
+      const grads = await tape.backward(out, { seed: oneHot(gpu, classes, out.shape), rules: o.rules, stopAtHooks: o.hooksOnly });
       return { tape, grads, scores: out, classes };
     });
   } catch (e) {
