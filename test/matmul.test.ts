@@ -45,6 +45,8 @@ describe('matmul kernel', () => {
     [8, 300, 513],
     [1, 2049, 300],
     [2, 7, 1],
+    [2, 37, 68], // M ≤ 2, N % 4 = 0, B not transposed: vec4 columns (matvec_cols4), a partial workgroup
+    [1, 70, 4100],
     [9, 40, 70], // just above: back to the GEMM
   ];
   for (const [M, K, N] of sizes) {
@@ -65,6 +67,8 @@ describe('matmul kernel', () => {
       await checkMatmul(gpu, [3, 52], [130, 52], { transB: true, bias: new Float32Array(130), activation, alpha: 0.2 }); // vec4 loads
       await checkMatmul(gpu, [3, 50], [130, 50], { transB: true, bias: new Float32Array(130), activation, alpha: 0.2 });
       await checkMatmul(gpu, [1, 50], [50, 130], { bias: new Float32Array(130), activation });
+      const bias = Float32Array.from({ length: 132 }, (_, i) => Math.sin(i)); // each column its own bias
+      await checkMatmul(gpu, [2, 50], [50, 132], { bias, activation, alpha: 0.2 }); // vec4 columns
     }
   });
 

@@ -96,6 +96,17 @@ async function gemm(op: string, a: Tensor, b: Tensor, options: MatmulOptions): P
   if (M <= MATVEC_MAX_ROWS && batch === 1 && a.rank === 2 && b.rank === 2) {
     // Few rows (a batch-1 linear layer): a 64-row GEMM tile would be almost all padding.
     const ROWS = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
+    if (!transB && N % 4 === 0 && M <= 2) {
+      // B row-major (a linear layer's input gradient): four columns per thread, read as vec4.
+      const kernel = await gpu.kernel('matvec_cols4', { TRANS_A: transA, BIAS: !!bias, ROWS, ACTIVATION: ACTIVATION_WGSL[activation] });
+      const out = empty(gpu, [M, N]);
+      gpu.dispatch(kernel, {
+        uniforms: new Uniforms().u32(M, N, K).f32(alpha),
+        buffers: bias ? [a, b, bias, out] : [a, b, out],
+        workgroups: linearWorkgroups(gpu, N / 4, 16),
+      });
+      return out;
+    }
     const VEC4 = transB && !transA && K % 4 === 0;
     const kernel = await gpu.kernel('matvec', { TRANS_A: transA, TRANS_B: transB, BIAS: !!bias, ROWS, VEC4, ACTIVATION: ACTIVATION_WGSL[activation] });
     const out = empty(gpu, [M, N]);
