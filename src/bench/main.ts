@@ -10,7 +10,19 @@
 import { createRequire } from 'node:module';
 import { Command, InvalidArgumentError } from 'commander';
 import { noGrad } from '../autodiff/tape.js';
-import { conv2dForward, conv2dStrategy, setConv2dStrategy, type Conv2dStrategy } from '../kernels/conv2d.js';
+import {
+  CONV2D_TILE_CANDIDATES,
+  conv2dBackwardInput,
+  conv2dForward,
+  conv2dStrategy,
+  formatTile,
+  parseConv2dTile,
+  setConv2dSplitK,
+  setConv2dStrategy,
+  setConv2dTile,
+  type Conv2dStrategy,
+  type Conv2dTile,
+} from '../kernels/conv2d.js';
 import { matmul } from '../kernels/matmul.js';
 import { randomNormal } from '../kernels/random.js';
 import { detect, FASHION_DETECTOR } from '../nets/detector.js';
@@ -32,7 +44,12 @@ interface Options {
   kernels: boolean;
   drise: number;
   conv: 'auto' | Conv2dStrategy;
+  tile?: Conv2dTile;
+  tiles: (Conv2dTile | null)[];
+  profile: boolean;
+  splitK: boolean;
 }
+
 
 interface Row {
   work: string;
@@ -41,6 +58,8 @@ interface Row {
   ratio: number | null;
   ours_first_ms: number | null;
   tfjs_first_ms: number | null;
+  /** Why TF.js has no time for this work, when it failed. */
+  tfjs_error?: string;
 }
 
 /** VGG16 (configuration D) for a size×size RGB input, 1000 classes. */
@@ -118,11 +137,18 @@ function median(v: number[]): number {
   return s[Math.floor((s.length - 1) / 2)]! + (s.length % 2 ? 0 : (s[s.length / 2]! - s[Math.floor((s.length - 1) / 2)]!) / 2);
 }
 
-async function time(reps: number, fn: () => Promise<unknown>): Promise<{ first: number; median: number }> {
+/**
+ * The first call (compilation included), then the median of `reps` calls after a warm-up: one call,
+ * and on a GPU calls for at least `warmMs` more, because a GPU lowers its clock while the first
+ * call compiles and takes a few hundred ms to raise it again.
+ */
+async function time(reps: number, fn: () => Promise<unknown>, warmMs = 0): Promise<{ first: number; median: number }> {
   let t0 = performance.now();
   await fn();
   const first = performance.now() - t0;
-  await fn(); // warm-up
+  const until = performance.now() + warmMs;
+  do await fn();
+  while (performance.now() < until);
   const runs: number[] = [];
   for (let i = 0; i < reps; i++) {
     t0 = performance.now();
@@ -143,6 +169,10 @@ async function main(): Promise<void> {
     .option('--no-kernels', 'skip the per-kernel GFLOP/s table')
     .option('--drise <masks>', 'D-RISE masks to time on the detector (0 = skip)', (v) => intArg(v, '--drise', true), 256)
     .option('--conv <kind>', "conv2d kernels: auto (direct on a CPU adapter, tiled on a GPU), tiled or direct", convArg, 'auto')
+    .option('--tile <TMxTNxTK/RMxRN>', 'tiled conv2d kernels: use this one tile for every layer (default: chosen by shape)', tileArg)
+    .option('--tiles <list>', "kernel table: compare these comma-separated tiles ('all': a built-in list; 'auto': the choice by shape)", tilesArg, [null])
+    .option('--no-split-k', 'tiled conv2d kernels: never split K (deep layers at batch 1 otherwise split it to fill the GPU)')
+    .option('--no-profile', 'skip the per-kernel GPU time breakdown of each work (GPU timestamps)')
     .option('--json', 'print one JSON object instead of tables');
   program.parse(process.argv);
   const o = program.opts<Options>();
@@ -152,11 +182,14 @@ async function main(): Promise<void> {
 
   const gpu = await initGpu();
   if (o.conv !== 'auto') setConv2dStrategy(o.conv);
+  if (o.tile) setConv2dTile(o.tile);
+  setConv2dSplitK(o.splitK);
   const conv = conv2dStrategy(gpu);
   const size = o.size ?? (gpu.adapter.isSoftware ? 64 : 224);
   const reps = o.reps ?? (gpu.adapter.isSoftware ? 3 : 10);
+  const warmMs = gpu.adapter.isSoftware ? 0 : 500;
   if (size % 32) throw new InvalidArgumentError('--size must be a multiple of 32');
-  log(`adapter: ${gpu.adapter.name}; VGG16 at ${size}×${size}, batch 1, fp32; ${conv} conv kernels; medians of ${reps} after a warm-up, read-back included`);
+  log(`adapter: ${gpu.adapter.name}; VGG16 at ${size}×${size}, batch 1, fp32; ${conv} conv kernels${o.tile ? ` (tile ${formatTile(o.tile)})` : ''}${o.splitK ? '' : ', K never split'}; medians of ${reps} after a warm-up${warmMs ? ` (≥ ${warmMs} ms)` : ""}, read-back included`);
 
   const spec = vgg16Spec(size);
   const model = modelFromSpec(gpu, spec, undefined, { seed: 1 });
@@ -214,8 +247,18 @@ async function main(): Promise<void> {
   }
 
   for (const work of ['forward', 'vanilla', 'gradcam', 'smoothgrad', 'guided-backprop']) {
-    const a = await time(reps, ours[work]!);
-    const b = theirs[work] ? await time(reps, theirs[work]!) : null;
+    const a = await time(reps, ours[work]!, warmMs);
+    // TF.js may fail where we do not (e.g. a batch of 50 at 224×224 over its buffer limits): the
+    // row then says why instead of ending the benchmark.
+    let b: { first: number; median: number } | null = null;
+    let tfjsError: string | undefined;
+    if (theirs[work]) {
+      try {
+        b = await time(reps, theirs[work]!, warmMs);
+      } catch (e) {
+        tfjsError = (e as Error).message.split('\n')[0];
+      }
+    }
     const row: Row = {
       work,
       ours_ms: round(a.median),
@@ -223,10 +266,12 @@ async function main(): Promise<void> {
       ratio: b ? round(b.median / a.median, 2) : null,
       ours_first_ms: round(a.first),
       tfjs_first_ms: b ? round(b.first) : null,
+      ...(tfjsError ? { tfjs_error: tfjsError } : {}),
     };
     rows.push(row);
     log(
-      `${work.padEnd(16)} ours ${fmt(row.ours_ms)} ms   tfjs ${fmt(row.tfjs_ms)} ms   tfjs/ours ${row.ratio ?? '—'}   (first call: ours ${fmt(row.ours_first_ms)}, tfjs ${fmt(row.tfjs_first_ms)})`,
+      `${work.padEnd(16)} ours ${fmt(row.ours_ms)} ms   tfjs ${fmt(row.tfjs_ms)} ms   tfjs/ours ${row.ratio ?? '—'}   (first call: ours ${fmt(row.ours_first_ms)}, tfjs ${fmt(row.tfjs_first_ms)})` +
+        (tfjsError ? `\n${''.padEnd(16)} tfjs failed: ${tfjsError}` : ''),
     );
   }
   const memory = {
@@ -235,11 +280,12 @@ async function main(): Promise<void> {
   };
   log(`GPU memory: ours peak ${memory.ours_peak_mib} MiB (buffer pool); tfjs ${memory.tfjs_peak_mib ?? '—'} MiB allocated at the end`);
 
-  const kernels = o.kernels ? await kernelTable(gpu, size, reps, log) : [];
+  const profiles = o.profile && gpu.canProfile ? await profileWorks(gpu, ours, log) : null;
+  const kernels = o.kernels ? await kernelTable(gpu, size, reps, o.tile ? [o.tile] : o.tiles, log) : [];
   const driseResult = o.drise > 0 ? await driseSpeed(gpu, o.drise, log) : null;
   if (o.json) {
     process.stdout.write(
-      JSON.stringify({ adapter: gpu.adapter.name, size, reps, conv, results: rows, memory, kernels, drise: driseResult, date: new Date().toISOString() }) + '\n',
+      JSON.stringify({ adapter: gpu.adapter.name, size, reps, conv, tile: o.tile ? formatTile(o.tile) : 'auto', split_k: o.splitK, results: rows, memory, profiles, kernels, drise: driseResult, date: new Date().toISOString() }) + '\n',
     );
   }
   model.dispose();
@@ -252,48 +298,115 @@ async function readAndFree(p: Promise<Tensor>): Promise<void> {
   t.dispose();
 }
 
-/** GFLOP/s of our conv (forward) and matmul kernels on each distinct VGG16 layer shape, batch 1. */
-async function kernelTable(gpu: Gpu, size: number, reps: number, log: (s: string) => void) {
-  const out: { kernel: string; shape: string; ms: number; gflops: number }[] = [];
-  log('kernels (batch 1):');
+/**
+ * Milliseconds per call of `make`, which records one kernel's work and returns its output: `inner`
+ * calls are recorded into one batch and waited for together, so that the submit and the wait are
+ * not counted `inner` times; the median over `reps` such batches, after one warm-up batch.
+ */
+async function timeKernel(gpu: Gpu, reps: number, inner: number, make: () => Promise<Tensor>): Promise<number> {
+  if (gpu.canProfile) {
+    // GPU timestamps around each call: no submit or wait counted, and no overlap between calls.
+    // After the first call (compilation), a GPU is kept busy for 200 ms so that it raises its clock.
+    (await make()).dispose();
+    const until = performance.now() + (gpu.adapter.isSoftware ? 0 : 200);
+    while (performance.now() < until) {
+      for (let i = 0; i < 10; i++) (await make()).dispose();
+      await gpu.sync();
+    }
+    const runs: number[] = [];
+    for (let i = 0; i < reps * inner; i++) {
+      const p = await gpu.profile(async () => (await make()).dispose());
+      runs.push(p.gpuMs);
+    }
+    return median(runs);
+  }
+  const batch = async () => {
+    for (let i = 0; i < inner; i++) (await make()).dispose();
+    await gpu.sync();
+  };
+  const t = await time(reps, batch);
+  return t.median / inner;
+}
+
+/**
+ * GFLOP/s of our conv kernels (forward, and input gradient as vanilla saliency needs) on each
+ * distinct VGG16 layer shape at batch 1, for each tile in `tiles` (null: the choice by shape), and
+ * of the matmul kernels on the classifier's shapes.
+ */
+async function kernelTable(gpu: Gpu, size: number, reps: number, tiles: (Conv2dTile | null)[], log: (s: string) => void) {
+  const out: { kernel: string; shape: string; tile: string; ms: number; gflops: number }[] = [];
+  const inner = gpu.adapter.isSoftware ? 1 : 10;
+  log(`kernels (batch 1; ${gpu.canProfile ? 'GPU timestamps, median' : `host clock${inner > 1 ? `, ${inner} calls per submit` : ''}`}):`);
   const seen = new Set<string>();
+  const row = (kernel: string, shape: string, tile: string, ms: number, flops: number) => {
+    const gflops = round(flops / ms / 1e6, 1);
+    out.push({ kernel, shape, tile, ms: round(ms, 3), gflops });
+    log(`  ${kernel.padEnd(18)} ${shape.padEnd(16)} ${tile.padEnd(14)} ${ms.toFixed(3).padStart(8)} ms  ${gflops} GFLOP/s`);
+  };
   let s = size;
   let c = 3;
-  for (const [co, n] of [[64, 2], [128, 2], [256, 3], [512, 3], [512, 3]] as const) {
-    for (let i = 0; i < n; i++) {
-      const key = `${c}→${co} @${s}`;
-      if (!seen.has(key)) {
-        seen.add(key);
-        const x = await randomNormal(gpu, [1, c, s, s], { seed: 1 });
-        const w = await randomNormal(gpu, [co, c, 3, 3], { seed: 2 });
-        const t = await time(reps, async () => {
-          const y = await conv2dForward(x, w, null, { padding: 1 });
-          await gpu.sync();
-          y.dispose();
-        });
-        const flops = 2 * s * s * co * c * 9;
-        out.push({ kernel: 'conv2d', shape: key, ms: round(t.median), gflops: round(flops / t.median / 1e6, 2) });
-        log(`  conv2d ${key.padEnd(16)} ${fmt(round(t.median))} ms  ${round(flops / t.median / 1e6, 2)} GFLOP/s`);
-        x.dispose();
-        w.dispose();
+  try {
+    for (const [co, n] of [[64, 2], [128, 2], [256, 3], [512, 3], [512, 3]] as const) {
+      for (let i = 0; i < n; i++) {
+        const key = `${c}→${co} @${s}`;
+        if (!seen.has(key)) {
+          seen.add(key);
+          const x = await randomNormal(gpu, [1, c, s, s], { seed: 1 });
+          const w = await randomNormal(gpu, [co, c, 3, 3], { seed: 2 });
+          const dy = await randomNormal(gpu, [1, co, s, s], { seed: 3 });
+          const flops = 2 * s * s * co * c * 9;
+          for (const tile of tiles) {
+            setConv2dTile(tile);
+            const name = tile ? formatTile(tile) : 'auto';
+            row('conv2d', key, name, await timeKernel(gpu, reps, inner, () => conv2dForward(x, w, null, { padding: 1 })), flops);
+            row('conv2d-input-grad', key, name, await timeKernel(gpu, reps, inner, () => conv2dBackwardInput(dy, w, x.shape, { padding: 1 })), flops);
+          }
+          x.dispose();
+          w.dispose();
+          dy.dispose();
+        }
+        c = co;
       }
-      c = co;
+      s /= 2;
     }
-    s /= 2;
+  } finally {
+    setConv2dTile(tiles.length === 1 ? tiles[0]! : null);
   }
+  // The classifier's layers at batch 1, forward (x·wᵀ) and input gradient (dy·w).
   for (const [k, nOut] of [[512 * s * s, 4096], [4096, 4096], [4096, 1000]] as const) {
-    const a = empty(gpu, [1, k]);
-    const b = empty(gpu, [nOut, k]);
-    const t = await time(reps, async () => {
-      const y = await matmul(a, b, { transB: true });
-      await gpu.sync();
-      y.dispose();
-    });
-    const flops = 2 * k * nOut;
-    out.push({ kernel: 'matmul', shape: `1×${k}·${k}×${nOut}`, ms: round(t.median), gflops: round(flops / t.median / 1e6, 2) });
-    log(`  matmul 1×${k}·${k}×${nOut}`.padEnd(33) + ` ${fmt(round(t.median))} ms  ${round(flops / t.median / 1e6, 2)} GFLOP/s`);
+    const a = await randomNormal(gpu, [1, k], { seed: 4 });
+    const b = await randomNormal(gpu, [nOut, k], { seed: 5, std: 0.01 });
+    const dy = await randomNormal(gpu, [1, nOut], { seed: 6 });
+    row('matmul', `1×${k}·${k}×${nOut}`, '', await timeKernel(gpu, reps, inner, () => matmul(a, b, { transB: true })), 2 * k * nOut);
+    row('matmul', `1×${nOut}·${nOut}×${k}`, '', await timeKernel(gpu, reps, inner, () => matmul(dy, b)), 2 * k * nOut);
     a.dispose();
     b.dispose();
+    dy.dispose();
+  }
+  return out;
+}
+
+/**
+ * Where each work's GPU time goes: one run of each under `gpu.profile`, the dispatches summed by
+ * kernel. `gpu_ms` against the work's wall-clock median shows the time spent outside kernels
+ * (recording, submits, waiting, read-back).
+ */
+async function profileWorks(gpu: Gpu, works: Record<string, () => Promise<unknown>>, log: (s: string) => void) {
+  const out: Record<string, { gpu_ms: number; dispatches: number; kernels: { name: string; count: number; ms: number }[] }> = {};
+  log('GPU time per kernel (one run of each, GPU timestamps):');
+  for (const [work, fn] of Object.entries(works)) {
+    await fn();
+    const p = await gpu.profile(fn);
+    const byName = new Map<string, { name: string; count: number; ms: number }>();
+    for (const k of p.kernels) {
+      const e = byName.get(k.name) ?? { name: k.name, count: 0, ms: 0 };
+      e.count++;
+      e.ms += k.ms;
+      byName.set(k.name, e);
+    }
+    const kernels = [...byName.values()].sort((a, b) => b.ms - a.ms).map((k) => ({ ...k, ms: round(k.ms, 3) }));
+    out[work] = { gpu_ms: round(p.gpuMs, 3), dispatches: p.kernels.length, kernels };
+    log(`  ${work}: ${round(p.gpuMs, 2)} ms in ${p.kernels.length} dispatches; ` + kernels.slice(0, 6).map((k) => `${k.name} ×${k.count} ${k.ms.toFixed(2)}`).join(', '));
   }
   return out;
 }
@@ -323,6 +436,22 @@ async function nodeGpu(): Promise<GPU> {
 function convArg(v: string): 'auto' | Conv2dStrategy {
   if (v !== 'auto' && v !== 'tiled' && v !== 'direct') throw new InvalidArgumentError('--conv must be auto, tiled or direct');
   return v;
+}
+
+function tileArg(v: string): Conv2dTile {
+  try {
+    const t = parseConv2dTile(v);
+    setConv2dTile(t); // validates
+    setConv2dTile(null);
+    return t;
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
+function tilesArg(v: string): (Conv2dTile | null)[] {
+  const names = v === 'all' ? ['auto', ...CONV2D_TILE_CANDIDATES] : v.split(',');
+  return names.map((n) => (n.trim() === 'auto' ? null : tileArg(n)));
 }
 
 function intArg(v: string, name: string, zero = false): number {
