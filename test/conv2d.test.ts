@@ -71,6 +71,11 @@ const CASES: Case[] = [
   { name: 'few pixels, two column tiles: 70→20 at 2×2, batch 2', x: [2, 70, 2, 2], w: [20, 70, 3, 3], params: { padding: 1 } },
   // Tiled: few tiles and K = 64·9 = 576 taps forward, 60·9 = 540 backward: both split K in two.
   { name: 'split K: 64→60 at 6×5, batch 2', x: [2, 64, 6, 5], w: [60, 64, 3, 3], params: { padding: 1 }, bias: true, activation: 'relu' },
+  // Split K on the narrow tiles: input gradients 3 and 10 channels wide (K = 576), and the 16-row
+  // tile both ways (9 pixels, K = 576).
+  { name: 'split K, narrow input gradient: 3→64', x: [1, 3, 6, 6], w: [64, 3, 3, 3], params: { padding: 1 } },
+  { name: 'split K, 10→64', x: [1, 10, 5, 6], w: [64, 10, 3, 3], params: { padding: 1 } },
+  { name: 'split K, 16-row tile: 64→64 at 3×3', x: [1, 64, 3, 3], w: [64, 64, 3, 3], params: { padding: 1 }, bias: true, activation: 'relu' },
 ];
 
 async function checkCase(gpu: Gpu, c: Case, seed: number): Promise<void> {
@@ -244,6 +249,10 @@ describe('conv2d dispatch plans and errors', () => {
       expect(deep.inputGradSplits).toBeGreaterThan(1);
       const small = conv2dDispatchSizes([2, 64, 6, 5], [60, 64, 3, 3], { padding: 1 }, limits);
       expect([small.forwardSplits, small.inputGradSplits]).toEqual([2, 2]); // the 'split K' case above
+      expect(conv2dDispatchSizes([1, 3, 6, 6], [64, 3, 3, 3], { padding: 1 }, limits).inputGradSplits).toBe(2);
+      expect(conv2dDispatchSizes([1, 10, 5, 6], [64, 10, 3, 3], { padding: 1 }, limits).inputGradSplits).toBe(2);
+      const few = conv2dDispatchSizes([1, 64, 3, 3], [64, 64, 3, 3], { padding: 1 }, limits);
+      expect([few.forwardSplits, few.inputGradSplits]).toEqual([2, 2]);
       const deep64 = conv2dDispatchSizes([64, 512, 14, 14], [512, 512, 3, 3], { padding: 1 }, limits);
       expect([deep64.forwardSplits, deep64.inputGradSplits]).toEqual([1, 1]);
       expect(conv2dDispatchSizes([1, 512, 14, 14], [512, 512, 3, 3], { padding: 1 }, limits, 'direct').forwardSplits).toBe(1);
