@@ -7,6 +7,7 @@ import {
   conv2dForward,
   conv2dOutputShape,
   setConv2dGridLimitForTesting,
+  setConv2dSplitK,
   setConv2dStrategy,
   setConv2dTile,
   parseConv2dTile,
@@ -50,7 +51,7 @@ interface Case {
   activation?: Activation;
 }
 
-// Forward pipelines are keyed by tile shape (from Cout/groups: ≤4, ≤16, more) × activation × bias;
+// Forward pipelines are keyed by tile shape (from Cout/groups and the workgroup count) × activation × bias;
 // the cases stick to (none, no bias) and (relu, bias) on the larger tiles to keep compiles few.
 const CASES: Case[] = [
   { name: '3→5, 7×9, padding 1', x: [1, 3, 7, 9], w: [5, 3, 3, 3], params: { padding: 1 }, bias: true, activation: 'relu' },
@@ -76,6 +77,7 @@ const CASES: Case[] = [
   { name: 'split K, narrow input gradient: 3→64', x: [1, 3, 6, 6], w: [64, 3, 3, 3], params: { padding: 1 } },
   { name: 'split K, 10→64', x: [1, 10, 5, 6], w: [64, 10, 3, 3], params: { padding: 1 } },
   { name: 'split K, 16-row tile: 64→64 at 3×3', x: [1, 64, 3, 3], w: [64, 64, 3, 3], params: { padding: 1 }, bias: true, activation: 'relu' },
+  { name: 'split K with groups 2: 128→128 at 4×4', x: [1, 128, 4, 4], w: [128, 64, 3, 3], params: { padding: 1, groups: 2 }, bias: true, activation: 'relu' },
 ];
 
 async function checkCase(gpu: Gpu, c: Case, seed: number): Promise<void> {
@@ -169,7 +171,7 @@ for (const strategy of ['tiled', 'direct'] as Conv2dStrategy[]) {
       const gpu = await getGpu();
       setConv2dGridLimitForTesting(6);
       try {
-        // Tiled: forward 13 tiles → 5×3, input gradient 7 → 4×2, filter gradient 9 → 5×2, its sum 18 → 6×3,
+        // Tiled: forward 25 tiles → 5×5, input gradient 7 → 4×2, filter gradient 9 → 5×2, its sum 18 → 6×3,
       // bias 32 → 6×6. Direct: filter gradient 33 workgroups (11 splits) → 6×6.
         await checkCase(gpu, CASES.find((c) => c.name.startsWith('full tiles'))!, 500);
         await checkCase(gpu, CASES.find((c) => c.name.startsWith('depthwise channel'))!, 510);
@@ -253,12 +255,31 @@ describe('conv2d dispatch plans and errors', () => {
       expect(conv2dDispatchSizes([1, 10, 5, 6], [64, 10, 3, 3], { padding: 1 }, limits).inputGradSplits).toBe(2);
       const few = conv2dDispatchSizes([1, 64, 3, 3], [64, 64, 3, 3], { padding: 1 }, limits);
       expect([few.forwardSplits, few.inputGradSplits]).toEqual([2, 2]);
+      const grouped = conv2dDispatchSizes([1, 128, 4, 4], [128, 64, 3, 3], { padding: 1, groups: 2 }, limits);
+      expect([grouped.forwardSplits, grouped.inputGradSplits]).toEqual([2, 2]);
       const deep64 = conv2dDispatchSizes([64, 512, 14, 14], [512, 512, 3, 3], { padding: 1 }, limits);
       expect([deep64.forwardSplits, deep64.inputGradSplits]).toEqual([1, 1]);
       expect(conv2dDispatchSizes([1, 512, 14, 14], [512, 512, 3, 3], { padding: 1 }, limits, 'direct').forwardSplits).toBe(1);
       // Batch 256 at 224×224 needs more than 65,535 forward tiles: they are folded into y.
       const big = conv2dDispatchSizes([256, 64, 224, 224], [64, 64, 3, 3], { padding: 1 }, limits);
       expect(big.forward[1]).toBeGreaterThan(1);
+    });
+
+    it('tiles by workgroup count: the largest of 128×64 (≤ 64 channels), 64×64, 64×32, 32×32 giving ≥ 200', () => {
+      const limits = { maxComputeWorkgroupsPerDimension: 65535, maxStorageBufferBindingSize: 2 ** 31 - 4 };
+      setConv2dSplitK(false); // workgroups = tiles
+      try {
+        const forward = (cin: number, cout: number, size: number, batch = 1) =>
+          conv2dDispatchSizes([batch, cin, size, size], [cout, cin, 3, 3], { padding: 1 }, limits).forward[0];
+        expect(forward(64, 64, 224)).toBe(392); // 128×64: 392 tiles (64×64 would give 784)
+        expect(forward(64, 128, 112)).toBe(392); // 128 channels: 64×64, 196 × 2
+        expect(forward(128, 256, 56)).toBe(392); // 64×64 gives 196 < 200: 64×32, 49 × 8
+        expect(forward(256, 512, 28)).toBe(208); // 64×32: 13 × 16
+        expect(forward(512, 512, 14)).toBe(112); // nothing reaches 200: 32×32, 7 × 16
+        expect(forward(512, 512, 14, 8)).toBe(200); // batch 8: 64×64, 25 × 8
+      } finally {
+        setConv2dSplitK(true);
+      }
     });
 
     it('output shapes and TF SAME padding', () => {

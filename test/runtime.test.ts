@@ -100,10 +100,10 @@ describe('pipelines and dispatch', () => {
     });
     expect(p.kernels.map((k) => k.name)).toEqual(['fill', 'elementwise_unary', 'elementwise_binary']);
     for (const k of p.kernels) expect(k.ms).toBeGreaterThan(0);
-    expect(p.gpuMs).toBeCloseTo(p.kernels.reduce((s, k) => s + k.ms, 0), 9);
+    expect(p.kernels.map((k) => k.workgroups[0])).toEqual([256, 256, 256]); // 65,536 elements, 256 a workgroup
     expect([...(await p.result.read()).slice(0, 2)]).toEqual([4, 4]);
     p.result.dispose();
-    // Not nested; a function that throws ends the profile and leaves nothing behind.
+    // Not nested; a function that throws ends the profile, and the next one works.
     await expect(gpu.profile(() => gpu.profile(() => 1))).rejects.toThrow(/already profiling/);
     await expect(gpu.profile(async () => { throw new Error('boom'); })).rejects.toThrow('boom');
     expect((await gpu.profile(() => 7)).result).toBe(7);

@@ -168,24 +168,27 @@ describe('tape autodiff', () => {
         scaleCalls++;
         return [await scale(dy, ctx.saved.k as number)];
       });
-      mulBackwardCalls = [];
-      const grads = await tape.backward(z, { stopAtHooks: true });
-      // dz/da = 2a = 2·(3x·w) = [18, 60], as without stopAtHooks; nothing upstream of the hook
-      // (b·w's backward, the scale, x and w) is computed.
-      expect([...(await hook.gradient!.read())]).toEqual([18, 60]);
-      expect(grads.get(x)).toBeUndefined();
-      expect(grads.get(w)).toBeUndefined();
-      expect(scaleCalls).toBe(0);
-      expect(mulBackwardCalls).toEqual([[true, true]]); // a·a only
-      grads.dispose();
-      const full = await tape.backward(z);
-      expect([...(await hook.gradient!.read())]).toEqual([18, 60]);
-      // dz/dx = 3·(2a·w + 1) = 18·x·w² + 3.
-      expect([...(await full.of(x).read())]).toEqual([18 * 1 * 9 + 3, 18 * 2 * 25 + 3]);
-      expect(scaleCalls).toBe(1);
-      full.dispose();
-      tape.dispose();
-      registerBackward('t_scale', async (dy, ctx) => [await scale(dy, ctx.saved.k as number)]);
+      try {
+        mulBackwardCalls = [];
+        const grads = await tape.backward(z, { stopAtHooks: true });
+        // dz/da = 2a = 2·(3x·w) = [18, 60], as without stopAtHooks; nothing upstream of the hook
+        // (b·w's backward, the scale, x and w) is computed.
+        expect([...(await hook.gradient!.read())]).toEqual([18, 60]);
+        expect(grads.get(x)).toBeUndefined();
+        expect(grads.get(w)).toBeUndefined();
+        expect(scaleCalls).toBe(0);
+        expect(mulBackwardCalls).toEqual([[true, true]]); // a·a only
+        grads.dispose();
+        const full = await tape.backward(z);
+        expect([...(await hook.gradient!.read())]).toEqual([18, 60]);
+        // dz/dx = 3·(2a·w + 1) = 18·x·w² + 3.
+        expect([...(await full.of(x).read())]).toEqual([18 * 1 * 9 + 3, 18 * 2 * 25 + 3]);
+        expect(scaleCalls).toBe(1);
+        full.dispose();
+      } finally {
+        tape.dispose();
+        registerBackward('t_scale', async (dy, ctx) => [await scale(dy, ctx.saved.k as number)]);
+      }
     });
     expect(gpu.memory().inUse).toBe(start.inUse);
   });

@@ -175,9 +175,10 @@ export interface BackwardOptions {
   /** Per-call rule replacements, e.g. `{ activations: { relu: 'guided' } }`. */
   rules?: RuleOverrides;
   /**
-   * Propagate only as far as the hooked layers: ops before them do no gradient work, and watched
-   * tensors and parameters upstream of every hook get no gradient. Grad-CAM needs the gradient of
-   * one late layer, not of the input. Default false.
+   * Propagate only as far as the hooked layers: only their outputs and tensors computed from them
+   * receive gradients, so ops before them do no gradient work, and watched tensors and parameters
+   * get none (unless hooked). Grad-CAM needs the gradient of one late layer, not of the input or
+   * the weights. Default false.
    */
   stopAtHooks?: boolean;
 }

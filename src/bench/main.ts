@@ -15,7 +15,7 @@ import {
   conv2dBackwardInput,
   conv2dForward,
   conv2dStrategy,
-  formatTile,
+  formatConv2dTile,
   parseConv2dTile,
   setConv2dSplitK,
   setConv2dStrategy,
@@ -182,6 +182,9 @@ async function main(): Promise<void> {
 
   const gpu = await initGpu();
   if (o.conv !== 'auto') setConv2dStrategy(o.conv);
+  if ((o.tile || o.tiles.some(Boolean)) && conv2dStrategy(gpu) !== 'tiled') {
+    throw new InvalidArgumentError(`--tile and --tiles choose tiles of the tiled conv kernels; this adapter uses the ${conv2dStrategy(gpu)} ones: add --conv tiled`);
+  }
   if (o.tile) setConv2dTile(o.tile);
   setConv2dSplitK(o.splitK);
   const conv = conv2dStrategy(gpu);
@@ -189,7 +192,7 @@ async function main(): Promise<void> {
   const reps = o.reps ?? (gpu.adapter.isSoftware ? 3 : 10);
   const warmMs = gpu.adapter.isSoftware ? 0 : 500;
   if (size % 32) throw new InvalidArgumentError('--size must be a multiple of 32');
-  log(`adapter: ${gpu.adapter.name}; VGG16 at ${size}×${size}, batch 1, fp32; ${conv} conv kernels${o.tile ? ` (tile ${formatTile(o.tile)})` : ''}${o.splitK ? '' : ', K never split'}; medians of ${reps} after a warm-up${warmMs ? ` (≥ ${warmMs} ms)` : ""}, read-back included`);
+  log(`adapter: ${gpu.adapter.name}; VGG16 at ${size}×${size}, batch 1, fp32; ${conv} conv kernels${o.tile ? ` (tile ${formatConv2dTile(o.tile)})` : ''}${o.splitK ? '' : ', K never split'}; medians of ${reps} after a warm-up${warmMs ? ` (≥ ${warmMs} ms)` : ""}, read-back included`);
 
   const spec = vgg16Spec(size);
   const model = modelFromSpec(gpu, spec, undefined, { seed: 1 });
@@ -281,11 +284,11 @@ async function main(): Promise<void> {
   log(`GPU memory: ours peak ${memory.ours_peak_mib} MiB (buffer pool); tfjs ${memory.tfjs_peak_mib ?? '—'} MiB allocated at the end`);
 
   const profiles = o.profile && gpu.canProfile ? await profileWorks(gpu, ours, log) : null;
-  const kernels = o.kernels ? await kernelTable(gpu, size, reps, o.tile ? [o.tile] : o.tiles, log) : [];
+  const kernels = o.kernels ? await kernelTable(gpu, size, reps, o.tile ? [o.tile] : o.tiles, o.tile ?? null, log) : [];
   const driseResult = o.drise > 0 ? await driseSpeed(gpu, o.drise, log) : null;
   if (o.json) {
     process.stdout.write(
-      JSON.stringify({ adapter: gpu.adapter.name, size, reps, conv, tile: o.tile ? formatTile(o.tile) : 'auto', split_k: o.splitK, results: rows, memory, profiles, kernels, drise: driseResult, date: new Date().toISOString() }) + '\n',
+      JSON.stringify({ adapter: gpu.adapter.name, size, reps, conv, tile: o.tile ? formatConv2dTile(o.tile) : 'auto', split_k: o.splitK, results: rows, memory, profiles, kernels, drise: driseResult, date: new Date().toISOString() }) + '\n',
     );
   }
   model.dispose();
@@ -333,7 +336,7 @@ async function timeKernel(gpu: Gpu, reps: number, inner: number, make: () => Pro
  * distinct VGG16 layer shape at batch 1, for each tile in `tiles` (null: the choice by shape), and
  * of the matmul kernels on the classifier's shapes.
  */
-async function kernelTable(gpu: Gpu, size: number, reps: number, tiles: (Conv2dTile | null)[], log: (s: string) => void) {
+async function kernelTable(gpu: Gpu, size: number, reps: number, tiles: (Conv2dTile | null)[], forced: Conv2dTile | null, log: (s: string) => void) {
   const out: { kernel: string; shape: string; tile: string; ms: number; gflops: number }[] = [];
   const inner = gpu.adapter.isSoftware ? 1 : 10;
   log(`kernels (batch 1; ${gpu.canProfile ? 'GPU timestamps, median' : `host clock${inner > 1 ? `, ${inner} calls per submit` : ''}`}):`);
@@ -357,7 +360,7 @@ async function kernelTable(gpu: Gpu, size: number, reps: number, tiles: (Conv2dT
           const flops = 2 * s * s * co * c * 9;
           for (const tile of tiles) {
             setConv2dTile(tile);
-            const name = tile ? formatTile(tile) : 'auto';
+            const name = tile ? formatConv2dTile(tile) : 'auto';
             row('conv2d', key, name, await timeKernel(gpu, reps, inner, () => conv2dForward(x, w, null, { padding: 1 })), flops);
             row('conv2d-input-grad', key, name, await timeKernel(gpu, reps, inner, () => conv2dBackwardInput(dy, w, x.shape, { padding: 1 })), flops);
           }
@@ -370,7 +373,7 @@ async function kernelTable(gpu: Gpu, size: number, reps: number, tiles: (Conv2dT
       s /= 2;
     }
   } finally {
-    setConv2dTile(tiles.length === 1 ? tiles[0]! : null);
+    setConv2dTile(forced);
   }
   // The classifier's layers at batch 1, forward (x·wᵀ) and input gradient (dy·w).
   for (const [k, nOut] of [[512 * s * s, 4096], [4096, 4096], [4096, 1000]] as const) {

@@ -202,7 +202,7 @@ export function setConv2dTile(tile: Conv2dTile | null): void {
       256 % TM === 0 && 256 % TK === 0 && (TK * TM) % 256 === 0 && stagedBytes(tile) <= 16384;
     if (!ok) {
       throw new ArgumentError(
-        `conv2d: tile ${formatTile(tile)} is not runnable: need (TM/RM)·(TN/RN) = 256 threads, TM and TK dividing 256, ` +
+        `conv2d: tile ${formatConv2dTile(tile)} is not runnable: need (TM/RM)·(TN/RN) = 256 threads, TM and TK dividing 256, ` +
           `TK·TM a multiple of 256 and 4·TK·(TM+TN+1) ≤ 16384 bytes of workgroup memory`,
       );
     }
@@ -211,7 +211,7 @@ export function setConv2dTile(tile: Conv2dTile | null): void {
 }
 
 /** "TMxTNxTK/RMxRN", the form parseConv2dTile reads. */
-export function formatTile(t: Conv2dTile): string {
+export function formatConv2dTile(t: Conv2dTile): string {
   return `${t.TM}x${t.TN}x${t.TK}/${t.RM}x${t.RN}`;
 }
 
@@ -605,14 +605,20 @@ async function splitSum(
     out.dispose();
     throw e;
   }
-  record(partial);
-  gpu.dispatch(sum, {
-    uniforms: new Uniforms().u32(gemm.total, gemm.splits, plane, shape[1]!).f32(alpha),
-    buffers: bias ? [partial, bias, out] : [partial, out],
-    workgroups: fold(Math.ceil(gemm.total / 256), deviceLimits(gpu).maxComputeWorkgroupsPerDimension),
-  });
-  // The pool hands the buffer out again only to work recorded after this point.
-  partial.dispose();
+  try {
+    record(partial);
+    gpu.dispatch(sum, {
+      uniforms: new Uniforms().u32(gemm.total, gemm.splits, plane, shape[1]!).f32(alpha),
+      buffers: bias ? [partial, bias, out] : [partial, out],
+      workgroups: fold(Math.ceil(gemm.total / 256), deviceLimits(gpu).maxComputeWorkgroupsPerDimension),
+    });
+  } catch (e) {
+    out.dispose();
+    throw e;
+  } finally {
+    // The pool hands the buffer out again only to work recorded after this point.
+    partial.dispose();
+  }
   return out;
 }
 

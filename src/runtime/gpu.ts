@@ -634,7 +634,6 @@ export class Gpu {
     return { ...this.pool.snapshot(), tensors: this.liveTensors };
   }
 
-  /** Frees every GPU resource and the device. The Gpu cannot be used afterwards. */
   /** True if this device can time dispatches (`profile`); adapters without 'timestamp-query' cannot. */
   get canProfile(): boolean {
     return this.device.features.has('timestamp-query');
@@ -650,7 +649,7 @@ export class Gpu {
     this.assertUsable();
     if (!this.canProfile) throw new GpuError(`profile: the adapter ${this.adapter.name} cannot write GPU timestamps (no 'timestamp-query' feature)`);
     if (this.profiling) throw new GpuError('profile: already profiling');
-    this.flush(); // earlier work is not timed
+    await this.sync(); // earlier work is neither timed nor blamed for errors found here
     const queries = 2 * MAX_DISPATCHES_PER_BATCH;
     const prof: ProfileState = {
       querySet: this.device.createQuerySet({ type: 'timestamp', count: queries, label: 'profile' }),
@@ -659,8 +658,11 @@ export class Gpu {
       pending: [],
     };
     this.profiling = prof;
+    let result: T | undefined;
+    let returned = false;
     try {
-      const result = await fn();
+      result = await fn();
+      returned = true;
       this.flush();
       const kernels: KernelTime[] = [];
       for (const { dispatches, readback } of prof.pending) {
@@ -673,7 +675,15 @@ export class Gpu {
         });
       }
       await this.checkErrors();
-      return { result, kernels, gpuMs: kernels.reduce((a, k) => a + k.ms, 0) };
+      return { result: result as T, kernels, gpuMs: kernels.reduce((a, k) => a + k.ms, 0) };
+    } catch (e) {
+      // fn's tensors are freed when the profile fails after fn returned (a GPU error, a lost device).
+      if (returned) {
+        const made = new Set<Disposable>();
+        collectDisposables(result, made, 0);
+        for (const t of made) if (!t.isDisposed) t.dispose();
+      }
+      throw e;
     } finally {
       this.flush();
       this.profiling = null;
@@ -683,6 +693,7 @@ export class Gpu {
     }
   }
 
+  /** Frees every GPU resource and the device. The Gpu cannot be used afterwards. */
   destroy(): void {
     if (this.destroyed) return;
     try {

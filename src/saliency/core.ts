@@ -117,7 +117,7 @@ export interface GradientRunOptions extends ScoreOptions {
   rules?: RuleOverrides;
   /** Layers whose activation and gradient to capture (tape hooks). */
   hooks?: string[];
-  /** Back-propagate only down to the hooks: `run.grads` then holds no input gradient. */
+  /** Back-propagate only down to the hooks (`stopAtHooks`): `run.grads` is then empty. */
   hooksOnly?: boolean;
 }
 
