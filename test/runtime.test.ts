@@ -86,6 +86,41 @@ describe('pipelines and dispatch', () => {
     }
   });
 
+  it('reuses bind groups when a run is repeated, and forgets them when trim() destroys buffers', async () => {
+    const gpu = await getGpu();
+    await gpu.sync();
+    const device = gpu.device;
+    const create = device.createBindGroup.bind(device);
+    let created = 0;
+    device.createBindGroup = (d) => {
+      created++;
+      return create(d);
+    };
+    const run = async () => {
+      const a = await fill(gpu, [300], 1);
+      const b = await scale(a, 3, 1);
+      const c = await add(a, b);
+      const v = await c.read();
+      for (const t of [a, b, c]) t.dispose();
+      return v[299];
+    };
+    try {
+      // The pool hands freed buffers back last-in first-out, so runs alternate between two
+      // assignments of buffers; after both, the same kernels, uniform slots and buffers recur.
+      expect(await run()).toBe(5);
+      expect(await run()).toBe(5);
+      const warm = created;
+      expect(warm).toBeGreaterThan(0);
+      for (let i = 0; i < 3; i++) expect(await run()).toBe(5);
+      expect(created).toBe(warm);
+      gpu.trim();
+      expect(await run()).toBe(5); // new buffers, new bind groups
+      expect(created).toBeGreaterThan(warm);
+    } finally {
+      device.createBindGroup = create;
+    }
+  });
+
   it('profile times each dispatch with GPU timestamps', async () => {
     const gpu = await getGpu();
     expect(gpu.canProfile).toBe(true); // lavapipe has 'timestamp-query'

@@ -84,6 +84,12 @@ const MAX_DISPATCHES_PER_BATCH = 512;
  * otherwise come on top of the GPU's time; measured on an H200).
  */
 const SUBMIT_EVERY = 16;
+/**
+ * Bind groups kept for reuse (then the cache starts over). Creating one is about half of a
+ * dispatch's CPU cost; a model run again gets the same pooled buffers in the same order, so its
+ * dispatches find theirs.
+ */
+const BIND_GROUP_CACHE = 4096;
 
 /**
  * Packs a kernel's parameters in the layout of a WGSL struct made of 4-byte scalars and
@@ -302,6 +308,10 @@ export class Gpu {
   private lastBatch: string[] = [];
   private destroyed = false;
   private profiling: ProfileState | null = null;
+  /** Bind groups by pipeline, uniform slot and buffers (see BIND_GROUP_CACHE). */
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly objectIds = new WeakMap<object, number>();
+  private nextObjectId = 1;
   private readonly scopes: Set<Disposable>[] = [];
   /** Stack of active autodiff tapes (null = no-grad); managed by src/autodiff. */
   readonly tapeStack: unknown[] = [];
@@ -422,18 +432,24 @@ export class Gpu {
     }
     const pass = this.beginPass();
     const entries: GPUBindGroupEntry[] = [];
+    let key = `${this.idOf(kernel.pipeline)}|`;
     if (args.uniforms) {
       const offset = this.uniformSlots++ * UNIFORM_SLOT;
       const bytes = args.uniforms.bytes();
       this.uniformMirror.set(bytes, offset);
       entries.push({ binding: 0, resource: { buffer: this.uniformBuffer, offset, size: bytes.byteLength } });
+      key += `${offset}:${bytes.byteLength}`;
     }
-    buffers.forEach((buffer, i) => entries.push({ binding: i + 1, resource: { buffer } }));
-    const bindGroup = this.device.createBindGroup({
-      layout: kernel.layout,
-      entries,
-      label: kernel.name,
+    buffers.forEach((buffer, i) => {
+      entries.push({ binding: i + 1, resource: { buffer } });
+      key += `|${this.idOf(buffer)}`;
     });
+    let bindGroup = this.bindGroups.get(key);
+    if (!bindGroup) {
+      bindGroup = this.device.createBindGroup({ layout: kernel.layout, entries, label: kernel.name });
+      if (this.bindGroups.size >= BIND_GROUP_CACHE) this.bindGroups.clear();
+      this.bindGroups.set(key, bindGroup);
+    }
     pass.setPipeline(kernel.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
@@ -627,11 +643,19 @@ export class Gpu {
   /** Destroys the pool's free buffers (after submitting recorded work that may use them). */
   trim(): void {
     this.pool.trim();
+    this.bindGroups.clear(); // they may name destroyed buffers
   }
 
   /** Memory counters of the buffer pool. */
   memory(): PoolStats & { tensors: number } {
     return { ...this.pool.snapshot(), tensors: this.liveTensors };
+  }
+
+  /** A number that stays with `o` (a buffer or pipeline) for the bind group cache's keys. */
+  private idOf(o: object): number {
+    let id = this.objectIds.get(o);
+    if (id === undefined) this.objectIds.set(o, (id = this.nextObjectId++));
+    return id;
   }
 
   /** True if this device can time dispatches (`profile`); adapters without 'timestamp-query' cannot. */
