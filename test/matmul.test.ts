@@ -41,7 +41,8 @@ describe('matmul kernel', () => {
     [64, 64, 64],
     [17, 16, 1],
     [130, 3, 67],
-    // few rows: the matvec kernel (M ≤ 8)
+    // few rows: the matvec kernels (M ≤ 8; on CPU adapters M ≤ 2 with b transposed and K % 4 = 0
+    // takes matvec_rows)
     [8, 300, 513],
     [1, 2049, 300],
     [2, 7, 1],
@@ -69,6 +70,7 @@ describe('matmul kernel', () => {
       await checkMatmul(gpu, [1, 50], [50, 130], { bias: new Float32Array(130), activation });
       const bias = Float32Array.from({ length: 132 }, (_, i) => Math.sin(i)); // each column its own bias
       await checkMatmul(gpu, [2, 50], [50, 132], { bias, activation, alpha: 0.2 }); // vec4 columns
+      await checkMatmul(gpu, [2, 52], [132, 52], { transB: true, bias, activation, alpha: 0.2 }); // CPU adapters: one column per invocation
     }
   });
 

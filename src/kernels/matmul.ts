@@ -1,6 +1,7 @@
 /**
- * Matrix products: a tiled GEMM with fused bias and activation (matmul, linearForward), and the
- * column-sum reduction used for bias gradients.
+ * Matrix products: a tiled GEMM with fused bias and activation (matmul, linearForward), matvec
+ * kernels for few rows (a batch-1 linear layer and its input gradient; shaders/matvec*.wgsl), and
+ * the column-sum reduction used for bias gradients.
  */
 import { ArgumentError, ShapeError, formatShape } from '../runtime/errors.js';
 import { Uniforms } from '../runtime/gpu.js';
@@ -108,6 +109,17 @@ async function gemm(op: string, a: Tensor, b: Tensor, options: MatmulOptions): P
       return out;
     }
     const VEC4 = transB && !transA && K % 4 === 0;
+    if (VEC4 && M <= 2 && gpu.adapter.isSoftware) {
+      // CPU adapters: one column per invocation, no lane reduction (barriers are costly there).
+      const kernel = await gpu.kernel('matvec_rows', { BIAS: !!bias, ROWS, ACTIVATION: ACTIVATION_WGSL[activation] });
+      const out = empty(gpu, [M, N]);
+      gpu.dispatch(kernel, {
+        uniforms: new Uniforms().u32(M, N, K).f32(alpha),
+        buffers: bias ? [a, b, bias, out] : [a, b, out],
+        workgroups: linearWorkgroups(gpu, N, 64),
+      });
+      return out;
+    }
     const kernel = await gpu.kernel('matvec', { TRANS_A: transA, TRANS_B: transB, BIAS: !!bias, ROWS, VEC4, ACTIVATION: ACTIVATION_WGSL[activation] });
     const out = empty(gpu, [M, N]);
     gpu.dispatch(kernel, {

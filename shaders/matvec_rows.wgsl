@@ -1,0 +1,49 @@
+// Matrix product for few rows on CPU adapters (lavapipe, SwiftShader), with B transposed, such as
+// a batch-1 linear layer (x [M, in] · wᵀ, w [out, in]):
+//   Out = act(A · Bᵀ + bias),  A is [M, K] (M ≤ 2), B is [N, K], both row-major with K % 4 == 0.
+// Each invocation computes one output column for all rows, walking its row of B (and A) as vec4s
+// with no workgroup memory and no barriers: on a CPU adapter every barrier of the GPU kernel's
+// lane reduction (matvec.wgsl) is a synchronisation of emulated lanes, and a row read by one
+// invocation is contiguous, which is what a CPU cache wants.
+// Workgroup: 64 invocations, one column each. Grid: (⌈N / 64⌉, 1, 1), folded into 2-D when large.
+// Variants: BIAS (boolean); ROWS (1 or 2 ≥ M); ACTIVATION, a WGSL expression in `v` and `alpha`.
+
+struct Params {
+  M: u32,
+  N: u32,
+  K: u32,
+  alpha: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> A4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> B4: array<vec4<f32>>;
+#if ${BIAS}
+@group(0) @binding(3) var<storage, read> Bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> Out: array<f32>;
+#else
+@group(0) @binding(3) var<storage, read_write> Out: array<f32>;
+#endif
+
+const MMAX = ${ROWS}u;
+
+fn activate(v: f32, alpha: f32) -> f32 { return ${ACTIVATION}; }
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let n = gid.x + gid.y * nwg.x * 64u;
+  if (n >= p.N) { return; }
+  let k4 = p.K / 4u;
+  var acc: array<vec4<f32>, MMAX>;
+  for (var k = 0u; k < k4; k++) {
+    let b = B4[n * k4 + k];
+    for (var m = 0u; m < MMAX; m++) { acc[m] += A4[m * k4 + k] * b; }
+  }
+  for (var m = 0u; m < p.M; m++) {
+    var v = dot(acc[m], vec4<f32>(1.0));
+#if ${BIAS}
+    v += Bias[n];
+#endif
+    Out[m * p.N + n] = activate(v, p.alpha);
+  }
+}
