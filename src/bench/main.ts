@@ -12,6 +12,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { noGrad } from '../autodiff/tape.js';
 import {
   CONV2D_TILE_CANDIDATES,
+  checkConv2dTile,
   conv2dBackwardInput,
   conv2dForward,
   conv2dStrategy,
@@ -443,8 +444,7 @@ function convArg(v: string): 'auto' | Conv2dStrategy {
 function tileArg(v: string): Conv2dTile {
   try {
     const t = parseConv2dTile(v);
-    setConv2dTile(t); // validates
-    setConv2dTile(null);
+    checkConv2dTile(t);
     return t;
   } catch (e) {
     throw new InvalidArgumentError((e as Error).message);

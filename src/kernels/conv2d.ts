@@ -188,25 +188,30 @@ function stagedBytes(t: Tile): number {
 }
 
 /**
- * Benchmark aid: the tiled forward and input-gradient kernels use `tile` for every problem (null
- * restores the choice by shape). Throws an ArgumentError for a tile the shaders cannot run: they
+ * Throws an ArgumentError for a tile the tiled forward and input-gradient shaders cannot run: they
  * need 256 threads, (TM/RM)·(TN/RN) = 256, TM and TK dividing 256, TK·TM a multiple of 256, and
  * at most 16 KiB of workgroup memory (WebGPU's default limit).
  */
-export function setConv2dTile(tile: Conv2dTile | null): void {
-  if (tile) {
-    const { TM, TN, TK, RM, RN } = tile;
-    const ok =
-      [TM, TN, TK, RM, RN].every((v) => Number.isInteger(v) && v > 0) &&
-      TM % RM === 0 && TN % RN === 0 && (TM / RM) * (TN / RN) === 256 &&
-      256 % TM === 0 && 256 % TK === 0 && (TK * TM) % 256 === 0 && stagedBytes(tile) <= 16384;
-    if (!ok) {
-      throw new ArgumentError(
-        `conv2d: tile ${formatConv2dTile(tile)} is not runnable: need (TM/RM)·(TN/RN) = 256 threads, TM and TK dividing 256, ` +
-          `TK·TM a multiple of 256 and 4·TK·(TM+TN+1) ≤ 16384 bytes of workgroup memory`,
-      );
-    }
+export function checkConv2dTile(tile: Conv2dTile): void {
+  const { TM, TN, TK, RM, RN } = tile;
+  const ok =
+    [TM, TN, TK, RM, RN].every((v) => Number.isInteger(v) && v > 0) &&
+    TM % RM === 0 && TN % RN === 0 && (TM / RM) * (TN / RN) === 256 &&
+    256 % TM === 0 && 256 % TK === 0 && (TK * TM) % 256 === 0 && stagedBytes(tile) <= 16384;
+  if (!ok) {
+    throw new ArgumentError(
+      `conv2d: tile ${formatConv2dTile(tile)} is not runnable: need (TM/RM)·(TN/RN) = 256 threads, TM and TK dividing 256, ` +
+        `TK·TM a multiple of 256 and 4·TK·(TM+TN+1) ≤ 16384 bytes of workgroup memory`,
+    );
   }
+}
+
+/**
+ * Benchmark aid: the tiled forward and input-gradient kernels use `tile` for every problem (null
+ * restores the choice by shape). Refuses tiles the shaders cannot run (see checkConv2dTile).
+ */
+export function setConv2dTile(tile: Conv2dTile | null): void {
+  if (tile) checkConv2dTile(tile);
   tileOverride = tile ? { ...tile } : null;
 }
 

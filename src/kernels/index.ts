@@ -12,6 +12,7 @@ export {
   conv2dOutputShape,
   conv2dStrategy,
   setConv2dTile,
+  checkConv2dTile,
   setConv2dSplitK,
   parseConv2dTile,
   formatConv2dTile,

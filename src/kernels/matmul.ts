@@ -95,37 +95,29 @@ async function gemm(op: string, a: Tensor, b: Tensor, options: MatmulOptions): P
   }
   const gpu = a.gpu;
   if (M <= MATVEC_MAX_ROWS && batch === 1 && a.rank === 2 && b.rank === 2) {
-    // Few rows (a batch-1 linear layer): a 64-row GEMM tile would be almost all padding.
+    // Few rows (a batch-1 linear layer): a 64-row GEMM tile would be almost all padding. Three
+    // kernels share the uniforms and bindings; they differ in how threads cover the N columns.
     const ROWS = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
+    const VEC4 = transB && !transA && K % 4 === 0;
+    const common = { BIAS: !!bias, ROWS, ACTIVATION: ACTIVATION_WGSL[activation] };
+    let shader: string;
+    let defines: Record<string, string | number | boolean>;
+    let workgroups: [number, number];
     if (!transB && N % 4 === 0 && M <= 2) {
       // B row-major (a linear layer's input gradient): four columns per thread, read as vec4.
-      const kernel = await gpu.kernel('matvec_cols4', { TRANS_A: transA, BIAS: !!bias, ROWS, ACTIVATION: ACTIVATION_WGSL[activation] });
-      const out = empty(gpu, [M, N]);
-      gpu.dispatch(kernel, {
-        uniforms: new Uniforms().u32(M, N, K).f32(alpha),
-        buffers: bias ? [a, b, bias, out] : [a, b, out],
-        workgroups: linearWorkgroups(gpu, N / 4, 16),
-      });
-      return out;
-    }
-    const VEC4 = transB && !transA && K % 4 === 0;
-    if (VEC4 && M <= 2 && gpu.adapter.isSoftware) {
+      [shader, defines, workgroups] = ['matvec_cols4', { ...common, TRANS_A: transA }, linearWorkgroups(gpu, N / 4, 16)];
+    } else if (VEC4 && M <= 2 && gpu.adapter.isSoftware) {
       // CPU adapters: one column per invocation, no lane reduction (barriers are costly there).
-      const kernel = await gpu.kernel('matvec_rows', { BIAS: !!bias, ROWS, ACTIVATION: ACTIVATION_WGSL[activation] });
-      const out = empty(gpu, [M, N]);
-      gpu.dispatch(kernel, {
-        uniforms: new Uniforms().u32(M, N, K).f32(alpha),
-        buffers: bias ? [a, b, bias, out] : [a, b, out],
-        workgroups: linearWorkgroups(gpu, N, 64),
-      });
-      return out;
+      [shader, defines, workgroups] = ['matvec_rows', common, linearWorkgroups(gpu, N, 64)];
+    } else {
+      [shader, defines, workgroups] = ['matvec', { ...common, TRANS_A: transA, TRANS_B: transB, VEC4 }, linearWorkgroups(gpu, N, transB ? 4 : 64)];
     }
-    const kernel = await gpu.kernel('matvec', { TRANS_A: transA, TRANS_B: transB, BIAS: !!bias, ROWS, VEC4, ACTIVATION: ACTIVATION_WGSL[activation] });
+    const kernel = await gpu.kernel(shader, defines);
     const out = empty(gpu, [M, N]);
     gpu.dispatch(kernel, {
       uniforms: new Uniforms().u32(M, N, K).f32(alpha),
       buffers: bias ? [a, b, bias, out] : [a, b, out],
-      workgroups: linearWorkgroups(gpu, N, transB ? 4 : 64),
+      workgroups,
     });
     return out;
   }
