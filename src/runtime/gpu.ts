@@ -3,9 +3,11 @@
  * read-back, error reporting and tensor scopes.
  *
  * Work is recorded, not run: every `dispatch` goes into one command encoder (one compute pass),
- * with its uniforms packed into one shared uniform buffer. The batch is submitted when something
- * needs its result (`read`), when a buffer must be written from the CPU, or when the batch grows
- * large. This is what keeps WebGPU fast: one submit per batch, not per kernel.
+ * with its uniforms packed into one shared uniform buffer and its bind group reused when the same
+ * pipeline, slot and buffers come again. The batch is submitted when something needs its result
+ * (`read`), when a buffer must be written from the CPU, and every SUBMIT_EVERY dispatches, so that
+ * the GPU works while the CPU records the rest. This is what keeps WebGPU fast: one submit per
+ * batch, not per kernel.
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { SHADERS } from '../kernels/shaders.generated.js';
