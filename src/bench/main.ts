@@ -303,9 +303,10 @@ async function readAndFree(p: Promise<Tensor>): Promise<void> {
 }
 
 /**
- * Milliseconds per call of `make`, which records one kernel's work and returns its output: `inner`
+ * Milliseconds per call of `make`, which records one kernel's work and returns its output. With
+ * GPU timestamps (`gpu.canProfile`): the median GPU time of `reps`·`inner` calls. Without: `inner`
  * calls are recorded into one batch and waited for together, so that the submit and the wait are
- * not counted `inner` times; the median over `reps` such batches, after one warm-up batch.
+ * not counted `inner` times, and the median over `reps` such batches is divided by `inner`.
  */
 async function timeKernel(gpu: Gpu, reps: number, inner: number, make: () => Promise<Tensor>): Promise<number> {
   if (gpu.canProfile) {
