@@ -227,6 +227,22 @@ describe('errors', () => {
       /cam: needs a model whose head is conv features → global average pooling → one linear layer; model 'tiny' ends with relu1 \(relu\) → flat \(flatten\) → fc \(linear\)/,
     );
     await expect(saliency.smoothGrad(model, x, { target: 0, samples: 0 })).rejects.toThrow(/samples must be a positive integer/);
+    await expect(saliency.vanilla(model, x, { target: 0.5 })).rejects.toThrow('vanilla: a target class must be an integer, got 0.5');
+    await expect(saliency.guidedBackprop(model, x, { target: NaN })).rejects.toThrow('guidedBackprop: a target class must be an integer, got NaN');
+    // Options outside their types (from JavaScript) are refused before any GPU work, by name.
+    const loose = saliency as unknown as Record<string, (m: unknown, x: unknown, o: unknown) => Promise<unknown>>;
+    for (const method of ['vanilla', 'smoothGrad', 'cam', 'gradCam']) {
+      await expect(loose[method]!(model, x, { target: 0, score: 'probabilities' })).rejects.toThrow(
+        `${method}: score must be 'logits' or 'output', got "probabilities"`,
+      );
+    }
+    for (const method of ['gradCam', 'guidedGradCam']) {
+      await expect(loose[method]!(model, x, { target: 0, layer: 'relu1', upsample: 'cubic' })).rejects.toThrow(
+        `${method}: upsample must be 'bilinear', 'nearest' or 'none', got "cubic"`,
+      );
+    }
+    await expect(loose.vanilla!(model, null, { target: 0 })).rejects.toThrow('vanilla: x must be a Tensor of shape [N, 1, 3, 3], got null');
+    await expect(loose.gradCam!(model, [[1, 2, 3]], { target: 0 })).rejects.toThrow('gradCam: x must be a Tensor of shape [N, 1, 3, 3], got object');
     const wrong = tensor(gpu, new Float32Array(16), [1, 1, 4, 4]);
     await expect(saliency.vanilla(model, wrong, { target: 0 })).rejects.toThrow("vanilla: model 'tiny' expects x of shape [N, 1, 3, 3], got [1, 1, 4, 4]");
     wrong.dispose();

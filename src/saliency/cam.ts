@@ -19,6 +19,7 @@ import {
   gradientRun,
   isNeuronTarget,
   oneHot,
+  scoresLogits,
   spatialLayer,
   type ClassTarget,
   type ExplainableModel,
@@ -34,13 +35,18 @@ export interface CamOptions extends ScoreOptions {
   upsample?: Upsample;
 }
 
-/** Resizes [N, 1, h, w] maps to the input's H×W (align_corners = false), or leaves them. */
-async function upsampleMap(map: Tensor, x: Tensor, mode: Upsample = 'bilinear'): Promise<Tensor> {
-  if (mode === 'none') return map;
-  if (mode !== 'bilinear' && mode !== 'nearest') {
-    map.dispose();
-    throw new ArgumentError(`upsample must be 'bilinear', 'nearest' or 'none', got ${JSON.stringify(mode)}`);
+/** The upsampling mode asked for (default 'bilinear'), checked before any GPU work. */
+function upsampleMode(op: string, mode: Upsample | undefined): Upsample {
+  if (mode === undefined) return 'bilinear';
+  if (mode !== 'bilinear' && mode !== 'nearest' && mode !== 'none') {
+    throw new ArgumentError(`${op}: upsample must be 'bilinear', 'nearest' or 'none', got ${JSON.stringify(mode)}`);
   }
+  return mode;
+}
+
+/** Resizes [N, 1, h, w] maps to the input's H×W (align_corners = false), or leaves them. */
+async function upsampleMap(map: Tensor, x: Tensor, mode: Upsample): Promise<Tensor> {
+  if (mode === 'none') return map;
   try {
     return await resize(map, [x.shape[2]!, x.shape[3]!], { mode });
   } finally {
@@ -59,6 +65,8 @@ function classTarget(op: string, o: ScoreOptions): ClassTarget {
  */
 export async function cam(model: ExplainableModel, x: Tensor, options: CamOptions): Promise<Tensor> {
   checkInput('cam', model, x);
+  const upsample = upsampleMode('cam', options.upsample);
+  const logits = scoresLogits('cam', options.score);
   const { features, linear } = camHead(model);
   if (options.layer !== undefined && options.layer !== features) {
     model.layer(options.layer);
@@ -71,7 +79,7 @@ export async function cam(model: ExplainableModel, x: Tensor, options: CamOption
     const hook = tape.hook(features);
     // Everything but the map is freed on the way out, also when the target is rejected.
     return await gpu.scope(async () => {
-      const scores = await tape.run(() => model.forward(x, { logits: (options.score ?? 'logits') === 'logits' }));
+      const scores = await tape.run(() => model.forward(x, { logits }));
       const classes = await classIndices('cam', target, scores);
       const A = hook.activation!; // [N, K, h, w]
       const K = A.shape[1]!;
@@ -80,7 +88,7 @@ export async function cam(model: ExplainableModel, x: Tensor, options: CamOption
       classes.forEach((c, n) => wc.set(W.subarray(c * K, (c + 1) * K), n * K));
       const weighted = await mul(A, tensor(gpu, wc, [classes.length, K, 1, 1])); // w_k^c · A^k
       const map = await sum(weighted, [1], true); // Σ_k
-      return upsampleMap(map, x, options.upsample);
+      return upsampleMap(map, x, upsample);
     });
   } finally {
     tape.dispose();
@@ -112,8 +120,9 @@ function camHead(model: ExplainableModel): { features: string; linear: Explainab
 export async function gradCam(model: ExplainableModel, x: Tensor, options: CamOptions): Promise<Tensor> {
   const layer = options.layer ?? defaultCamLayer('gradCam', model);
   spatialLayer('gradCam', model, layer);
+  const upsample = upsampleMode('gradCam', options.upsample);
   const map = await gradCamAtLayer(model, x, { ...options, target: classTarget('gradCam', options) }, layer);
-  return upsampleMap(map, x, options.upsample);
+  return upsampleMap(map, x, upsample);
 }
 
 async function gradCamAtLayer(model: ExplainableModel, x: Tensor, options: ScoreOptions, layer: string): Promise<Tensor> {
@@ -147,7 +156,7 @@ async function camFromHook(hook: { activation: Tensor | null; gradient: Tensor |
 export async function guidedGradCam(model: ExplainableModel, x: Tensor, options: CamOptions): Promise<Tensor> {
   const layer = options.layer ?? defaultCamLayer('guidedGradCam', model);
   spatialLayer('guidedGradCam', model, layer);
-  const upsample = options.upsample ?? 'bilinear';
+  const upsample = upsampleMode('guidedGradCam', options.upsample);
   if (upsample === 'none') throw new ArgumentError("guidedGradCam: the map must be upsampled to the input ('bilinear' or 'nearest')");
   const run = await gradientRun('guidedGradCam', model, x, { ...options, target: classTarget('guidedGradCam', options), hooks: [layer], hooksOnly: true });
   let coarse: Tensor | null = null;

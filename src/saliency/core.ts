@@ -54,6 +54,9 @@ export type RuleSet = keyof typeof RULES;
 
 export function checkInput(op: string, model: ExplainableModel, x: Tensor): void {
   const expected = model.inputShape;
+  if (typeof x !== 'object' || x === null || !Array.isArray(x.shape)) {
+    throw new ArgumentError(`${op}: x must be a Tensor of shape [N, ${expected.join(', ')}], got ${x === null ? 'null' : typeof x}`);
+  }
   if (x.rank !== expected.length + 1 || expected.some((d, i) => x.shape[i + 1] !== d)) {
     throw new ShapeError(`${op}: model '${model.name}' expects x of shape [N, ${expected.join(', ')}], got ${formatShape(x.shape)}`);
   }
@@ -79,11 +82,20 @@ export async function classIndices(op: string, target: ClassTarget, scores: Tens
     throw new ArgumentError(`${op}: target must be a class index, an array of them, 'top', or { layer, channel }`);
   }
   for (const c of out) {
-    if (!Number.isInteger(c) || c < 0 || c >= k) {
+    if (!Number.isInteger(c)) throw new ArgumentError(`${op}: a target class must be an integer, got ${c}`);
+    if (c < 0 || c >= k) {
       throw new ArgumentError(`${op}: target class ${c} is out of range; the model has ${k} outputs (0..${k - 1})`);
     }
   }
   return out;
+}
+
+/** Whether to score the logits (`score: 'logits'`, the default) rather than the model's output. */
+export function scoresLogits(op: string, score: ScoreOptions['score']): boolean {
+  if (score !== undefined && score !== 'logits' && score !== 'output') {
+    throw new ArgumentError(`${op}: score must be 'logits' or 'output', got ${JSON.stringify(score)}`);
+  }
+  return score !== 'output';
 }
 
 /** A one-hot seed [N, K]: the gradient of Σ_i S_{c_i}(x_i) with respect to the scores. */
@@ -127,6 +139,7 @@ export interface GradientRunOptions extends ScoreOptions {
  */
 export async function gradientRun(op: string, model: ExplainableModel, x: Tensor, o: GradientRunOptions): Promise<GradientRun> {
   checkInput(op, model, x);
+  const logits = scoresLogits(op, o.score);
   const gpu = model.gpu;
   const neuron = isNeuronTarget(o.target) ? o.target : null;
   if (neuron) model.layer(neuron.layer); // unknown names: an error that lists the layers
@@ -137,7 +150,7 @@ export async function gradientRun(op: string, model: ExplainableModel, x: Tensor
     for (const h of [...(o.hooks ?? []), ...(neuron ? [neuron.layer] : [])]) tape.hook(h);
     // Everything made from here on is freed on error, and only the run's parts survive success.
     return await gpu.scope(async () => {
-      const out = await tape.run(() => model.forward(x, { logits: (o.score ?? 'logits') === 'logits' }));
+      const out = await tape.run(() => model.forward(x, { logits }));
       if (neuron) {
         const activation = tape.activation(neuron.layer);
         const seed = await neuronSeed(op, activation, neuron);

@@ -14,7 +14,7 @@ import { ArgumentError } from '../runtime/errors.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { noGrad } from '../autodiff/tape.js';
 import { CancelledError } from '../runtime/errors.js';
-import { checkInput, classIndices, isClassList, isNeuronTarget, type ClassTarget, type ExplainableModel, type ScoreOptions } from './core.js';
+import { checkInput, classIndices, isClassList, isNeuronTarget, scoresLogits, type ClassTarget, type ExplainableModel, type ScoreOptions } from './core.js';
 import { inputGradient } from './gradients.js';
 
 export interface SmoothGradOptions extends ScoreOptions {
@@ -40,6 +40,7 @@ export async function smoothGrad(model: ExplainableModel, x: Tensor, options: Sm
   const { samples = 50, noiseLevel = 0.15, seed = 0, base = 'vanilla', aggregate = 'mean', onProgress, signal } = options;
   const batchSize = options.batchSize ?? Math.min(samples, 16);
   checkInput('smoothGrad', model, x);
+  scoresLogits('smoothGrad', options.score);
   if (!Number.isInteger(samples) || samples < 1) throw new ArgumentError(`smoothGrad: samples must be a positive integer, got ${samples}`);
   if (!(noiseLevel >= 0) || !Number.isFinite(noiseLevel)) throw new ArgumentError(`smoothGrad: noiseLevel must be a finite number ≥ 0, got ${noiseLevel}`);
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new ArgumentError(`smoothGrad: batchSize must be a positive integer, got ${batchSize}`);
@@ -134,7 +135,7 @@ async function perImageTargets(model: ExplainableModel, x: Tensor, target: Class
     if (target.length !== n) throw new ArgumentError(`smoothGrad: ${target.length} targets for a batch of ${n} images`);
     return Array.from(target);
   }
-  const scores = await noGrad(model.gpu, () => model.forward(x, { logits: score !== 'output' }));
+  const scores = await noGrad(model.gpu, () => model.forward(x, { logits: scoresLogits('smoothGrad', score) }));
   try {
     return await classIndices('smoothGrad', target, scores);
   } finally {
