@@ -19,6 +19,7 @@ import {
   resizeRgba,
   type RgbaImage,
 } from '../src/saliency/colormaps.js';
+import { displayMap } from '../src/saliency/render.js';
 import { ArgumentError, ShapeError } from '../src/runtime/errors.js';
 import { expectClose } from './helpers.js';
 
@@ -142,6 +143,31 @@ describe('normalize', () => {
   it('rejects unknown modes and NaN', () => {
     expect(() => normalize(map([1, 2], [1, 1, 2]), { mode: 'zscore' as never })).toThrow(/unknown mode "zscore"/);
     expect(() => normalize(map([1, Infinity], [1, 1, 2]))).toThrow(/non-finite value \(Infinity\) at index 1/);
+  });
+});
+
+describe('displayMap: the display steps in order', () => {
+  // Two channels, three pixels: max |·| over channels is [1, 2, 4].
+  const attribution = map([-1, 2, 0, 0.5, -1, -4], [1, 2, 1, 3]);
+
+  it('attribution: max |·| over channels, clip at a percentile, then min-max', () => {
+    expectClose(displayMap(attribution, { clip: 100 }).data, [0, 1 / 3, 1]);
+    // The 50th percentile of [1, 2, 4] is 2: [1, 2, 2] → [0, 1, 1].
+    expectClose(displayMap(attribution, { clip: 50 }).data, [0, 1, 1]);
+    // sum of |·| is [1.5, 3, 4].
+    expectClose(displayMap(attribution, { reduce: 'sumAbs', clip: 100 }).data, [0, 0.6, 1]);
+    expect(displayMap(attribution).shape).toEqual([1, 1, 1, 3]);
+  });
+
+  it('cam: a one-channel map is min-max normalised as it is, signs and all', () => {
+    expectClose(displayMap(map([-1, 0, 3], [1, 1, 1, 3]), { kind: 'cam' }).data, [0, 0.25, 1]);
+  });
+
+  it('rejects an unknown kind and a clip outside [0, 100]', () => {
+    expect(() => displayMap(attribution, { kind: 'heat' as 'cam' })).toThrow(ArgumentError);
+    expect(() => displayMap(attribution, { kind: 'heat' as 'cam' })).toThrow(`displayMap: kind must be 'attribution' or 'cam', got "heat"`);
+    expect(() => displayMap(attribution, { clip: 200 })).toThrow('clipPercentile: high must be a percentile in [0, 100], got 200');
+    expect(() => displayMap(attribution, { clip: NaN })).toThrow(ArgumentError);
   });
 });
 

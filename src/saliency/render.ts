@@ -5,6 +5,7 @@
  * coloured and laid over the input.
  */
 import { colorbar, mapToImage, overlay, resizeRgba, type ColormapName, type RgbaImage } from './colormaps.js';
+import { ArgumentError } from '../runtime/errors.js';
 import { clipPercentile, normalize, reduceChannels, type ChannelReduction, type MapData } from './display.js';
 
 export interface RenderOptions {
@@ -26,10 +27,12 @@ export interface RenderOptions {
 
 /** The display steps: [N, C, H, W] → [N, 1, H, W] in [0, 1]. */
 export function displayMap(raw: MapData, options: RenderOptions = {}): MapData {
+  const { kind = 'attribution', clip = 99 } = options;
+  if (kind !== 'attribution' && kind !== 'cam') throw new ArgumentError(`displayMap: kind must be 'attribution' or 'cam', got ${JSON.stringify(kind)}`);
   let m = raw;
-  if ((options.kind ?? 'attribution') === 'attribution') {
+  if (kind === 'attribution') {
     m = reduceChannels(m, options.reduce ?? 'maxAbs'); // also takes |·| of one-channel (grey) inputs
-    if ((options.clip ?? 99) < 100) m = clipPercentile(m, { high: options.clip ?? 99 });
+    if (clip !== 100) m = clipPercentile(m, { high: clip }); // which checks that clip is a percentile
   }
   return normalize(m, { mode: 'minmax' });
 }
