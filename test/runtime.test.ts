@@ -31,6 +31,12 @@ describe('initGpu', () => {
       else delete g.navigator;
     }
   });
+
+  it('refuses an unknown power preference before asking for an adapter', async () => {
+    await expect(initGpu({ powerPreference: 'fast' as GPUPowerPreference })).rejects.toThrow(
+      `initGpu: powerPreference must be 'high-performance' or 'low-power', got "fast"`,
+    );
+  });
 });
 
 describe('preprocess', () => {

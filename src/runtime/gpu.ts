@@ -208,9 +208,13 @@ const NO_ADAPTER_HELP =
 /** Opens the GPU: `navigator.gpu` in a browser, the `webgpu` package (Dawn) in Node. */
 export async function initGpu(options: InitGpuOptions = {}): Promise<Gpu> {
   let adapter = options.adapter ?? null;
+  const { powerPreference } = options;
+  if (powerPreference !== undefined && powerPreference !== 'high-performance' && powerPreference !== 'low-power') {
+    throw new ArgumentError(`initGpu: powerPreference must be 'high-performance' or 'low-power', got ${JSON.stringify(powerPreference)}`);
+  }
   if (!adapter) {
     const gpu = await getNavigatorGpu();
-    adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+    adapter = await gpu.requestAdapter({ powerPreference: powerPreference ?? 'high-performance' });
   }
   if (!adapter) throw new NoGpuError(NO_ADAPTER_HELP);
 
