@@ -4,6 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { modelFromSpec } from '../src/nets/model.js';
+import { FASHION_GAP } from '../src/nets/zoo.js';
+import { noGrad } from '../src/autodiff/tape.js';
 import type { ModelSpec } from '../src/nets/spec.js';
 import { tensor, type Tensor } from '../src/runtime/tensor.js';
 import * as saliency from '../src/saliency/index.js';
@@ -266,5 +268,56 @@ describe('errors', () => {
     await expect(run).rejects.toThrow('smoothGrad: cancelled');
     await gpu.sync();
     expect(gpu.memory().inUse).toBe(before.inUse);
+  });
+});
+
+describe('memory', () => {
+  it('a long session of every method (and D-RISE) ends where it started, and the pool stops growing after the first round', async () => {
+    const gpu = await getGpu();
+    // A random-weight fashion-gap: a conv stack with a CAM head, so every method applies.
+    const model = modelFromSpec(gpu, FASHION_GAP, undefined, { seed: 3 });
+    const x = tensor(gpu, randomArray(2 * 28 * 28, 21, 0, 1), [2, 1, 28, 28]);
+    // D-RISE needs a detector: here one fixed box per image, scored by the model's softmax.
+    const detector = async (images: Tensor) => {
+      const logits = await noGrad(gpu, () => model.forward(images));
+      const v = await logits.read();
+      logits.dispose();
+      return Array.from({ length: images.shape[0]! }, (_, i) => {
+        const row = [...v.subarray(i * 10, i * 10 + 10)].map(Math.exp);
+        const total = row.reduce((a, b) => a + b, 0);
+        return [{ box: [4, 4, 24, 24] as [number, number, number, number], scores: row.map((e) => e / total) }];
+      });
+    };
+    const image = tensor(gpu, randomArray(28 * 28, 22, 0, 1), [1, 1, 28, 28]);
+    const [target] = (await detector(image))[0]!;
+    const round = async () => {
+      const maps = [
+        await saliency.vanilla(model, x, { target: [1, 2] }),
+        await saliency.deconvnet(model, x, { target: 'top' }),
+        await saliency.guidedBackprop(model, x, { target: { layer: 'conv3', channel: 4 } }),
+        await saliency.gradTimesInput(model, x, { target: 3, base: 'guidedBackprop' }),
+        await saliency.smoothGrad(model, x, { target: 0, samples: 6, batchSize: 4, aggregate: 'variance' }),
+        await saliency.cam(model, x, { target: 5 }),
+        await saliency.gradCam(model, x, { target: 6, layer: 'relu3', upsample: 'nearest' }),
+        await saliency.guidedGradCam(model, x, { target: 7 }),
+        await saliency.drise(detector, image, { target: target!, masks: 8, gridSize: 4, batchSize: 3 }),
+      ];
+      for (const m of maps) m.dispose();
+    };
+    await gpu.sync();
+    const start = gpu.memory();
+    await round();
+    await gpu.sync();
+    const afterFirst = gpu.memory();
+    for (let i = 0; i < 20; i++) await round();
+    await gpu.sync();
+    const end = gpu.memory();
+    expect(end.inUse).toBe(start.inUse);
+    expect(end.tensors).toBe(start.tensors);
+    expect(end.buffers).toBeLessThanOrEqual(afterFirst.buffers);
+    expect(end.bytes).toBeLessThanOrEqual(afterFirst.bytes);
+    image.dispose();
+    x.dispose();
+    model.dispose();
   });
 });
