@@ -403,6 +403,46 @@ describe.skipIf(!haveChromium)('<saliency-view> and the demo page in headless Ch
     expect(errors.slice(errorsBefore)).toEqual([]);
   });
 
+  it('in the page, repeated runs of every classifier method end with the GPU memory they started with', async () => {
+    const { page, errors } = demo ?? (await open('/web/?methods='));
+    const errorsBefore = errors.length;
+    const out = await page.evaluate(async () => {
+      await customElements.whenDefined('saliency-view');
+      // The page's own module instance (Vite serves each source file at one URL). The import is
+      // built from a string so that vitest does not rewrite it for Node.
+      const load = new Function('url', 'return import(url)') as (url: string) => Promise<typeof import('../src/web/models.js')>;
+      const { sharedGpu } = await load('/src/web/models.ts');
+      const gpu = await sharedGpu();
+      const view = document.createElement('saliency-view');
+      view.setAttribute('manual', '');
+      view.setAttribute('model', '/__fixtures/gap.safetensors');
+      view.setAttribute('src', '/assets/chelsea.png');
+      view.setAttribute('samples', '4');
+      document.body.append(view);
+      const methods = ['vanilla', 'deconvnet', 'guidedBackprop', 'gradTimesInput', 'smoothGrad', 'cam', 'gradCam', 'guidedGradCam'];
+      const round = async () => {
+        for (const m of methods) {
+          view.setAttribute('method', m);
+          await view.run();
+        }
+      };
+      await round(); // models loaded and cached, pipelines compiled
+      await gpu.sync();
+      const start = gpu.memory();
+      for (let i = 0; i < 3; i++) await round();
+      await gpu.sync();
+      const end = gpu.memory();
+      view.remove();
+      return { start, end };
+    });
+    // The view's GPU: it holds the cached model's weights.
+    expect(out.start.tensors).toBeGreaterThan(0);
+    expect(out.end.inUse).toBe(out.start.inUse);
+    expect(out.end.tensors).toBe(out.start.tensors);
+    expect(out.end.buffers).toBeLessThanOrEqual(out.start.buffers);
+    expect(errors.slice(errorsBefore)).toEqual([]);
+  });
+
   it('D-RISE: lists the detections and explains the chosen one as Node does', async () => {
     const { page, errors } = demo ?? (await open('/web/?methods='));
     const errorsBefore = errors.length;
