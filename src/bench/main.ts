@@ -46,7 +46,7 @@ interface Options {
   drise: number;
   conv: 'auto' | Conv2dStrategy;
   tile?: Conv2dTile;
-  tiles: (Conv2dTile | null)[];
+  tiles?: (Conv2dTile | null)[];
   profile: boolean;
   splitK: boolean;
 }
@@ -171,7 +171,7 @@ async function main(): Promise<void> {
     .option('--drise <masks>', 'D-RISE masks to time on the detector (0 = skip)', (v) => intArg(v, '--drise', true), 256)
     .option('--conv <kind>', "conv2d kernels: auto (direct on a CPU adapter, tiled on a GPU), tiled or direct", convArg, 'auto')
     .option('--tile <TMxTNxTK/RMxRN>', 'tiled conv2d kernels: use this one tile for every layer (default: chosen by shape)', tileArg)
-    .option('--tiles <list>', "kernel table: compare these comma-separated tiles ('all': a built-in list; 'auto': the choice by shape)", tilesArg, [null])
+    .option('--tiles <list>', "kernel table: compare these comma-separated tiles ('all': a built-in list; 'auto': the choice by shape; default: auto)", tilesArg)
     .option('--no-split-k', 'tiled conv2d kernels: never split K (deep layers at batch 1 otherwise split it to fill the GPU)')
     .option('--no-profile', 'skip the per-kernel GPU time breakdown of each work (GPU timestamps)')
     .option('--json', 'print one JSON object instead of tables');
@@ -183,7 +183,7 @@ async function main(): Promise<void> {
 
   const gpu = await initGpu();
   if (o.conv !== 'auto') setConv2dStrategy(o.conv);
-  if ((o.tile || o.tiles.some(Boolean)) && conv2dStrategy(gpu) !== 'tiled') {
+  if ((o.tile || o.tiles?.some(Boolean)) && conv2dStrategy(gpu) !== 'tiled') {
     throw new InvalidArgumentError(`--tile and --tiles choose tiles of the tiled conv kernels; this adapter uses the ${conv2dStrategy(gpu)} ones: add --conv tiled`);
   }
   if (o.tile) setConv2dTile(o.tile);
@@ -214,13 +214,16 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const lastConv = 'relu5_3';
 
-  const ours: Record<string, () => Promise<unknown>> = {
-    forward: () => readAndFree(noGrad(gpu, () => model.forward(x))),
-    vanilla: () => readAndFree(saliency.vanilla(model, x, { target })),
-    gradcam: () => readAndFree(saliency.gradCam(model, x, { target, layer: lastConv, upsample: 'none' })),
-    smoothgrad: () => readAndFree(saliency.smoothGrad(model, x, { target, samples: o.samples, batchSize: o.samples, seed: 1 })),
-    'guided-backprop': () => readAndFree(saliency.guidedBackprop(model, x, { target })),
+  const ourWork: Record<string, () => Promise<Tensor>> = {
+    forward: () => noGrad(gpu, () => model.forward(x)),
+    vanilla: () => saliency.vanilla(model, x, { target }),
+    gradcam: () => saliency.gradCam(model, x, { target, layer: lastConv, upsample: 'none' }),
+    smoothgrad: () => saliency.smoothGrad(model, x, { target, samples: o.samples, batchSize: o.samples, seed: 1 }),
+    'guided-backprop': () => saliency.guidedBackprop(model, x, { target }),
   };
+  const ours = Object.fromEntries(Object.entries(ourWork).map(([k, f]) => [k, () => readAndFree(f())]));
+  // TF.js's results (NHWC), made inside tf.tidy; timed with the read-back, like ours.
+  const theirWork: Record<string, () => import('@tensorflow/tfjs').Tensor> = {};
   const theirs: Record<string, (() => Promise<unknown>) | undefined> = {};
   if (tf && tfNet) {
     const t = tf;
@@ -228,26 +231,26 @@ async function main(): Promise<void> {
     const xt = t.tensor(xData, [1, 3, size, size]).transpose([0, 2, 3, 1]);
     const onehot = t.oneHot([target], 1000).toFloat();
     const cut = net.indexOf(lastConv);
-    const dataOf = async (f: () => import('@tensorflow/tfjs').Tensor) => {
-      const r = t.tidy(f);
-      await r.data();
-      r.dispose();
+    theirWork.forward = () => net.run(xt);
+    theirWork.vanilla = () => t.grad((xx) => net.run(xx).mul(onehot).sum())(xt);
+    theirWork.gradcam = () => {
+      const a = net.run(xt, 0, lastConv);
+      const da = t.grad((aa) => net.run(aa, cut + 1).mul(onehot).sum())(a);
+      return t.relu(a.mul(da.mean([1, 2], true)).sum(3));
     };
-    theirs.forward = () => dataOf(() => net.run(xt));
-    theirs.vanilla = () => dataOf(() => t.grad((xx) => net.run(xx).mul(onehot).sum())(xt));
-    theirs.gradcam = () =>
-      dataOf(() => {
-        const a = net.run(xt, 0, lastConv);
-        const da = t.grad((aa) => net.run(aa, cut + 1).mul(onehot).sum())(a);
-        return t.relu(a.mul(da.mean([1, 2], true)).sum(3));
-      });
-    theirs.smoothgrad = () =>
-      dataOf(() => {
-        const [min, max] = [0, 1];
-        const noisy = xt.tile([o.samples, 1, 1, 1]).add(t.randomNormal([o.samples, size, size, 3], 0, 0.15 * (max - min), 'float32', 1));
-        const hot = onehot.tile([o.samples, 1]);
-        return t.grad((xx) => net.run(xx).mul(hot).sum())(noisy).mean(0);
-      });
+    theirWork.smoothgrad = () => {
+      const [min, max] = [0, 1];
+      const noisy = xt.tile([o.samples, 1, 1, 1]).add(t.randomNormal([o.samples, size, size, 3], 0, 0.15 * (max - min), 'float32', 1));
+      const hot = onehot.tile([o.samples, 1]);
+      return t.grad((xx) => net.run(xx).mul(hot).sum())(noisy).mean(0);
+    };
+    for (const [k, f] of Object.entries(theirWork)) {
+      theirs[k] = async () => {
+        const r = t.tidy(f);
+        await r.data();
+        r.dispose();
+      };
+    }
   }
 
   for (const work of ['forward', 'vanilla', 'gradcam', 'smoothgrad', 'guided-backprop']) {
@@ -278,6 +281,9 @@ async function main(): Promise<void> {
         (tfjsError ? `\n${''.padEnd(16)} tfjs failed: ${tfjsError}` : ''),
     );
   }
+  // Both libraries computed the same thing: each result once more, compared (after the timings, so
+  // that the first calls above still include compiling).
+  const agreement = tf ? await agreeWithTfjs(tf, ourWork, theirWork, rows, log) : null;
   const memory = {
     ours_peak_mib: round(gpu.memory().peakBytes / 2 ** 20, 1),
     tfjs_peak_mib: tf ? round(((tf.memory() as { numBytesInGPUAllocated?: number; numBytes: number }).numBytesInGPUAllocated ?? tf.memory().numBytes) / 2 ** 20, 1) : null,
@@ -285,15 +291,58 @@ async function main(): Promise<void> {
   log(`GPU memory: ours peak ${memory.ours_peak_mib} MiB (buffer pool); tfjs ${memory.tfjs_peak_mib ?? '—'} MiB allocated at the end`);
 
   const profiles = o.profile && gpu.canProfile ? await profileWorks(gpu, ours, log) : null;
-  const kernels = o.kernels ? await kernelTable(gpu, size, reps, o.tile ? [o.tile] : o.tiles, o.tile ?? null, log) : [];
+  const kernels = o.kernels ? await kernelTable(gpu, size, reps, o.tile ? [o.tile] : (o.tiles ?? [null]), o.tile ?? null, log) : [];
   const driseResult = o.drise > 0 ? await driseSpeed(gpu, o.drise, log) : null;
   if (o.json) {
     process.stdout.write(
-      JSON.stringify({ adapter: gpu.adapter.name, size, reps, conv, tile: o.tile ? formatConv2dTile(o.tile) : 'auto', split_k: o.splitK, results: rows, memory, profiles, kernels, drise: driseResult, date: new Date().toISOString() }) + '\n',
+      JSON.stringify({ adapter: gpu.adapter.name, size, reps, conv, tile: o.tile ? formatConv2dTile(o.tile) : 'auto', split_k: o.splitK, results: rows, agreement, memory, profiles, kernels, drise: driseResult, date: new Date().toISOString() }) + '\n',
     );
   }
   model.dispose();
   gpu.destroy();
+}
+
+/** Results further apart than this (relative to the largest value) mean the two did different work. */
+const AGREEMENT_TOLERANCE = 1e-3;
+
+/**
+ * For each work both libraries ran (SmoothGrad aside: the noise differs), max |ours − TF.js| over
+ * max |TF.js|. Throws when a result is off by more than AGREEMENT_TOLERANCE: the times would then
+ * compare different computations.
+ */
+async function agreeWithTfjs(
+  tf: Tf,
+  ourWork: Record<string, () => Promise<Tensor>>,
+  theirWork: Record<string, () => import('@tensorflow/tfjs').Tensor>,
+  rows: Row[],
+  log: (s: string) => void,
+): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const work of ['forward', 'vanilla', 'gradcam']) {
+    if (!theirWork[work] || rows.find((r) => r.work === work)?.tfjs_error) continue;
+    const oursT = await ourWork[work]!();
+    const a = await oursT.read();
+    oursT.dispose();
+    // NHWC → NCHW for input-shaped results; Grad-CAM's [1, h, w] is already in our order.
+    const theirsT = tf.tidy(() => {
+      const r = theirWork[work]!();
+      return r.rank === 4 ? r.transpose([0, 3, 1, 2]) : r;
+    });
+    const b = (await theirsT.data()) as Float32Array;
+    theirsT.dispose();
+    if (a.length !== b.length) throw new Error(`${work}: ours has ${a.length} values, TF.js ${b.length}`);
+    let diff = 0;
+    let scale = 0;
+    for (let i = 0; i < a.length; i++) {
+      diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+      scale = Math.max(scale, Math.abs(b[i]!));
+    }
+    out[work] = scale > 0 ? diff / scale : diff;
+  }
+  log(`agreement with TF.js (max |ours − tfjs| / max |tfjs|): ${Object.entries(out).map(([k, v]) => `${k} ${v.toExponential(1)}`).join(', ')}`);
+  const bad = Object.entries(out).filter(([, v]) => !(v <= AGREEMENT_TOLERANCE));
+  if (bad.length) throw new Error(`our results differ from TF.js's (${bad.map(([k, v]) => `${k} ${v.toExponential(1)}`).join(', ')} > ${AGREEMENT_TOLERANCE}): the times compare different work`);
+  return out;
 }
 
 async function readAndFree(p: Promise<Tensor>): Promise<void> {

@@ -1,0 +1,47 @@
+/**
+ * `npm run bench` end to end, small: VGG16 at 32×32, one timed repetition. It must run every work
+ * in both libraries, find that they computed the same results, and report what the README's
+ * tables are made of. (Its times are not asserted: these machines are shared and noisy.)
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const bench = 'dist/bench/main.js';
+
+interface BenchJson {
+  size: number;
+  results: { work: string; ours_ms: number | null; tfjs_ms: number | null; ratio: number | null; tfjs_error?: string }[];
+  agreement: Record<string, number> | null;
+  memory: { ours_peak_mib: number; tfjs_peak_mib: number | null };
+  profiles: Record<string, { gpu_ms: number; dispatches: number }> | null;
+  drise: { masks: number; masks_per_second: number } | null;
+}
+
+describe.runIf(existsSync(bench))('npm run bench', () => {
+  it('times every work in both libraries, and their results agree', { timeout: 180_000 }, async () => {
+    const { stdout } = await run('node', [bench, '--size', '32', '--reps', '1', '--samples', '2', '--drise', '4', '--no-kernels', '--json'], {
+      maxBuffer: 16 << 20,
+    });
+    const out = JSON.parse(stdout) as BenchJson;
+    expect(out.size).toBe(32);
+    expect(out.results.map((r) => r.work)).toEqual(['forward', 'vanilla', 'gradcam', 'smoothgrad', 'guided-backprop']);
+    for (const r of out.results) {
+      expect(r.ours_ms).toBeGreaterThan(0);
+      // TF.js has no guided backprop of its own; it runs everything else.
+      if (r.work === 'guided-backprop') continue;
+      expect(r.tfjs_error).toBeUndefined();
+      expect(r.tfjs_ms).toBeGreaterThan(0);
+      expect(r.ratio).toBeCloseTo(r.tfjs_ms! / r.ours_ms!, 1);
+    }
+    // The same network and input in TF.js: forward, vanilla gradient and Grad-CAM agree closely
+    // (SmoothGrad's noise differs between the libraries).
+    expect(Object.keys(out.agreement ?? {})).toEqual(['forward', 'vanilla', 'gradcam']);
+    for (const v of Object.values(out.agreement!)) expect(v).toBeLessThan(1e-4);
+    expect(out.memory.ours_peak_mib).toBeGreaterThan(0);
+    expect(out.drise?.masks).toBe(4);
+    expect(out.drise?.masks_per_second).toBeGreaterThan(0);
+  });
+});
