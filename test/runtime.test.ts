@@ -211,6 +211,7 @@ describe('tensors, pool and scopes', () => {
     v.dispose();
     expect(() => tensor(gpu, [1, 2, 3], [2, 2])).toThrow(ShapeError);
     expect(() => tensor(gpu, [1, 2, 3], [3, 0])).toThrow(/positive integers/);
+    expect(() => tensor(gpu, [1], [NaN])).toThrow('invalid shape [NaN]: dimensions must be positive integers');
     expect(() => empty(gpu, [1024, 1024, 1024])).toThrow(/largest storage binding/);
     const i = tensor(gpu, [1, -2, 3], [3], 'int32');
     expect([...(await i.readInt32())]).toEqual([1, -2, 3]);

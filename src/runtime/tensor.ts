@@ -142,7 +142,7 @@ export function shapeSize(shape: readonly number[]): number {
 
 function checkShape(gpu: Gpu, shape: readonly number[]): void {
   if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d <= 0)) {
-    throw new ShapeError(`invalid shape ${JSON.stringify(shape)}: dimensions must be positive integers`);
+    throw new ShapeError(`invalid shape ${Array.isArray(shape) ? formatShape(shape) : JSON.stringify(shape)}: dimensions must be positive integers`);
   }
   const bytes = shapeSize(shape) * 4;
   const max = gpu.limits.maxStorageBufferBindingSize;
