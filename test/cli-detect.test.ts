@@ -76,6 +76,30 @@ describe.runIf(existsSync(cli))('detector commands', () => {
     expect(err.stderr).toMatch(/not a CenterNet graph \(it has no tower_0\/keypoints \/ tower_0\/wh nodes\)/);
   });
 
+  it('reports a classifier as --detector, a run without detections, and a bad --out in one line', async () => {
+    const file = join(dir, 'notes.txt');
+    writeFileSync(file, 'a file');
+    const cases: [string[], RegExp][] = [
+      [['detect', '--image', scene, '--detector', 'fashion-vgg', '--out', dir], /'fashion-vgg' is not a detector \(its output per image is \[10\]; a grid detector's is \[5 \+ classes, g, g\]\)/],
+      [['drise', '--image', scene, '--target', '0', '--threshold', '1', '--masks', '8', '--out', dir], /--target 0: the detector found no detections at --threshold 1; try a lower --threshold/],
+      [['drise', '--image', scene, '--target', '', '--masks', '8', '--out', dir], /--target must be an integer ≥ 0/],
+      [['detect', '--image', scene, '--threshold', ' ', '--out', dir], /--threshold must be a number in \[0, 1\]/],
+      [['detect', '--image', scene, '--out', join(file, 'sub')], /--out .*notes\.txt\/sub: cannot write files there \(a part of the path is a file, not a directory\)/],
+      [['drise', '--image', scene, '--target', '0', '--masks', '8', '--out', file], /--out .*notes\.txt: cannot write files there/],
+      [['scene', '--index', ''], /--index must be an integer ≥ 0/],
+      [['scene', '--out', file], /--out .*notes\.txt: cannot write files there \(.*notes\.txt is a file, not a directory\)/],
+    ];
+    // Node's mkdir -p never returns under /proc.
+    if (existsSync('/proc/self')) cases.push([['scene', '--out', '/proc/saliency-test'], /--out \/proc\/saliency-test: cannot write files there/]);
+    for (const [args, message] of cases) {
+      const err = await run(process.execPath, [cli, ...args], { timeout: 60_000 }).catch((e) => e);
+      expect(err.code, args.join(' ')).toBe(1);
+      expect(err.stderr).toMatch(message);
+      expect(err.stderr).not.toMatch(/at .*\.js:\d+/);
+      expect(err.stdout).not.toMatch(/masks \d|→/);
+    }
+  });
+
   it('scene writes a held-out scene as a PNG and lists its objects', async () => {
     const sceneDir = join(dir, 'scenes');
     const { stdout } = await run(process.execPath, [cli, 'scene', '--index', '7', '--out', sceneDir]);

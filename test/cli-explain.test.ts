@@ -1,6 +1,6 @@
 /** `saliency explain` and `saliency features`, run as a user runs them, on real PNG files. */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -66,11 +66,51 @@ describe.runIf(existsSync(cli))('saliency explain / features', () => {
       [['--image', imageFile, '--method', 'lime'], /unknown method 'lime'; methods: vanilla/],
       [['--image', imageFile, '--target', '12'], /--target 12 is out of range; the model has 10 classes/],
       [['--image', imageFile, '--method', 'gradCam', '--layer', 'conv9'], /no layer 'conv9'; layers: conv1/],
+      // Checked before any method runs (with all methods, the first five used to be written first),
+      // and also where no method uses it.
+      [['--image', imageFile, '--samples', '2', '--layer', 'conv9'], /no layer 'conv9'; layers: conv1/],
+      [['--image', imageFile, '--method', 'vanilla', '--layer', 'conv9'], /no layer 'conv9'; layers: conv1/],
+      [['--image', imageFile, '--method', 'vanilla,guidedGradCam', '--layer', 'fc'], /guidedGradCam: layer 'fc' has output shape \[10\] per image/],
+      // Blank is not 0.
+      [['--image', imageFile, '--target', ''], /--target must be a class index or 'top', got ''/],
+      [['--image', imageFile, '--seed', ' '], /--seed must be an integer ≥ 0/],
+      [['--image', imageFile, '--crop', '1,,20,20'], /--crop must be x,y,width,height in whole pixels/],
     ] as const) {
       const err = await run(process.execPath, [cli, 'explain', '--model', modelFile, ...args, '--out', join(dir, 'x')]).catch((e) => e);
       expect(err.code).toBe(1);
       expect(err.stderr).toMatch(message);
       expect(err.stderr).not.toMatch(/at .*\.js:\d+/);
     }
+    expect(existsSync(join(dir, 'x'))).toBe(false); // nothing written for a run that failed
+  });
+
+  it('checks --out before the work, in one line (also where Node\'s mkdir -p never returns)', async () => {
+    const file = join(dir, 'file.txt');
+    writeFileSync(file, 'a file');
+    const outs: [string, RegExp][] = [
+      [join(file, 'sub'), /--out .*file\.txt\/sub: cannot write files there \(a part of the path is a file, not a directory\)/],
+      [file, /--out .*file\.txt: cannot write files there \(.*file\.txt is a file, not a directory\)/],
+    ];
+    if (existsSync('/proc/self')) outs.push(['/proc/saliency-test', /--out \/proc\/saliency-test: cannot write files there/]);
+    for (const [out, message] of outs) {
+      for (const command of [
+        ['explain', '--model', modelFile, '--image', imageFile, '--method', 'vanilla', '--size', '16'],
+        ['features', '--model', modelFile, '--image', imageFile, '--layer', 'relu3', '--top', '1', '--size', '16'],
+      ]) {
+        const err = await run(process.execPath, [cli, ...command, '--out', out], { timeout: 60_000 }).catch((e) => e);
+        expect(err.code, `${command[0]} --out ${out}`).toBe(1);
+        expect(err.stderr).toMatch(message);
+        expect(err.stdout).not.toMatch(/→/);
+      }
+    }
+  });
+
+  it("features names its file after the layer without making directories of a graph model's '/'", async () => {
+    const out = join(dir, 'graph-features');
+    const layer = 'StatefulPartitionedCall/model_1/block1_conv1_act/Relu';
+    const model = join('node_modules', '@vladmandic', 'human', 'models', 'emotion.json');
+    const { stdout } = await run(process.execPath, [cli, 'features', '--model', model, '--image', 'assets/chelsea.png', '--layer', layer, '--top', '2', '--size', '24', '--out', out]);
+    expect(stdout).toMatch(/the 2 most active of \d+ feature maps, projected to pixels → .*features-StatefulPartitionedCall_model_1_block1_conv1_act_Relu\.png/);
+    expect(readdirSync(out)).toEqual(['features-StatefulPartitionedCall_model_1_block1_conv1_act_Relu.png']);
   });
 });

@@ -25,6 +25,7 @@ describe.runIf(existsSync(cli))('saliency train / evaluate', () => {
     expect(meta.seed).toBe('3');
     expect(JSON.parse(meta.spec!).name).toBe('fashion-gap');
     const evaluated = await run(process.execPath, [cli, 'evaluate', '--model', out, '--limit', '200']);
+    expect(evaluated.stdout).toMatch(/^evaluating .*gap\.safetensors on 200 test images …$/m); // said before the wait
     const trained = Number(/test accuracy (\d+\.\d+)%/.exec(stdout)![1]);
     const measured = Number(/test accuracy (\d+\.\d+)% on 200 images/.exec(evaluated.stdout)![1]);
     expect(measured).toBe(trained); // the saved weights are the ones that were measured
@@ -109,12 +110,37 @@ describe.runIf(existsSync(cli))('saliency train / evaluate', () => {
     }
   });
 
+  it('checks --out before training, in one line, and leaves no file behind', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'out-'));
+    const file = join(dir, 'notes.txt');
+    writeFileSync(file, 'a file');
+    const brief = ['train', '--model', 'fashion-gap', '--limit', '32', '--batch-size', '32', '--eval-limit', '10', '--epochs', '1'];
+    const outs: [string, RegExp][] = [
+      // A directory: the rename after the first epoch used to fail with a stack trace, leaving dir.partial.
+      [dir, /--out .*out-\w+ is a directory; name the file to write/],
+      [join(file, 'gap.safetensors'), /--out .*notes\.txt\/gap\.safetensors: cannot write there \(.*notes\.txt is a file, not a directory\)/],
+    ];
+    // Node's mkdir -p never returns under /proc; writing there fails too.
+    if (existsSync('/proc/self')) outs.push(['/proc/saliency-test/gap.safetensors', /cannot write there/], ['/proc/gap.safetensors', /cannot write there/]);
+    for (const [out, message] of outs) {
+      const err = await run(process.execPath, [cli, ...brief, '--out', out], { timeout: 60_000 }).catch((e) => e);
+      expect(err.code, out).toBe(1);
+      expect(err.stderr).toMatch(message);
+      expect(err.stderr).not.toMatch(/at .*\.js:\d+/);
+      expect(err.stdout).not.toMatch(/epoch 1/); // before any training
+    }
+    expect(readdirSync(dir)).toEqual(['notes.txt']);
+    expect(existsSync(`${dir}.partial`)).toBe(false);
+  });
+
   it('rejects bad options with one clear line', async () => {
     for (const [args, message] of [
       [['train', '--model', 'resnet'], /no bundled architecture 'resnet'; choose one of fashion-vgg, fashion-gap, fashion-detector/],
       [['train', '--model', 'fashion-gap', '--epochs', '0'], /--epochs must be a positive integer/],
       [['evaluate', '--model', 'missing.safetensors'], /cannot read missing.safetensors: no such file/],
       [['evaluate', '--model', 'nonsense'], /neither a bundled model/],
+      [['train', '--model', 'fashion-gap', '--epochs', '2', '--limit', '32', '--resume', tmpdir(), '--out', join(tmpdir(), 'never.safetensors')], /--resume: cannot read .* \(it is a directory\)/],
+      [['train', '--model', 'fashion-gap', '--seed', ''], /--seed must be an integer ≥ 0/],
     ] as const) {
       const err = await run(process.execPath, [cli, ...args]).catch((e) => e);
       expect(err.code).toBe(1);

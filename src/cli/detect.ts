@@ -2,8 +2,8 @@
  * `saliency detect` and `saliency drise`: run a detector (the bundled one, a .safetensors grid
  * detector, or an imported CenterNet), and explain one of its detections.
  */
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { CENTERNET_OUTPUTS, COCO_CLASSES, centernetDetect } from '../nets/centernet.js';
 import { loadTfjsGraphModel, type TfjsGraphModel } from '../nets/tfjs-graph.js';
 import { detect, detectorGeometry, heldOutScene } from '../nets/detector.js';
@@ -18,6 +18,7 @@ import { drise, type Detection } from '../saliency/drise.js';
 import { drawBox, drawText, imageToTensorData, readImage, writePng } from '../saliency/image.js';
 import { renderOverlay } from '../saliency/render.js';
 import { loadInput, planesToRgba } from './explain.js';
+import { outputDirectory } from './output.js';
 import { loadModelArgument } from './train.js';
 
 export interface DetectCommandOptions {
@@ -43,6 +44,7 @@ interface CliDetector {
 async function loadDetector(gpu: Gpu, arg: string): Promise<CliDetector> {
   if (arg.endsWith('.json')) {
     if (!existsSync(arg)) throw new ArgumentError(`cannot read ${arg}: no such file`);
+    if (statSync(arg).isDirectory()) throw new ArgumentError(`cannot read ${arg}: it is a directory`);
     let model: TfjsGraphModel;
     try {
       model = await loadTfjsGraphModel(gpu, arg, { outputs: [...CENTERNET_OUTPUTS] });
@@ -66,6 +68,9 @@ async function loadDetector(gpu: Gpu, arg: string): Promise<CliDetector> {
   }
   const model = await loadModelArgument(gpu, arg);
   if (!(model instanceof Model)) throw new ArgumentError(`--detector must be a grid detector of ours (fashion-detector or a .safetensors file) or a CenterNet model.json; got '${arg}'`);
+  if (model.outputShape.length !== 3) {
+    throw new ArgumentError(`'${arg}' is not a detector (its output per image is [${model.outputShape.join(', ')}]; a grid detector's is [5 + classes, g, g]); for a classifier use 'saliency explain'`);
+  }
   detectorGeometry(model);
   const [channels, height, width] = model.inputShape as [number, number, number];
   if (channels !== 1) throw new ArgumentError(`detector '${model.name}' takes ${channels} channels; only grey (1-channel) grid detectors are supported here`);
@@ -106,7 +111,7 @@ export async function detectCommand(o: DetectCommandOptions): Promise<void> {
     const [dets] = await detector.run(x, o.threshold);
     dets!.forEach((d, i) => console.log(`  ${i}: ${describe(d, detector.classNames).text}  box [${d.box.map((v) => v.toFixed(1)).join(', ')}]`));
     if (!dets!.length) console.log('  no detections above the threshold');
-    const file = join(resolve(o.out), 'detections.png');
+    const file = join(outputDirectory('--out', o.out), 'detections.png');
     writePng(file, drawDetections(view, dets!, o.size, detector.classNames));
     console.log(`${dets!.length} detection(s) → ${file}`);
     x.dispose();
@@ -133,8 +138,13 @@ export async function driseCommand(o: DriseCommandOptions): Promise<void> {
     const [dets] = await detector.run(x, o.threshold);
     const target = dets![o.target];
     if (!target) {
-      throw new ArgumentError(`--target ${o.target}: the detector found ${dets!.length} detection(s) (0..${dets!.length - 1}); run 'saliency detect' to list them`);
+      throw new ArgumentError(
+        dets!.length
+          ? `--target ${o.target}: the detector found ${dets!.length} detection(s) (0..${dets!.length - 1}); run 'saliency detect' to list them`
+          : `--target ${o.target}: the detector found no detections at --threshold ${o.threshold}; try a lower --threshold`,
+      );
     }
+    const outDir = outputDirectory('--out', o.out);
     console.log(`explaining detection ${o.target}: ${describe(target, detector.classNames).text}`);
     let last = 0;
     // Every proposal counts in D-RISE's weights, so the masked images are decoded without a threshold.
@@ -155,7 +165,7 @@ export async function driseCommand(o: DriseCommandOptions): Promise<void> {
     const raw = { data: await map.read(), shape: [...map.shape] };
     const image = renderOverlay(raw, view, { kind: 'cam', size: o.size, opacity: 0.6 });
     drawBox(image, target.box.map((v) => (v * o.size) / view.width), [255, 64, 64, 255], 2);
-    const file = join(resolve(o.out), `drise-${o.target}.png`);
+    const file = join(outDir, `drise-${o.target}.png`);
     writePng(file, image);
     console.log(`${o.masks} masks in ${map.seconds.toFixed(1)} s (${map.masksPerSecond.toFixed(0)} masks/s) → ${file}`);
     map.dispose();
@@ -180,7 +190,7 @@ export interface SceneCommandOptions {
 export function sceneCommand(o: SceneCommandOptions): void {
   const scene = heldOutScene(loadFashionMnist('test'), o.index);
   const side = Math.round(Math.sqrt(scene.image.length));
-  const file = join(resolve(o.out), `scene-${o.index}.png`);
+  const file = join(outputDirectory('--out', o.out), `scene-${o.index}.png`);
   writePng(file, planesToRgba(scene.image, 1, side, side));
   console.log(`held-out scene ${o.index}: ${scene.boxes.length} object(s) → ${file}`);
   scene.boxes.forEach((box, k) => console.log(`  ${FASHION_CLASSES[scene.labels[k]!]}  box [${box.join(', ')}]`));

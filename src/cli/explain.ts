@@ -1,5 +1,5 @@
 /** `saliency explain` and `saliency features`: run the methods on an image and write PNG files. */
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { Tape, noGrad } from '../autodiff/tape.js';
 import { ArgumentError } from '../runtime/errors.js';
@@ -11,6 +11,8 @@ import { greyToRgba, resizeRgba, type RgbaImage } from '../saliency/colormaps.js
 import { imageToTensorData, readImage, tileImages, writePng } from '../saliency/image.js';
 import { cropRgba } from '../saliency/input.js';
 import { renderOverlay } from '../saliency/render.js';
+import { spatialLayer } from '../saliency/core.js';
+import { outputDirectory } from './output.js';
 import { loadModelArgument } from './train.js';
 
 export const METHODS = ['vanilla', 'deconvnet', 'guidedBackprop', 'gradTimesInput', 'smoothGrad', 'cam', 'gradCam', 'guidedGradCam'] as const;
@@ -35,7 +37,7 @@ export interface ExplainOptions {
 /** Parses --crop x,y,width,height (pixels of the original image). */
 export function parseCrop(crop: string | undefined): [number, number, number, number] | undefined {
   if (crop === undefined) return undefined;
-  const v = crop.split(',').map(Number);
+  const v = crop.split(',').map((s) => (s.trim() === '' ? NaN : Number(s)));
   if (v.length !== 4 || v.some((n) => !Number.isInteger(n) || n < 0) || v[2] === 0 || v[3] === 0) {
     throw new ArgumentError(`--crop must be x,y,width,height in whole pixels, got '${crop}'`);
   }
@@ -73,7 +75,7 @@ function parseMethods(method: string): MethodName[] {
 
 function parseTarget(target: string): number | 'top' {
   if (target === 'top') return 'top';
-  const n = Number(target);
+  const n = target.trim() === '' ? NaN : Number(target);
   if (!Number.isInteger(n) || n < 0) throw new ArgumentError(`--target must be a class index or 'top', got '${target}'`);
   return n;
 }
@@ -87,6 +89,12 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
     const { data, view } = loadInput(model, o.image, parseCrop(o.crop));
     if (model.outputShape.length !== 1) {
       throw new ArgumentError(`'${o.model}' is not a classifier (its output per image is [${model.outputShape.join(', ')}]); for a detector use 'saliency detect' and 'saliency drise'`);
+    }
+    // --layer is checked before any method runs, not when Grad-CAM's turn comes.
+    if (o.layer !== undefined) {
+      const camMethod = methods.find((m) => m === 'gradCam' || m === 'guidedGradCam');
+      if (camMethod) spatialLayer(camMethod, model, o.layer);
+      else model.layer(o.layer);
     }
     const x = tensor(gpu, data, [1, ...model.inputShape]);
     const out = await noGrad(gpu, () => model.forward(x, { logits: true }));
@@ -102,7 +110,7 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
 
     const tiles: RgbaImage[] = [{ ...view }];
     const labels = [`input: ${className(target)}`];
-    const outDir = resolve(o.out);
+    const outDir = outputDirectory('--out', o.out);
     const bar = process.stdout.isTTY ? new cliProgress.SingleBar({ format: '  smoothGrad [{bar}] {value}/{total} samples' }, cliProgress.Presets.shades_classic) : null;
     for (const method of methods) {
       const t0 = performance.now();
@@ -205,6 +213,8 @@ export async function featuresCommand(o: FeaturesOptions): Promise<void> {
     const strength = Array.from({ length: channels }, (_, c) => ({ c, max: Math.max(...a.subarray(c * plane, (c + 1) * plane)) }));
     strength.sort((p, q) => q.max - p.max);
     const chosen = strength.slice(0, Math.min(o.top, channels));
+    // Graph models name layers like 'model/block1/Relu': one file name, without directories.
+    const file = join(outputDirectory('--out', o.out), `features-${o.layer.replace(/[^\w.-]+/g, '_')}.png`);
     const tiles: RgbaImage[] = [];
     const labels: string[] = [];
     for (const { c, max } of chosen) {
@@ -213,7 +223,6 @@ export async function featuresCommand(o: FeaturesOptions): Promise<void> {
       labels.push(`#${c} ${max.toFixed(2)}`);
       raw.dispose();
     }
-    const file = join(resolve(o.out), `features-${o.layer}.png`);
     writePng(file, tileImages(tiles, { columns: Math.ceil(Math.sqrt(tiles.length)), labels, gap: 6 }));
     console.log(`${o.layer}: the ${chosen.length} most active of ${channels} feature maps, projected to pixels → ${file}`);
     x.dispose();

@@ -22,23 +22,25 @@ program
     await doctor({ json: !!opts.json });
   });
 
+/** An option's value as a number; blank is not a number (Number('') is 0). */
+const toNumber = (v: string) => (v.trim() === '' ? NaN : Number(v));
 const positiveInt = (name: string) => (v: string) => {
-  const n = Number(v);
+  const n = toNumber(v);
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer`);
   return n;
 };
 const positiveIntOrZero = (name: string) => (v: string) => {
-  const n = Number(v);
+  const n = toNumber(v);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be an integer ≥ 0`);
   return n;
 };
- const nonNegativeNumber = (name: string) => (v: string) => {
-  const n = Number(v);
+const nonNegativeNumber = (name: string) => (v: string) => {
+  const n = toNumber(v);
   if (!(n >= 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number ≥ 0`);
   return n;
 };
 const positiveNumber = (name: string) => (v: string) => {
-  const n = Number(v);
+  const n = toNumber(v);
   if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a positive number`);
   return n;
 };
@@ -104,7 +106,7 @@ program
   });
 
 const probability = (name: string) => (v: string) => {
-  const n = Number(v);
+  const n = toNumber(v);
   if (!(n >= 0 && n <= 1)) throw new InvalidArgumentError(`${name} must be a number in [0, 1]`);
   return n;
 };

@@ -1,9 +1,9 @@
 /** `saliency train` and `saliency evaluate`: train a bundled architecture on Fashion-MNIST, or measure one. */
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { GRAPH_MODEL_CLASSES, type TfjsGraphModel } from '../nets/tfjs-graph.js';
 import { loadTfjsModel } from '../nets/tfjs-layers.js';
-import { basename, dirname, resolve } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initGpu, type Gpu } from '../runtime/gpu.js';
 import { ArgumentError } from '../runtime/errors.js';
@@ -16,6 +16,8 @@ import { BUNDLED_MODELS, bundledWeightsUrl, loadModel } from '../nets/zoo.js';
 import type { ModelSpec, Weights } from '../nets/spec.js';
 import { FASHION_DETECTOR, evaluateDetector, heldOutScene, trainDetector } from '../nets/detector.js';
 import { parseSafetensors } from '../nets/safetensors.js';
+import { makeDirectory } from '../saliency/image.js';
+import { fileProblem, outputFile } from './output.js';
 
 export interface TrainCommandOptions {
   model: string;
@@ -74,16 +76,25 @@ function matchingWeights(gpu: Gpu, spec: ModelSpec, bytes: Uint8Array, file: str
 async function readOptionFile(option: string, file: string): Promise<Uint8Array> {
   try {
     return new Uint8Array(await readFile(file));
-  } catch {
-    throw new ArgumentError(`${option}: cannot read ${file}`);
+  } catch (err) {
+    throw new ArgumentError(`${option}: cannot read ${file} (${fileProblem(err)})`);
   }
 }
 
-/** Writes bytes beside the target and renames: an interrupted run never leaves a half-written file. */
+/**
+ * Writes bytes beside the target and renames: an interrupted run never leaves a half-written file,
+ * and a failed write removes what it had written.
+ */
 async function writeAtomically(out: string, bytes: Uint8Array): Promise<void> {
-  await mkdir(dirname(out), { recursive: true });
-  await writeFile(`${out}.partial`, bytes);
-  await rename(`${out}.partial`, out);
+  const partial = `${out}.partial`;
+  try {
+    makeDirectory(dirname(out));
+    await writeFile(partial, bytes);
+    await rename(partial, out);
+  } catch (err) {
+    await rm(partial, { force: true }).catch(() => {});
+    throw new ArgumentError(`cannot write ${out} (${fileProblem(err)})`);
+  }
   console.log(`wrote ${out} (${(bytes.length / 1024).toFixed(0)} KiB)`);
 }
 
@@ -198,7 +209,8 @@ function runMetadata(o: TrainCommandOptions, start: StartingPoint, epoch: number
 export async function trainCommand(o: TrainCommandOptions): Promise<void> {
   const spec = BUNDLED_MODELS[o.model];
   if (!spec) throw new ArgumentError(`no bundled architecture '${o.model}'; choose one of ${Object.keys(BUNDLED_MODELS).join(', ')}`);
-  const out = resolve(o.out ?? fileURLToPath(bundledWeightsUrl(o.model)));
+  // Checked now, not after the first epoch.
+  const out = outputFile('--out', o.out ?? fileURLToPath(bundledWeightsUrl(o.model)));
   if (o.model === 'fashion-detector') return trainDetectorCommand(o, out);
   const trainSet = loadFashionMnist('train', undefined, { limit: o.limit });
   const testSet = loadFashionMnist('test', undefined, { limit: o.evalLimit });
@@ -309,6 +321,7 @@ export async function loadModelArgument(gpu: Gpu, name: string): Promise<LoadedM
   if (BUNDLED_MODELS[name]) return loadModel(gpu, name);
   if (name.endsWith('.json')) {
     if (!existsSync(name)) throw new ArgumentError(`cannot read ${name}: no such file`);
+    if (statSync(name).isDirectory()) throw new ArgumentError(`cannot read ${name}: it is a directory`);
     const classNames = GRAPH_MODEL_CLASSES[basename(name)];
     return loadTfjsModel(gpu, name, classNames ? { classNames: [...classNames] } : {});
   }
@@ -319,7 +332,7 @@ export async function loadModelArgument(gpu: Gpu, name: string): Promise<LoadedM
   try {
     bytes = new Uint8Array(await readFile(name));
   } catch (e) {
-    throw new ArgumentError(`cannot read ${name}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    throw new ArgumentError(`cannot read ${name}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : fileProblem(e)}`);
   }
   return modelFromSafetensors(gpu, bytes, undefined, name);
 }
@@ -334,11 +347,13 @@ export async function evaluateCommand(o: EvaluateCommandOptions): Promise<void> 
       // A detector: mAP@0.5 on the held-out scenes the train command reports.
       const testImages = loadFashionMnist('test');
       const scenes = Array.from({ length: o.limit ?? 500 }, (_, i) => heldOutScene(testImages, i));
+      console.log(`evaluating ${o.model} on ${scenes.length} held-out scenes …`);
       const { map, top1Map } = await evaluateDetector(model, scenes);
       console.log(`${o.model}: mAP@0.5 ${percent(map)} (${percent(top1Map)} counting each box for its top class only) on ${scenes.length} held-out scenes (${gpu.adapter.name})`);
       model.dispose();
       return;
     }
+    console.log(`evaluating ${o.model} on ${testSet.count} test images …`);
     const accuracy = await evaluate(model, testSet.images, testSet.labels, { sampleShape: [...model.inputShape] });
     console.log(`${o.model}: test accuracy ${(accuracy * 100).toFixed(2)}% on ${testSet.count} images (${gpu.adapter.name})`);
     model.dispose();

@@ -9,8 +9,8 @@
  * - `tileImages(images, { columns, gap, background, labels })`, `drawText`, `textWidth`: a grid
  *   of tiles with labels in a built-in 5×7 bitmap font (no font files needed).
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import jpeg from 'jpeg-js';
 import pngjs from 'pngjs';
 import { ArgumentError } from '../runtime/errors.js';
@@ -96,6 +96,30 @@ export function encodePng(img: RgbaImage): Uint8Array {
 }
 
 /**
+ * Creates a directory and its missing parents, one level at a time: Node's own
+ * `mkdirSync(dir, { recursive: true })` never returns where mkdir fails with ENOENT under a parent
+ * that exists (anywhere under /proc, for one). Throws Node's error of the level that failed, or one
+ * saying that `dir` is a file.
+ */
+export function makeDirectory(dir: string): void {
+  const path = resolve(dir);
+  const missing: string[] = [];
+  for (let p = path; !existsSync(p); p = dirname(p)) {
+    missing.unshift(p);
+    if (dirname(p) === p) break;
+  }
+  for (const p of missing) {
+    try {
+      mkdirSync(p);
+    } catch (err) {
+      // Made meanwhile by someone else: fine if it is a directory (checked below).
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  if (!statSync(path).isDirectory()) throw Object.assign(new Error(`${path} is a file, not a directory`), { code: 'ENOTDIR' });
+}
+
+/**
  * Writes an RGBA image as a PNG file, creating its directory. Atomic: the bytes go to
  * `<path>.partial`, which is then renamed to `path`, so an interrupted write never leaves a
  * half-written PNG behind.
@@ -105,7 +129,7 @@ export function writePng(path: string, img: RgbaImage): void {
   const bytes = encodePng(img);
   const partial = `${path}.partial`;
   try {
-    mkdirSync(dirname(path), { recursive: true });
+    makeDirectory(dirname(path));
     writeFileSync(partial, bytes);
     renameSync(partial, path);
   } catch (err) {
