@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { modelFromSpec } from '../src/nets/model.js';
-import { FASHION_GAP } from '../src/nets/zoo.js';
+import { FASHION_GAP, FASHION_VGG } from '../src/nets/zoo.js';
 import { decodeImage, encodePng } from '../src/saliency/image.js';
 import { loadFashionMnist } from '../src/nets/idx.js';
 import { getGpu } from './helpers.js';
@@ -82,6 +82,24 @@ describe.runIf(existsSync(cli))('saliency explain / features', () => {
       expect(err.stderr).not.toMatch(/at .*\.js:\d+/);
     }
     expect(existsSync(join(dir, 'x'))).toBe(false); // nothing written for a run that failed
+  });
+
+  it('CAM on a model without a GAP head: refused before any method runs, or skipped first with --method all', async () => {
+    const gpu = await getGpu();
+    const vgg = modelFromSpec(gpu, FASHION_VGG, undefined, { seed: 2 });
+    const vggFile = join(dir, 'vgg.safetensors');
+    writeFileSync(vggFile, await vgg.toSafetensors());
+    vgg.dispose();
+    const refused = join(dir, 'cam-refused');
+    const err = await run(process.execPath, [cli, 'explain', '--model', vggFile, '--image', imageFile, '--method', 'vanilla,cam', '--out', refused]).catch((e) => e);
+    expect(err.code).toBe(1);
+    expect(err.stderr).toMatch(/cam: needs a model whose head is conv features → global average pooling → one linear layer/);
+    expect(existsSync(refused)).toBe(false); // vanilla.png used to be written first
+    const out = join(dir, 'cam-skipped');
+    const { stdout } = await run(process.execPath, [cli, 'explain', '--model', vggFile, '--image', imageFile, '--method', 'all', '--samples', '2', '--size', '16', '--out', out]);
+    expect(stdout).toMatch(/cam: skipped \(cam: needs a model whose head is/);
+    expect(stdout.indexOf('cam: skipped')).toBeLessThan(stdout.indexOf('vanilla'));
+    expect(readdirSync(out).sort()).toEqual(['deconvnet', 'gradCam', 'gradTimesInput', 'guidedBackprop', 'guidedGradCam', 'overview', 'smoothGrad', 'vanilla'].map((m) => `${m}.png`));
   });
 
   it('checks --out before the work, in one line (also where Node\'s mkdir -p never returns)', async () => {

@@ -153,6 +153,7 @@ describe('CAM family by hand', () => {
       ],
     };
     const model = modelFromSpec(gpu, spec, { conv1: CONV, fc: { weight: [1, 2, 3, -1], bias: [5, 5] } });
+    expect(saliency.camFeatureLayer(model)).toBe('relu1'); // the features entering GAP
     // Class 0: 1·[[1, 2], [4, 5]] + 2·[[0, 0], [0, 9]] = [[1, 2], [4, 23]] (bias ignored).
     expect(await read(saliency.cam(model, x, { target: 0, upsample: 'none' }))).toEqual([1, 2, 4, 23]);
     // Class 1: 3·map 0 − map 1 = [[3, 6], [12, 6]].
@@ -225,6 +226,7 @@ describe('errors', () => {
     await expect(saliency.vanilla(model, x, { target: 2 })).rejects.toThrow('vanilla: target class 2 is out of range; the model has 2 outputs (0..1)');
     await expect(saliency.vanilla(model, x, { target: [0, 1] })).rejects.toThrow(/2 targets for a batch of 1/);
     await expect(saliency.vanilla(model, x, { target: { layer: 'relu1', channel: 5 } })).rejects.toThrow(/channel 5 is out of range/);
+    expect(() => saliency.camFeatureLayer(model)).toThrow(/cam: needs a model whose head is conv features/);
     await expect(saliency.cam(model, x, { target: 0 })).rejects.toThrow(
       /cam: needs a model whose head is conv features → global average pooling → one linear layer; model 'tiny' ends with relu1 \(relu\) → flat \(flatten\) → fc \(linear\)/,
     );

@@ -66,7 +66,7 @@ export function loadInput(model: LoadedModel, path: string, crop?: [number, numb
 
 function parseMethods(method: string): MethodName[] {
   if (method === 'all') return [...METHODS];
-  const list = method.split(',').map((m) => m.trim());
+  const list = [...new Set(method.split(',').map((m) => m.trim()))];
   for (const m of list) {
     if (!(METHODS as readonly string[]).includes(m)) throw new ArgumentError(`unknown method '${m}'; methods: ${METHODS.join(', ')}, or all`);
   }
@@ -90,7 +90,16 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
     if (model.outputShape.length !== 1) {
       throw new ArgumentError(`'${o.model}' is not a classifier (its output per image is [${model.outputShape.join(', ')}]); for a detector use 'saliency detect' and 'saliency drise'`);
     }
-    // --layer is checked before any method runs, not when Grad-CAM's turn comes.
+    // CAM's head and --layer are checked before any method runs, not when their turn comes.
+    if (methods.includes('cam')) {
+      try {
+        saliency.camFeatureLayer(model);
+      } catch (e) {
+        if (o.method !== 'all' || !(e instanceof ArgumentError)) throw e;
+        console.log(`  cam: skipped (${e.message})`);
+        methods.splice(methods.indexOf('cam'), 1);
+      }
+    }
     if (o.layer !== undefined) {
       const camMethod = methods.find((m) => m === 'gradCam' || m === 'guidedGradCam');
       if (camMethod) spatialLayer(camMethod, model, o.layer);
@@ -124,10 +133,6 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
         });
       } catch (e) {
         bar?.stop();
-        if (method === 'cam' && o.method === 'all' && e instanceof ArgumentError) {
-          console.log(`  cam: skipped (${e.message})`);
-          continue;
-        }
         throw e;
       }
       bar?.stop();

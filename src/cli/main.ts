@@ -77,7 +77,7 @@ program
 program
   .command('explain')
   .description('explain what a model looks at in an image: one PNG per method, plus overview.png side by side')
-  .requiredOption('--model <name|file>', 'a bundled model (fashion-vgg, fashion-gap), a .safetensors file, or a TF.js graph model.json')
+  .requiredOption('--model <name|file>', 'a bundled model (fashion-vgg, fashion-gap), a .safetensors file, or a TF.js model.json (graph or layers)')
   .requiredOption('--image <file>', 'a PNG or JPEG image; it is resized to the model input')
   .option('--crop <x,y,w,h>', 'explain only this region of the image (pixels), e.g. a face')
   .option('--method <name|all>', `one of ${METHODS.join(', ')}; a comma-separated list; or all`, 'all')
@@ -95,7 +95,7 @@ program
 program
   .command('features')
   .description("DeconvNet's layer picture: the most active feature maps of a layer, each projected back to pixels")
-  .requiredOption('--model <name|file>', 'a bundled model, a .safetensors file, or a TF.js graph model.json')
+  .requiredOption('--model <name|file>', 'a bundled model, a .safetensors file, or a TF.js model.json (graph or layers)')
   .requiredOption('--image <file>', 'a PNG or JPEG image')
   .requiredOption('--layer <name>', 'the layer whose feature maps to show')
   .option('--top <n>', 'how many feature maps', positiveInt('--top'), 9)

@@ -95,6 +95,14 @@ export async function cam(model: ExplainableModel, x: Tensor, options: CamOption
   }
 }
 
+/**
+ * The layer whose activations CAM weighs: the features entering global average pooling. Throws,
+ * naming the head it found, when the model has no conv features → GAP → one linear layer head.
+ */
+export function camFeatureLayer(model: ExplainableModel): string {
+  return camHead(model).features;
+}
+
 /** Finds conv features → global average pooling → one linear layer (then maybe softmax/sigmoid). */
 function camHead(model: ExplainableModel): { features: string; linear: ExplainableModel['layers'][number] } {
   const layers = model.layers;

@@ -9,6 +9,6 @@
  */
 export { vanilla, deconvnet, guidedBackprop, gradTimesInput, type GradTimesInputOptions } from './gradients.js';
 export { smoothGrad, type SmoothGradOptions } from './smoothgrad.js';
-export { cam, gradCam, guidedGradCam, type CamOptions, type Upsample } from './cam.js';
+export { cam, camFeatureLayer, gradCam, guidedGradCam, type CamOptions, type Upsample } from './cam.js';
 export { defaultCamLayer, type ExplainableModel, type NeuronTarget, type ScoreOptions, type Target } from './core.js';
 export { drise, driseWeights, driseMasks, similarity, iou, type Detection, type Detector, type DriseOptions, type DriseResult } from './drise.js';
