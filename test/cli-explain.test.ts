@@ -102,6 +102,19 @@ describe.runIf(existsSync(cli))('saliency explain / features', () => {
     expect(readdirSync(out).sort()).toEqual(['deconvnet', 'gradCam', 'gradTimesInput', 'guidedBackprop', 'guidedGradCam', 'overview', 'smoothGrad', 'vanilla'].map((m) => `${m}.png`));
   });
 
+  it('sample writes a Fashion-MNIST test image as a PNG with its class, ready for explain', async () => {
+    const out = join(dir, 'sample');
+    const { stdout } = await run(process.execPath, [cli, 'sample', '--index', '1', '--out', out]);
+    expect(stdout).toMatch(/Fashion-MNIST test image 1: Pullover \(class 2\) → .*fashion-1\.png/);
+    const img = decodeImage(new Uint8Array(readFileSync(join(out, 'fashion-1.png'))));
+    const test = loadFashionMnist('test', undefined, { limit: 2 });
+    expect([img.width, img.height]).toEqual([28, 28]);
+    for (let p = 0; p < 784; p++) expect(Math.abs(img.data[p * 4]! - test.images[784 + p]! * 255)).toBeLessThanOrEqual(0.5);
+    const err = await run(process.execPath, [cli, 'sample', '--index', '10000', '--out', out]).catch((e) => e);
+    expect(err.code).toBe(1);
+    expect(err.stderr).toMatch(/--index 10000 is out of range; the test set has 10000 images \(0\.\.9999\)/);
+  });
+
   it('checks --out before the work, in one line (also where Node\'s mkdir -p never returns)', async () => {
     const file = join(dir, 'file.txt');
     writeFileSync(file, 'a file');

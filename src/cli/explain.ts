@@ -14,6 +14,8 @@ import { renderOverlay } from '../saliency/render.js';
 import { spatialLayer } from '../saliency/core.js';
 import { outputDirectory } from './output.js';
 import { loadModelArgument } from './train.js';
+import { loadFashionMnist } from '../nets/idx.js';
+import { FASHION_CLASSES } from '../nets/classes.js';
 
 export const METHODS = ['vanilla', 'deconvnet', 'guidedBackprop', 'gradTimesInput', 'smoothGrad', 'cam', 'gradCam', 'guidedGradCam'] as const;
 export type MethodName = (typeof METHODS)[number];
@@ -235,4 +237,23 @@ export async function featuresCommand(o: FeaturesOptions): Promise<void> {
   } finally {
     gpu.destroy();
   }
+}
+
+export interface SampleCommandOptions {
+  index: number;
+  out: string;
+}
+
+/**
+ * `saliency sample`: writes Fashion-MNIST test image `index` (from the Debian package
+ * dataset-fashion-mnist) as a 28×28 grey PNG and prints its class, so that `explain` can be tried
+ * on the bundled models with an image whose answer is known.
+ */
+export function sampleCommand(o: SampleCommandOptions): void {
+  const test = loadFashionMnist('test');
+  if (o.index >= test.count) throw new ArgumentError(`--index ${o.index} is out of range; the test set has ${test.count} images (0..${test.count - 1})`);
+  const pixels = test.images.subarray(o.index * 784, (o.index + 1) * 784);
+  const file = join(outputDirectory('--out', o.out), `fashion-${o.index}.png`);
+  writePng(file, planesToRgba(pixels, 1, 28, 28));
+  console.log(`Fashion-MNIST test image ${o.index}: ${FASHION_CLASSES[test.labels[o.index]!]} (class ${test.labels[o.index]}) → ${file}`);
 }

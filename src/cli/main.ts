@@ -4,7 +4,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { SaliencyError } from '../runtime/errors.js';
 import { doctor } from './doctor.js';
 import { evaluateCommand, trainCommand } from './train.js';
-import { METHODS, explainCommand, featuresCommand } from './explain.js';
+import { METHODS, explainCommand, featuresCommand, sampleCommand } from './explain.js';
 import { detectCommand, driseCommand, sceneCommand } from './detect.js';
 
 const program = new Command();
@@ -121,6 +121,15 @@ program
   .option('--size <px>', 'side of the rendered image in pixels', positiveInt('--size'), 384)
   .action(async (opts) => {
     await detectCommand(opts);
+  });
+
+program
+  .command('sample')
+  .description('write one Fashion-MNIST test image (28×28, from the Debian package) as a PNG for the bundled classifiers, and print its class')
+  .option('--index <n>', 'which test image (0–9999)', positiveIntOrZero('--index'), 0)
+  .option('--out <dir>', 'directory for fashion-<index>.png', 'out')
+  .action((opts) => {
+    sampleCommand(opts);
   });
 
 program
