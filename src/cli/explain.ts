@@ -133,11 +133,9 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
             bar.update(done);
           } else console.log(`  smoothGrad: ${done}/${total} samples`);
         });
-      } catch (e) {
+      } finally {
         bar?.stop();
-        throw e;
       }
-      bar?.stop();
       const map = { data: await raw.read(), shape: [...raw.shape] };
       raw.dispose();
       const ms = performance.now() - t0;

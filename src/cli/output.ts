@@ -12,7 +12,7 @@ export function fileProblem(err: unknown): string {
   const e = err as NodeJS.ErrnoException;
   switch (e.code) {
     case 'ENOENT':
-      return 'no such file or directory';
+      return 'no such file';
     case 'EISDIR':
       return 'it is a directory';
     case 'ENOTDIR':

@@ -332,7 +332,7 @@ export async function loadModelArgument(gpu: Gpu, name: string): Promise<LoadedM
   try {
     bytes = new Uint8Array(await readFile(name));
   } catch (e) {
-    throw new ArgumentError(`cannot read ${name}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : fileProblem(e)}`);
+    throw new ArgumentError(`cannot read ${name}: ${fileProblem(e)}`);
   }
   return modelFromSafetensors(gpu, bytes, undefined, name);
 }
