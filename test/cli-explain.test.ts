@@ -75,6 +75,11 @@ describe.runIf(existsSync(cli))('saliency explain / features', () => {
       [['--image', imageFile, '--target', ''], /--target must be a class index or 'top', got ''/],
       [['--image', imageFile, '--seed', ' '], /--seed must be an integer ≥ 0/],
       [['--image', imageFile, '--crop', '1,,20,20'], /--crop must be x,y,width,height in whole pixels/],
+      // Plain decimals only: no hexadecimal, no Infinity, nothing beyond 2^53.
+      [['--image', imageFile, '--samples', '0x10'], /--samples must be a positive integer/],
+      [['--image', imageFile, '--noise-level', 'Infinity'], /--noise-level must be a number ≥ 0/],
+      [['--image', imageFile, '--seed', '1e20'], /--seed must be an integer ≥ 0/],
+      [['--image', imageFile, '--target', '0x3'], /--target must be a class index or 'top', got '0x3'/],
     ] as const) {
       const err = await run(process.execPath, [cli, 'explain', '--model', modelFile, ...args, '--out', join(dir, 'x')]).catch((e) => e);
       expect(err.code).toBe(1);

@@ -9,6 +9,7 @@
  */
 import { createRequire } from 'node:module';
 import { Command, InvalidArgumentError } from 'commander';
+import { decimal } from '../cli/parse.js';
 import { noGrad } from '../autodiff/tape.js';
 import {
   CONV2D_TILE_CANDIDATES,
@@ -507,8 +508,8 @@ function tilesArg(v: string): (Conv2dTile | null)[] {
 }
 
 function intArg(v: string, name: string, zero = false): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < (zero ? 0 : 1)) throw new InvalidArgumentError(`${name} must be an integer ≥ ${zero ? 0 : 1}`);
+  const n = decimal(v);
+  if (!Number.isSafeInteger(n) || n < (zero ? 0 : 1)) throw new InvalidArgumentError(`${name} must be an integer ≥ ${zero ? 0 : 1}`);
   return n;
 }
 

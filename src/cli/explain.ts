@@ -13,6 +13,7 @@ import { cropRgba } from '../saliency/input.js';
 import { renderOverlay } from '../saliency/render.js';
 import { spatialLayer } from '../saliency/core.js';
 import { outputDirectory } from './output.js';
+import { decimal } from './parse.js';
 import { loadModelArgument } from './train.js';
 import { loadFashionMnist } from '../nets/idx.js';
 import { FASHION_CLASSES } from '../nets/classes.js';
@@ -39,8 +40,8 @@ export interface ExplainOptions {
 /** Parses --crop x,y,width,height (pixels of the original image). */
 export function parseCrop(crop: string | undefined): [number, number, number, number] | undefined {
   if (crop === undefined) return undefined;
-  const v = crop.split(',').map((s) => (s.trim() === '' ? NaN : Number(s)));
-  if (v.length !== 4 || v.some((n) => !Number.isInteger(n) || n < 0) || v[2] === 0 || v[3] === 0) {
+  const v = crop.split(',').map(decimal);
+  if (v.length !== 4 || v.some((n) => !Number.isSafeInteger(n) || n < 0) || v[2] === 0 || v[3] === 0) {
     throw new ArgumentError(`--crop must be x,y,width,height in whole pixels, got '${crop}'`);
   }
   return v as [number, number, number, number];
@@ -77,8 +78,8 @@ function parseMethods(method: string): MethodName[] {
 
 function parseTarget(target: string): number | 'top' {
   if (target === 'top') return 'top';
-  const n = target.trim() === '' ? NaN : Number(target);
-  if (!Number.isInteger(n) || n < 0) throw new ArgumentError(`--target must be a class index or 'top', got '${target}'`);
+  const n = decimal(target);
+  if (!Number.isSafeInteger(n) || n < 0) throw new ArgumentError(`--target must be a class index or 'top', got '${target}'`);
   return n;
 }
 

@@ -5,6 +5,7 @@ import { SaliencyError } from '../runtime/errors.js';
 import { doctor } from './doctor.js';
 import { evaluateCommand, trainCommand } from './train.js';
 import { METHODS, explainCommand, featuresCommand, sampleCommand } from './explain.js';
+import { decimal } from './parse.js';
 import { detectCommand, driseCommand, sceneCommand } from './detect.js';
 
 const program = new Command();
@@ -22,16 +23,16 @@ program
     await doctor({ json: !!opts.json });
   });
 
-/** An option's value as a number; blank is not a number (Number('') is 0). */
-const toNumber = (v: string) => (v.trim() === '' ? NaN : Number(v));
+/** An option's value as a number: a plain decimal, else NaN (see `decimal`). */
+const toNumber = decimal;
 const positiveInt = (name: string) => (v: string) => {
   const n = toNumber(v);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer`);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer`);
   return n;
 };
 const positiveIntOrZero = (name: string) => (v: string) => {
   const n = toNumber(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be an integer ≥ 0`);
+  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be an integer ≥ 0`);
   return n;
 };
 const nonNegativeNumber = (name: string) => (v: string) => {
