@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { add, broadcastShapes, clamp, fill, mul, scale, sub, div } from '../src/kernels/elementwise.js';
+import { add, broadcastShapes, clamp, fill, maximum, minimum, mul, scale, sub, div } from '../src/kernels/elementwise.js';
 import { tensor } from '../src/runtime/tensor.js';
 import { ShapeError } from '../src/runtime/errors.js';
 import { expectClose, getGpu, product, randomArray } from './helpers.js';
@@ -15,7 +15,7 @@ describe('elementwise kernels', () => {
     [[1, 2, 1, 3, 1, 2], [2, 1, 4, 1, 5, 1]], // rank 6 both ways
   ];
   for (const [sa, sb] of cases) {
-    it(`add/sub/mul/div broadcast ${JSON.stringify(sa)} with ${JSON.stringify(sb)}`, async () => {
+    it(`add/sub/mul/div/maximum/minimum broadcast ${JSON.stringify(sa)} with ${JSON.stringify(sb)}`, async () => {
       const gpu = await getGpu();
       const a = randomArray(product(sa), 1);
       const b = randomArray(product(sb), 2, 0.5, 2);
@@ -26,6 +26,9 @@ describe('elementwise kernels', () => {
         [sub, (x: number, y: number) => x - y],
         [mul, (x: number, y: number) => x * y],
         [div, (x: number, y: number) => x / y],
+        // a is in [-1, 1) and b in [0.5, 2): each side wins somewhere.
+        [maximum, Math.max],
+        [minimum, Math.min],
       ] as const) {
         const out = await fn(ta, tb);
         const ref = broadcastBinaryReference(a, sa, b, sb, f);

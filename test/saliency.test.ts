@@ -154,6 +154,18 @@ describe('CAM family by hand', () => {
     };
     const model = modelFromSpec(gpu, spec, { conv1: CONV, fc: { weight: [1, 2, 3, -1], bias: [5, 5] } });
     expect(saliency.camFeatureLayer(model)).toBe('relu1'); // the features entering GAP
+    // score 'output' differentiates the softmax instead of the logit. GAP gives a = [3, 2.25], so
+    // z = [1·3 + 2·2.25 + 5, 3·3 − 2.25 + 5] = [12.5, 11.75] and p0 = σ(z0 − z1) = σ(0.75); then
+    // ∂p0/∂x = p0(1 − p0)·(∂z0/∂x − ∂z1/∂x).
+    const p0 = 1 / (1 + Math.exp(-0.75));
+    const dz0 = await read(saliency.vanilla(model, x, { target: 0 }));
+    const dz1 = await read(saliency.vanilla(model, x, { target: 1 }));
+    expect(dz0.some((v, i) => v !== dz1[i])).toBe(true);
+    expectClose(
+      await read(saliency.vanilla(model, x, { target: 0, score: 'output' })),
+      dz0.map((v, i) => p0 * (1 - p0) * (v - dz1[i]!)),
+      1e-6,
+    );
     // Class 0: 1·[[1, 2], [4, 5]] + 2·[[0, 0], [0, 9]] = [[1, 2], [4, 23]] (bias ignored).
     expect(await read(saliency.cam(model, x, { target: 0, upsample: 'none' }))).toEqual([1, 2, 4, 23]);
     // Class 1: 3·map 0 − map 1 = [[3, 6], [12, 6]].
