@@ -42,16 +42,19 @@ describe('bundled models', () => {
 
   for (const name of Object.keys(TARGETS)) {
     const weights = fileURLToPath(bundledWeightsUrl(name));
-    it.runIf(existsSync(weights))(`${name}: accuracy on 2,000 test images matches the README's figure`, async () => {
+    it.runIf(existsSync(weights))(`${name}: accuracy on the 10,000 test images is the README's figure, and at least the target`, async () => {
       const documented = documentedAccuracy(name);
       expect(documented, `README documents ${name}'s accuracy`).toBeDefined();
       expect(documented!).toBeGreaterThanOrEqual(TARGETS[name]!);
       const gpu = await getGpu();
       const model = await loadModel(gpu, name);
       expect(model.classNames).toHaveLength(10);
-      const test = loadFashionMnist('test', undefined, { limit: 2000 });
+      const test = loadFashionMnist('test');
       const accuracy = (await evaluate(model, test.images, test.labels, { sampleShape: [1, 28, 28] })) * 100;
-      expect(Math.abs(accuracy - documented!)).toBeLessThan(2);
+      // The same images and weights: only float rounding on another adapter may flip a borderline
+      // image (0.01 points each).
+      expect(Math.abs(accuracy - documented!)).toBeLessThan(0.05);
+      expect(accuracy).toBeGreaterThanOrEqual(TARGETS[name]!);
       model.dispose();
     });
   }
