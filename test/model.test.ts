@@ -5,7 +5,7 @@ import type { ModelSpec, Weights } from '../src/nets/spec.js';
 import { ArgumentError, ShapeError } from '../src/runtime/errors.js';
 import { tensor } from '../src/runtime/tensor.js';
 import { conv2dReference } from './reference/conv2d.js';
-import { maxPoolRef } from './reference/pool.js';
+import { avgPoolRef, globalAvgPoolRef, maxPoolRef } from './reference/pool.js';
 import { matmulReference } from './reference/matmul.js';
 import { expectClose, getGpu, randomArray } from './helpers.js';
 
@@ -179,6 +179,50 @@ describe('modelFromSpec', () => {
     }
     // dropout is the identity at inference
     expectClose(await tape.activation('drop').read(), await tape.activation('gap').read());
+    // The whole forward pass again from the plain references, with the model's own weights.
+    const w = await model.exportWeights();
+    type Act = { data: Float32Array; shape: number[] };
+    const conv = (h: Act, name: string, p: { stride?: number; pad: [number, number, number, number]; groups?: number }) =>
+      conv2dReference(h.data, h.shape, w[`${name}.weight`]!.data, w[`${name}.weight`]!.shape, w[`${name}.bias`]?.data ?? null, {
+        stride: [p.stride ?? 1, p.stride ?? 1],
+        padding: p.pad,
+        dilation: [1, 1],
+        groups: p.groups ?? 1,
+      });
+    const map = (h: Act, f: (v: number, i: number) => number): Act => ({ data: h.data.map(f), shape: h.shape });
+    const perChannel = (i: number, shape: number[]) => Math.floor(i / (shape[2]! * shape[3]!)) % shape[1]!;
+    // TF's 'same' for 8 pixels, kernel 3, stride 2: 4 outputs need (4 − 1)·2 + 3 − 8 = 1 pixel of
+    // padding, which goes after (bottom, right).
+    let h: Act = conv({ data: await x.read(), shape: [2, 2, 8, 8] }, 'c1', { stride: 2, pad: [0, 1, 0, 1] });
+    expectClose(h.data, await tape.activation('c1').read(), 1e-5, 1e-4); // c1
+    const [rm, rv, g, b] = ['running_mean', 'running_var', 'weight', 'bias'].map((k) => w[`bn.${k}`]!.data);
+    h = map(h, (v, i) => {
+      const c = perChannel(i, h.shape);
+      return ((v - rm![c]!) / Math.sqrt(rv![c]! + 1e-3)) * g![c]! + b![c]!;
+    });
+    expectClose(h.data, await tape.activation('bn').read(), 1e-5, 1e-4); // bn
+    h = map(h, (v) => (v > 0 ? v : 0.1 * v));
+    expectClose(h.data, await tape.activation('a1').read(), 1e-5, 1e-4); // a1
+    h = conv(h, 'dw', { pad: [1, 1, 1, 1], groups: 4 }); // runs fused with a2: compared after it
+    h = map(h, (v) => Math.min(Math.max(v, 0), 6));
+    expectClose(h.data, await tape.activation('a2').read(), 1e-5, 1e-4); // a2
+    h = { data: avgPoolRef(h.data, h.shape, { kernel: [2, 2], stride: [2, 2], pad: [0, 0, 0, 0] }).out, shape: [2, 4, 2, 2] };
+    expectClose(h.data, await tape.activation('ap').read(), 1e-5, 1e-4); // ap
+    h = map(conv(h, 'c2', { pad: [0, 0, 0, 0] }), Math.tanh);
+    expectClose(h.data, await tape.activation('a3').read(), 1e-5, 1e-4); // a3
+    h = { data: maxPoolRef(h.data, h.shape, { kernel: [2, 2], stride: [1, 1], pad: [0, 0, 0, 0] }).out, shape: [2, 6, 1, 1] };
+    expectClose(h.data, await tape.activation('mp').read(), 1e-5, 1e-4); // mp
+    let f: Act = { data: globalAvgPoolRef(h.data, h.shape), shape: [2, 6] };
+    expectClose(f.data, await tape.activation('gap').read(), 1e-5, 1e-4); // gap
+    f = matmulReference(f.data, f.shape, w['fc.weight']!.data, w['fc.weight']!.shape, { transB: true, bias: w['fc.bias']!.data, activation: 'sigmoid' });
+    expectClose(f.data, await tape.activation('sig').read(), 1e-5, 1e-4); // sig
+    f = matmulReference(f.data, f.shape, w['fc2.weight']!.data, w['fc2.weight']!.shape, { transB: true, bias: w['fc2.bias']!.data });
+    expectClose(f.data, await tape.activation('fc2').read(), 1e-5, 1e-4); // fc2
+    const expected = [0, 1].flatMap((n) => {
+      const row = [...f.data.subarray(n * 3, n * 3 + 3)].map(Math.exp);
+      return row.map((e) => e / row.reduce((s, v) => s + v, 0));
+    });
+    expectClose(p, expected, 1e-5, 1e-4);
     const logits = await noGrad(gpu, () => model.forward(x, { logits: true }));
     const l = await logits.read();
     const e = [Math.exp(l[0]!), Math.exp(l[1]!), Math.exp(l[2]!)];
