@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { drise, driseMasks, driseWeights, iou, type Detection } from '../src/saliency/drise.js';
 import { tensor, type Tensor } from '../src/runtime/tensor.js';
-import { expectClose, getGpu } from './helpers.js';
+import { expectClose, getGpu, randomArray } from './helpers.js';
 import { maskReference, maskShift } from './reference/drise.js';
 
 describe('driseWeights', () => {
@@ -36,19 +36,48 @@ describe('D-RISE masks', () => {
     expect([...other]).not.toEqual([...masks]);
   });
 
-  it('have mean ≈ p, values in [0, 1], and uniform shifts', async () => {
+  it('have mean ≈ p, values in [0, 1], and uniform shifts (read off the kernel\'s own masks)', async () => {
     const gpu = await getGpu();
-    const m = await (await driseMasks(gpu, { height: 32, width: 32, count: 400, gridSize: 8, p: 0.3, seed: 1 })).read();
-    expect(m.every((v) => v >= 0 && v <= 1)).toBe(true);
-    expect(m.reduce((a, b) => a + b, 0) / m.length).toBeCloseTo(0.3, 1);
-    // Shifts in [0, ⌈H/s⌉) = [0, 4): each of the 16 (dy, dx) pairs about equally often over 4000 masks.
-    const counts = new Array(16).fill(0);
-    for (let k = 0; k < 4000; k++) {
-      const [dy, dx] = maskShift(1, k, 4, 4);
-      counts[dy * 4 + dx]++;
+    const [h, w, s, p, seed, count, chunk] = [32, 32, 8, 0.3, 1, 4000, 1000];
+    const c = Math.ceil(h / s); // ⌈H/s⌉ = ⌈W/s⌉ = 4: shifts in [0, 4) × [0, 4)
+    const counts = new Array(c * c).fill(0);
+    let sum = 0;
+    let notReference = 0; // masks whose inferred shift is not the one the reference draws
+    for (let first = 0; first < count; first += chunk) {
+      const t = await driseMasks(gpu, { height: h, width: w, count: chunk, first, gridSize: s, p, seed });
+      const m = await t.read();
+      t.dispose();
+      expect(m.every((v) => v >= 0 && v <= 1)).toBe(true);
+      for (const v of m) sum += v;
+      for (let k = 0; k < chunk; k++) {
+        // The shift the kernel used: the one candidate (dy, dx) whose crop of the mask's upsampled
+        // grid (the reference construction) reproduces the kernel's pixels.
+        const got = m.subarray(k * h * w, (k + 1) * h * w);
+        const fits: [number, number][] = [];
+        for (let dy = 0; dy < c; dy++) {
+          for (let dx = 0; dx < c; dx++) {
+            const ref = maskReference(h, w, s, p, seed, first + k, [dy, dx]);
+            if (ref.every((v, i) => Math.abs(v - got[i]!) <= 1e-5)) fits.push([dy, dx]);
+          }
+        }
+        expect(fits, `mask ${first + k}`).toHaveLength(1); // no other crop of the same grid looks alike
+        const [dy, dx] = fits[0]!;
+        counts[dy * c + dx]++;
+        const [ry, rx] = maskShift(seed, first + k, c, c);
+        if (dy !== ry || dx !== rx) notReference++;
+      }
     }
-    const chi2 = counts.reduce((acc, c) => acc + (c - 250) ** 2 / 250, 0);
+    expect(notReference).toBe(0);
+    // Each of the 16 (dy, dx) pairs about equally often over 4000 masks.
+    const chi2 = counts.reduce((acc, n) => acc + (n - count / (c * c)) ** 2 / (count / (c * c)), 0);
     expect(chi2).toBeLessThan(37.7); // χ²(15) at p = 0.001
+    // Mean of all pixels ≈ p. Every pixel is a convex combination of the s×s cells, so a mask's
+    // mean is m = Σ_c a_c g_c with a_c ≥ 0, Σ a_c = 1 and g_c ~ Bernoulli(p) independent:
+    // E[m] = p and Var(m) = p(1 − p)·Σ a_c² ≤ p(1 − p)·max_c a_c. Along one axis a cell's weight
+    // totals (s + 1)·⌈H/s⌉/s = 36/8 = 4.5 upsampled rows (edge clamping included), at most all of
+    // them inside the 32-row crop, so a_c ≤ (4.5/32)² ≈ 0.0198 and sd(m) ≤ √(0.21 · 0.0198) ≈ 0.064.
+    // Masks are independent, so the mean over 4000 has sd ≤ 0.064/√4000 ≈ 0.00102: 0.005 is ~5 sd.
+    expect(Math.abs(sum / (count * h * w) - p)).toBeLessThan(0.005);
   });
 });
 
@@ -105,6 +134,89 @@ describe('drise end to end', () => {
     const byNp = await (await drise(always, image, { ...options, p: 0.5, normalize: 'np' })).read();
     expectClose(byNp, raw.map((v) => v / (40 * 0.5)), 1e-6, 1e-5);
     await expect(drise(always, image, { ...options, p: 0, normalize: 'np' })).rejects.toThrow(/p must be > 0/);
+    image.dispose();
+  });
+
+  it('S_t = Σ_i w_{i,t} M_i for two targets over full and partial batches, against a CPU reference', async () => {
+    const gpu = await getGpu();
+    const [C, H, W, s, p, seed, N, batchSize] = [2, 16, 20, 4, 0.5, 11, 40, 16]; // batches 16, 16, 8
+    const data = randomArray(C * H * W, 5, 0.2, 1.2);
+    const image = tensor(gpu, data, [1, C, H, W]);
+    type Box = [number, number, number, number];
+    const A: Box = [2, 2, 10, 9];
+    const B: Box = [8, 5, 18, 14];
+    // A deterministic black box: two proposals whose objectness, class vector and (for the first)
+    // box width follow the mean brightness of regions A and B, so every mask gets its own weights,
+    // and both proposals score against both targets (A and B overlap).
+    const detect = (v: ArrayLike<number>, offset: number): Detection[] => {
+      const mean = ([x1, y1, x2, y2]: Box) => {
+        let sum = 0;
+        for (let c = 0; c < C; c++) for (let y = y1; y < y2; y++) for (let x = x1; x < x2; x++) sum += v[offset + (c * H + y) * W + x]!;
+        return sum / (C * (y2 - y1) * (x2 - x1));
+      };
+      const [mA, mB] = [mean(A), mean(B)];
+      return [
+        { box: [2, 2, 8 + 4 * mB, 9], objectness: mA, scores: [1, mB] },
+        { box: B, objectness: mB, scores: [0.5 * mA, 1] },
+      ];
+    };
+    const batches: number[] = [];
+    const detector = async (images: Tensor): Promise<Detection[][]> => {
+      const b = images.shape[0]!;
+      batches.push(b);
+      const v = await images.read();
+      return Array.from({ length: b }, (_, i) => detect(v, i * C * H * W));
+    };
+    const targets: Detection[] = [
+      { box: A, scores: [1, 0] },
+      { box: B, scores: [0, 1] },
+    ];
+
+    // The reference, in float64 and without the library's similarity code.
+    const iouRef = (a: Box, b: Box) => {
+      const inter = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0])) * Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+      return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter);
+    };
+    const cosRef = (a: number[], b: number[]) => {
+      const dot = a.reduce((acc, v, i) => acc + v * b[i]!, 0);
+      return dot / Math.hypot(...a) / Math.hypot(...b);
+    };
+    const S = targets.map(() => new Float64Array(H * W));
+    const coverage = new Float64Array(H * W);
+    const weights: number[][] = [];
+    for (let i = 0; i < N; i++) {
+      const M = maskReference(H, W, s, p, seed, i);
+      const masked = Float64Array.from(data, (v, k) => v * M[k % (H * W)]!); // x ⊙ M_i, every channel
+      const proposals = detect(masked, 0);
+      const w = targets.map((t) => Math.max(0, ...proposals.map((d) => iouRef(t.box, d.box) * cosRef(t.scores, d.scores) * d.objectness!)));
+      weights.push(w);
+      for (let k = 0; k < H * W; k++) {
+        S.forEach((St, t) => (St[k]! += w[t]! * M[k]!));
+        coverage[k]! += M[k]!;
+      }
+    }
+    // The weights really differ between masks and between the two targets.
+    const col = (t: number) => weights.map((w) => w[t]!);
+    for (const t of [0, 1]) expect(Math.max(...col(t)) - Math.min(...col(t))).toBeGreaterThan(0.05);
+    expect(Math.max(...weights.map(([w0, w1]) => Math.abs(w0! - w1!)))).toBeGreaterThan(0.1);
+
+    const expected = {
+      none: S,
+      masks: S.map((St) => St.map((v, k) => v / Math.max(coverage[k]!, 1e-6))),
+      np: S.map((St) => St.map((v) => v / (N * p))),
+    };
+    for (const normalize of ['none', 'masks', 'np'] as const) {
+      batches.length = 0;
+      const map = await drise(detector, image, { target: targets, masks: N, gridSize: s, p, seed, batchSize, normalize });
+      expect(batches).toEqual([16, 16, 8]);
+      expect(map.shape).toEqual([2, 1, H, W]);
+      const ours = await map.read();
+      map.dispose();
+      const want = new Float64Array(2 * H * W);
+      expected[normalize].forEach((St, t) => want.set(St, t * H * W));
+      const scale = Math.max(...want.map(Math.abs));
+      expectClose(ours, want, 1e-5 * scale, 1e-5);
+    }
     image.dispose();
   });
 

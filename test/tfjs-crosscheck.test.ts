@@ -149,27 +149,81 @@ describe('cross-check against TF.js gradients of the same network', () => {
     expectMatch(ours, map.dataSync());
   });
 
-  it('SmoothGrad with the same noise tensors', async () => {
+  /**
+   * TF.js's input gradient of every noisy copy SmoothGrad (seed 9, 6 samples, σ = 0.2 of each
+   * image's range) runs, [N][samples·pixels]: the noise is read back from our seeded GPU stream at
+   * the offsets smoothGrad documents, the gradients are TF.js's own.
+   */
+  const SG = { samples: 6, noiseLevel: 0.2, seed: 9, batchSize: 4 }; // 6 = 4 + 2: a partial last batch
+  const PIXELS = 3 * 16 * 16;
+  async function tfSampleGradients(): Promise<Float32Array[]> {
     const gpu = await getGpu();
-    const samples = 6;
-    const noiseLevel = 0.2;
-    const seed = 9;
-    const ours = await (await saliency.smoothGrad(model, x, { target: CLASSES, samples, noiseLevel, seed, batchSize: 4 })).read();
-    const pixels = 3 * 16 * 16;
-    const expected = new Float32Array(N * pixels);
+    const { samples, noiseLevel, seed } = SG;
+    const out: Float32Array[] = [];
     for (let i = 0; i < N; i++) {
-      const img = X.subarray(i * pixels, (i + 1) * pixels);
+      const img = X.subarray(i * PIXELS, (i + 1) * PIXELS);
       const sigma = noiseLevel * (Math.max(...img) - Math.min(...img));
       // The noise our stream gives image i: values (i·samples + k)·pixels onwards, N(0, σ²).
-      const noise = await (await randomNormal(gpu, [samples, 3, 16, 16], { seed, offset: i * samples * pixels, std: sigma })).read();
-      const noisy = Float32Array.from(noise, (v, j) => v + img[j % pixels]!);
-      const g = tfNet.inputGradient(noisy, [samples, 3, 16, 16], new Array(samples).fill(CLASSES[i]), 'ordinary');
-      for (let j = 0; j < pixels; j++) {
-        let s = 0;
-        for (let k = 0; k < samples; k++) s += g[k * pixels + j]!;
-        expected[i * pixels + j] = s / samples;
-      }
+      const noise = await (await randomNormal(gpu, [samples, 3, 16, 16], { seed, offset: i * samples * PIXELS, std: sigma })).read();
+      const noisy = Float32Array.from(noise, (v, j) => v + img[j % PIXELS]!);
+      out.push(tfNet.inputGradient(noisy, [samples, 3, 16, 16], new Array(samples).fill(CLASSES[i]), 'ordinary'));
     }
-    expectMatch(ours, expected);
+    return out;
+  }
+  /** Per pixel over the samples (float64): E[g], E[g²], and the population variance E[g²] − E[g]². */
+  function sampleMoments(grads: Float32Array[]) {
+    const { samples } = SG;
+    const mean = new Float64Array(N * PIXELS);
+    const meanSquare = new Float64Array(N * PIXELS);
+    const variance = new Float64Array(N * PIXELS);
+    grads.forEach((g, i) => {
+      for (let j = 0; j < PIXELS; j++) {
+        let s1 = 0;
+        let s2 = 0;
+        for (let k = 0; k < samples; k++) {
+          const v = g[k * PIXELS + j]!;
+          s1 += v;
+          s2 += v * v;
+        }
+        const m = s1 / samples;
+        mean[i * PIXELS + j] = m;
+        meanSquare[i * PIXELS + j] = s2 / samples;
+        // Two-pass (Σ (g − ḡ)²) / n: the same quantity as E[g²] − E[g]², without the cancellation.
+        let d2 = 0;
+        for (let k = 0; k < samples; k++) d2 += (g[k * PIXELS + j]! - m) ** 2;
+        variance[i * PIXELS + j] = d2 / samples;
+      }
+    });
+    return { mean, meanSquare, variance };
+  }
+
+  it('SmoothGrad with the same noise tensors', async () => {
+    const ours = await (await saliency.smoothGrad(model, x, { target: CLASSES, ...SG })).read();
+    expectMatch(ours, sampleMoments(await tfSampleGradients()).mean);
+  });
+
+  // The linear-model tests elsewhere give every sample the same gradient (variance 0, E[g²] = E[g]²),
+  // so only a network whose gradient changes with the noise tells these formulas apart.
+  it("SmoothGrad² (aggregate 'meanSquare') and VarGrad (aggregate 'variance') with the same noise tensors", async () => {
+    const { mean, meanSquare, variance } = sampleMoments(await tfSampleGradients());
+    // The check has teeth: the gradients really vary between the noisy copies, so E[g²] is far
+    // from E[g]², and the population and sample (n − 1) variances differ by 6/5.
+    let vMax = 0;
+    let mMax = 0;
+    for (let j = 0; j < variance.length; j++) {
+      vMax = Math.max(vMax, variance[j]!);
+      mMax = Math.max(mMax, meanSquare[j]!);
+      expect(meanSquare[j]!).toBeGreaterThanOrEqual(mean[j]! ** 2 - 1e-12);
+    }
+    expect(vMax).toBeGreaterThan(0.05 * mMax);
+    const sq = await saliency.smoothGrad(model, x, { target: CLASSES, ...SG, aggregate: 'meanSquare' });
+    const vg = await saliency.smoothGrad(model, x, { target: CLASSES, ...SG, aggregate: 'variance' });
+    expect(sq.shape).toEqual([N, 3, 16, 16]);
+    expect(vg.shape).toEqual([N, 3, 16, 16]);
+    expectMatch(await sq.read(), meanSquare);
+    // VarGrad in float32 as E[g²] − E[g]² loses a little to cancellation: same max-normalised 1e-4.
+    expectMatch(await vg.read(), variance);
+    sq.dispose();
+    vg.dispose();
   });
 });

@@ -24,6 +24,7 @@ import { RULES, disposeRun, gradientRun, type RuleSet } from '../src/saliency/co
 import * as saliency from '../src/saliency/index.js';
 import { imageToTensorData, readImage } from '../src/saliency/image.js';
 import type { RgbaImage } from '../src/saliency/colormaps.js';
+import { gradCheck } from './gradcheck.js';
 import { getGpu } from './helpers.js';
 
 const MODELS = 'node_modules/@vladmandic/human/models';
@@ -416,6 +417,47 @@ describe('a synthetic graph with the remaining ops', () => {
     ref.dispose();
     model.dispose();
     expect(gpu.memory().inUse).toBe(before.inUse);
+  });
+});
+
+describe('Pad against finite differences', () => {
+  // Placeholder → Pad, the smallest graph: the op's backward rule (slice the padded gradient back
+  // out) against central differences of its forward, with every axis but the batch padded
+  // asymmetrically, so a begin taken from the wrong side or the wrong (NHWC vs NCHW) axis shows.
+  const padGraph = (input: number[], pads: number[][]) =>
+    buildGraph([node('pad', 'Pad', ['x', 'pads'], { Tpaddings: { type: 'DT_INT32' } })], { pads: { shape: [pads.length, 2], values: Int32Array.from(pads.flat()) } }, input);
+
+  it('NHWC input: paddings on H, W and C', async () => {
+    // TF paddings [[0, 0], [1, 2], [2, 0], [0, 1]] (N, H, W, C) on x [2, 2, 3, 2] (NCHW, 24 values).
+    const { json, weights } = padGraph([-1, 2, 3, 2], [[0, 0], [1, 2], [2, 0], [0, 1]]);
+    const model = await loadTfjsGraphModel(gpu, { modelJson: json, weights }, { outputs: ['pad'] });
+    expect(model.inputShape).toEqual([2, 2, 3]);
+    expect(model.layer('pad').outputShape).toEqual([3, 5, 5]);
+    const shape = [2, 2, 2, 3];
+    const data = rand(shape, 31, -1, 1);
+    // The forward is x placed in zeros at offset (c 0, h 1, w 2): the rule's adjoint must read there.
+    const x = tensor(gpu, data, shape);
+    const y = await model.forward(x);
+    expect(y.shape).toEqual([2, 3, 5, 5]);
+    const yv = await y.read();
+    for (let n = 0; n < 2; n++)
+      for (let c = 0; c < 3; c++)
+        for (let h = 0; h < 5; h++)
+          for (let w = 0; w < 5; w++) {
+            const inside = c < 2 && h >= 1 && h < 3 && w >= 2;
+            expect(yv[((n * 3 + c) * 5 + h) * 5 + w]).toBe(inside ? data[((n * 2 + c) * 2 + h - 1) * 3 + w - 2]! : 0);
+          }
+    for (const t of [x, y]) t.dispose();
+    await gradCheck(gpu, ([t]) => model.forward(t!), [{ data, shape }]);
+    model.dispose();
+  });
+
+  it('rank-3 input: paddings on both non-batch axes', async () => {
+    const { json, weights } = padGraph([-1, 3, 4], [[0, 0], [2, 1], [1, 3]]);
+    const model = await loadTfjsGraphModel(gpu, { modelJson: json, weights }, { outputs: ['pad'] });
+    expect(model.layer('pad').outputShape).toEqual([6, 8]);
+    await gradCheck(gpu, ([t]) => model.forward(t!), [{ data: rand([2, 3, 4], 32, -1, 1), shape: [2, 3, 4] }]);
+    model.dispose();
   });
 });
 

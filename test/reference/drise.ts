@@ -10,11 +10,16 @@ export function maskShift(seed: number, mask: number, ch: number, cw: number): [
   return [Math.min(Math.floor(uniform01(seed, 1, 2 * mask) * ch), ch - 1), Math.min(Math.floor(uniform01(seed, 1, 2 * mask + 1) * cw), cw - 1)];
 }
 
-export function maskReference(h: number, w: number, s: number, p: number, seed: number, mask: number): Float64Array {
+/**
+ * Mask `mask` of the seed's sequence. `shift` replaces the mask's own (dy, dx), so a mask's shift
+ * can be recovered from its pixels by trying every candidate.
+ */
+export function maskReference(h: number, w: number, s: number, p: number, seed: number, mask: number, shift?: readonly [number, number]): Float64Array {
   const ch = Math.ceil(h / s);
   const cw = Math.ceil(w / s);
-  const cell = (i: number, j: number) => (uniform01(seed, 0, (mask * s + i) * s + j) < p ? 1 : 0);
-  const [dy, dx] = maskShift(seed, mask, ch, cw);
+  const cells = Uint8Array.from({ length: s * s }, (_, k) => (uniform01(seed, 0, mask * s * s + k) < p ? 1 : 0));
+  const cell = (i: number, j: number) => cells[i * s + j]!;
+  const [dy, dx] = shift ?? maskShift(seed, mask, ch, cw);
   const taps = (o: number, up: number) => {
     const src = Math.max((o + 0.5) * (s / up) - 0.5, 0);
     const i0 = Math.min(Math.floor(src), s - 1);
