@@ -11,7 +11,7 @@ import { heldOutScene } from '../src/nets/detector.js';
 import { FASHION_CLASSES } from '../src/nets/classes.js';
 import { parseSafetensors } from '../src/nets/safetensors.js';
 import { decodeImage, encodePng } from '../src/saliency/image.js';
-import { planesToRgba } from '../src/cli/explain.js';
+import { inputToRgba } from '../src/saliency/input.js';
 
 const run = promisify(execFile);
 const cli = 'dist/cli/main.js';
@@ -22,7 +22,7 @@ const scene = join(dir, 'scene.png');
 describe.runIf(existsSync(cli))('detector commands', () => {
   beforeAll(() => {
     const s = generateScene(loadFashionMnist('test', undefined, { limit: 50 }), 5, 0);
-    writeFileSync(scene, encodePng(planesToRgba(s.image, 1, 96, 96)));
+    writeFileSync(scene, encodePng(inputToRgba(s.image, 1, 96, 96)));
   });
 
   it('trains briefly (checkpoint with its mAP), resumes, detects, and explains a detection with D-RISE', { timeout: 400_000 }, async () => {

@@ -5,9 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { modelFromSpec } from '../src/nets/model.js';
+import { modelFromSafetensors, modelFromSpec } from '../src/nets/model.js';
 import { FASHION_GAP, FASHION_VGG } from '../src/nets/zoo.js';
-import { decodeImage, encodePng } from '../src/saliency/image.js';
+import { decodeImage, encodePng, imageToTensorData, readImage } from '../src/saliency/image.js';
+import { inputToRgba } from '../src/saliency/input.js';
+import { renderOverlay } from '../src/saliency/render.js';
+import * as saliency from '../src/saliency/index.js';
+import { tensor } from '../src/runtime/tensor.js';
 import { loadFashionMnist } from '../src/nets/idx.js';
 import { getGpu } from './helpers.js';
 
@@ -44,6 +48,23 @@ describe.runIf(existsSync(cli))('saliency explain / features', () => {
       expect(reds.size).toBeGreaterThan(10);
     }
     expect(stdout).toMatch(/smoothGrad: 4\/4 samples/);
+    // The PNGs show the methods' maps: the same map, made in this process with the library and
+    // drawn by its display steps, gives the same picture (to rounding).
+    const gpu = await getGpu();
+    const model = modelFromSafetensors(gpu, new Uint8Array(readFileSync(modelFile)));
+    const input = imageToTensorData(readImage(imageFile), { channels: 1, width: 28, height: 28, background: [0, 0, 0] });
+    const x = tensor(gpu, input, [1, 1, 28, 28]);
+    for (const [method, kind] of [['vanilla', 'attribution'], ['gradCam', 'cam']] as const) {
+      const raw = await saliency[method](model, x, { target: 9 });
+      const want = renderOverlay({ data: await raw.read(), shape: [...raw.shape] }, inputToRgba(input, 1, 28, 28), { size: 64, kind });
+      raw.dispose();
+      const got = decodeImage(new Uint8Array(readFileSync(join(out, `${method}.png`))));
+      let worst = 0;
+      for (let i = 0; i < got.data.length; i++) worst = Math.max(worst, Math.abs(got.data[i]! - want.data[i]!));
+      expect(worst, method).toBeLessThanOrEqual(1);
+    }
+    x.dispose();
+    model.dispose();
     const overview = decodeImage(new Uint8Array(readFileSync(join(out, 'overview.png'))));
     expect(overview.width).toBeGreaterThan(5 * 64);
     expect(overview.height).toBeGreaterThan(2 * 64);

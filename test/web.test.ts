@@ -27,7 +27,7 @@ import { iou } from '../src/nets/boxes.js';
 import { loadFashionMnist } from '../src/nets/idx.js';
 import * as saliency from '../src/saliency/index.js';
 import { decodeImage, imageToTensorData, readImage, writePng } from '../src/saliency/image.js';
-import { planesToRgba } from '../src/cli/explain.js';
+import { inputToRgba } from '../src/saliency/input.js';
 import { cropRgba } from '../src/saliency/input.js';
 import { loadTfjsGraphModel } from '../src/nets/tfjs-graph.js';
 
@@ -180,7 +180,7 @@ describe.skipIf(!haveChromium)('<saliency-view> and the demo page in headless Ch
     // A held-out detector scene (test images only), for the bundled detector.
     if (existsSync(images)) {
       scene = heldOutScene(loadFashionMnist('test'), SCENE_INDEX);
-      writePng(join(dir, 'scene.png'), planesToRgba(scene.image, 1, 96, 96));
+      writePng(join(dir, 'scene.png'), inputToRgba(scene.image, 1, 96, 96));
     }
 
     // A cold dependency cache, as on CI: the page must not be reloaded by Vite's optimiser mid-test.

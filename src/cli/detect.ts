@@ -17,7 +17,8 @@ import { resizeRgba, type RgbaImage } from '../saliency/colormaps.js';
 import { drise, type Detection } from '../saliency/drise.js';
 import { drawBox, drawText, imageToTensorData, readImage, writePng } from '../saliency/image.js';
 import { renderOverlay } from '../saliency/render.js';
-import { loadInput, planesToRgba } from './explain.js';
+import { loadInput } from './explain.js';
+import { inputToRgba } from '../saliency/input.js';
 import { outputDirectory } from './output.js';
 import { loadModelArgument } from './train.js';
 
@@ -60,7 +61,7 @@ async function loadDetector(gpu: Gpu, arg: string): Promise<CliDetector> {
       input: (path) => {
         const data = imageToTensorData(readImage(path), { channels: 3, width, height });
         // human's CenterNet takes RGB in 0..255.
-        return { x: tensor(gpu, data.map((v) => v * 255), [1, 3, height, width]), view: planesToRgba(data, 3, width, height) };
+        return { x: tensor(gpu, data.map((v) => v * 255), [1, 3, height, width]), view: inputToRgba(data, 3, width, height) };
       },
       run: (images, threshold) => centernetDetect(model, images, { minScore: threshold }),
       dispose: () => model.dispose(),
@@ -191,7 +192,7 @@ export function sceneCommand(o: SceneCommandOptions): void {
   const scene = heldOutScene(loadFashionMnist('test'), o.index);
   const side = Math.round(Math.sqrt(scene.image.length));
   const file = join(outputDirectory('--out', o.out), `scene-${o.index}.png`);
-  writePng(file, planesToRgba(scene.image, 1, side, side));
+  writePng(file, inputToRgba(scene.image, 1, side, side));
   console.log(`held-out scene ${o.index}: ${scene.boxes.length} object(s) → ${file}`);
   scene.boxes.forEach((box, k) => console.log(`  ${FASHION_CLASSES[scene.labels[k]!]}  box [${box.join(', ')}]`));
 }

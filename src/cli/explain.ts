@@ -7,9 +7,9 @@ import { initGpu } from '../runtime/gpu.js';
 import { tensor, type Tensor } from '../runtime/tensor.js';
 import type { LoadedModel } from './train.js';
 import * as saliency from '../saliency/index.js';
-import { greyToRgba, resizeRgba, type RgbaImage } from '../saliency/colormaps.js';
+import { resizeRgba, type RgbaImage } from '../saliency/colormaps.js';
 import { imageToTensorData, readImage, tileImages, writePng } from '../saliency/image.js';
-import { cropRgba } from '../saliency/input.js';
+import { cropRgba, inputToRgba } from '../saliency/input.js';
 import { renderOverlay } from '../saliency/render.js';
 import { spatialLayer } from '../saliency/core.js';
 import { outputDirectory } from './output.js';
@@ -47,24 +47,13 @@ export function parseCrop(crop: string | undefined): [number, number, number, nu
   return v as [number, number, number, number];
 }
 
-/** Tensor data (1 or 3 planes of width × height, values in [0, 1]) as an RGBA image to draw on. */
-export function planesToRgba(data: Float32Array, channels: 1 | 3, width: number, height: number): RgbaImage {
-  const plane = width * height;
-  if (channels === 1) return { width, height, data: greyToRgba(data) };
-  return {
-    width,
-    height,
-    data: Uint8ClampedArray.from({ length: plane * 4 }, (_, i) => (i % 4 === 3 ? 255 : data[(i % 4) * plane + Math.floor(i / 4)]! * 255)),
-  };
-}
-
 /** An image file (or a region of it) as the model's input data, and the same pixels as an RGBA view. */
 export function loadInput(model: LoadedModel, path: string, crop?: [number, number, number, number]): { data: Float32Array; view: RgbaImage } {
   const [channels, height, width] = model.inputShape as [number, number, number];
   if (channels !== 1 && channels !== 3) throw new ArgumentError(`model '${model.name}' takes ${channels} input channels; images give 1 or 3`);
   const img = crop ? cropRgba(readImage(path), crop) : readImage(path);
   const data = imageToTensorData(img, { channels, width, height, background: [0, 0, 0] });
-  return { data, view: planesToRgba(data, channels, width, height) };
+  return { data, view: inputToRgba(data, channels, width, height) };
 }
 
 function parseMethods(method: string): MethodName[] {
@@ -253,6 +242,6 @@ export function sampleCommand(o: SampleCommandOptions): void {
   if (o.index >= test.count) throw new ArgumentError(`--index ${o.index} is out of range; the test set has ${test.count} images (0..${test.count - 1})`);
   const pixels = test.images.subarray(o.index * 784, (o.index + 1) * 784);
   const file = join(outputDirectory('--out', o.out), `fashion-${o.index}.png`);
-  writePng(file, planesToRgba(pixels, 1, 28, 28));
+  writePng(file, inputToRgba(pixels, 1, 28, 28));
   console.log(`Fashion-MNIST test image ${o.index}: ${FASHION_CLASSES[test.labels[o.index]!]} (class ${test.labels[o.index]}) → ${file}`);
 }
