@@ -88,6 +88,28 @@ describe('reading real files', () => {
     expect(new Set(Array.from(img.data)).size).toBeGreaterThan(2);
   });
 
+  // Always there after npm ci (a dev dependency's screenshot): the JPEG path never goes untested.
+  it('a baseline JPEG from an npm package: its size from the SOF0 header, opaque RGBA', () => {
+    const file = 'node_modules/@vladmandic/human/assets/screenshot-facedetect.jpg';
+    const bytes = new Uint8Array(readFileSync(file));
+    // Walk the markers to the start-of-frame segment: [FF C0, length, precision, height, width].
+    let at = 2;
+    while (bytes[at + 1] !== 0xc0) at += 2 + ((bytes[at + 2]! << 8) | bytes[at + 3]!);
+    const [height, width] = [(bytes[at + 5]! << 8) | bytes[at + 6]!, (bytes[at + 7]! << 8) | bytes[at + 8]!];
+    const img = readImage(file);
+    expect([img.width, img.height]).toEqual([width, height]);
+    expect([width, height]).toEqual([800, 718]);
+    expect(img.data.length).toBe(width * height * 4);
+    let opaque = true;
+    const greys = new Set<number>();
+    for (let i = 0; i < img.data.length; i += 4) {
+      opaque &&= img.data[i + 3] === 255;
+      greys.add(img.data[i]! + img.data[i + 1]! + img.data[i + 2]!);
+    }
+    expect(opaque).toBe(true);
+    expect(greys.size).toBeGreaterThan(100); // a screenshot with a photograph in it, not a flat fill
+  });
+
   it.skipIf(!existsSync(JPEG_FILE))('a progressive JPEG, opaque RGBA', () => {
     const img = readImage(JPEG_FILE);
     expect([img.width, img.height]).toEqual([493, 58]);
