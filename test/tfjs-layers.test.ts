@@ -96,7 +96,7 @@ describe('TF.js layers models (Keras model.json)', () => {
     expect(gpu.memory().inUse).toBe(before);
   });
 
-  it('a functional chain with GAP, leaky ReLU and average pooling: input gradients match tf.grad', async () => {
+  it('a functional chain with GAP, leaky ReLU and average pooling: input gradients and CAM match TF.js', async () => {
     const input = tfl.input({ shape: [10, 10, 3] });
     let h = tfl.layers.conv2d({ filters: 5, kernelSize: 3, name: 'c1' }).apply(input) as tfl.SymbolicTensor;
     h = tfl.layers.leakyReLU({ alpha: 0.2, name: 'lrelu' }).apply(h) as tfl.SymbolicTensor;
@@ -120,6 +120,13 @@ describe('TF.js layers models (Keras model.json)', () => {
     expectClose(await ours.read(), toNchw(Float32Array.from(g.dataSync()), shape), 1e-5, 1e-4);
     const cam = await saliency.cam(model, xt, { target: 1, upsample: 'none' });
     expect(cam.shape).toEqual([2, 1, 3, 3]); // 10 → conv 3 → 8 → pool 2 → 4 → conv 2 → 3
+    // CAM_1(i, j) = Σ_k w_k1 A^k(i, j): TF.js's activations entering GAP (c2 after its ReLU), [2, 3, 3, 4]
+    // NHWC, and column 1 of the Dense kernel [4, 3].
+    const features = tfl.model({ inputs: m.inputs, outputs: m.getLayer('c2').output as tfl.SymbolicTensor });
+    const A = (features.predict(tf.tensor(x, shape)) as tf.Tensor).dataSync();
+    const W = m.getLayer('logits').getWeights()[0]!.dataSync();
+    const camRef = Float32Array.from({ length: 2 * 9 }, (_, p) => [0, 1, 2, 3].reduce((s, k) => s + W[k * 3 + 1]! * A[p * 4 + k]!, 0));
+    expectClose(await cam.read(), camRef, 1e-5, 1e-4);
     for (const t of [y, ours, cam, xt]) t.dispose();
     model.dispose();
 
