@@ -23,6 +23,12 @@ export class DisposedError extends SaliencyError {}
 /** An invalid argument that is not a shape problem (bad option, unknown name, NaN config). */
 export class ArgumentError extends SaliencyError {}
 
+/**
+ * A file or byte stream (model, weights, image, manifest) is malformed, unsupported, outside the
+ * folder it must stay in, or declares sizes beyond a limit. Raised before any large allocation.
+ */
+export class FormatError extends SaliencyError {}
+
 /** A long run was stopped through its AbortSignal. */
 export class CancelledError extends SaliencyError {}
 
