@@ -15,7 +15,7 @@
 import { ArgumentError, ShapeError, formatShape } from '../runtime/errors.js';
 
 /** A map on the CPU: `data` in row-major order for `shape` ([N, C, H, W] or [C, H, W]). */
-export type MapData = { data: Float32Array; shape: number[] };
+export type MapData = { data: Float32Array; shape: readonly number[] };
 
 /** How `reduceChannels` combines the channels of each pixel. */
 export type ChannelReduction = 'maxAbs' | 'sumAbs' | 'sum';
