@@ -1,6 +1,6 @@
 /**
  * `npm run bench` end to end, small: VGG16 at 32×32, one timed repetition. It must run every work
- * in both libraries, find that they computed the same results, and report what the README's
+ * in both libraries, find that they computed the same results, and report what docs/benchmarks.md's
  * tables are made of. (Its times are not asserted: these machines are shared and noisy.)
  */
 import { execFile } from 'node:child_process';

@@ -8,7 +8,7 @@
  * legs, the empty space above a sneaker. For those, what is asserted is the weaker statement that
  * more than half of the mass lies inside the object's bounding box for most images; their
  * silhouette figures are printed (overall, per class, and within one pixel of the silhouette),
- * recorded in the README, and the shortfall is noted in the issue. A flat map would pass the box
+ * recorded in docs/models.md, and the shortfall is noted in the issue. A flat map would pass the box
  * statement (the box is larger than half the image for most items), so every method is also held
  * to a statement a flat map fails: denser near the silhouette than far from it, for most images.
  */

@@ -7,7 +7,7 @@
  * others use files made here (random weights), so they do not depend on trained weights, except
  * one that runs D-RISE with the bundled fashion-detector by name when its weights are committed. Every map the page computes is computed again in Node (Dawn on the
  * machine's adapter, lavapipe here) from the same model file and the same PNG, and must agree to
- * 1e-4. With UPDATE_SCREENSHOT=1 it rewrites web/screenshot.png (the README's picture).
+ * 1e-4. With UPDATE_SCREENSHOT=1 it rewrites web/screenshot.png (docs/web.md's picture).
  */
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -312,7 +312,7 @@ describe.skipIf(!haveChromium)('<saliency-view> and the demo page in headless Ch
 
   it.skipIf(!existsSync(EMOTION))('an imported TF.js model (human emotion) on a face region, as in Node; the screenshot', { timeout: 300_000 }, async () => {
     const methods = ['vanilla', 'guidedBackprop', 'gradCam', 'guidedGradCam'];
-    const crop = [170, 40, 120, 120] as const; // the astronaut's face, as in the README's CLI example
+    const crop = [170, 40, 120, 120] as const; // the astronaut's face, as in docs/import.md's CLI example
     // Chosen in the page's model list (served from node_modules by the demo server), not by URL.
     const { page, errors } = await open(`/web/?methods=${methods.join(',')}&image=/assets/astronaut.png&crop=${crop.join(',')}`);
     await page.waitForSelector('body[data-ready]');
@@ -352,7 +352,7 @@ describe.skipIf(!haveChromium)('<saliency-view> and the demo page in headless Ch
     model.dispose();
     const variance = await overlayVariance(page);
     for (const method of methods) expect(variance[method], `${method} overlay is blank`).toBeGreaterThan(20);
-    // The README's picture is refreshed only on request, so test runs leave the tree clean.
+    // The picture in docs/web.md is refreshed only on request, so test runs leave the tree clean.
     const shot = process.env.UPDATE_SCREENSHOT ? join(ROOT, 'web', 'screenshot.png') : join(tmpdir(), 'webgpu-saliency-screenshot.png');
     await page.screenshot({ path: shot, fullPage: true });
     expect(errors).toEqual([]);

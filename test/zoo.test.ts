@@ -1,4 +1,4 @@
-/** The bundled models: architectures, loading, and accuracy against the figure the README documents. */
+/** The bundled models: architectures, loading, and accuracy against the figure docs/models.md documents. */
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -8,11 +8,11 @@ import { evaluate } from '../src/nets/train.js';
 import { BUNDLED_MODELS, bundledWeightsUrl, loadModel } from '../src/nets/zoo.js';
 import { getGpu } from './helpers.js';
 
-/** Accuracy targets from the issue, and the figure documented in the README. */
+/** Accuracy targets from the issue, and the figure documented in docs/models.md. */
 const TARGETS: Record<string, number> = { 'fashion-vgg': 91, 'fashion-gap': 89 };
 
 function documentedAccuracy(name: string): number | undefined {
-  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const readme = readFileSync(new URL('../docs/models.md', import.meta.url), 'utf8');
   const row = readme.split('\n').find((l) => l.startsWith(`| \`${name}\``));
   const m = row && /\| (\d+\.\d+)% \|/.exec(row);
   return m ? Number(m[1]) : undefined;
@@ -20,7 +20,7 @@ function documentedAccuracy(name: string): number | undefined {
 
 /** The detector's row gives its mAP@0.5 on the held-out scenes (the issue's target is 0.80). */
 function documentedMap(): number | undefined {
-  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const readme = readFileSync(new URL('../docs/models.md', import.meta.url), 'utf8');
   const row = readme.split('\n').find((l) => l.startsWith('| `fashion-detector`'));
   const m = row && /mAP@0\.5 (\d+\.\d+)%/.exec(row);
   return m ? Number(m[1]) : undefined;
@@ -42,9 +42,9 @@ describe('bundled models', () => {
 
   for (const name of Object.keys(TARGETS)) {
     const weights = fileURLToPath(bundledWeightsUrl(name));
-    it.runIf(existsSync(weights))(`${name}: accuracy on the 10,000 test images is the README's figure, and at least the target`, async () => {
+    it.runIf(existsSync(weights))(`${name}: accuracy on the 10,000 test images is the figure in docs/models.md, and at least the target`, async () => {
       const documented = documentedAccuracy(name);
-      expect(documented, `README documents ${name}'s accuracy`).toBeDefined();
+      expect(documented, `docs/models.md documents ${name}'s accuracy`).toBeDefined();
       expect(documented!).toBeGreaterThanOrEqual(TARGETS[name]!);
       const gpu = await getGpu();
       const model = await loadModel(gpu, name);
@@ -60,9 +60,9 @@ describe('bundled models', () => {
   }
 
   const detectorWeights = fileURLToPath(bundledWeightsUrl('fashion-detector'));
-  it.runIf(existsSync(detectorWeights))("fashion-detector: mAP@0.5 on the 500 held-out scenes matches the README's figure", async () => {
+  it.runIf(existsSync(detectorWeights))("fashion-detector: mAP@0.5 on the 500 held-out scenes matches the figure in docs/models.md", async () => {
     const documented = documentedMap();
-    expect(documented, "README documents fashion-detector's mAP").toBeDefined();
+    expect(documented, "docs/models.md documents fashion-detector's mAP").toBeDefined();
     expect(documented!).toBeGreaterThanOrEqual(80);
     const gpu = await getGpu();
     const model = await loadModel(gpu, 'fashion-detector');

@@ -36,7 +36,7 @@ import { cropRgba, imageToTensorData, inputToRgba } from '../saliency/input.js';
 import { renderColorbar, renderOverlay } from '../saliency/render.js';
 import { cachedModel, exclusive, sharedGpu, type ViewModel } from './models.js';
 
-/** The methods, in the order of the README's table. */
+/** The methods, in the order of the methods table of the README. */
 export const VIEW_METHODS = [
   'vanilla',
   'deconvnet',
