@@ -10,67 +10,18 @@
  *   prepended before type-checking.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { DOCS, ROOT, shellCommands, snippets, type Snippet } from './markdown.js';
 
 const run = promisify(execFile);
-const ROOT = resolve(import.meta.dirname, '..');
 const built = existsSync(join(ROOT, 'dist/index.js')) && existsSync(join(ROOT, 'dist/cli/main.js'));
-
-export interface Snippet {
-  file: string;
-  line: number;
-  lang: string;
-  code: string;
-  run: boolean;
-  context: string;
-}
-
-const DOCS = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)];
-
-/** Fenced blocks of a Markdown file, with the markers of the comment right before each. */
-export function snippets(file: string): Snippet[] {
-  const lines = readFileSync(join(ROOT, file), 'utf8').split('\n');
-  const out: Snippet[] = [];
-  let comment = '';
-  for (let i = 0; i < lines.length; i++) {
-    const l = lines[i]!;
-    if (l.startsWith('<!--')) {
-      const start = i;
-      while (!lines[i]!.includes('-->')) i++;
-      comment = lines.slice(start, i + 1).join('\n');
-      continue;
-    }
-    const fence = /^```(\w*)/.exec(l);
-    if (!fence) {
-      if (l.trim() !== '') comment = '';
-      continue;
-    }
-    const start = i;
-    const body: string[] = [];
-    for (i++; i < lines.length && !lines[i]!.startsWith('```'); i++) body.push(lines[i]!);
-    const context = /^<!-- snippet-context\n([\s\S]*?)-->$/.exec(comment)?.[1] ?? '';
-    out.push({ file, line: start + 1, lang: fence[1]!, code: body.join('\n'), run: comment.includes('snippet-run'), context });
-    comment = '';
-  }
-  return out;
-}
 
 const all = DOCS.flatMap(snippets);
 const where = (s: Snippet) => `${s.file}:${s.line}`;
-
-/** Shell commands of a block: continuations joined, comments dropped, split at && and ;. */
-export function shellCommands(code: string): string[] {
-  const joined = code.replace(/\\\n/g, ' ');
-  return joined
-    .split('\n')
-    .map((l) => l.replace(/(^|\s)#.*$/, '').trim())
-    .flatMap((l) => l.split(/\s*(?:&&|;)\s*/))
-    .filter((l) => l !== '');
-}
 
 const helpCache = new Map<string, Promise<string>>();
 function help(args: string[]): Promise<string> {

@@ -29,27 +29,12 @@ import * as saliency from '../src/saliency/index.js';
 import { decodeImage, imageToTensorData, readImage, writePng } from '../src/saliency/image.js';
 import { inputToRgba } from '../src/saliency/input.js';
 import { cropRgba } from '../src/saliency/input.js';
+import { CHROMIUM, CHROMIUM_FLAGS, haveChromium } from './chromium.js';
 import { loadTfjsGraphModel } from '../src/nets/tfjs-graph.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium) {
   console.warn(`test/web.test.ts: SKIPPED: ${CHROMIUM} is missing; install it with 'apt-get install chromium' (scripts/setup-system.sh does)`);
 }
-
-/** Chromium flags that give a WebGPU adapter headless, without a GPU (SwiftShader's Vulkan). */
-const CHROMIUM_FLAGS = [
-  '--no-sandbox',
-  '--enable-unsafe-webgpu',
-  '--enable-features=Vulkan',
-  '--use-vulkan=swiftshader',
-  '--use-webgpu-adapter=swiftshader',
-  '--disable-vulkan-surface',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const EMOTION = join(ROOT, 'node_modules', '@vladmandic', 'human', 'models', 'emotion.json');
