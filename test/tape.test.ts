@@ -113,6 +113,7 @@ describe('tape autodiff', () => {
       });
       expect([...(await scaled.of(x).read())]).toEqual([10, -10, 10]);
       scaled.dispose();
+      // @ts-expect-error: rule names are typed (a JavaScript caller gets the error below)
       await expect(tape.backward(y, { seed, rules: { activations: { relu: 'no-such-rule' } } })).rejects.toThrow(
         /unknown backward rule 'no-such-rule' for relu/,
       );
