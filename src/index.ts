@@ -33,6 +33,7 @@ export {
   nameOutput,
   recordOp,
   registerBackward,
+  defineOp,
   activationVariants,
   activeTape,
   type ActivationForward,
@@ -45,6 +46,8 @@ export {
   type BackwardContext,
   type BackwardOptions,
   type BackwardRule,
+  type OpDefinition,
+  type UntypedSaved,
   type RuleOverrides,
 } from './autodiff/tape.js';
 export * as ops from './autodiff/ops/index.js';

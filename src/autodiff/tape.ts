@@ -19,8 +19,11 @@ import { ACTIVATION_RULES, activationBackward, isActivationRule, type Activation
 
 export type { ActivationName, ActivationRuleName, ActivationRules, ReluRule } from '../kernels/activation.js';
 
+/** What an op saved in its forward pass, when its type is not declared (see defineOp). */
+export type UntypedSaved = Readonly<Record<string, unknown>>;
+
 /** Given the gradient of an op's output, returns one gradient per input (null where not needed). */
-export type BackwardRule = (gradOut: Tensor, ctx: BackwardContext) => Promise<(Tensor | null)[]>;
+export type BackwardRule<Saved = UntypedSaved> = (gradOut: Tensor, ctx: BackwardContext<Saved>) => Promise<(Tensor | null)[]>;
 
 /**
  * An activation's backward rule written in TypeScript (a per-call override): from the gradient
@@ -48,12 +51,12 @@ export interface RuleOverrides {
   activations?: ActivationOverrides;
 }
 
-export interface BackwardContext {
+export interface BackwardContext<Saved = UntypedSaved> {
   readonly gpu: Gpu;
   readonly op: string;
   readonly inputs: readonly (Tensor | null)[];
-  /** What the op saved in its forward pass. */
-  readonly saved: Readonly<Record<string, unknown>>;
+  /** What the op saved in its forward pass, of the type its definition declares (defineOp). */
+  readonly saved: Saved;
   /** needsGrad[i]: whether input i needs a gradient; rules skip the work for the others. */
   readonly needsGrad: readonly boolean[];
   /** Applies the activation rule in force for this call ('ordinary' unless overridden). */
@@ -71,13 +74,50 @@ interface TapeEntry {
 
 const backwardRules = new Map<string, BackwardRule>();
 
-/** Registers the backward rule of op `op` (done once, by the module that defines the op). */
+/**
+ * Registers the backward rule of op `op`, whose saved values are untyped. New ops use `defineOp`,
+ * which declares the type of what the op saves.
+ */
 export function registerBackward(op: string, rule: BackwardRule): void {
   backwardRules.set(op, rule);
 }
 
+/** A differentiable op's link to the tape, made by `defineOp`. */
+export interface OpDefinition<Saved extends object> {
+  readonly name: string;
+  /**
+   * Called by the op's forward pass once it has computed `output`: records an entry if a tape is
+   * active and an input is tracked. Tensors among `saved`'s values are retained until the tape is
+   * disposed, so the caller may dispose its own references.
+   */
+  record(inputs: readonly (Tensor | null)[], output: Tensor, ...saved: {} extends Saved ? [saved?: Saved] : [saved: Saved]): void;
+}
+
+/**
+ * Defines op `name`: registers its backward rule, which receives what the forward pass saved with
+ * the declared type `Saved` (no casts), and returns the `record` its forward pass calls:
+ *
+ *   const scaleOp = defineOp<{ alpha: number }>('scale', async (dy, ctx) => [await kernels.scale(dy, ctx.saved.alpha)]);
+ *   export async function scale(x: Tensor, alpha: number) {
+ *     const y = await kernels.scale(x, alpha);
+ *     scaleOp.record([x], y, { alpha });
+ *     return y;
+ *   }
+ */
+export function defineOp<Saved extends object = Record<string, never>>(name: string, backward: BackwardRule<Readonly<Saved>>): OpDefinition<Saved> {
+  // The tape stores every op's saved values alike; this op's own record() is the only writer of
+  // its entries, so they have type Saved.
+  registerBackward(name, backward as unknown as BackwardRule);
+  return {
+    name,
+    record(inputs, output, ...saved) {
+      recordOp(output.gpu, name, inputs, output, (saved[0] ?? {}) as Record<string, unknown>);
+    },
+  };
+}
+
 // Views (Tensor.reshape) are recorded by the runtime itself, so their rule lives here.
-registerBackward('reshape', async (dy, ctx) => [ctx.needsGrad[0] ? dy.reshape((ctx.saved as { shape: number[] }).shape) : null]);
+defineOp<{ shape: readonly number[] }>('reshape', async (dy, ctx) => [ctx.needsGrad[0] ? dy.reshape(ctx.saved.shape) : null]);
 
 /** The backward rules activation `name` has (its entry points in shaders/activation_backward.wgsl). */
 export function activationVariants(name: ActivationName): string[] {

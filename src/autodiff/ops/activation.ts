@@ -7,22 +7,22 @@
 import type { Tensor } from '../../runtime/tensor.js';
 import type { Activation } from '../../kernels/common.js';
 import { activationForward, checkActivation } from '../../kernels/activation.js';
-import { recordOp, registerBackward } from '../tape.js';
+import { defineOp } from '../tape.js';
+
+const activationDef = defineOp<{ y: Tensor; act: Activation; alpha: number }>('activation', async (dy, ctx) => {
+  if (!ctx.needsGrad[0]) return [null];
+  const { y, act, alpha } = ctx.saved;
+  if (act === 'none') return [dy.reshape(dy.shape)]; // a new handle on the same data
+  return [await ctx.activation(act, dy, { y, alpha })];
+});
 
 /** y = act(x), recorded as one 'activation' op. `alpha` is the leaky ReLU slope. */
 export async function activation(x: Tensor, act: Activation, alpha = 0.01): Promise<Tensor> {
   checkActivation('activation', act, alpha);
   const y = await activationForward(x, act, alpha);
-  recordOp(x.gpu, 'activation', [x], y, { y, act, alpha });
+  activationDef.record([x], y, { y, act, alpha });
   return y;
 }
-
-registerBackward('activation', async (dy, ctx) => {
-  if (!ctx.needsGrad[0]) return [null];
-  const { y, act, alpha } = ctx.saved as { y: Tensor; act: Activation; alpha: number };
-  if (act === 'none') return [dy.reshape(dy.shape)]; // a new handle on the same data
-  return [await ctx.activation(act, dy, { y, alpha })];
-});
 
 export const relu = (x: Tensor) => activation(x, 'relu');
 export const relu6 = (x: Tensor) => activation(x, 'relu6');
