@@ -183,12 +183,12 @@ async function main(): Promise<void> {
   };
 
   const gpu = await initGpu();
-  if (o.conv !== 'auto') setConv2dStrategy(o.conv);
+  if (o.conv !== 'auto') setConv2dStrategy(gpu, o.conv);
   if ((o.tile || o.tiles?.some(Boolean)) && conv2dStrategy(gpu) !== 'tiled') {
     throw new InvalidArgumentError(`--tile and --tiles choose tiles of the tiled conv kernels; this adapter uses the ${conv2dStrategy(gpu)} ones: add --conv tiled`);
   }
-  if (o.tile) setConv2dTile(o.tile);
-  setConv2dSplitK(o.splitK);
+  if (o.tile) setConv2dTile(gpu, o.tile);
+  setConv2dSplitK(gpu, o.splitK);
   const conv = conv2dStrategy(gpu);
   const size = o.size ?? (gpu.adapter.isSoftware ? 64 : 224);
   const reps = o.reps ?? (gpu.adapter.isSoftware ? 3 : 10);
@@ -411,7 +411,7 @@ async function kernelTable(gpu: Gpu, size: number, reps: number, tiles: (Conv2dT
           const dy = await randomNormal(gpu, [1, co, s, s], { seed: 3 });
           const flops = 2 * s * s * co * c * 9;
           for (const tile of tiles) {
-            setConv2dTile(tile);
+            setConv2dTile(gpu, tile);
             const name = tile ? formatConv2dTile(tile) : 'auto';
             row('conv2d', key, name, await timeKernel(gpu, reps, inner, () => conv2dForward(x, w, null, { padding: 1 })), flops);
             row('conv2d-input-grad', key, name, await timeKernel(gpu, reps, inner, () => conv2dBackwardInput(dy, w, x.shape, { padding: 1 })), flops);
@@ -425,7 +425,7 @@ async function kernelTable(gpu: Gpu, size: number, reps: number, tiles: (Conv2dT
       s /= 2;
     }
   } finally {
-    setConv2dTile(forced);
+    setConv2dTile(gpu, forced);
   }
   // The classifier's layers at batch 1, forward (x·wᵀ) and input gradient (dy·w).
   for (const [k, nOut] of [[512 * s * s, 4096], [4096, 4096], [4096, 1000]] as const) {
