@@ -32,8 +32,7 @@ import { modelFromSpec, type Model } from '../nets/model.js';
 import type { LayerSpec, ModelSpec } from '../nets/spec.js';
 import { initGpu, type Gpu } from '../runtime/gpu.js';
 import { empty, tensor, type Tensor } from '../runtime/tensor.js';
-import { drise } from '../saliency/drise.js';
-import * as saliency from '../saliency/index.js';
+import { runMethod } from '../saliency/methods.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
 
@@ -217,10 +216,11 @@ async function main(): Promise<void> {
 
   const ourWork: Record<string, () => Promise<Tensor>> = {
     forward: () => noGrad(gpu, () => model.forward(x)),
-    vanilla: () => saliency.vanilla(model, x, { target }),
-    gradcam: () => saliency.gradCam(model, x, { target, layer: lastConv, upsample: 'none' }),
-    smoothgrad: () => saliency.smoothGrad(model, x, { target, samples: o.samples, batchSize: o.samples, seed: 1 }),
-    'guided-backprop': () => saliency.guidedBackprop(model, x, { target }),
+    // The methods through the registry, as every front end runs them.
+    vanilla: () => runMethod('vanilla', model, x, { target }),
+    gradcam: () => runMethod('gradCam', model, x, { target, layer: lastConv, upsample: 'none' }),
+    smoothgrad: () => runMethod('smoothGrad', model, x, { target, samples: o.samples, batchSize: o.samples, seed: 1 }),
+    'guided-backprop': () => runMethod('guidedBackprop', model, x, { target }),
   };
   const ours = Object.fromEntries(Object.entries(ourWork).map(([k, f]) => [k, () => readAndFree(f())]));
   // TF.js's results (NHWC), made inside tf.tidy; timed with the read-back, like ours.
@@ -470,9 +470,10 @@ async function driseSpeed(gpu: Gpu, masks: number, log: (s: string) => void) {
   const detector: Model = modelFromSpec(gpu, FASHION_DETECTOR, undefined, { seed: 1 });
   const image = await randomNormal(gpu, [1, 1, 96, 96], { seed: 3, mean: 0.3, std: 0.2 });
   const target = { box: [20, 20, 60, 60] as [number, number, number, number], objectness: 1, scores: new Array(10).fill(0.1) };
-  const warm = await drise((b) => detect(detector, b, { threshold: 0 }), image, { target, masks: 32, batchSize: 32 });
+  const detectorFn = (b: Tensor) => detect(detector, b, { threshold: 0 });
+  const warm = await runMethod('drise', detectorFn, image, { target, masks: 32, batchSize: 32 });
   warm.dispose();
-  const map = await drise((b) => detect(detector, b, { threshold: 0 }), image, { target, masks, batchSize: 64 });
+  const map = await runMethod('drise', detectorFn, image, { target, masks, batchSize: 64 });
   const result = { masks, seconds: round(map.seconds, 2), masks_per_second: round(map.masksPerSecond, 1) };
   log(`D-RISE on fashion-detector (96×96): ${result.masks_per_second} masks/s (${masks} masks, batches of 64)`);
   map.dispose();
