@@ -14,6 +14,8 @@ import {
 } from '../src/kernels/activation.js';
 import { activation, leakyRelu, relu, relu6, sigmoid, tanh } from '../src/autodiff/ops/activation.js';
 import { Tape, activationVariants } from '../src/autodiff/tape.js';
+import { ACTIVATION_RULES, isActivationRule } from '../src/kernels/activation.js';
+import { SHADERS } from '../src/kernels/shaders.generated.js';
 import { ACTIVATIONS, type Activation } from '../src/kernels/common.js';
 import { ArgumentError, ShapeError } from '../src/runtime/errors.js';
 import { tensor, type Tensor } from '../src/runtime/tensor.js';
@@ -103,11 +105,32 @@ describe('activation backward rules', () => {
     const g = tensor(gpu, [1, 2, 3], [3]);
     const y = tensor(gpu, [1, 2], [2]);
     const before = gpu.memory().inUse;
+    // @ts-expect-error: rule names are typed; 'smooth' is not one of relu's
     await expect(activationBackward('relu', 'smooth', g, g)).rejects.toThrow(/unknown rule 'smooth' for relu; known: ordinary, guided, deconv/);
     await expect(reluBackwardOrdinary(g, y)).rejects.toThrow(ShapeError);
     expect(gpu.memory().inUse).toBe(before);
     g.dispose();
     y.dispose();
+  });
+});
+
+describe('rules where a reader looks', () => {
+  it('shaders/activation_backward.wgsl defines the three ReLU rules by name, with their formulas', () => {
+    const src = SHADERS['activation_backward']!;
+    expect(src).toMatch(/\/\/ ordinary: g_in = g · 1\[x > 0\]\nfn ordinary\(/);
+    expect(src).toMatch(/\/\/ guided: g_in = g · 1\[x > 0\] · 1\[g > 0\].*\nfn guided\(/);
+    expect(src).toMatch(/\/\/ deconv: g_in = relu\(g\) = max\(g, 0\).*\nfn deconv\(/);
+    expect(src).not.toContain('${'); // nothing is spliced in
+  });
+
+  it('every rule of ACTIVATION_RULES is an entry point <activation>_<rule> of the shader, and no other', () => {
+    const src = SHADERS['activation_backward']!;
+    const entries = [...src.matchAll(/@compute @workgroup_size\(256\)\nfn (\w+)\(/g)].map((m) => m[1]);
+    const listed = Object.entries(ACTIVATION_RULES).flatMap(([act, rules]) => rules.map((r) => `${act}_${r}`));
+    expect(entries.sort()).toEqual(listed.sort());
+    expect(isActivationRule('relu', 'guided')).toBe(true);
+    expect(isActivationRule('tanh', 'guided')).toBe(false);
+    expect(isActivationRule('relu', 'toString')).toBe(false);
   });
 });
 
@@ -170,6 +193,7 @@ describe('differentiable activations', () => {
       expect(Array.from(backwardReference('relu/deconv', gs, ys))).toEqual(deconv);
 
       // A rejected rule name must not leak the seed (checked by the memory assertion below).
+      // @ts-expect-error: an unknown rule name does not compile; JavaScript callers get the error below
       await expect(tape.backward(y, { seed, rules: { activations: { relu: 'smooth' } } })).rejects.toThrow(
         /unknown backward rule 'smooth' for relu; known: ordinary, guided, deconv/,
       );

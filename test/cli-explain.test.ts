@@ -85,6 +85,7 @@ describe.runIf(existsSync(cli))('saliency explain / features', () => {
       [['--image', join(dir, 'missing.png')], /missing\.png: no such file/],
       [['--image', text], /notes\.txt is not a PNG or JPEG image/],
       [['--image', imageFile, '--method', 'lime'], /unknown method 'lime'; methods: vanilla/],
+      [['--image', imageFile, '--method', 'vanilla,drise'], /--method drise explains object detectors: use 'saliency drise'/],
       [['--image', imageFile, '--target', '12'], /--target 12 is out of range; the model has 10 classes/],
       [['--image', imageFile, '--method', 'gradCam', '--layer', 'conv9'], /no layer 'conv9'; layers: conv1/],
       // Checked before any method runs (with all methods, the first five used to be written first),

@@ -10,6 +10,8 @@ import {
   setConv2dSplitK,
   setConv2dStrategy,
   setConv2dTile,
+  conv2dSettings,
+  conv2dStrategy,
   parseConv2dTile,
   CONV2D_TILE_CANDIDATES,
   type Conv2dParams,
@@ -112,8 +114,8 @@ async function checkCase(gpu: Gpu, c: Case, seed: number): Promise<void> {
 // (lavapipe here), 'tiled' on GPUs.
 for (const strategy of ['tiled', 'direct'] as Conv2dStrategy[]) {
   describe(`conv2d ${strategy} kernels against the reference`, () => {
-    beforeAll(() => setConv2dStrategy(strategy));
-    afterAll(() => setConv2dStrategy(null));
+    beforeAll(async () => setConv2dStrategy(await getGpu(), strategy));
+    afterAll(async () => setConv2dStrategy(await getGpu(), null));
 
     CASES.forEach((c, i) => {
       it(c.name, async () => {
@@ -169,14 +171,14 @@ for (const strategy of ['tiled', 'direct'] as Conv2dStrategy[]) {
 
     it('folded grids (x·y workgroups beyond the per-dimension limit) give the same results', async () => {
       const gpu = await getGpu();
-      setConv2dGridLimitForTesting(6);
+      setConv2dGridLimitForTesting(gpu, 6);
       try {
         // Tiled: forward 25 tiles → 5×5, input gradient 7 → 4×2, filter gradient 9 → 5×2, its sum 18 → 6×3,
       // bias 32 → 6×6. Direct: filter gradient 33 workgroups (11 splits) → 6×6.
         await checkCase(gpu, CASES.find((c) => c.name.startsWith('full tiles'))!, 500);
         await checkCase(gpu, CASES.find((c) => c.name.startsWith('depthwise channel'))!, 510);
       } finally {
-        setConv2dGridLimitForTesting(null);
+        setConv2dGridLimitForTesting(gpu, null);
       }
     });
   });
@@ -186,10 +188,11 @@ for (const strategy of ['tiled', 'direct'] as Conv2dStrategy[]) {
 // choose the defaults on a GPU); each must compute the same convolution. Two cases: several
 // partial tiles in both GEMM dimensions (with bias and ReLU), and a strided, padded, grouped one.
 describe('tiled conv2d with each benchmark tile', () => {
-  beforeAll(() => setConv2dStrategy('tiled'));
-  afterAll(() => {
-    setConv2dStrategy(null);
-    setConv2dTile(null);
+  beforeAll(async () => setConv2dStrategy(await getGpu(), 'tiled'));
+  afterAll(async () => {
+    const gpu = await getGpu();
+    setConv2dStrategy(gpu, null);
+    setConv2dTile(gpu, null);
   });
   const cases: Case[] = [
     { name: '', x: [2, 12, 11, 13], w: [70, 12, 3, 3], params: { padding: 1 }, bias: true, activation: 'relu' },
@@ -198,7 +201,7 @@ describe('tiled conv2d with each benchmark tile', () => {
   for (const name of CONV2D_TILE_CANDIDATES) {
     it(name, async () => {
       const gpu = await getGpu();
-      setConv2dTile(parseConv2dTile(name));
+      setConv2dTile(gpu, parseConv2dTile(name));
       for (const [i, c] of cases.entries()) {
         const x = randomArray(product(c.x), 700 + i);
         const w = randomArray(product(c.w), 710 + i);
@@ -216,9 +219,10 @@ describe('tiled conv2d with each benchmark tile', () => {
     });
   }
 
-  it('refuses tiles the shaders cannot run, and misspelt ones', () => {
-    expect(() => setConv2dTile({ TM: 64, TN: 64, TK: 16, RM: 2, RN: 2 })).toThrow(ArgumentError); // 1024 threads
-    expect(() => setConv2dTile({ TM: 128, TN: 128, TK: 16, RM: 8, RN: 8 })).toThrow(/16384 bytes/); // 16.4 KB staged
+  it('refuses tiles the shaders cannot run, and misspelt ones', async () => {
+    const gpu = await getGpu();
+    expect(() => setConv2dTile(gpu, { TM: 64, TN: 64, TK: 16, RM: 2, RN: 2 })).toThrow(ArgumentError); // 1024 threads
+    expect(() => setConv2dTile(gpu, { TM: 128, TN: 128, TK: 16, RM: 8, RN: 8 })).toThrow(/16384 bytes/); // 16.4 KB staged
     expect(() => parseConv2dTile('64x64')).toThrow(/TMxTNxTK\/RMxRN/);
     expect(parseConv2dTile('128x64x16/8x4')).toEqual({ TM: 128, TN: 64, TK: 16, RM: 8, RN: 4 });
   });
@@ -267,19 +271,40 @@ describe('conv2d dispatch plans and errors', () => {
 
     it('tiles by workgroup count: the largest of 128×64 (≤ 64 channels), 64×64, 64×32, 32×32 giving ≥ 200', () => {
       const limits = { maxComputeWorkgroupsPerDimension: 65535, maxStorageBufferBindingSize: 2 ** 31 - 4 };
-      setConv2dSplitK(false); // workgroups = tiles
-      try {
+      // Without split K, workgroups = tiles.
+      {
         const forward = (cin: number, cout: number, size: number, batch = 1) =>
-          conv2dDispatchSizes([batch, cin, size, size], [cout, cin, 3, 3], { padding: 1 }, limits).forward[0];
+          conv2dDispatchSizes([batch, cin, size, size], [cout, cin, 3, 3], { padding: 1 }, limits, 'tiled', { splitK: false }).forward[0];
         expect(forward(64, 64, 224)).toBe(392); // 128×64: 392 tiles (64×64 would give 784)
         expect(forward(64, 128, 112)).toBe(392); // 128 channels: 64×64, 196 × 2
         expect(forward(128, 256, 56)).toBe(392); // 64×64 gives 196 < 200: 64×32, 49 × 8
         expect(forward(256, 512, 28)).toBe(208); // 64×32: 13 × 16
         expect(forward(512, 512, 14)).toBe(112); // nothing reaches 200: 32×32, 7 × 16
         expect(forward(512, 512, 14, 8)).toBe(200); // batch 8: 64×64, 25 × 8
-      } finally {
-        setConv2dSplitK(true);
       }
+    });
+
+    it('settings belong to one Gpu: another device keeps its own', async () => {
+      const gpu = await getGpu();
+      const other = { adapter: { isSoftware: false }, limits: gpu.limits } as unknown as Gpu; // only what the settings read
+      const tile = parseConv2dTile('32x32x16/2x2');
+      setConv2dStrategy(gpu, 'tiled');
+      setConv2dTile(gpu, tile);
+      setConv2dSplitK(gpu, false);
+      try {
+        expect(conv2dSettings(gpu)).toEqual({ strategy: 'tiled', tile, splitK: false, gridLimit: null });
+        expect(conv2dSettings(other)).toEqual({ strategy: null, tile: null, splitK: true, gridLimit: null });
+        expect(conv2dStrategy(other)).toBe('tiled'); // a GPU's default
+        setConv2dStrategy(other, 'direct');
+        expect(conv2dStrategy(gpu)).toBe('tiled');
+        expect(conv2dStrategy(other)).toBe('direct');
+        expect(() => setConv2dStrategy(gpu, 'fast' as Conv2dStrategy)).toThrow(/'tiled', 'direct' or null/);
+      } finally {
+        setConv2dStrategy(gpu, null);
+        setConv2dTile(gpu, null);
+        setConv2dSplitK(gpu, true);
+      }
+      expect(conv2dSettings(gpu)).toEqual({ strategy: null, tile: null, splitK: true, gridLimit: null });
     });
 
     it('output shapes and TF SAME padding', () => {
@@ -423,4 +448,4 @@ describe('conv2d dispatch plans and errors', () => {
     });
   });
 
-  afterEach(() => setConv2dGridLimitForTesting(null));
+  afterEach(async () => setConv2dGridLimitForTesting(await getGpu(), null));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Tape, nameOutput, noGrad, recordOp, registerBackward } from '../src/autodiff/tape.js';
+import { Tape, defineOp, nameOutput, noGrad, recordOp, registerBackward } from '../src/autodiff/tape.js';
 import { add, mul, scale, unary } from '../src/kernels/elementwise.js';
 import { tensor, type Tensor } from '../src/runtime/tensor.js';
 import { expectClose, getGpu } from './helpers.js';
@@ -39,7 +39,52 @@ async function tRelu(x: Tensor): Promise<Tensor> {
 }
 registerBackward('t_relu', async (dy, ctx) => [await ctx.activation('relu', dy, { y: ctx.saved.y as Tensor })]);
 
+/** y = x · k + shift, its saved values typed: no casts in the backward rule. */
+const affineDef = defineOp<{ k: number; x: Tensor }>('t_affine', async (dy, ctx) => {
+  const { k, x } = ctx.saved; // k: number, x: Tensor
+  expect(x.isDisposed).toBe(false); // retained by the tape although the caller disposed it
+  return [ctx.needsGrad[0] ? await scale(dy, k) : null];
+});
+async function tAffine(x: Tensor, k: number, shift: number): Promise<Tensor> {
+  const y = await scale(x, k, shift);
+  const copy = await scale(x, 1);
+  affineDef.record([x], y, { k, x: copy });
+  copy.dispose(); // the tape retains what it saved
+  return y;
+}
+
+/** Never called: compile-time checks of defineOp's types (tsc fails if an expected error is missing). */
+export function defineOpTypeChecks(x: Tensor, y: Tensor): void {
+  // @ts-expect-error: k must be a number
+  affineDef.record([x], y, { k: '2', x });
+  // @ts-expect-error: x is missing
+  affineDef.record([x], y, { k: 2 });
+  defineOp<{ k: number }>('t_typed', async (_dy, ctx) => {
+    // @ts-expect-error: the saved values have no member 'q'
+    void ctx.saved.q;
+    return [];
+  });
+  const noSaved = defineOp('t_nothing_saved', async () => []);
+  noSaved.record([x], y); // an op that saves nothing passes nothing
+}
+
 describe('tape autodiff', () => {
+  it('defineOp: the backward rule gets the saved values with their declared types, tensors retained', async () => {
+    const gpu = await getGpu();
+    const start = gpu.memory();
+    await gpu.scope(async () => {
+      const x = tensor(gpu, [1, -2, 3], [3]);
+      const tape = new Tape(gpu);
+      tape.watch(x);
+      const y = await tape.run(() => tAffine(x, 3, 1));
+      const grads = await tape.backward(y);
+      expect([...(await grads.of(x).read())]).toEqual([3, 3, 3]);
+      grads.dispose();
+      tape.dispose();
+    });
+    expect(gpu.memory().tensors).toBe(start.tensors);
+  });
+
   it('accumulates gradients through a diamond and through a tensor used twice', async () => {
     const gpu = await getGpu();
     const start = gpu.memory();
@@ -113,6 +158,7 @@ describe('tape autodiff', () => {
       });
       expect([...(await scaled.of(x).read())]).toEqual([10, -10, 10]);
       scaled.dispose();
+      // @ts-expect-error: rule names are typed (a JavaScript caller gets the error below)
       await expect(tape.backward(y, { seed, rules: { activations: { relu: 'no-such-rule' } } })).rejects.toThrow(
         /unknown backward rule 'no-such-rule' for relu/,
       );

@@ -9,7 +9,10 @@
  * &target=top&layer=relu4&crop=x,y,w,h&samples=50&detector=<name or url>.
  */
 import { BUNDLED_MODELS, FASHION_CLASSES } from '../src/nets/zoo.js';
-import { METHOD_LABELS, VIEW_METHODS, sharedGpu, type ImageInput, type SaliencyView, type ViewMethod } from '../src/web/index.js';
+import { METHODS, methodByName, type MethodName } from '../src/saliency/methods.js';
+import { sharedGpu, type ImageInput, type SaliencyView } from '../src/web/index.js';
+
+type ViewMethod = MethodName;
 
 /** An entry of /models/index.json: a trained .safetensors in models/, or an imported TF.js model. */
 interface ListedModel {
@@ -47,10 +50,8 @@ const methodsBox = $<HTMLFieldSetElement>('methods');
 const preview = $<HTMLImageElement>('preview');
 const summary = $<HTMLElement>('summary');
 
-const DEFAULT_METHODS: ViewMethod[] = ['vanilla', 'deconvnet', 'guidedBackprop', 'gradTimesInput', 'smoothGrad', 'gradCam', 'guidedGradCam'];
-const NOTES: Partial<Record<ViewMethod, string>> = {
-  cam: 'needs a global-average-pooling head (fashion-gap)',
-};
+/** Checked at first: every classifier method that needs nothing of the model (CAM needs a GAP head). */
+const DEFAULT_METHODS: ViewMethod[] = METHODS.filter((m) => m.kind === 'classifier' && m.requires === null).map((m) => m.name);
 
 let image: ImageInput | null = null;
 let previewUrl: string | null = null;
@@ -126,20 +127,20 @@ function buildModelSelect(): void {
 
 function buildMethods(): void {
   const asked = params.get('methods')?.split(',').map((m) => m.trim()) ?? DEFAULT_METHODS;
-  for (const method of VIEW_METHODS) {
+  for (const m of METHODS) {
     const label = document.createElement('label');
     const box = document.createElement('input');
     box.type = 'checkbox';
-    box.value = method;
-    box.checked = asked.includes(method);
+    box.value = m.name;
+    box.checked = asked.includes(m.name);
     box.addEventListener('change', sync);
-    label.append(box, ` ${METHOD_LABELS[method]}`);
+    label.append(box, ` ${m.label}`);
     const note = document.createElement('span');
     note.className = 'note';
-    if (NOTES[method]) note.textContent = ` — ${NOTES[method]}`;
+    if (m.kind === 'classifier' && m.requires) note.textContent = ` — needs ${m.requires}`;
     label.append(note);
     methodsBox.append(label);
-    checkboxes.set(method, box);
+    checkboxes.set(m.name, box);
   }
   updateDrise();
 }
@@ -176,7 +177,7 @@ function setAttr(el: HTMLElement, name: string, value: string): void {
 function sync(): void {
   updateDrise();
   modelSelect.disabled = modelUrl.value.trim() !== ''; // the URL, when given, is the model
-  const chosen = VIEW_METHODS.filter((m) => checkboxes.get(m)!.checked);
+  const chosen = METHODS.map((m) => m.name).filter((m) => checkboxes.get(m)!.checked);
   for (const [method, view] of views) {
     if (!chosen.includes(method)) {
       view.remove();
@@ -191,17 +192,20 @@ function sync(): void {
       view.setAttribute('method', method);
       views.set(method, view);
     }
-    setAttr(view, 'model', method === 'drise' ? detector.value.trim() : modelRef());
-    setAttr(view, 'target', method === 'drise' ? '' : target.value.trim() || 'top');
-    setAttr(view, 'layer', method === 'gradCam' || method === 'guidedGradCam' ? layer.value.trim() : '');
-    setAttr(view, 'samples', method === 'smoothGrad' ? samplesInput.value : '');
-    setAttr(view, 'noise-level', method === 'smoothGrad' ? noise.value : '');
-    setAttr(view, 'masks', method === 'drise' ? masks.value : '');
+    // Each view gets the inputs its method reads (the registry's `options`).
+    const m = methodByName(method);
+    const reads = (option: string) => (m.options as readonly string[]).includes(option);
+    setAttr(view, 'model', m.kind === 'detector' ? detector.value.trim() : modelRef());
+    setAttr(view, 'target', m.kind === 'detector' ? '' : target.value.trim() || 'top');
+    setAttr(view, 'layer', reads('layer') ? layer.value.trim() : '');
+    setAttr(view, 'samples', reads('samples') ? samplesInput.value : '');
+    setAttr(view, 'noise-level', reads('noiseLevel') ? noise.value : '');
+    setAttr(view, 'masks', reads('masks') ? masks.value : '');
     setAttr(view, 'crop', crop.value.trim());
     setAttr(view, 'colormap', colormap.value);
     if (view.image !== image) view.image = image;
   }
-  // Keep the order of VIEW_METHODS (appending an element already in place moves it).
+  // Keep the registry's order (appending an element already in place moves it).
   for (const method of chosen) results.append(views.get(method)!);
 }
 

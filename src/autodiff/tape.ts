@@ -7,21 +7,27 @@
  * of tensors used more than once.
  *
  * Backward rules live in one table keyed by op name. A caller can override entries of that table,
- * and the ReLU-family activation rules used by both plain and fused ops, for a single `backward`
- * call: this is how guided backprop and DeconvNet change the network's ReLUs without touching the
- * model.
+ * and the activation rules used by both plain and fused ops (`ordinary`, `guided`, `deconv`: entry
+ * points of shaders/activation_backward.wgsl), for a single `backward` call: this is how guided
+ * backprop and DeconvNet change the network's ReLUs without touching the model.
  */
 import { ArgumentError, ShapeError, formatShape } from '../runtime/errors.js';
 import { HOLDS_TENSORS, type Gpu } from '../runtime/gpu.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { add, fill } from '../kernels/elementwise.js';
+import { ACTIVATION_RULES, activationBackward, isActivationRule, type ActivationName, type ActivationRules } from '../kernels/activation.js';
+
+export type { ActivationName, ActivationRuleName, ActivationRules, ReluRule } from '../kernels/activation.js';
+
+/** What an op saved in its forward pass, when its type is not declared (see defineOp). */
+export type UntypedSaved = Readonly<Record<string, unknown>>;
 
 /** Given the gradient of an op's output, returns one gradient per input (null where not needed). */
-export type BackwardRule = (gradOut: Tensor, ctx: BackwardContext) => Promise<(Tensor | null)[]>;
+export type BackwardRule<Saved = UntypedSaved> = (gradOut: Tensor, ctx: BackwardContext<Saved>) => Promise<(Tensor | null)[]>;
 
 /**
- * An activation's backward rule: from the gradient above and the forward pass's *output* y of the
- * activation (and its input x where the op saved it), returns the gradient below.
+ * An activation's backward rule written in TypeScript (a per-call override): from the gradient
+ * above and the forward pass's *output* y of the activation, returns the gradient below.
  */
 export type ActivationRule = (gradOut: Tensor, forward: ActivationForward) => Promise<Tensor>;
 
@@ -32,26 +38,28 @@ export interface ActivationForward {
   alpha?: number;
 }
 
-export type ActivationName = 'relu' | 'relu6' | 'leakyrelu' | 'sigmoid' | 'tanh';
+/**
+ * The rule of each activation for one backward call: a rule name (a shader entry point, see
+ * ActivationRules; a name the activation does not have is a compile-time error), or a function.
+ */
+export type ActivationOverrides = { [A in ActivationName]?: ActivationRules[A] | ActivationRule };
 
-const ACTIVATION_NAMES: readonly ActivationName[] = ['relu', 'relu6', 'leakyrelu', 'sigmoid', 'tanh'];
-
-/** Per-call replacements: an op's whole backward rule, or an activation's rule by variant name. */
+/** Per-call replacements: an op's whole backward rule, or an activation's rule. */
 export interface RuleOverrides {
   ops?: Record<string, BackwardRule>;
   /** E.g. `{ relu: 'guided' }`, or a custom ActivationRule. Applies to fused activations too. */
-  activations?: Partial<Record<ActivationName, string | ActivationRule>>;
+  activations?: ActivationOverrides;
 }
 
-export interface BackwardContext {
+export interface BackwardContext<Saved = UntypedSaved> {
   readonly gpu: Gpu;
   readonly op: string;
   readonly inputs: readonly (Tensor | null)[];
-  /** What the op saved in its forward pass. */
-  readonly saved: Readonly<Record<string, unknown>>;
+  /** What the op saved in its forward pass, of the type its definition declares (defineOp). */
+  readonly saved: Saved;
   /** needsGrad[i]: whether input i needs a gradient; rules skip the work for the others. */
   readonly needsGrad: readonly boolean[];
-  /** The activation rule in force for this call (default, or overridden). */
+  /** Applies the activation rule in force for this call ('ordinary' unless overridden). */
   activation(name: ActivationName, gradOut: Tensor, forward: ActivationForward): Promise<Tensor>;
 }
 
@@ -65,28 +73,55 @@ interface TapeEntry {
 }
 
 const backwardRules = new Map<string, BackwardRule>();
-const activationRules = new Map<ActivationName, Map<string, ActivationRule>>();
-const defaultActivationVariant = 'ordinary';
 
-/** Registers the backward rule of op `op` (done once, by the module that defines the op). */
+/**
+ * Registers the backward rule of op `op`, whose saved values are untyped. New ops use `defineOp`,
+ * which declares the type of what the op saves.
+ */
 export function registerBackward(op: string, rule: BackwardRule): void {
   backwardRules.set(op, rule);
 }
 
-// Views (Tensor.reshape) are recorded by the runtime itself, so their rule lives here.
-registerBackward('reshape', async (dy, ctx) => [ctx.needsGrad[0] ? dy.reshape((ctx.saved as { shape: number[] }).shape) : null]);
-
-
-/** Registers a variant ('ordinary', 'guided', 'deconv', …) of an activation's backward rule. */
-export function registerActivationRule(name: ActivationName, variant: string, rule: ActivationRule): void {
-  let m = activationRules.get(name);
-  if (!m) activationRules.set(name, (m = new Map()));
-  m.set(variant, rule);
+/** A differentiable op's link to the tape, made by `defineOp`. */
+export interface OpDefinition<Saved extends object> {
+  readonly name: string;
+  /**
+   * Called by the op's forward pass once it has computed `output`: records an entry if a tape is
+   * active and an input is tracked. Tensors among `saved`'s values are retained until the tape is
+   * disposed, so the caller may dispose its own references.
+   */
+  record(inputs: readonly (Tensor | null)[], output: Tensor, ...saved: {} extends Saved ? [saved?: Saved] : [saved: Saved]): void;
 }
 
-/** The registered variants of an activation's backward rule. */
+/**
+ * Defines op `name`: registers its backward rule, which receives what the forward pass saved with
+ * the declared type `Saved` (no casts), and returns the `record` its forward pass calls:
+ *
+ *   const scaleOp = defineOp<{ alpha: number }>('scale', async (dy, ctx) => [await kernels.scale(dy, ctx.saved.alpha)]);
+ *   export async function scale(x: Tensor, alpha: number) {
+ *     const y = await kernels.scale(x, alpha);
+ *     scaleOp.record([x], y, { alpha });
+ *     return y;
+ *   }
+ */
+export function defineOp<Saved extends object = Record<string, never>>(name: string, backward: BackwardRule<Readonly<Saved>>): OpDefinition<Saved> {
+  // The tape stores every op's saved values alike; this op's own record() is the only writer of
+  // its entries, so they have type Saved.
+  registerBackward(name, backward as unknown as BackwardRule);
+  return {
+    name,
+    record(inputs, output, ...saved) {
+      recordOp(output.gpu, name, inputs, output, (saved[0] ?? {}) as Record<string, unknown>);
+    },
+  };
+}
+
+// Views (Tensor.reshape) are recorded by the runtime itself, so their rule lives here.
+defineOp<{ shape: readonly number[] }>('reshape', async (dy, ctx) => [ctx.needsGrad[0] ? dy.reshape(ctx.saved.shape) : null]);
+
+/** The backward rules activation `name` has (its entry points in shaders/activation_backward.wgsl). */
 export function activationVariants(name: ActivationName): string[] {
-  return [...(activationRules.get(name)?.keys() ?? [])];
+  return [...(ACTIVATION_RULES[name] ?? [])];
 }
 
 /** The innermost active tape, or null under no-grad or outside any tape. */
@@ -297,14 +332,13 @@ export class Tape {
         throw new ArgumentError(`cannot override the backward rule of unknown op '${op}'; ops: ${[...backwardRules.keys()].sort().join(', ')}`);
       }
     }
-    for (const [name, v] of Object.entries(activationOverrides)) {
-      if (!ACTIVATION_NAMES.includes(name as ActivationName)) {
-        throw new ArgumentError(`cannot override unknown activation '${name}'; activations: ${ACTIVATION_NAMES.join(', ')}`);
+    for (const [name, v] of Object.entries(activationOverrides) as [string, unknown][]) {
+      if (!Object.hasOwn(ACTIVATION_RULES, name)) {
+        throw new ArgumentError(`cannot override unknown activation '${name}'; activations: ${Object.keys(ACTIVATION_RULES).join(', ')}`);
       }
-      if (typeof v === 'string' && !activationRules.get(name as ActivationName)?.has(v)) {
-        throw new ArgumentError(
-          `unknown backward rule '${v}' for ${name}; known: ${activationVariants(name as ActivationName).join(', ') || 'none'}`,
-        );
+      // TypeScript rejects unknown rule names; JavaScript callers and strings from outside get this.
+      if (typeof v !== 'function' && v !== undefined && !(typeof v === 'string' && isActivationRule(name as ActivationName, v))) {
+        throw new ArgumentError(`unknown backward rule ${typeof v === 'string' ? `'${v}'` : String(v)} for ${name}; known: ${activationVariants(name as ActivationName).join(', ')}`);
       }
     }
     let seed: Tensor;
@@ -320,9 +354,8 @@ export class Tape {
 
     const activation = (name: ActivationName, gradOut: Tensor, forward: ActivationForward): Promise<Tensor> => {
       const o = activationOverrides[name];
-      const rule = typeof o === 'function' ? o : activationRules.get(name)?.get(o ?? defaultActivationVariant);
-      if (!rule) throw new ArgumentError(`no backward rule registered for activation '${name}'`);
-      return rule(gradOut, forward);
+      if (typeof o === 'function') return o(gradOut, forward);
+      return activationBackward(name, o ?? 'ordinary', gradOut, forward.y, forward.alpha ?? 0.01);
     };
 
     const hooksByTensor = new Map<number, LayerHook[]>();

@@ -32,8 +32,7 @@ import { modelFromSpec, type Model } from '../nets/model.js';
 import type { LayerSpec, ModelSpec } from '../nets/spec.js';
 import { initGpu, type Gpu } from '../runtime/gpu.js';
 import { empty, tensor, type Tensor } from '../runtime/tensor.js';
-import { drise } from '../saliency/drise.js';
-import * as saliency from '../saliency/index.js';
+import { runMethod } from '../saliency/methods.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
 
@@ -183,12 +182,12 @@ async function main(): Promise<void> {
   };
 
   const gpu = await initGpu();
-  if (o.conv !== 'auto') setConv2dStrategy(o.conv);
+  if (o.conv !== 'auto') setConv2dStrategy(gpu, o.conv);
   if ((o.tile || o.tiles?.some(Boolean)) && conv2dStrategy(gpu) !== 'tiled') {
     throw new InvalidArgumentError(`--tile and --tiles choose tiles of the tiled conv kernels; this adapter uses the ${conv2dStrategy(gpu)} ones: add --conv tiled`);
   }
-  if (o.tile) setConv2dTile(o.tile);
-  setConv2dSplitK(o.splitK);
+  if (o.tile) setConv2dTile(gpu, o.tile);
+  setConv2dSplitK(gpu, o.splitK);
   const conv = conv2dStrategy(gpu);
   const size = o.size ?? (gpu.adapter.isSoftware ? 64 : 224);
   const reps = o.reps ?? (gpu.adapter.isSoftware ? 3 : 10);
@@ -217,10 +216,11 @@ async function main(): Promise<void> {
 
   const ourWork: Record<string, () => Promise<Tensor>> = {
     forward: () => noGrad(gpu, () => model.forward(x)),
-    vanilla: () => saliency.vanilla(model, x, { target }),
-    gradcam: () => saliency.gradCam(model, x, { target, layer: lastConv, upsample: 'none' }),
-    smoothgrad: () => saliency.smoothGrad(model, x, { target, samples: o.samples, batchSize: o.samples, seed: 1 }),
-    'guided-backprop': () => saliency.guidedBackprop(model, x, { target }),
+    // The methods through the registry, as every front end runs them.
+    vanilla: () => runMethod('vanilla', model, x, { target }),
+    gradcam: () => runMethod('gradCam', model, x, { target, layer: lastConv, upsample: 'none' }),
+    smoothgrad: () => runMethod('smoothGrad', model, x, { target, samples: o.samples, batchSize: o.samples, seed: 1 }),
+    'guided-backprop': () => runMethod('guidedBackprop', model, x, { target }),
   };
   const ours = Object.fromEntries(Object.entries(ourWork).map(([k, f]) => [k, () => readAndFree(f())]));
   // TF.js's results (NHWC), made inside tf.tidy; timed with the read-back, like ours.
@@ -411,7 +411,7 @@ async function kernelTable(gpu: Gpu, size: number, reps: number, tiles: (Conv2dT
           const dy = await randomNormal(gpu, [1, co, s, s], { seed: 3 });
           const flops = 2 * s * s * co * c * 9;
           for (const tile of tiles) {
-            setConv2dTile(tile);
+            setConv2dTile(gpu, tile);
             const name = tile ? formatConv2dTile(tile) : 'auto';
             row('conv2d', key, name, await timeKernel(gpu, reps, inner, () => conv2dForward(x, w, null, { padding: 1 })), flops);
             row('conv2d-input-grad', key, name, await timeKernel(gpu, reps, inner, () => conv2dBackwardInput(dy, w, x.shape, { padding: 1 })), flops);
@@ -425,7 +425,7 @@ async function kernelTable(gpu: Gpu, size: number, reps: number, tiles: (Conv2dT
       s /= 2;
     }
   } finally {
-    setConv2dTile(forced);
+    setConv2dTile(gpu, forced);
   }
   // The classifier's layers at batch 1, forward (x·wᵀ) and input gradient (dy·w).
   for (const [k, nOut] of [[512 * s * s, 4096], [4096, 4096], [4096, 1000]] as const) {
@@ -470,9 +470,10 @@ async function driseSpeed(gpu: Gpu, masks: number, log: (s: string) => void) {
   const detector: Model = modelFromSpec(gpu, FASHION_DETECTOR, undefined, { seed: 1 });
   const image = await randomNormal(gpu, [1, 1, 96, 96], { seed: 3, mean: 0.3, std: 0.2 });
   const target = { box: [20, 20, 60, 60] as [number, number, number, number], objectness: 1, scores: new Array(10).fill(0.1) };
-  const warm = await drise((b) => detect(detector, b, { threshold: 0 }), image, { target, masks: 32, batchSize: 32 });
+  const detectorFn = (b: Tensor) => detect(detector, b, { threshold: 0 });
+  const warm = await runMethod('drise', detectorFn, image, { target, masks: 32, batchSize: 32 });
   warm.dispose();
-  const map = await drise((b) => detect(detector, b, { threshold: 0 }), image, { target, masks, batchSize: 64 });
+  const map = await runMethod('drise', detectorFn, image, { target, masks, batchSize: 64 });
   const result = { masks, seconds: round(map.seconds, 2), masks_per_second: round(map.masksPerSecond, 1) };
   log(`D-RISE on fashion-detector (96×96): ${result.masks_per_second} masks/s (${masks} masks, batches of 64)`);
   map.dispose();

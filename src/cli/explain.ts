@@ -11,15 +11,16 @@ import { resizeRgba, type RgbaImage } from '../saliency/colormaps.js';
 import { imageToTensorData, readImage, tileImages, writePng } from '../saliency/image.js';
 import { cropRgba, inputToRgba } from '../saliency/input.js';
 import { renderOverlay } from '../saliency/render.js';
-import { spatialLayer } from '../saliency/core.js';
+import { CLASSIFIER_METHOD_NAMES, methodByName, runMethod, type ClassifierMethod, type ClassifierMethodName } from '../saliency/methods.js';
 import { outputDirectory } from './output.js';
 import { decimal } from './parse.js';
 import { loadModelArgument } from './train.js';
 import { loadFashionMnist } from '../nets/idx.js';
 import { FASHION_CLASSES } from '../nets/classes.js';
 
-export const METHODS = ['vanilla', 'deconvnet', 'guidedBackprop', 'gradTimesInput', 'smoothGrad', 'cam', 'gradCam', 'guidedGradCam'] as const;
-export type MethodName = (typeof METHODS)[number];
+/** The methods `explain` runs: the registry's classifier methods (D-RISE has its own command). */
+export const METHODS = CLASSIFIER_METHOD_NAMES;
+export type MethodName = ClassifierMethodName;
 
 export interface ExplainOptions {
   model: string;
@@ -56,13 +57,16 @@ export function loadInput(model: LoadedModel, path: string, crop?: [number, numb
   return { data, view: inputToRgba(data, channels, width, height) };
 }
 
-function parseMethods(method: string): MethodName[] {
-  if (method === 'all') return [...METHODS];
+function parseMethods(method: string): ClassifierMethod[] {
+  if (method === 'all') return METHODS.map((m) => methodByName(m));
   const list = [...new Set(method.split(',').map((m) => m.trim()))];
-  for (const m of list) {
-    if (!(METHODS as readonly string[]).includes(m)) throw new ArgumentError(`unknown method '${m}'; methods: ${METHODS.join(', ')}, or all`);
-  }
-  return list as MethodName[];
+  return list.map((name) => {
+    if (!(METHODS as readonly string[]).includes(name)) {
+      if (name === 'drise') throw new ArgumentError("--method drise explains object detectors: use 'saliency drise'");
+      throw new ArgumentError(`unknown method '${name}'; methods: ${METHODS.join(', ')}, or all`);
+    }
+    return methodByName(name as MethodName);
+  });
 }
 
 function parseTarget(target: string): number | 'top' {
@@ -82,21 +86,17 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
     if (model.outputShape.length !== 1) {
       throw new ArgumentError(`'${o.model}' is not a classifier (its output per image is [${model.outputShape.join(', ')}]); for a detector use 'saliency detect' and 'saliency drise'`);
     }
-    // CAM's head and --layer are checked before any method runs, not when their turn comes.
-    if (methods.includes('cam')) {
-      try {
-        saliency.camFeatureLayer(model);
-      } catch (e) {
-        if (o.method !== 'all' || !(e instanceof ArgumentError)) throw e;
-        console.log(`  cam: skipped (${e.message})`);
-        methods.splice(methods.indexOf('cam'), 1);
-      }
+    // What the model cannot do (CAM's head) and --layer are checked before any method runs, not
+    // when their turn comes. With --method all, a method the model cannot do is skipped.
+    for (const m of [...methods]) {
+      const reason = m.unsupported(model);
+      if (reason === null) continue;
+      if (o.method !== 'all') throw new ArgumentError(reason);
+      console.log(`  ${m.name}: skipped (${reason})`);
+      methods.splice(methods.indexOf(m), 1);
     }
-    if (o.layer !== undefined) {
-      const camMethod = methods.find((m) => m === 'gradCam' || m === 'guidedGradCam');
-      if (camMethod) spatialLayer(camMethod, model, o.layer);
-      else model.layer(o.layer);
-    }
+    for (const m of methods) m.check(model, { layer: o.layer });
+    if (o.layer !== undefined && !methods.some((m) => m.options.includes('layer'))) model.layer(o.layer);
     const x = tensor(gpu, data, [1, ...model.inputShape]);
     const out = await noGrad(gpu, () => model.forward(x, { logits: true }));
     const logits = await out.read();
@@ -112,16 +112,27 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
     const tiles: RgbaImage[] = [{ ...view }];
     const labels = [`input: ${className(target)}`];
     const outDir = outputDirectory('--out', o.out);
-    const bar = process.stdout.isTTY ? new cliProgress.SingleBar({ format: '  smoothGrad [{bar}] {value}/{total} samples' }, cliProgress.Presets.shades_classic) : null;
     for (const method of methods) {
       const t0 = performance.now();
+      const bar = process.stdout.isTTY && method.progressUnit
+        ? new cliProgress.SingleBar({ format: `  ${method.name} [{bar}] {value}/{total} ${method.progressUnit}` }, cliProgress.Presets.shades_classic)
+        : null;
+      let started = false;
       let raw: Tensor;
       try {
-        raw = await runMethod(method, model, x, target, o, (done, total) => {
-          if (bar) {
-            if (done === Math.min(total, 16) || !bar.getTotal()) bar.start(total, 0);
-            bar.update(done);
-          } else console.log(`  smoothGrad: ${done}/${total} samples`);
+        raw = await runMethod(method.name, model, x, {
+          target,
+          layer: o.layer,
+          samples: o.samples,
+          noiseLevel: o.noiseLevel,
+          seed: o.seed,
+          onProgress: (done, total) => {
+            if (bar) {
+              if (!started) bar.start(total, 0);
+              started = true;
+              bar.update(done);
+            } else console.log(`  ${method.name}: ${done}/${total} ${method.progressUnit}`);
+          },
         });
       } finally {
         bar?.stop();
@@ -129,12 +140,12 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
       const map = { data: await raw.read(), shape: [...raw.shape] };
       raw.dispose();
       const ms = performance.now() - t0;
-      const image = renderOverlay(map, view, { size: o.size, kind: method === 'cam' || method === 'gradCam' ? 'cam' : 'attribution' });
-      const file = join(outDir, `${method}.png`);
+      const image = renderOverlay(map, view, { size: o.size, kind: method.display });
+      const file = join(outDir, `${method.name}.png`);
       writePng(file, image);
-      console.log(`  ${method.padEnd(15)} ${ms.toFixed(0).padStart(6)} ms  → ${file}`);
+      console.log(`  ${method.name.padEnd(15)} ${ms.toFixed(0).padStart(6)} ms  → ${file}`);
       tiles.push(image);
-      labels.push(method);
+      labels.push(method.name);
     }
     tiles[0] = resizeRgba(view, o.size, o.size, 'bilinear');
     const overview = tileImages(tiles, { columns: Math.min(tiles.length, 5), labels, gap: 6 });
@@ -145,28 +156,6 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
     model.dispose();
   } finally {
     gpu.destroy();
-  }
-}
-
-async function runMethod(
-  method: MethodName,
-  model: LoadedModel,
-  x: Tensor,
-  target: number,
-  o: ExplainOptions,
-  onProgress: (done: number, total: number) => void,
-): Promise<Tensor> {
-  const layer = o.layer;
-  switch (method) {
-    case 'smoothGrad':
-      return saliency.smoothGrad(model, x, { target, samples: o.samples, noiseLevel: o.noiseLevel, seed: o.seed, onProgress });
-    case 'cam':
-      return saliency.cam(model, x, { target });
-    case 'gradCam':
-    case 'guidedGradCam':
-      return saliency[method](model, x, { target, layer });
-    default:
-      return saliency[method](model, x, { target });
   }
 }
 

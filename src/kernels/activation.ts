@@ -2,36 +2,59 @@
  * Activation kernels: forward (out = act(x)) and the backward rules, computed from the forward
  * pass's output y so that fused kernels (conv+bias+relu, linear+relu) need to save only y.
  *
- * ReLU-family rules (strict inequalities, relu'(0) = 0):
- *   ordinary  g · 1[y > 0]                  (relu6: g · 1[0 < y < 6])
- *   guided    g · 1[y > 0] · 1[g > 0]       (Springenberg et al.; relu6 also needs y < 6)
+ * Each backward rule is a named entry point of shaders/activation_backward.wgsl, `<act>_<rule>`
+ * (e.g. `relu_guided`), where its formula is written next to the code. The ReLU family has three:
+ *   ordinary  g · 1[x > 0]                  (relu6: g · 1[0 < x < 6])
+ *   guided    g · 1[x > 0] · 1[g > 0]       (Springenberg et al.)
  *   deconv    max(g, 0)                     (Zeiler & Fergus; the forward sign is ignored)
+ * with strict inequalities (relu'(0) = 0); x > 0 is read from y > 0.
  */
 import { ArgumentError, ShapeError, formatShape } from '../runtime/errors.js';
 import { Uniforms } from '../runtime/gpu.js';
 import { empty, type Tensor } from '../runtime/tensor.js';
 import { ACTIVATIONS, ACTIVATION_WGSL, assertFinite, assertFloat, linearWorkgroups, type Activation } from './common.js';
 
-/** Backward variants of the activations that have them. */
-export type ReluVariant = 'ordinary' | 'guided' | 'deconv';
+/** An activation that has a backward rule (every activation but 'none'). */
+export type ActivationName = Exclude<Activation, 'none'>;
 
-/** WGSL expressions in `g` (gradient above), `y` (forward output) and `alpha`, per activation and variant. */
-export const ACTIVATION_BACKWARD_WGSL: Readonly<Record<Exclude<Activation, 'none'>, Readonly<Record<string, string>>>> = {
-  relu: {
-    ordinary: 'select(0.0, g, y > 0.0)',
-    guided: 'select(0.0, g, y > 0.0 && g > 0.0)',
-    deconv: 'max(g, 0.0)',
-  },
-  relu6: {
-    ordinary: 'select(0.0, g, y > 0.0 && y < 6.0)',
-    guided: 'select(0.0, g, y > 0.0 && y < 6.0 && g > 0.0)',
-    deconv: 'max(g, 0.0)',
-  },
-  // y > 0 exactly when x > 0, because alpha ≥ 0 is enforced in the forward pass.
-  leakyrelu: { ordinary: 'g * select(alpha, 1.0, y > 0.0)' },
-  sigmoid: { ordinary: 'g * y * (1.0 - y)' },
-  tanh: { ordinary: 'g * (1.0 - y * y)' },
+/**
+ * The backward rules of a ReLU or ReLU6. Rule names say what happens at one ReLU; the methods that
+ * use them are named after their papers: `vanilla` (and Grad-CAM, …) use 'ordinary',
+ * `guidedBackprop` uses 'guided', and `deconvnet` uses 'deconv'. The method is more than the rule
+ * (DeconvNet also unpools through max-pool switches and runs convolutions transposed, which are
+ * the ordinary gradients of those layers), so 'deconv' names only the ReLU part.
+ */
+export type ReluRule = 'ordinary' | 'guided' | 'deconv';
+
+/**
+ * The backward rules each activation has: the entry points `<activation>_<rule>` of
+ * shaders/activation_backward.wgsl. A rule name outside this table is a compile-time error in
+ * `tape.backward(…, { rules })` and `activationBackward`.
+ */
+export interface ActivationRules {
+  relu: ReluRule;
+  relu6: ReluRule;
+  leakyrelu: 'ordinary';
+  sigmoid: 'ordinary';
+  tanh: 'ordinary';
+}
+
+/** A backward rule name of activation A (of any activation when A is not given). */
+export type ActivationRuleName<A extends ActivationName = ActivationName> = ActivationRules[A];
+
+/** The same table as values, in the shader's order. */
+export const ACTIVATION_RULES: { readonly [A in ActivationName]: readonly ActivationRules[A][] } = {
+  relu: ['ordinary', 'guided', 'deconv'],
+  relu6: ['ordinary', 'guided', 'deconv'],
+  leakyrelu: ['ordinary'],
+  sigmoid: ['ordinary'],
+  tanh: ['ordinary'],
 };
+
+/** True if `rule` is a backward rule of activation `act` (for names that come from outside TypeScript). */
+export function isActivationRule<A extends ActivationName>(act: A, rule: string): rule is ActivationRules[A] {
+  return Object.hasOwn(ACTIVATION_RULES, act) && (ACTIVATION_RULES[act] as readonly string[]).includes(rule);
+}
 
 /**
  * Throws a clear error for an unknown activation name, a non-finite alpha, or a negative leaky
@@ -64,23 +87,24 @@ export async function activationForward(x: Tensor, act: Activation, alpha = 0.01
 }
 
 /**
- * gradIn = rule(gradOut, y) for activation `act` and backward variant `variant`, where y is the
- * activation's forward output. Returns a new tensor of y's shape.
+ * gradIn = rule(gradOut, y) for activation `act` and backward rule `rule` (an entry point of
+ * shaders/activation_backward.wgsl), where y is the activation's forward output. Returns a new
+ * tensor of y's shape.
  */
-export async function activationBackward(
-  act: Exclude<Activation, 'none'>,
-  variant: string,
+export async function activationBackward<A extends ActivationName>(
+  act: A,
+  rule: ActivationRules[A],
   gradOut: Tensor,
   y: Tensor,
   alpha = 0.01,
 ): Promise<Tensor> {
-  const rules = ACTIVATION_BACKWARD_WGSL[act];
-  if (!rules) throw new ArgumentError(`activation backward: unknown activation '${act}'; known: ${Object.keys(ACTIVATION_BACKWARD_WGSL).join(', ')}`);
-  const rule = rules[variant];
-  if (rule === undefined) {
-    throw new ArgumentError(`activation backward: unknown rule '${variant}' for ${act}; known: ${Object.keys(rules).join(', ')}`);
+  if (!Object.hasOwn(ACTIVATION_RULES, act)) {
+    throw new ArgumentError(`activation backward: unknown activation '${act}'; known: ${Object.keys(ACTIVATION_RULES).join(', ')}`);
   }
-  const name = `${act} backward (${variant})`;
+  if (!isActivationRule(act, rule)) {
+    throw new ArgumentError(`activation backward: unknown rule '${rule}' for ${act}; known: ${ACTIVATION_RULES[act].join(', ')}`);
+  }
+  const name = `${act} backward (${rule})`;
   assertFloat(name, 'gradOut', gradOut);
   assertFloat(name, 'y', y);
   if (gradOut.size !== y.size) {
@@ -88,7 +112,7 @@ export async function activationBackward(
   }
   assertFinite(name, { alpha });
   const gpu = y.gpu;
-  const kernel = await gpu.kernel('activation_backward', { RULE: rule });
+  const kernel = await gpu.kernel('activation_backward', {}, `${act}_${rule}`);
   const out = empty(gpu, y.shape);
   gpu.dispatch(kernel, {
     uniforms: new Uniforms().u32(y.size).f32(alpha),

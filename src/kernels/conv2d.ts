@@ -180,8 +180,6 @@ export const CONV2D_TILE_CANDIDATES: readonly string[] = [
   '32x32x16/2x2',
 ];
 
-let tileOverride: Tile | null = null;
-
 /** The workgroup memory the tiled forward and input-gradient kernels stage per K step, in bytes. */
 function stagedBytes(t: Tile): number {
   return 4 * t.TK * (t.TM + t.TN + 1);
@@ -207,12 +205,13 @@ export function checkConv2dTile(tile: Conv2dTile): void {
 }
 
 /**
- * Benchmark aid: the tiled forward and input-gradient kernels use `tile` for every problem (null
- * restores the choice by shape). Refuses tiles the shaders cannot run (see checkConv2dTile).
+ * Benchmark aid: the tiled forward and input-gradient kernels of `gpu` use `tile` for every
+ * problem (null restores the choice by shape). Refuses tiles the shaders cannot run (see
+ * checkConv2dTile).
  */
-export function setConv2dTile(tile: Conv2dTile | null): void {
+export function setConv2dTile(gpu: Gpu, tile: Conv2dTile | null): void {
   if (tile) checkConv2dTile(tile);
-  tileOverride = tile ? { ...tile } : null;
+  settingsOf(gpu).tile = tile ? { ...tile } : null;
 }
 
 /** "TMxTNxTK/RMxRN", the form parseConv2dTile reads. */
@@ -233,8 +232,8 @@ export function parseConv2dTile(s: string): Conv2dTile {
  * (a deep layer of a small image, batch 1) take the 16-row tile, so that most of a 64-row tile
  * is not padding.
  */
-function pixelRowsTile(cols: number, rows: number, groups: number): Tile {
-  if (tileOverride) return tileOverride;
+function pixelRowsTile(cols: number, rows: number, groups: number, forced: Tile | null): Tile {
+  if (forced) return forced;
   if (rows <= 16 && cols > 16) return FEW_ROWS;
   if (cols <= 4) return THIN;
   if (cols <= 16) return NARROW;
@@ -243,14 +242,12 @@ function pixelRowsTile(cols: number, rows: number, groups: number): Tile {
   return [WIDE, MID].find((t) => workgroups(t) >= FILL_WORKGROUPS) ?? SMALL;
 }
 
-let splitKEnabled = true;
-
 /**
- * Benchmark aid: whether the tiled forward and input-gradient kernels may split K when a problem
- * has too few tiles to fill the GPU (default true).
+ * Benchmark aid: whether the tiled forward and input-gradient kernels of `gpu` may split K when a
+ * problem has too few tiles to fill the GPU (default true).
  */
-export function setConv2dSplitK(enabled: boolean): void {
-  splitKEnabled = enabled;
+export function setConv2dSplitK(gpu: Gpu, enabled: boolean): void {
+  settingsOf(gpu).splitK = enabled;
 }
 
 function tileDefines(t: Tile): Record<string, number> {
@@ -302,19 +299,17 @@ export interface Conv2dLimits {
   maxStorageBufferBindingSize: number;
 }
 
-let gridLimitOverride: number | null = null;
-
 /**
- * Testing aid: pretend the device allows only `max` workgroups per grid dimension (null restores
- * the real limit), so that small problems exercise the folded grids that large layers need.
+ * Testing aid: pretend `gpu` allows only `max` workgroups per grid dimension (null restores the
+ * real limit), so that small problems exercise the folded grids that large layers need.
  */
-export function setConv2dGridLimitForTesting(max: number | null): void {
-  gridLimitOverride = max;
+export function setConv2dGridLimitForTesting(gpu: Gpu, max: number | null): void {
+  settingsOf(gpu).gridLimit = max;
 }
 
 function deviceLimits(gpu: Gpu): Conv2dLimits {
   return {
-    maxComputeWorkgroupsPerDimension: gridLimitOverride ?? gpu.limits.maxComputeWorkgroupsPerDimension,
+    maxComputeWorkgroupsPerDimension: settingsOf(gpu).gridLimit ?? gpu.limits.maxComputeWorkgroupsPerDimension,
     maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize,
   };
 }
@@ -343,20 +338,54 @@ function grid(op: string, count: number, groups: number, limits: Conv2dLimits): 
  */
 export type Conv2dStrategy = 'tiled' | 'direct';
 
-let strategyOverride: Conv2dStrategy | null = null;
-
 /**
- * Forces one kind of conv2d kernel (for tests and benchmarks); null restores the default, which is
- * 'direct' on CPU adapters and 'tiled' on GPUs.
+ * Forces one kind of conv2d kernel on `gpu` (for tests and benchmarks); null restores the default,
+ * which is 'direct' on CPU adapters and 'tiled' on GPUs.
  */
-export function setConv2dStrategy(strategy: Conv2dStrategy | null): void {
-  strategyOverride = strategy;
+export function setConv2dStrategy(gpu: Gpu, strategy: Conv2dStrategy | null): void {
+  if (strategy !== null && strategy !== 'tiled' && strategy !== 'direct') {
+    throw new ArgumentError(`conv2d: strategy must be 'tiled', 'direct' or null, got ${JSON.stringify(strategy)}`);
+  }
+  settingsOf(gpu).strategy = strategy;
 }
 
 /** The conv2d kernels `gpu` uses now. */
 export function conv2dStrategy(gpu: Gpu): Conv2dStrategy {
-  return strategyOverride ?? (gpu.adapter.isSoftware ? 'direct' : 'tiled');
+  return settingsOf(gpu).strategy ?? (gpu.adapter.isSoftware ? 'direct' : 'tiled');
 }
+
+/**
+ * The conv2d settings of one device. They belong to a Gpu, not to the module: two devices in one
+ * process (a benchmark's, a test's, a page's) never see each other's settings.
+ */
+export interface Conv2dSettings {
+  /** Forced kernels; null: 'direct' on CPU adapters, 'tiled' on GPUs (see conv2dStrategy). */
+  strategy: Conv2dStrategy | null;
+  /** One tile for every problem of the tiled forward and input-gradient kernels; null: by shape. */
+  tile: Conv2dTile | null;
+  /** Whether the tiled forward and input-gradient kernels may split K (default true). */
+  splitK: boolean;
+  /** Testing: the workgroups per grid dimension assumed instead of the device's; null: the device's. */
+  gridLimit: number | null;
+}
+
+const settingsByGpu = new WeakMap<Gpu, Conv2dSettings>();
+
+function settingsOf(gpu: Gpu): Conv2dSettings {
+  let s = settingsByGpu.get(gpu);
+  if (!s) settingsByGpu.set(gpu, (s = { strategy: null, tile: null, splitK: true, gridLimit: null }));
+  return s;
+}
+
+/** A copy of `gpu`'s conv2d settings (change them with the setConv2d* functions). */
+export function conv2dSettings(gpu: Gpu): Conv2dSettings {
+  const s = settingsOf(gpu);
+  return { ...s, tile: s.tile ? { ...s.tile } : null };
+}
+
+/** The settings a dispatch plan depends on. */
+type PlanSettings = Pick<Conv2dSettings, 'tile' | 'splitK'>;
+const DEFAULT_PLAN: PlanSettings = { tile: null, splitK: true };
 
 interface Plan {
   shader: string;
@@ -394,8 +423,8 @@ const SPLIT_K_MIN_CHUNK = 256;
  * at batch 1): each of `splits` workgroups per tile sums one chunk of taps into a partial output of
  * `outputSize` elements, and conv2d_split_sum adds the partials. Leaves `gemm` unsplit otherwise.
  */
-function splitK(gemm: GemmShape, tile: Tile, groups: number, outputSize: number, limits: Conv2dLimits): void {
-  if (!splitKEnabled) return;
+function splitK(gemm: GemmShape, tile: Tile, groups: number, outputSize: number, limits: Conv2dLimits, enabled: boolean): void {
+  if (!enabled) return;
   const maxByMemory = Math.floor(limits.maxStorageBufferBindingSize / (outputSize * 4));
   let splits = Math.min(Math.ceil(SPLIT_K_TARGET / (gemm.tiles * groups)), Math.floor(gemm.k / SPLIT_K_MIN_CHUNK), maxByMemory);
   if (splits <= 1) return;
@@ -405,26 +434,26 @@ function splitK(gemm: GemmShape, tile: Tile, groups: number, outputSize: number,
   Object.assign(gemm, { kChunk, splits, total: outputSize });
 }
 
-function forwardPlan(g: Geometry, limits: Conv2dLimits, strategy: Conv2dStrategy): Plan {
+function forwardPlan(g: Geometry, limits: Conv2dLimits, strategy: Conv2dStrategy, settings: PlanSettings): Plan {
   const m = g.batch * g.ho * g.wo;
   const k = g.cinG * g.kh * g.kw;
   if (strategy === 'direct') return directPixelPlan('conv2d', 'conv2d_forward_direct', g, m, g.coutG, k, limits);
-  const tile = pixelRowsTile(g.coutG, m, g.p.groups);
+  const tile = pixelRowsTile(g.coutG, m, g.p.groups, settings.tile);
   const gemm = gemmShape(tile, m, g.coutG, k);
-  splitK(gemm, tile, g.p.groups, g.batch * g.cout * g.ho * g.wo, limits);
+  splitK(gemm, tile, g.p.groups, g.batch * g.cout * g.ho * g.wo, limits, settings.splitK);
   return { shader: 'conv2d_forward', defines: tileDefines(tile), gemm, workgroups: grid('conv2d', gemm.tiles * gemm.splits, g.p.groups, limits) };
 }
 
-function inputGradPlan(g: Geometry, limits: Conv2dLimits, strategy: Conv2dStrategy): Plan {
+function inputGradPlan(g: Geometry, limits: Conv2dLimits, strategy: Conv2dStrategy, settings: PlanSettings): Plan {
   const op = 'conv2dBackwardInput';
   const m = g.batch * g.h * g.w;
   const k = g.coutG * g.kh * g.kw;
   if (strategy === 'direct') {
     return directPixelPlan(op, 'conv2d_input_grad_direct', g, m, g.cinG, k, limits, { SH: g.p.stride[0], SW: g.p.stride[1] });
   }
-  const tile = pixelRowsTile(g.cinG, m, g.p.groups);
+  const tile = pixelRowsTile(g.cinG, m, g.p.groups, settings.tile);
   const gemm = gemmShape(tile, m, g.cinG, k);
-  splitK(gemm, tile, g.p.groups, g.batch * g.cin * g.h * g.w, limits);
+  splitK(gemm, tile, g.p.groups, g.batch * g.cin * g.h * g.w, limits, settings.splitK);
   return { shader: 'conv2d_input_grad', defines: tileDefines(tile), gemm, workgroups: grid(op, gemm.tiles * gemm.splits, g.p.groups, limits) };
 }
 
@@ -474,7 +503,10 @@ function filterGradPlan(g: Geometry, limits: Conv2dLimits, strategy: Conv2dStrat
   return { shader: direct ? 'conv2d_weight_grad_direct' : 'conv2d_weight_grad', defines, gemm, workgroups, sumWorkgroups };
 }
 
-/** What the four conv2d kernels would dispatch for this problem (for checks and benchmarks). */
+/**
+ * What the four conv2d kernels would dispatch for this problem (for checks and benchmarks), with a
+ * device's `settings` (default: tiles by shape, K split where it pays).
+ */
 export interface Conv2dDispatchSizes {
   forward: [number, number, number];
   /** K chunks of the tiled forward and input gradient (1: not split). */
@@ -494,11 +526,13 @@ export function conv2dDispatchSizes(
   params: Conv2dParams | undefined,
   limits: Conv2dLimits,
   strategy: Conv2dStrategy = 'tiled',
+  settings: Partial<PlanSettings> = {},
 ): Conv2dDispatchSizes {
   const g = geometry('conv2d', xShape, wShape, params);
+  const plan = { ...DEFAULT_PLAN, ...settings };
   const fg = filterGradPlan(g, limits, strategy);
-  const fw = forwardPlan(g, limits, strategy);
-  const ig = inputGradPlan(g, limits, strategy);
+  const fw = forwardPlan(g, limits, strategy, plan);
+  const ig = inputGradPlan(g, limits, strategy, plan);
   return {
     forward: fw.workgroups,
     forwardSplits: fw.gemm.splits,
@@ -534,7 +568,7 @@ export async function conv2dForward(x: Tensor, w: Tensor, bias: Tensor | null, p
     }
   }
   const gpu = x.gpu;
-  const { shader, defines, gemm, workgroups } = forwardPlan(g, deviceLimits(gpu), conv2dStrategy(gpu));
+  const { shader, defines, gemm, workgroups } = forwardPlan(g, deviceLimits(gpu), conv2dStrategy(gpu), settingsOf(gpu));
   const yShape = [g.batch, g.cout, g.ho, g.wo];
   if (gemm.splits > 1) {
     // Partial sums first; bias and activation come with their sum.
@@ -573,7 +607,7 @@ export async function conv2dBackwardInput(dy: Tensor, w: Tensor, xShape: readonl
     throw new ShapeError(`${op}: dy must be ${formatShape(expected)} (the output of x ${formatShape(xShape)} and w ${formatShape(w.shape)}), got ${formatShape(dy.shape)}`);
   }
   const gpu = dy.gpu;
-  const { shader, defines, gemm, workgroups } = inputGradPlan(g, deviceLimits(gpu), conv2dStrategy(gpu));
+  const { shader, defines, gemm, workgroups } = inputGradPlan(g, deviceLimits(gpu), conv2dStrategy(gpu), settingsOf(gpu));
   const split = gemm.splits > 1;
   const kernel = await gpu.kernel(shader, { ...defines, CONV2D_PARAMS, ...(shader === 'conv2d_input_grad' ? { SPLIT: split } : {}) });
   if (split) {

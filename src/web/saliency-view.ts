@@ -29,39 +29,19 @@ import { Model } from '../nets/model.js';
 import { detect, detectorGeometry } from '../nets/detector.js';
 import { ArgumentError, CancelledError, NoGpuError } from '../runtime/errors.js';
 import { tensor, type Tensor } from '../runtime/tensor.js';
-import * as saliency from '../saliency/index.js';
 import type { Detection } from '../saliency/drise.js';
+import { METHODS, METHOD_NAMES, isMethodName, methodByName, runMethod, type ClassifierMethodName, type MethodName } from '../saliency/methods.js';
 import { COLORMAPS, type ColormapName, type RgbaImage } from '../saliency/colormaps.js';
 import { cropRgba, imageToTensorData, inputToRgba } from '../saliency/input.js';
 import { renderColorbar, renderOverlay } from '../saliency/render.js';
 import { cachedModel, exclusive, sharedGpu, type ViewModel } from './models.js';
 
-/** The methods, in the order of the methods table of the README. */
-export const VIEW_METHODS = [
-  'vanilla',
-  'deconvnet',
-  'guidedBackprop',
-  'gradTimesInput',
-  'smoothGrad',
-  'cam',
-  'gradCam',
-  'guidedGradCam',
-  'drise',
-] as const;
-export type ViewMethod = (typeof VIEW_METHODS)[number];
+/** The methods, in the registry's order (src/saliency/methods.ts): every method, D-RISE included. */
+export const VIEW_METHODS: readonly MethodName[] = METHOD_NAMES;
+export type ViewMethod = MethodName;
 
-/** Readable names for labels. */
-export const METHOD_LABELS: Readonly<Record<ViewMethod, string>> = {
-  vanilla: 'Vanilla gradient',
-  deconvnet: 'DeconvNet',
-  guidedBackprop: 'Guided backprop',
-  gradTimesInput: 'Gradient × input',
-  smoothGrad: 'SmoothGrad',
-  cam: 'CAM',
-  gradCam: 'Grad-CAM',
-  guidedGradCam: 'Guided Grad-CAM',
-  drise: 'D-RISE',
-};
+/** Readable names for labels, from the registry. */
+export const METHOD_LABELS: Readonly<Record<ViewMethod, string>> = Object.fromEntries(METHODS.map((m) => [m.name, m.label])) as Record<ViewMethod, string>;
 
 /** Anything the element can read pixels from. */
 export type ImageInput = string | URL | Blob | HTMLImageElement | HTMLCanvasElement | OffscreenCanvas | ImageBitmap | ImageData;
@@ -411,9 +391,7 @@ export class SaliencyView extends Base {
   }
 
   private async compute(method: ViewMethod, signal: AbortSignal, current: () => boolean): Promise<SaliencyResultDetail> {
-    if (!(VIEW_METHODS as readonly string[]).includes(method)) {
-      throw new ArgumentError(`unknown method '${method}'; methods: ${VIEW_METHODS.join(', ')}`);
-    }
+    if (!isMethodName(method)) throw new ArgumentError(`unknown method '${method}'; methods: ${VIEW_METHODS.join(', ')}`);
     const modelRef = this.model;
     const source = this.imageSource ?? (this.src || null);
     if (!source) throw new ArgumentError('no image: set the src attribute or the image property');
@@ -465,8 +443,9 @@ export class SaliencyView extends Base {
       const t0 = performance.now();
       const out = await gpu.scope(async () => {
         const x = tensor(gpu, input, inputShape);
-        if (method === 'drise') return this.computeDrise(model, x, opts, signal, current);
-        return this.computeClassifier(method, model, x, target, layer, opts, signal);
+        const entry = methodByName(method);
+        if (entry.kind === 'detector') return this.computeDrise(model, x, opts, signal, current);
+        return this.computeClassifier(entry.name, model, x, target, layer, opts, signal);
       });
       const ms = performance.now() - t0;
       check();
@@ -477,7 +456,7 @@ export class SaliencyView extends Base {
   }
 
   private async computeClassifier(
-    method: Exclude<ViewMethod, 'drise'>,
+    method: ClassifierMethodName,
     model: ViewModel,
     x: Tensor,
     requested: number | 'top',
@@ -503,29 +482,16 @@ export class SaliencyView extends Base {
     if (!classes.some((c) => c.index === target)) {
       classes.push({ index: target, name: model.classNames?.[target] ?? `class ${target}`, probability: probs[target]! });
     }
-    let raw: Tensor;
-    switch (method) {
-      case 'smoothGrad':
-        this.showProgress({ done: 0, total: o.samples, method });
-        raw = await saliency.smoothGrad(model, x, {
-          target,
-          samples: o.samples,
-          noiseLevel: o.noiseLevel,
-          seed: o.seed,
-          signal,
-          onProgress: (done, total) => signal.aborted || this.showProgress({ done, total, method }),
-        });
-        break;
-      case 'cam':
-        raw = await saliency.cam(model, x, { target });
-        break;
-      case 'gradCam':
-      case 'guidedGradCam':
-        raw = await saliency[method](model, x, { target, layer });
-        break;
-      default:
-        raw = await saliency[method](model, x, { target });
-    }
+    if (methodByName(method).progressUnit) this.showProgress({ done: 0, total: o.samples, method });
+    const raw = await runMethod(method, model, x, {
+      target,
+      layer,
+      samples: o.samples,
+      noiseLevel: o.noiseLevel,
+      seed: o.seed,
+      signal,
+      onProgress: (done, total) => signal.aborted || this.showProgress({ done, total, method }),
+    });
     return { target, map: await raw.read(), shape: [...raw.shape], classes };
   }
 
@@ -550,7 +516,7 @@ export class SaliencyView extends Base {
       );
     }
     this.showProgress({ done: 0, total: o.masks, method: 'drise' });
-    const raw = await saliency.drise((images) => detect(model, images, { threshold: 0 }), x, {
+    const raw = await runMethod('drise', (images) => detect(model, images, { threshold: 0 }), x, {
       target: chosen,
       masks: o.masks,
       gridSize: o.grid,
@@ -591,15 +557,16 @@ export class SaliencyView extends Base {
     const size = this.size();
     const [, channels, height, width] = r.inputShape as [number, number, number, number];
     const view = inputToRgba(r.input, channels, width, height);
-    const kind = r.method === 'cam' || r.method === 'gradCam' || r.method === 'drise' ? 'cam' : 'attribution';
-    const opacity = numberAttr(this, 'opacity', r.method === 'drise' ? 0.6 : 0.5);
+    const entry = methodByName(r.method);
+    const kind = entry.display;
+    const opacity = numberAttr(this, 'opacity', entry.kind === 'detector' ? 0.6 : 0.5);
     const img = renderOverlay({ data: r.map, shape: r.shape }, view, { size, kind, colormap: this.colormap(), opacity });
     const canvas = this.els.overlay;
     canvas.width = img.width;
     canvas.height = img.height;
     const ctx = canvas.getContext('2d')!;
     ctx.putImageData(new ImageData(new Uint8ClampedArray(img.data), img.width, img.height), 0, 0);
-    if (r.method === 'drise' && r.detections) {
+    if (entry.kind === 'detector' && r.detections) {
       const s = size / width;
       r.detections.forEach((d, i) => {
         const [x1, y1, x2, y2] = d.box;
@@ -612,8 +579,8 @@ export class SaliencyView extends Base {
       });
     }
     this.drawColorbar();
-    this.showClasses(r.classes, r.method === 'drise' ? -1 : r.target);
-    const targetName = r.method === 'drise' ? `detection ${r.target}` : (model.classNames?.[r.target] ?? `class ${r.target}`);
+    this.showClasses(r.classes, entry.kind === 'detector' ? -1 : r.target);
+    const targetName = entry.kind === 'detector' ? `detection ${r.target}` : (model.classNames?.[r.target] ?? `class ${r.target}`);
     this.els.sub.textContent = targetName;
     this.setStatus(`${model.name} · ${r.ms.toFixed(0)} ms`);
   }

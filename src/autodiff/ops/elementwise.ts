@@ -6,7 +6,7 @@
 import type { Tensor } from '../../runtime/tensor.js';
 import * as kernels from '../../kernels/elementwise.js';
 import { sumToShape } from '../../kernels/reduce.js';
-import { recordOp, registerBackward } from '../tape.js';
+import { defineOp } from '../tape.js';
 
 type Shape = readonly number[];
 
@@ -24,27 +24,29 @@ async function reduceOwned(g: Tensor, shape: Shape): Promise<Tensor> {
   return using([g], () => sumToShape(g, shape));
 }
 
-/** a + b, broadcasting. */
-export async function add(a: Tensor, b: Tensor): Promise<Tensor> {
-  const y = await kernels.add(a, b);
-  recordOp(a.gpu, 'add', [a, b], y, { aShape: a.shape, bShape: b.shape });
-  return y;
+interface Shapes {
+  aShape: Shape;
+  bShape: Shape;
+}
+interface Operands {
+  a: Tensor;
+  b: Tensor;
 }
 
-registerBackward('add', async (dy, ctx) => {
-  const { aShape, bShape } = ctx.saved as { aShape: Shape; bShape: Shape };
+const addDef = defineOp<Shapes>('add', async (dy, ctx) => {
+  const { aShape, bShape } = ctx.saved;
   return [ctx.needsGrad[0] ? await sumToShape(dy, aShape) : null, ctx.needsGrad[1] ? await sumToShape(dy, bShape) : null];
 });
 
-/** a − b, broadcasting. */
-export async function sub(a: Tensor, b: Tensor): Promise<Tensor> {
-  const y = await kernels.sub(a, b);
-  recordOp(a.gpu, 'sub', [a, b], y, { aShape: a.shape, bShape: b.shape });
+/** a + b, broadcasting. */
+export async function add(a: Tensor, b: Tensor): Promise<Tensor> {
+  const y = await kernels.add(a, b);
+  addDef.record([a, b], y, { aShape: a.shape, bShape: b.shape });
   return y;
 }
 
-registerBackward('sub', async (dy, ctx) => {
-  const { aShape, bShape } = ctx.saved as { aShape: Shape; bShape: Shape };
+const subDef = defineOp<Shapes>('sub', async (dy, ctx) => {
+  const { aShape, bShape } = ctx.saved;
   const da = ctx.needsGrad[0] ? await sumToShape(dy, aShape) : null;
   let db: Tensor | null = null;
   if (ctx.needsGrad[1]) {
@@ -54,29 +56,29 @@ registerBackward('sub', async (dy, ctx) => {
   return [da, db];
 });
 
-/** a · b, broadcasting. */
-export async function mul(a: Tensor, b: Tensor): Promise<Tensor> {
-  const y = await kernels.mul(a, b);
-  recordOp(a.gpu, 'mul', [a, b], y, { a, b });
+/** a − b, broadcasting. */
+export async function sub(a: Tensor, b: Tensor): Promise<Tensor> {
+  const y = await kernels.sub(a, b);
+  subDef.record([a, b], y, { aShape: a.shape, bShape: b.shape });
   return y;
 }
 
-registerBackward('mul', async (dy, ctx) => {
-  const { a, b } = ctx.saved as { a: Tensor; b: Tensor };
+const mulDef = defineOp<Operands>('mul', async (dy, ctx) => {
+  const { a, b } = ctx.saved;
   const da = ctx.needsGrad[0] ? await reduceOwned(await kernels.mul(dy, b), a.shape) : null;
   const db = ctx.needsGrad[1] ? await reduceOwned(await kernels.mul(dy, a), b.shape) : null;
   return [da, db];
 });
 
-/** a / b, broadcasting. */
-export async function div(a: Tensor, b: Tensor): Promise<Tensor> {
-  const y = await kernels.div(a, b);
-  recordOp(a.gpu, 'div', [a, b], y, { a, b });
+/** a · b, broadcasting. */
+export async function mul(a: Tensor, b: Tensor): Promise<Tensor> {
+  const y = await kernels.mul(a, b);
+  mulDef.record([a, b], y, { a, b });
   return y;
 }
 
-registerBackward('div', async (dy, ctx) => {
-  const { a, b } = ctx.saved as { a: Tensor; b: Tensor };
+const divDef = defineOp<Operands>('div', async (dy, ctx) => {
+  const { a, b } = ctx.saved;
   const da = ctx.needsGrad[0] ? await reduceOwned(await kernels.div(dy, b), a.shape) : null;
   let db: Tensor | null = null;
   if (ctx.needsGrad[1]) {
@@ -90,24 +92,27 @@ registerBackward('div', async (dy, ctx) => {
   return [da, db];
 });
 
-/** alpha · x + beta. */
-export async function scale(x: Tensor, alpha: number, beta = 0): Promise<Tensor> {
-  const y = await kernels.scale(x, alpha, beta);
-  recordOp(x.gpu, 'scale', [x], y, { alpha });
+/** a / b, broadcasting. */
+export async function div(a: Tensor, b: Tensor): Promise<Tensor> {
+  const y = await kernels.div(a, b);
+  divDef.record([a, b], y, { a, b });
   return y;
 }
 
-registerBackward('scale', async (dy, ctx) => {
-  if (!ctx.needsGrad[0]) return [null];
-  const { alpha } = ctx.saved as { alpha: number };
-  return [await kernels.scale(dy, alpha, 0)];
-});
+const scaleDef = defineOp<{ alpha: number }>('scale', async (dy, ctx) => [ctx.needsGrad[0] ? await kernels.scale(dy, ctx.saved.alpha, 0) : null]);
+
+/** alpha · x + beta. */
+export async function scale(x: Tensor, alpha: number, beta = 0): Promise<Tensor> {
+  const y = await kernels.scale(x, alpha, beta);
+  scaleDef.record([x], y, { alpha });
+  return y;
+}
+
+const negDef = defineOp('neg', async (dy, ctx) => [ctx.needsGrad[0] ? await kernels.neg(dy) : null]);
 
 /** −x. */
 export async function neg(x: Tensor): Promise<Tensor> {
   const y = await kernels.neg(x);
-  recordOp(x.gpu, 'neg', [x], y);
+  negDef.record([x], y);
   return y;
 }
-
-registerBackward('neg', async (dy, ctx) => [ctx.needsGrad[0] ? await kernels.neg(dy) : null]);

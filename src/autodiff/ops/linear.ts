@@ -11,8 +11,8 @@ import type { Tensor } from '../../runtime/tensor.js';
 import type { Activation } from '../../kernels/common.js';
 import { checkActivation } from '../../kernels/activation.js';
 import { columnSums, linearForward, matmul } from '../../kernels/matmul.js';
-import { recordOp, registerBackward } from '../tape.js';
-import './activation.js'; // registers the activation rules that the fused backward uses
+import { defineOp } from '../tape.js';
+import { fusedActivationBackward, type FusedActivation } from './fused.js';
 
 export interface LinearOptions {
   /** Activation fused into the layer's output. Default 'none'. */
@@ -21,51 +21,39 @@ export interface LinearOptions {
   alpha?: number;
 }
 
+interface LinearSaved extends FusedActivation {
+  x: Tensor;
+  w: Tensor;
+}
+
+const linearDef = defineOp<LinearSaved>('linear', async (dy, ctx) => {
+  const { x, w } = ctx.saved;
+  return fusedActivationBackward(dy, ctx, ctx.saved, [
+    (dz) => matmul(dz, w), // [N, out] · [out, in]
+    (dz) => matmul(dz, x, { transA: true }), // [N, out]ᵀ · [N, in]
+    (dz) => columnSums(dz),
+  ]);
+});
+
 /** y = act(x · wᵀ + b), x [N, in], w [out, in] (PyTorch layout), b [out] or null. Returns [N, out]. */
 export async function linear(x: Tensor, w: Tensor, b: Tensor | null = null, options: LinearOptions = {}): Promise<Tensor> {
   const { activation = 'none', alpha = 0.01 } = options;
   checkActivation('linear', activation, alpha);
   const y = await linearForward(x, w, b, activation, alpha);
-  recordOp(x.gpu, 'linear', [x, w, b], y, { x, w, y, act: activation, alpha });
+  const saved: LinearSaved = { x, w, activation, alpha, outShape: y.shape };
+  if (activation !== 'none') saved.y = y;
+  linearDef.record([x, w, b], y, saved);
   return y;
 }
 
-registerBackward('linear', async (dy, ctx) => {
-  const { x, w, y, act, alpha } = ctx.saved as { x: Tensor; w: Tensor; y: Tensor; act: Activation; alpha: number };
-  const [needX, needW, needB] = ctx.needsGrad;
-  const temps: Tensor[] = [];
-  const grads: (Tensor | null)[] = [null, null, null];
-  try {
-    let dz = dy.reshape(y.shape);
-    temps.push(dz);
-    if (act !== 'none') {
-      dz = await ctx.activation(act, dz, { y, alpha });
-      temps.push(dz);
-    }
-    if (needX) grads[0] = await matmul(dz, w); // [N, out] · [out, in]
-    if (needW) grads[1] = await matmul(dz, x, { transA: true }); // [N, out]ᵀ · [N, in]
-    if (needB) grads[2] = await columnSums(dz);
-    return grads;
-  } catch (e) {
-    for (const g of grads) g?.dispose();
-    throw e;
-  } finally {
-    for (const t of temps) t.dispose();
-  }
-});
-
-/**
- * c = a · b for a [M, K] or [B, M, K] and b [K, N] or [B, K, N] (a 2-D operand is shared by the
- * whole batch). Recorded as op 'matmul'.
- */
-export async function matmulOp(a: Tensor, b: Tensor): Promise<Tensor> {
-  const c = await matmul(a, b);
-  recordOp(a.gpu, 'matmul', [a, b], c, { a, b, c });
-  return c;
+interface MatmulSaved {
+  a: Tensor;
+  b: Tensor;
+  c: Tensor;
 }
 
-registerBackward('matmul', async (dy, ctx) => {
-  const { a, b, c } = ctx.saved as { a: Tensor; b: Tensor; c: Tensor };
+const matmulDef = defineOp<MatmulSaved>('matmul', async (dy, ctx) => {
+  const { a, b, c } = ctx.saved;
   const [needA, needB] = ctx.needsGrad;
   const temps: Tensor[] = [];
   const view = (t: Tensor, shape: number[]) => {
@@ -103,3 +91,13 @@ registerBackward('matmul', async (dy, ctx) => {
     for (const t of temps) t.dispose();
   }
 });
+
+/**
+ * c = a · b for a [M, K] or [B, M, K] and b [K, N] or [B, K, N] (a 2-D operand is shared by the
+ * whole batch). Recorded as op 'matmul'.
+ */
+export async function matmulOp(a: Tensor, b: Tensor): Promise<Tensor> {
+  const c = await matmul(a, b);
+  matmulDef.record([a, b], c, { a, b, c });
+  return c;
+}

@@ -14,7 +14,7 @@ import {
   type AvgPool2dParams,
   type Pool2dParams,
 } from '../../kernels/pool.js';
-import { recordOp, registerBackward } from '../tape.js';
+import { defineOp } from '../tape.js';
 
 /** Runs f on dy viewed with the op's output shape (a backward seed need only match in size). */
 async function asShape<T>(dy: Tensor, shape: readonly number[], f: (g: Tensor) => Promise<T>): Promise<T> {
@@ -27,42 +27,42 @@ async function asShape<T>(dy: Tensor, shape: readonly number[], f: (g: Tensor) =
   }
 }
 
+const maxPool2dDef = defineOp<{ switches: Tensor; inputShape: readonly number[]; params: Pool2dParams }>('maxpool2d', async (dy, ctx) => {
+  if (!ctx.needsGrad[0]) return [null];
+  const { switches, inputShape, params } = ctx.saved;
+  return [await asShape(dy, switches.shape, (g) => maxUnpool2d(g, switches, inputShape, params))];
+});
+
 /** Max pooling, recorded as 'maxpool2d' (saves the switches and the input shape). */
 export async function maxPool2d(x: Tensor, params: Pool2dParams): Promise<Tensor> {
   const { output, switches } = await maxPool2dWithSwitches(x, params);
-  recordOp(x.gpu, 'maxpool2d', [x], output, { switches, inputShape: x.shape, params: { ...params } });
+  maxPool2dDef.record([x], output, { switches, inputShape: x.shape, params: { ...params } });
   switches.dispose(); // the tape retains it when it records the op
   return output;
 }
 
-registerBackward('maxpool2d', async (dy, ctx) => {
+const avgPool2dDef = defineOp<{ inputShape: readonly number[]; outputShape: readonly number[]; params: AvgPool2dParams }>('avgpool2d', async (dy, ctx) => {
   if (!ctx.needsGrad[0]) return [null];
-  const { switches, inputShape, params } = ctx.saved as { switches: Tensor; inputShape: number[]; params: Pool2dParams };
-  return [await asShape(dy, switches.shape, (g) => maxUnpool2d(g, switches, inputShape, params))];
+  const { inputShape, outputShape, params } = ctx.saved;
+  return [await asShape(dy, outputShape, (g) => avgPool2dBackward(g, inputShape, params))];
 });
 
 /** Average pooling, recorded as 'avgpool2d'. */
 export async function avgPool2d(x: Tensor, params: AvgPool2dParams): Promise<Tensor> {
   const y = await avgPool2dKernel(x, params);
-  recordOp(x.gpu, 'avgpool2d', [x], y, { inputShape: x.shape, outputShape: y.shape, params: { ...params } });
+  avgPool2dDef.record([x], y, { inputShape: x.shape, outputShape: y.shape, params: { ...params } });
   return y;
 }
 
-registerBackward('avgpool2d', async (dy, ctx) => {
+const globalAvgPoolDef = defineOp<{ inputShape: readonly number[] }>('globalavgpool', async (dy, ctx) => {
   if (!ctx.needsGrad[0]) return [null];
-  const { inputShape, outputShape, params } = ctx.saved as { inputShape: number[]; outputShape: number[]; params: AvgPool2dParams };
-  return [await asShape(dy, outputShape, (g) => avgPool2dBackward(g, inputShape, params))];
+  const { inputShape } = ctx.saved;
+  return [await asShape(dy, inputShape.slice(0, 2), (g) => globalAvgPoolBackward(g, inputShape))];
 });
 
 /** Global average pooling [N, C, H, W] → [N, C], recorded as 'globalavgpool'. */
 export async function globalAvgPool(x: Tensor): Promise<Tensor> {
   const y = await globalAvgPoolKernel(x);
-  recordOp(x.gpu, 'globalavgpool', [x], y, { inputShape: x.shape });
+  globalAvgPoolDef.record([x], y, { inputShape: x.shape });
   return y;
 }
-
-registerBackward('globalavgpool', async (dy, ctx) => {
-  if (!ctx.needsGrad[0]) return [null];
-  const { inputShape } = ctx.saved as { inputShape: number[] };
-  return [await asShape(dy, inputShape.slice(0, 2), (g) => globalAvgPoolBackward(g, inputShape))];
-});

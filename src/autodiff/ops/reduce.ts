@@ -8,7 +8,7 @@ import { normalizeAxes, normalizeAxis, reducedShape, type Axes } from '../../ker
 import * as sm from '../../kernels/softmax.js';
 import { broadcastTo } from '../../kernels/shape.js';
 import { scale } from '../../kernels/elementwise.js';
-import { activeTape, recordOp, registerBackward } from '../tape.js';
+import { activeTape, defineOp } from '../tape.js';
 
 interface ReduceSaved {
   shape: readonly number[];
@@ -25,25 +25,18 @@ async function spread(dy: Tensor, { shape, axes }: ReduceSaved): Promise<Tensor>
   }
 }
 
+const sumDef = defineOp<ReduceSaved>('sum', async (dy, ctx) => [ctx.needsGrad[0] ? await spread(dy, ctx.saved) : null]);
+
 /** Σ of x over `axes` (negative axes count from the end). */
 export async function sum(x: Tensor, axes: Axes = 'all', keepDims = false): Promise<Tensor> {
   const y = await reduce.sum(x, axes, keepDims);
-  recordOp(x.gpu, 'sum', [x], y, { shape: x.shape, axes: normalizeAxes('sum', x.shape, axes) });
+  sumDef.record([x], y, { shape: x.shape, axes: normalizeAxes('sum', x.shape, axes) });
   return y;
 }
 
-registerBackward('sum', async (dy, ctx) => [ctx.needsGrad[0] ? await spread(dy, ctx.saved as unknown as ReduceSaved) : null]);
-
-/** Mean of x over `axes`. */
-export async function mean(x: Tensor, axes: Axes = 'all', keepDims = false): Promise<Tensor> {
-  const y = await reduce.mean(x, axes, keepDims);
-  recordOp(x.gpu, 'mean', [x], y, { shape: x.shape, axes: normalizeAxes('mean', x.shape, axes) });
-  return y;
-}
-
-registerBackward('mean', async (dy, ctx) => {
+const meanDef = defineOp<ReduceSaved>('mean', async (dy, ctx) => {
   if (!ctx.needsGrad[0]) return [null];
-  const saved = ctx.saved as unknown as ReduceSaved;
+  const saved = ctx.saved;
   const count = saved.axes.reduce((a, i) => a * saved.shape[i]!, 1);
   const scaled = await scale(dy, 1 / count, 0); // scale the small tensor, then broadcast
   try {
@@ -53,43 +46,55 @@ registerBackward('mean', async (dy, ctx) => {
   }
 });
 
+/** Mean of x over `axes`. */
+export async function mean(x: Tensor, axes: Axes = 'all', keepDims = false): Promise<Tensor> {
+  const y = await reduce.mean(x, axes, keepDims);
+  meanDef.record([x], y, { shape: x.shape, axes: normalizeAxes('mean', x.shape, axes) });
+  return y;
+}
+
+const maxDef = defineOp<ReduceSaved & { indices: Tensor }>('max', async (dy, ctx) => {
+  if (!ctx.needsGrad[0]) return [null];
+  const { shape, axes, indices } = ctx.saved;
+  return [await reduce.maxBackward(dy, indices, shape, axes)];
+});
+
 /** Max of x over `axes`; its gradient goes to the first maximal element of each block. */
 export async function max(x: Tensor, axes: Axes = 'all', keepDims = false): Promise<Tensor> {
   if (!activeTape(x.gpu)) return reduce.max(x, axes, keepDims);
   const { values, indices } = await reduce.maxWithIndices(x, axes, keepDims);
-  recordOp(x.gpu, 'max', [x], values, { shape: x.shape, axes: normalizeAxes('max', x.shape, axes), indices });
+  maxDef.record([x], values, { shape: x.shape, axes: normalizeAxes('max', x.shape, axes), indices });
   indices.dispose(); // the tape holds its own reference when it recorded the op
   return values;
 }
 
-registerBackward('max', async (dy, ctx) => {
+interface SoftmaxSaved {
+  y: Tensor;
+  axis: number;
+}
+
+const softmaxDef = defineOp<SoftmaxSaved>('softmax', async (dy, ctx) => {
   if (!ctx.needsGrad[0]) return [null];
-  const { shape, axes, indices } = ctx.saved as unknown as ReduceSaved & { indices: Tensor };
-  return [await reduce.maxBackward(dy, indices, shape, axes)];
+  const { y, axis } = ctx.saved;
+  return [await sm.softmaxBackward(dy, y, axis)];
 });
 
 /** Softmax along `axis` (default: the last). */
 export async function softmax(x: Tensor, axis = -1): Promise<Tensor> {
   const y = await sm.softmax(x, axis);
-  recordOp(x.gpu, 'softmax', [x], y, { y, axis: normalizeAxis('softmax', x.shape, axis) });
+  softmaxDef.record([x], y, { y, axis: normalizeAxis('softmax', x.shape, axis) });
   return y;
 }
 
-registerBackward('softmax', async (dy, ctx) => {
+const logSoftmaxDef = defineOp<SoftmaxSaved>('logSoftmax', async (dy, ctx) => {
   if (!ctx.needsGrad[0]) return [null];
-  const { y, axis } = ctx.saved as { y: Tensor; axis: number };
-  return [await sm.softmaxBackward(dy, y, axis)];
+  const { y, axis } = ctx.saved;
+  return [await sm.logSoftmaxBackward(dy, y, axis)];
 });
 
 /** Log-softmax along `axis` (default: the last). */
 export async function logSoftmax(x: Tensor, axis = -1): Promise<Tensor> {
   const y = await sm.logSoftmax(x, axis);
-  recordOp(x.gpu, 'logSoftmax', [x], y, { y, axis: normalizeAxis('logSoftmax', x.shape, axis) });
+  logSoftmaxDef.record([x], y, { y, axis: normalizeAxis('logSoftmax', x.shape, axis) });
   return y;
 }
-
-registerBackward('logSoftmax', async (dy, ctx) => {
-  if (!ctx.needsGrad[0]) return [null];
-  const { y, axis } = ctx.saved as { y: Tensor; axis: number };
-  return [await sm.logSoftmaxBackward(dy, y, axis)];
-});

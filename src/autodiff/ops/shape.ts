@@ -7,7 +7,7 @@ import type { Tensor } from '../../runtime/tensor.js';
 import * as shapes from '../../kernels/shape.js';
 import { inversePermutation } from '../../kernels/shape.js';
 import { normalizeAxis, sumToShape } from '../../kernels/reduce.js';
-import { recordOp, registerBackward } from '../tape.js';
+import { defineOp } from '../tape.js';
 
 /** A view of x with a new shape (one dimension may be -1). */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -19,15 +19,8 @@ export function flatten(x: Tensor): Tensor {
   return shapes.flatten(x);
 }
 
-/** Joins tensors along `axis`. */
-export async function concat(tensors: readonly Tensor[], axis: number): Promise<Tensor> {
-  const y = await shapes.concat(tensors, axis);
-  recordOp(y.gpu, 'concat', tensors, y, { axis: normalizeAxis('concat', y.shape, axis), shapes: tensors.map((t) => t.shape) });
-  return y;
-}
-
-registerBackward('concat', async (dy, ctx) => {
-  const { axis, shapes: inShapes } = ctx.saved as { axis: number; shapes: (readonly number[])[] };
+const concatDef = defineOp<{ axis: number; shapes: (readonly number[])[] }>('concat', async (dy, ctx) => {
+  const { axis, shapes: inShapes } = ctx.saved;
   const out: (Tensor | null)[] = [];
   let at = 0;
   for (let i = 0; i < inShapes.length; i++) {
@@ -48,36 +41,44 @@ registerBackward('concat', async (dy, ctx) => {
   return out;
 });
 
-/** The block of x starting at `begin` with `size` (−1 = to the end of that dimension). */
-export async function slice(x: Tensor, begin: readonly number[], size: readonly number[]): Promise<Tensor> {
-  const y = await shapes.slice(x, begin, size);
-  recordOp(x.gpu, 'slice', [x], y, { shape: x.shape, begin: [...begin] });
+/** Joins tensors along `axis`. */
+export async function concat(tensors: readonly Tensor[], axis: number): Promise<Tensor> {
+  const y = await shapes.concat(tensors, axis);
+  concatDef.record(tensors, y, { axis: normalizeAxis('concat', y.shape, axis), shapes: tensors.map((t) => t.shape) });
   return y;
 }
 
-registerBackward('slice', async (dy, ctx) => {
+const sliceDef = defineOp<{ shape: readonly number[]; begin: number[] }>('slice', async (dy, ctx) => {
   if (!ctx.needsGrad[0]) return [null];
-  const { shape, begin } = ctx.saved as { shape: number[]; begin: number[] };
+  const { shape, begin } = ctx.saved;
   return [await shapes.sliceBackward(dy, shape, begin)];
 });
+
+/** The block of x starting at `begin` with `size` (−1 = to the end of that dimension). */
+export async function slice(x: Tensor, begin: readonly number[], size: readonly number[]): Promise<Tensor> {
+  const y = await shapes.slice(x, begin, size);
+  sliceDef.record([x], y, { shape: x.shape, begin: [...begin] });
+  return y;
+}
+
+const transposeDef = defineOp<{ perm: number[] }>('transpose', async (dy, ctx) => [
+  ctx.needsGrad[0] ? await shapes.transpose(dy, inversePermutation(ctx.saved.perm)) : null,
+]);
 
 /** out.shape[i] = x.shape[perm[i]]. */
 export async function transpose(x: Tensor, perm: readonly number[]): Promise<Tensor> {
   const y = await shapes.transpose(x, perm);
-  recordOp(x.gpu, 'transpose', [x], y, { perm: [...perm] });
+  transposeDef.record([x], y, { perm: [...perm] });
   return y;
 }
 
-registerBackward('transpose', async (dy, ctx) => {
-  if (!ctx.needsGrad[0]) return [null];
-  return [await shapes.transpose(dy, inversePermutation((ctx.saved as { perm: number[] }).perm))];
-});
+const broadcastToDef = defineOp<{ shape: readonly number[] }>('broadcastTo', async (dy, ctx) => [
+  ctx.needsGrad[0] ? await sumToShape(dy, ctx.saved.shape) : null,
+]);
 
 /** A copy of x broadcast to `shape`. */
 export async function broadcastTo(x: Tensor, shape: readonly number[]): Promise<Tensor> {
   const y = await shapes.broadcastTo(x, shape);
-  recordOp(x.gpu, 'broadcastTo', [x], y, { shape: x.shape });
+  broadcastToDef.record([x], y, { shape: x.shape });
   return y;
 }
-
-registerBackward('broadcastTo', async (dy, ctx) => [ctx.needsGrad[0] ? await sumToShape(dy, (ctx.saved as { shape: number[] }).shape) : null]);

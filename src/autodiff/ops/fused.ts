@@ -1,0 +1,52 @@
+/**
+ * The backward half shared by layers with a fused activation (conv2d, linear):
+ *
+ *   y = act(z)   →   dz = act'(dy, y)   (the tape's rule in force: ordinary, guided or deconv)
+ *
+ * then one gradient per input from dz. Because dz goes through `ctx.activation`, guided backprop
+ * and DeconvNet apply to fused ReLUs exactly as to separate ones.
+ */
+import type { Activation } from '../../kernels/common.js';
+import type { Tensor } from '../../runtime/tensor.js';
+import type { BackwardContext } from '../tape.js';
+
+/** What a layer with a fused activation saves for its backward pass. */
+export interface FusedActivation {
+  activation: Activation;
+  alpha: number;
+  /** The layer's output; needed (and saved) only when an activation is fused. */
+  y?: Tensor;
+  /** The output's shape (a backward seed need only match it in size). */
+  outShape: readonly number[];
+}
+
+/**
+ * dz = act'(dy, y), then `inputGrads[i](dz)` for each input i that needs a gradient (null for the
+ * others). Frees dz, and the gradients made so far when one of them fails.
+ */
+export async function fusedActivationBackward(
+  dy: Tensor,
+  ctx: BackwardContext<unknown>,
+  fused: Readonly<FusedActivation>,
+  inputGrads: readonly ((dz: Tensor) => Promise<Tensor>)[],
+): Promise<(Tensor | null)[]> {
+  const temps: Tensor[] = [];
+  const grads: (Tensor | null)[] = inputGrads.map(() => null);
+  try {
+    let dz = dy.reshape(fused.outShape);
+    temps.push(dz);
+    if (fused.activation !== 'none') {
+      dz = await ctx.activation(fused.activation, dz, { y: fused.y!, alpha: fused.alpha });
+      temps.push(dz);
+    }
+    for (let i = 0; i < inputGrads.length; i++) {
+      if (ctx.needsGrad[i]) grads[i] = await inputGrads[i]!(dz);
+    }
+    return grads;
+  } catch (e) {
+    for (const g of grads) g?.dispose();
+    throw e;
+  } finally {
+    for (const t of temps) t.dispose();
+  }
+}
