@@ -26,6 +26,7 @@ export {
 } from './conv2d.js';
 export * from './elementwise.js';
 export * from './matmul.js';
+export * from './gemm.js';
 export * from './pool.js';
 export {
   sum,

@@ -6,6 +6,7 @@ export { activation, relu, relu6, leakyRelu, sigmoid, tanh } from './activation.
 export { conv2d } from './conv.js';
 export { add, sub, mul, div, scale, neg } from './elementwise.js';
 export { linear, matmulOp as matmul, type LinearOptions } from './linear.js';
+export { gemm, matmulNd, type GemmOptions } from './gemm.js';
 export { maxPool2d, avgPool2d, globalAvgPool } from './pool.js';
 export { sum, mean, max, softmax, logSoftmax } from './reduce.js';
 export { resize } from './resize.js';
