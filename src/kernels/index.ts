@@ -27,6 +27,7 @@ export {
 export * from './elementwise.js';
 export * from './matmul.js';
 export * from './gemm.js';
+export * from './pad.js';
 export * from './pool.js';
 export {
   sum,
