@@ -28,6 +28,7 @@ export * from './elementwise.js';
 export * from './matmul.js';
 export * from './gemm.js';
 export * from './pad.js';
+export * from './piecewise.js';
 export * from './pool.js';
 export {
   sum,

@@ -3,6 +3,7 @@
  * backward rule needs. Importing this module registers every backward rule.
  */
 export { activation, relu, relu6, leakyRelu, sigmoid, tanh } from './activation.js';
+export { clip, hardSigmoid, hardSwish, prelu } from './piecewise.js';
 export { conv2d } from './conv.js';
 export { add, sub, mul, div, scale, neg } from './elementwise.js';
 export { linear, matmulOp as matmul, type LinearOptions } from './linear.js';
