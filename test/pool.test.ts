@@ -4,6 +4,7 @@ import {
   avgPool2dBackward,
   globalAvgPool,
   globalAvgPoolBackward,
+  globalMaxPool,
   maxPool2dWithSwitches,
   maxUnpool2d,
   poolOutputShape,
@@ -21,6 +22,7 @@ import {
   avgPoolBackwardRef,
   avgPoolRef,
   globalAvgPoolRef,
+  globalMaxPoolRef,
   maxPoolRef,
   maxUnpoolRef,
   refOutSize,
@@ -280,5 +282,48 @@ describe('pooling gradients (finite differences)', () => {
       tape.dispose();
     });
     expect(gpu.memory().inUse).toBe(before);
+  });
+});
+
+describe('global max pooling', () => {
+  it('values and the first row-major argmax per plane, on tied data, large planes and rank 3 and 5', async () => {
+    const gpu = await getGpu();
+    for (const [shape, levels] of [
+      [[2, 3, 4, 5], 3],
+      [[1, 2, 150, 131], 7],
+      [[2, 3, 10], 2],
+      [[1, 2, 3, 4, 2], 4],
+    ] as [number[], number][]) {
+      const before = gpu.memory().inUse;
+      const data = quantised(product(shape), 9, levels, -5); // heavy ties, all negative
+      const ref = globalMaxPoolRef(data, shape);
+      const x = tensor(gpu, data, shape);
+      const y = await globalMaxPool(x);
+      expect(y.shape).toEqual(shape.slice(0, 2));
+      expectClose(await y.read(), ref.out, 0, 0);
+      // The recorded gradient lands on the first argmax of each plane only.
+      const tape = new Tape(gpu);
+      tape.watch(x);
+      const z = await tape.run(() => ops.globalMaxPool(x));
+      const dy = randomArray(z.size, 10);
+      const seed = tensor(gpu, dy, [...z.shape, 1, 1]);
+      const grads = await tape.backward(z, { seed });
+      const expected = new Float32Array(data.length);
+      ref.arg.forEach((a, pl) => (expected[pl * ref.size + a] = dy[pl]!));
+      expect(Array.from(await grads.of(x).read())).toEqual(Array.from(expected));
+      grads.dispose();
+      tape.dispose();
+      for (const t of [x, y, z, seed]) t.dispose();
+      expect(gpu.memory().inUse).toBe(before);
+    }
+  });
+
+  it('gradient by finite differences, and a clear error for rank < 3', async () => {
+    const gpu = await getGpu();
+    const shape = [2, 2, 3, 3];
+    await gradCheck(gpu, ([x]) => ops.globalMaxPool(x!), [{ data: distinct(product(shape), 11), shape }]);
+    const flat = tensor(gpu, [1, 2, 3, 4], [2, 2]);
+    await expect(globalMaxPool(flat)).rejects.toThrow(/x must be \[N, C, H, W\] \(or \[N, C, spatial…\]\), got \[2, 2\]/);
+    flat.dispose();
   });
 });

@@ -14,6 +14,7 @@ import { ArgumentError, ShapeError, formatShape } from '../runtime/errors.js';
 import { Uniforms } from '../runtime/gpu.js';
 import { empty, type Tensor } from '../runtime/tensor.js';
 import { assertFloat, assertRank, linearWorkgroups } from './common.js';
+import { max } from './reduce.js';
 
 export interface Pool2dParams {
   /** Window size, [kh, kw] or one value for both. */
@@ -253,4 +254,21 @@ export async function globalAvgPoolBackward(dy: Tensor, xShape: readonly number[
     workgroups: linearWorkgroups(gpu, dx.size, 256),
   });
   return dx;
+}
+
+/** The spatial axes 2… of an [N, C, spatial…] tensor (rank ≥ 3), for the global poolings. */
+export function spatialAxes(op: string, x: Tensor): number[] {
+  if (x.rank < 3) throw new ShapeError(`${op}: x must be [N, C, H, W] (or [N, C, spatial…]), got ${formatShape(x.shape)}`);
+  return [...Array(x.rank - 2).keys()].map((i) => i + 2);
+}
+
+/**
+ * Global max pooling: [N, C, H, W] (or any [N, C, spatial…]) → [N, C], the maximum of each plane.
+ * Its gradient (the differentiable op, through `max`'s first argmax) goes to the first maximal
+ * element in row-major order, as max pooling's switches do.
+ */
+export async function globalMaxPool(x: Tensor): Promise<Tensor> {
+  const op = 'globalMaxPool';
+  assertFloat(op, 'x', x);
+  return max(x, spatialAxes(op, x));
 }

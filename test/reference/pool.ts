@@ -135,3 +135,23 @@ export function globalAvgPoolRef(x: ArrayLike<number>, shape: readonly number[])
   }
   return out;
 }
+
+/** Global max pooling with the first (row-major) argmax of each plane; rank ≥ 3 [N, C, spatial…]. */
+export function globalMaxPoolRef(x: ArrayLike<number>, shape: readonly number[]) {
+  const planes = shape[0]! * shape[1]!;
+  const size = x.length / planes;
+  const out = new Float32Array(planes);
+  const arg = new Int32Array(planes);
+  for (let pl = 0; pl < planes; pl++) {
+    let best = -Infinity;
+    for (let j = 0; j < size; j++) {
+      const v = x[pl * size + j]!;
+      if (v > best) {
+        best = v;
+        arg[pl] = j;
+      }
+    }
+    out[pl] = best;
+  }
+  return { out, arg, size };
+}
