@@ -36,7 +36,7 @@ function toRef(p: Pool2dParams): RefPool {
   const pd = p.padding ?? 0;
   const pad: [number, number, number, number] =
     typeof pd === 'number' ? [pd, pd, pd, pd] : pd.length === 2 ? [pd[0], pd[0], pd[1], pd[1]] : pd;
-  return { kernel, stride, pad, ceil: p.ceilMode };
+  return { kernel, stride, pad, ceil: p.ceilMode, dilation: p.dilation === undefined ? undefined : pair(p.dilation) };
 }
 
 /** Values in [0, 1) quantised to `levels` steps: many exact ties. */
@@ -66,6 +66,11 @@ const CASES: [string, number[], Pool2dParams][] = [
   ['k3 s2 TF SAME', [2, 1, 6, 7], { kernel: 3, stride: 2, padding: samePadding([6, 7], 3, 2) }],
   ['k2 s2 p2: all-padding windows', [1, 2, 3, 5], { kernel: 2, stride: 2, padding: 2 }],
   ['k2 s1 p[2,0] ceil, windows in padding', [1, 1, 3, 4], { kernel: 2, stride: 1, padding: [2, 0], ceilMode: true }],
+  // ONNX dilations
+  ['k3 s1 d2 p2', [2, 2, 7, 8], { kernel: 3, stride: 1, dilation: 2, padding: 2 }],
+  ['k[2,3] s2 d[3,2] asymmetric padding, ceil', [1, 2, 9, 10], { kernel: [2, 3], stride: 2, dilation: [3, 2], padding: [1, 2, 0, 1], ceilMode: true }],
+  ['k2 s3 d2 ceil, a window hanging past the padding', [1, 1, 8, 9], { kernel: 2, stride: 3, dilation: 2, padding: [0, 1, 1, 0], ceilMode: true }],
+  ['k3 s2 d2 p[2,2,1,1] ceil (ONNX Runtime probe)', [1, 1, 6, 6], { kernel: 3, stride: 2, dilation: 2, padding: [2, 1, 2, 1], ceilMode: true }],
 ];
 
 describe('pooling kernels', () => {
@@ -205,6 +210,8 @@ describe('pooling kernels', () => {
     await expect(maxPool2dWithSwitches(x, { kernel: 2, stride: 0 })).rejects.toThrow(ArgumentError);
     await expect(maxPool2dWithSwitches(x, { kernel: 2, stride: 0 })).rejects.toThrow(/stride must be a positive integer, got 0/);
     await expect(avgPool2d(x, { kernel: 0 })).rejects.toThrow(/kernel must be a positive integer/);
+    await expect(avgPool2d(x, { kernel: 2, dilation: 0 })).rejects.toThrow(/dilation must be a positive integer, got 0/);
+    await expect(maxPool2dWithSwitches(x, { kernel: 2, dilation: 4 })).rejects.toThrow(/the 2-tap kernel dilated by 4 \(5 wide\) is larger than the padded input along height/);
     await expect(avgPool2d(x, { kernel: 2, padding: -1 })).rejects.toThrow(/padding must be non-negative/);
     await expect(avgPool2d(x, { kernel: 2, padding: [1, 2, 3] as unknown as number })).rejects.toThrow(/padding/);
     const flat = x.reshape([6, 4, 5]);
@@ -232,6 +239,16 @@ describe('pooling gradients (finite differences)', () => {
     const shape = [1, 2, 5, 5];
     await gradCheck(gpu, ([x]) => ops.maxPool2d(x!, { kernel: 3, stride: 2, padding: 1, ceilMode: true }), [{ data: distinct(product(shape), 3), shape }]);
     await gradCheck(gpu, ([x]) => ops.maxPool2d(x!, { kernel: 2, stride: 1, padding: [0, 1, 1, 0] }), [{ data: distinct(product(shape), 4), shape }]);
+  });
+
+  it('maxPool2d and avgPool2d with dilation, asymmetric padding and ceil mode', async () => {
+    const gpu = await getGpu();
+    const shape = [1, 2, 6, 7];
+    const params: Pool2dParams = { kernel: [2, 3], stride: [2, 1], dilation: [2, 2], padding: [1, 0, 2, 1], ceilMode: true };
+    await gradCheck(gpu, ([x]) => ops.maxPool2d(x!, params), [{ data: distinct(product(shape), 12), shape }]);
+    for (const countIncludePad of [true, false]) {
+      await gradCheck(gpu, ([x]) => ops.avgPool2d(x!, { ...params, countIncludePad }), [{ data: randomArray(product(shape), 13), shape }]);
+    }
   });
 
   it('avgPool2d: count_include_pad true and false', async () => {
