@@ -4,6 +4,7 @@ import {
   avgPool2dBackward,
   globalAvgPool,
   globalAvgPoolBackward,
+  globalMaxPool,
   maxPool2dWithSwitches,
   maxUnpool2d,
   poolOutputShape,
@@ -21,6 +22,7 @@ import {
   avgPoolBackwardRef,
   avgPoolRef,
   globalAvgPoolRef,
+  globalMaxPoolRef,
   maxPoolRef,
   maxUnpoolRef,
   refOutSize,
@@ -34,7 +36,7 @@ function toRef(p: Pool2dParams): RefPool {
   const pd = p.padding ?? 0;
   const pad: [number, number, number, number] =
     typeof pd === 'number' ? [pd, pd, pd, pd] : pd.length === 2 ? [pd[0], pd[0], pd[1], pd[1]] : pd;
-  return { kernel, stride, pad, ceil: p.ceilMode };
+  return { kernel, stride, pad, ceil: p.ceilMode, dilation: p.dilation === undefined ? undefined : pair(p.dilation) };
 }
 
 /** Values in [0, 1) quantised to `levels` steps: many exact ties. */
@@ -64,6 +66,11 @@ const CASES: [string, number[], Pool2dParams][] = [
   ['k3 s2 TF SAME', [2, 1, 6, 7], { kernel: 3, stride: 2, padding: samePadding([6, 7], 3, 2) }],
   ['k2 s2 p2: all-padding windows', [1, 2, 3, 5], { kernel: 2, stride: 2, padding: 2 }],
   ['k2 s1 p[2,0] ceil, windows in padding', [1, 1, 3, 4], { kernel: 2, stride: 1, padding: [2, 0], ceilMode: true }],
+  // ONNX dilations
+  ['k3 s1 d2 p2', [2, 2, 7, 8], { kernel: 3, stride: 1, dilation: 2, padding: 2 }],
+  ['k[2,3] s2 d[3,2] asymmetric padding, ceil', [1, 2, 9, 10], { kernel: [2, 3], stride: 2, dilation: [3, 2], padding: [1, 2, 0, 1], ceilMode: true }],
+  ['k2 s3 d2 ceil, a window hanging past the padding', [1, 1, 8, 9], { kernel: 2, stride: 3, dilation: 2, padding: [0, 1, 1, 0], ceilMode: true }],
+  ['k3 s2 d2 p[2,2,1,1] ceil (ONNX Runtime probe)', [1, 1, 6, 6], { kernel: 3, stride: 2, dilation: 2, padding: [2, 1, 2, 1], ceilMode: true }],
 ];
 
 describe('pooling kernels', () => {
@@ -203,6 +210,8 @@ describe('pooling kernels', () => {
     await expect(maxPool2dWithSwitches(x, { kernel: 2, stride: 0 })).rejects.toThrow(ArgumentError);
     await expect(maxPool2dWithSwitches(x, { kernel: 2, stride: 0 })).rejects.toThrow(/stride must be a positive integer, got 0/);
     await expect(avgPool2d(x, { kernel: 0 })).rejects.toThrow(/kernel must be a positive integer/);
+    await expect(avgPool2d(x, { kernel: 2, dilation: 0 })).rejects.toThrow(/dilation must be a positive integer, got 0/);
+    await expect(maxPool2dWithSwitches(x, { kernel: 2, dilation: 4 })).rejects.toThrow(/the 2-tap kernel dilated by 4 \(5 wide\) is larger than the padded input along height/);
     await expect(avgPool2d(x, { kernel: 2, padding: -1 })).rejects.toThrow(/padding must be non-negative/);
     await expect(avgPool2d(x, { kernel: 2, padding: [1, 2, 3] as unknown as number })).rejects.toThrow(/padding/);
     const flat = x.reshape([6, 4, 5]);
@@ -230,6 +239,16 @@ describe('pooling gradients (finite differences)', () => {
     const shape = [1, 2, 5, 5];
     await gradCheck(gpu, ([x]) => ops.maxPool2d(x!, { kernel: 3, stride: 2, padding: 1, ceilMode: true }), [{ data: distinct(product(shape), 3), shape }]);
     await gradCheck(gpu, ([x]) => ops.maxPool2d(x!, { kernel: 2, stride: 1, padding: [0, 1, 1, 0] }), [{ data: distinct(product(shape), 4), shape }]);
+  });
+
+  it('maxPool2d and avgPool2d with dilation, asymmetric padding and ceil mode', async () => {
+    const gpu = await getGpu();
+    const shape = [1, 2, 6, 7];
+    const params: Pool2dParams = { kernel: [2, 3], stride: [2, 1], dilation: [2, 2], padding: [1, 0, 2, 1], ceilMode: true };
+    await gradCheck(gpu, ([x]) => ops.maxPool2d(x!, params), [{ data: distinct(product(shape), 12), shape }]);
+    for (const countIncludePad of [true, false]) {
+      await gradCheck(gpu, ([x]) => ops.avgPool2d(x!, { ...params, countIncludePad }), [{ data: randomArray(product(shape), 13), shape }]);
+    }
   });
 
   it('avgPool2d: count_include_pad true and false', async () => {
@@ -280,5 +299,48 @@ describe('pooling gradients (finite differences)', () => {
       tape.dispose();
     });
     expect(gpu.memory().inUse).toBe(before);
+  });
+});
+
+describe('global max pooling', () => {
+  it('values and the first row-major argmax per plane, on tied data, large planes and rank 3 and 5', async () => {
+    const gpu = await getGpu();
+    for (const [shape, levels] of [
+      [[2, 3, 4, 5], 3],
+      [[1, 2, 150, 131], 7],
+      [[2, 3, 10], 2],
+      [[1, 2, 3, 4, 2], 4],
+    ] as [number[], number][]) {
+      const before = gpu.memory().inUse;
+      const data = quantised(product(shape), 9, levels, -5); // heavy ties, all negative
+      const ref = globalMaxPoolRef(data, shape);
+      const x = tensor(gpu, data, shape);
+      const y = await globalMaxPool(x);
+      expect(y.shape).toEqual(shape.slice(0, 2));
+      expectClose(await y.read(), ref.out, 0, 0);
+      // The recorded gradient lands on the first argmax of each plane only.
+      const tape = new Tape(gpu);
+      tape.watch(x);
+      const z = await tape.run(() => ops.globalMaxPool(x));
+      const dy = randomArray(z.size, 10);
+      const seed = tensor(gpu, dy, [...z.shape, 1, 1]);
+      const grads = await tape.backward(z, { seed });
+      const expected = new Float32Array(data.length);
+      ref.arg.forEach((a, pl) => (expected[pl * ref.size + a] = dy[pl]!));
+      expect(Array.from(await grads.of(x).read())).toEqual(Array.from(expected));
+      grads.dispose();
+      tape.dispose();
+      for (const t of [x, y, z, seed]) t.dispose();
+      expect(gpu.memory().inUse).toBe(before);
+    }
+  });
+
+  it('gradient by finite differences, and a clear error for rank < 3', async () => {
+    const gpu = await getGpu();
+    const shape = [2, 2, 3, 3];
+    await gradCheck(gpu, ([x]) => ops.globalMaxPool(x!), [{ data: distinct(product(shape), 11), shape }]);
+    const flat = tensor(gpu, [1, 2, 3, 4], [2, 2]);
+    await expect(globalMaxPool(flat)).rejects.toThrow(/x must be \[N, C, H, W\] \(or \[N, C, spatial…\]\), got \[2, 2\]/);
+    flat.dispose();
   });
 });

@@ -32,6 +32,9 @@ export {
 } from './conv2d.js';
 export * from './elementwise.js';
 export * from './matmul.js';
+export * from './gemm.js';
+export * from './pad.js';
+export * from './piecewise.js';
 export * from './pool.js';
 export {
   sum,

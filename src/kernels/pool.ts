@@ -3,23 +3,29 @@
  * is exactly DeconvNet's "unpooling with switches"), average pooling and its gradient, and global
  * average pooling and its gradient.
  *
- * Output size along an axis (PyTorch's rule, with asymmetric padding allowed for TF 'SAME'):
- *   floor mode: out = floor((in + padBefore + padAfter − k) / s) + 1
- *   ceil mode:  out = ceil((in + padBefore + padAfter − k) / s) + 1, minus one if the last window
- *               would start at or beyond in + padBefore (i.e. entirely past the input).
- * With that rule every window holds at least one real input unless a padding is ≥ the kernel;
- * such all-padding windows give 0 (max: switch −1; avg: 0) and receive no gradient.
+ * Output size along an axis (PyTorch's rule, ONNX's since opset 19 and ONNX Runtime's at every
+ * opset, with asymmetric padding allowed for TF 'SAME' and ONNX pads), for a kernel of k taps
+ * dilated by d, i.e. spanning e = (k − 1)·d + 1 inputs:
+ *   floor mode: out = floor((in + padBefore + padAfter − e) / s) + 1
+ *   ceil mode:  out = ceil((in + padBefore + padAfter − e) / s) + 1, minus one if the last window
+ *               would start at or beyond in + padBefore (i.e. in the right padding).
+ * With that rule every window holds at least one real input unless a padding is ≥ the kernel's
+ * span (or dilation skips every real input); such windows give 0 (max: switch −1; avg: 0) and
+ * receive no gradient.
  */
 import { ArgumentError, ShapeError, formatShape } from '../runtime/errors.js';
 import { Uniforms } from '../runtime/gpu.js';
 import { empty, type Tensor } from '../runtime/tensor.js';
 import { assertFloat, assertRank, linearWorkgroups } from './common.js';
+import { max } from './reduce.js';
 
 export interface Pool2dParams {
   /** Window size, [kh, kw] or one value for both. */
   kernel: number | [number, number];
   /** Step between windows; default = kernel. */
   stride?: number | [number, number];
+  /** Spacing between the taps of a window (ONNX dilations), [vertical, horizontal] or both. Default 1. */
+  dilation?: number | [number, number];
   /** One value, [vertical, horizontal], or [top, bottom, left, right] (asymmetric, for TF 'SAME'). */
   padding?: number | [number, number] | [number, number, number, number];
   /** Round the output size up (PyTorch ceil_mode). Default false. */
@@ -37,6 +43,9 @@ export interface PoolGeometry {
   kw: number;
   sh: number;
   sw: number;
+  /** Dilation (spacing of the taps). */
+  dh: number;
+  dw: number;
   /** Padding top, bottom, left, right. */
   pt: number;
   pb: number;
@@ -56,12 +65,12 @@ function pair(op: string, name: string, v: number | readonly number[] | undefine
   throw new ArgumentError(`${op}: ${name} must be a number or [vertical, horizontal], got ${JSON.stringify(v)}`);
 }
 
-function poolOutputSize(op: string, axis: string, n: number, k: number, s: number, before: number, after: number, ceil: boolean): number {
-  const span = n + before + after - k;
+function poolOutputSize(op: string, axis: string, n: number, k: number, d: number, s: number, before: number, after: number, ceil: boolean): number {
+  const extent = (k - 1) * d + 1;
+  const span = n + before + after - extent;
   if (span < 0) {
-    throw new ShapeError(
-      `${op}: the ${k}-wide kernel is larger than the padded input along ${axis} (${n} + ${before} + ${after} padding = ${n + before + after})`,
-    );
+    const kernel = d === 1 ? `${k}-wide kernel` : `${k}-tap kernel dilated by ${d} (${extent} wide)`;
+    throw new ShapeError(`${op}: the ${kernel} is larger than the padded input along ${axis} (${n} + ${before} + ${after} padding = ${n + before + after})`);
   }
   let out = (ceil ? Math.ceil(span / s) : Math.floor(span / s)) + 1;
   if (ceil && (out - 1) * s >= n + before) out--;
@@ -75,6 +84,7 @@ export function poolGeometry(op: string, inH: number, inW: number, params: Pool2
   }
   const [kh, kw] = pair(op, 'kernel', params.kernel, [0, 0]);
   const [sh, sw] = pair(op, 'stride', params.stride, [kh, kw]);
+  const [dh, dw] = pair(op, 'dilation', params.dilation, [1, 1]);
   let pt: number, pb: number, pl: number, pr: number;
   const pad = params.padding ?? 0;
   if (Array.isArray(pad) && pad.length === 4) [pt, pb, pl, pr] = pad as [number, number, number, number];
@@ -82,16 +92,16 @@ export function poolGeometry(op: string, inH: number, inW: number, params: Pool2
     const [ph, pw] = pair(op, 'padding (or [top, bottom, left, right])', pad, [0, 0]);
     [pt, pb, pl, pr] = [ph, ph, pw, pw];
   }
-  for (const [name, v] of [['kernel', kh], ['kernel', kw], ['stride', sh], ['stride', sw]] as const) {
+  for (const [name, v] of [['kernel', kh], ['kernel', kw], ['stride', sh], ['stride', sw], ['dilation', dh], ['dilation', dw]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new ArgumentError(`${op}: ${name} must be a positive integer, got ${v}`);
   }
   for (const v of [pt, pb, pl, pr]) {
     if (!Number.isInteger(v) || v < 0) throw new ArgumentError(`${op}: padding must be non-negative integers, got ${JSON.stringify(params.padding)}`);
   }
   const ceilMode = params.ceilMode ?? false;
-  const outH = poolOutputSize(op, 'height', inH, kh, sh, pt, pb, ceilMode);
-  const outW = poolOutputSize(op, 'width', inW, kw, sw, pl, pr, ceilMode);
-  return { kh, kw, sh, sw, pt, pb, pl, pr, ceilMode, inH, inW, outH, outW };
+  const outH = poolOutputSize(op, 'height', inH, kh, dh, sh, pt, pb, ceilMode);
+  const outW = poolOutputSize(op, 'width', inW, kw, dw, sw, pl, pr, ceilMode);
+  return { kh, kw, sh, sw, dh, dw, pt, pb, pl, pr, ceilMode, inH, inW, outH, outW };
 }
 
 /** The output shape [N, C, outH, outW] of pooling an input of shape [N, C, H, W] with `params`. */
@@ -105,7 +115,7 @@ export function poolOutputShape(inputShape: readonly number[], params: Pool2dPar
 function poolUniforms(n: number, g: PoolGeometry, countIncludePad = true): Uniforms {
   return new Uniforms()
     .u32(n)
-    .i32(g.inH, g.inW, g.outH, g.outW, g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.pb, g.pr)
+    .i32(g.inH, g.inW, g.outH, g.outW, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, g.pb, g.pr)
     .u32(countIncludePad ? 1 : 0);
 }
 
@@ -253,4 +263,21 @@ export async function globalAvgPoolBackward(dy: Tensor, xShape: readonly number[
     workgroups: linearWorkgroups(gpu, dx.size, 256),
   });
   return dx;
+}
+
+/** The spatial axes 2… of an [N, C, spatial…] tensor (rank ≥ 3), for the global poolings. */
+export function spatialAxes(op: string, x: Tensor): number[] {
+  if (x.rank < 3) throw new ShapeError(`${op}: x must be [N, C, H, W] (or [N, C, spatial…]), got ${formatShape(x.shape)}`);
+  return [...Array(x.rank - 2).keys()].map((i) => i + 2);
+}
+
+/**
+ * Global max pooling: [N, C, H, W] (or any [N, C, spatial…]) → [N, C], the maximum of each plane.
+ * Its gradient (the differentiable op, through `max`'s first argmax) goes to the first maximal
+ * element in row-major order, as max pooling's switches do.
+ */
+export async function globalMaxPool(x: Tensor): Promise<Tensor> {
+  const op = 'globalMaxPool';
+  assertFloat(op, 'x', x);
+  return max(x, spatialAxes(op, x));
 }

@@ -6,11 +6,13 @@ export interface RefPool {
   /** top, bottom, left, right */
   pad: [number, number, number, number];
   ceil?: boolean;
+  /** Spacing of the taps; default [1, 1]. */
+  dilation?: [number, number];
 }
 
-/** PyTorch's pooling_output_shape_pad_lr, for one axis. */
-export function refOutSize(n: number, k: number, s: number, before: number, after: number, ceil = false): number {
-  const num = n + before + after - k + (ceil ? s - 1 : 0);
+/** PyTorch's pooling_output_shape_pad_lr, for one axis (d: dilation). */
+export function refOutSize(n: number, k: number, s: number, before: number, after: number, ceil = false, d = 1): number {
+  const num = n + before + after - (d * (k - 1) + 1) + (ceil ? s - 1 : 0);
   let out = Math.floor(num / s) + 1;
   if (ceil && (out - 1) * s >= n + before) out--;
   return out;
@@ -18,8 +20,9 @@ export function refOutSize(n: number, k: number, s: number, before: number, afte
 
 function geometry(shape: readonly number[], p: RefPool) {
   const [N, C, H, W] = shape as [number, number, number, number];
-  const OH = refOutSize(H, p.kernel[0], p.stride[0], p.pad[0], p.pad[1], p.ceil);
-  const OW = refOutSize(W, p.kernel[1], p.stride[1], p.pad[2], p.pad[3], p.ceil);
+  const [dh, dw] = p.dilation ?? [1, 1];
+  const OH = refOutSize(H, p.kernel[0], p.stride[0], p.pad[0], p.pad[1], p.ceil, dh);
+  const OW = refOutSize(W, p.kernel[1], p.stride[1], p.pad[2], p.pad[3], p.ceil, dw);
   return { N, C, H, W, OH, OW };
 }
 
@@ -35,8 +38,8 @@ export function maxPoolRef(x: ArrayLike<number>, shape: readonly number[], p: Re
         let arg = -1;
         for (let ky = 0; ky < p.kernel[0]; ky++) {
           for (let kx = 0; kx < p.kernel[1]; kx++) {
-            const iy = oy * p.stride[0] - p.pad[0] + ky;
-            const ix = ox * p.stride[1] - p.pad[2] + kx;
+            const iy = oy * p.stride[0] - p.pad[0] + ky * dil(p)[0];
+            const ix = ox * p.stride[1] - p.pad[2] + kx * dil(p)[1];
             if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
             const v = x[pl * H * W + iy * W + ix]!;
             if (v > best) {
@@ -66,18 +69,21 @@ export function maxUnpoolRef(dy: ArrayLike<number>, switches: ArrayLike<number>,
   return Float32Array.from(dx);
 }
 
+const dil = (p: RefPool): [number, number] => p.dilation ?? [1, 1];
+
+/** Taps of the window counted by the divisor: inside the padded input, or on real inputs only. */
 function divisor(oy: number, ox: number, H: number, W: number, p: RefPool, countIncludePad: boolean): number {
-  let y0 = oy * p.stride[0] - p.pad[0];
-  let x0 = ox * p.stride[1] - p.pad[2];
-  let y1 = Math.min(y0 + p.kernel[0], H + p.pad[1]);
-  let x1 = Math.min(x0 + p.kernel[1], W + p.pad[3]);
-  const full = (y1 - y0) * (x1 - x0);
-  y0 = Math.max(y0, 0);
-  x0 = Math.max(x0, 0);
-  y1 = Math.min(y1, H);
-  x1 = Math.min(x1, W);
-  const real = Math.max(y1 - y0, 0) * Math.max(x1 - x0, 0);
-  return countIncludePad ? full : real;
+  let count = 0;
+  for (let ky = 0; ky < p.kernel[0]; ky++) {
+    for (let kx = 0; kx < p.kernel[1]; kx++) {
+      const iy = oy * p.stride[0] - p.pad[0] + ky * dil(p)[0];
+      const ix = ox * p.stride[1] - p.pad[2] + kx * dil(p)[1];
+      const inPadded = iy >= -p.pad[0] && iy < H + p.pad[1] && ix >= -p.pad[2] && ix < W + p.pad[3];
+      const inReal = iy >= 0 && iy < H && ix >= 0 && ix < W;
+      if (countIncludePad ? inPadded : inReal) count++;
+    }
+  }
+  return count;
 }
 
 export function avgPoolRef(x: ArrayLike<number>, shape: readonly number[], p: RefPool, countIncludePad = true) {
@@ -89,8 +95,8 @@ export function avgPoolRef(x: ArrayLike<number>, shape: readonly number[], p: Re
         let s = 0;
         for (let ky = 0; ky < p.kernel[0]; ky++) {
           for (let kx = 0; kx < p.kernel[1]; kx++) {
-            const iy = oy * p.stride[0] - p.pad[0] + ky;
-            const ix = ox * p.stride[1] - p.pad[2] + kx;
+            const iy = oy * p.stride[0] - p.pad[0] + ky * dil(p)[0];
+            const ix = ox * p.stride[1] - p.pad[2] + kx * dil(p)[1];
             if (iy >= 0 && iy < H && ix >= 0 && ix < W) s += x[pl * H * W + iy * W + ix]!;
           }
         }
@@ -114,8 +120,8 @@ export function avgPoolBackwardRef(dy: ArrayLike<number>, inShape: readonly numb
         const g = dy[(pl * OH + oy) * OW + ox]! / d;
         for (let ky = 0; ky < p.kernel[0]; ky++) {
           for (let kx = 0; kx < p.kernel[1]; kx++) {
-            const iy = oy * p.stride[0] - p.pad[0] + ky;
-            const ix = ox * p.stride[1] - p.pad[2] + kx;
+            const iy = oy * p.stride[0] - p.pad[0] + ky * dil(p)[0];
+            const ix = ox * p.stride[1] - p.pad[2] + kx * dil(p)[1];
             if (iy >= 0 && iy < H && ix >= 0 && ix < W) dx[pl * H * W + iy * W + ix] += g;
           }
         }
@@ -134,4 +140,24 @@ export function globalAvgPoolRef(x: ArrayLike<number>, shape: readonly number[])
     out[pl] = s / (H * W);
   }
   return out;
+}
+
+/** Global max pooling with the first (row-major) argmax of each plane; rank ≥ 3 [N, C, spatial…]. */
+export function globalMaxPoolRef(x: ArrayLike<number>, shape: readonly number[]) {
+  const planes = shape[0]! * shape[1]!;
+  const size = x.length / planes;
+  const out = new Float32Array(planes);
+  const arg = new Int32Array(planes);
+  for (let pl = 0; pl < planes; pl++) {
+    let best = -Infinity;
+    for (let j = 0; j < size; j++) {
+      const v = x[pl * size + j]!;
+      if (v > best) {
+        best = v;
+        arg[pl] = j;
+      }
+    }
+    out[pl] = best;
+  }
+  return { out, arg, size };
 }

@@ -10,11 +10,13 @@ import {
   globalAvgPool as globalAvgPoolKernel,
   globalAvgPoolBackward,
   maxPool2dWithSwitches,
+  spatialAxes,
   maxUnpool2d,
   type AvgPool2dParams,
   type Pool2dParams,
 } from '../../kernels/pool.js';
 import { defineOp } from '../tape.js';
+import { max } from './reduce.js';
 
 /** Runs f on dy viewed with the op's output shape (a backward seed need only match in size). */
 async function asShape<T>(dy: Tensor, shape: readonly number[], f: (g: Tensor) => Promise<T>): Promise<T> {
@@ -65,4 +67,13 @@ export async function globalAvgPool(x: Tensor): Promise<Tensor> {
   const y = await globalAvgPoolKernel(x);
   globalAvgPoolDef.record([x], y, { inputShape: x.shape });
   return y;
+}
+
+/**
+ * Global max pooling [N, C, H, W] (or [N, C, spatial…]) → [N, C], recorded as the reduction 'max'
+ * over the spatial axes: the gradient of each plane goes to its first maximal element in row-major
+ * order (the switch a max pooling would record; DeconvNet's unpooling needs no other rule).
+ */
+export async function globalMaxPool(x: Tensor): Promise<Tensor> {
+  return max(x, spatialAxes('globalMaxPool', x));
 }
