@@ -16,3 +16,4 @@ export {
   type ImageToTensorOptions,
   type TileOptions,
 } from './saliency/image.js';
+export { encodeNpy, decodeNpy, writeNpy, type NpyArray } from './runtime/npy.js';

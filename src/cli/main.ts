@@ -7,6 +7,7 @@ import { evaluateCommand, trainCommand } from './train.js';
 import { METHODS, explainCommand, featuresCommand, sampleCommand } from './explain.js';
 import { decimal } from './parse.js';
 import { detectCommand, driseCommand, sceneCommand } from './detect.js';
+import { registerBatchCommands } from './batch/command.js';
 
 const program = new Command();
 program
@@ -159,6 +160,8 @@ program
   .action(async (opts) => {
     await driseCommand(opts);
   });
+
+registerBatchCommands(program);
 
 async function main(): Promise<number> {
   try {

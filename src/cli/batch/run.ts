@@ -1,0 +1,612 @@
+/**
+ * `saliency batch`: explain every image of a folder, glob or manifest with one or more methods,
+ * writing each raw map as .npy (or .safetensors), optionally a PNG overlay, and one line per image
+ * in results.jsonl. Resumable (a run killed at any moment and started again finishes the job, with
+ * nothing missing, truncated or twice) and shardable (`--shard i/N`, `--shard auto` in a
+ * Kubernetes Indexed Job). See docs/batch.md.
+ *
+ * How the work flows: worker threads decode the images of the next batches while the main thread
+ * runs the current batch on the GPU; the maps go back to the workers to be written (each file to an
+ * exclusive temporary name, then renamed), and only when all of an image's files exist is its line
+ * appended to the results file.
+ */
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import cliProgress from 'cli-progress';
+import { noGrad } from '../../autodiff/tape.js';
+import { BUNDLED_MODELS, bundledWeightsUrl } from '../../nets/zoo.js';
+import { ArgumentError, GpuError, SaliencyError } from '../../runtime/errors.js';
+import { writeFileAtomic } from '../../runtime/files.js';
+import { initGpu, type Gpu } from '../../runtime/gpu.js';
+import { tensor, type Tensor } from '../../runtime/tensor.js';
+import * as saliency from '../../saliency/index.js';
+import { defaultCamLayer, spatialLayer } from '../../saliency/core.js';
+import { METHODS, type MethodName } from '../explain.js';
+import { outputDirectory } from '../output.js';
+import { loadModelArgument, type LoadedModel } from '../train.js';
+import { listInputs, outputStem, sha256, shardOf, parseTarget, compareStrings, type InputItem } from './inputs.js';
+import { WorkerPool, type OutputFile, type TaskResult } from './pool.js';
+import { RunLock, ResultsWriter, compactResults, methodEntry, readResults, type ClassScore, type MethodEntry, type ResultRecord } from './results.js';
+import { parseShard, type Shard } from './shard.js';
+
+export interface BatchOptions {
+  model: string;
+  input: string;
+  method: string;
+  out: string;
+  /** Default target of every image: a class index, a class name, or 'top'. */
+  target: string;
+  layer?: string;
+  format: string;
+  png?: boolean;
+  size: number;
+  /** Images per GPU batch, or 'auto'. */
+  batchSize: number | 'auto';
+  topK: number;
+  shard?: string;
+  workers?: number;
+  samples: number;
+  noiseLevel: number;
+  seed: number;
+  /** Image files larger than this many MiB are refused before they are read. */
+  maxFileSize: number;
+  json?: boolean;
+}
+
+/** What `batch --json` prints, and what `runBatch` returns. */
+export interface BatchSummary {
+  /** Images explained by this run. */
+  done: number;
+  /** Images whose results were already there (same id and settings). */
+  skipped: number;
+  /** Images that failed in this run (each has a line with its error). */
+  failed: number;
+  total: number;
+  shard: Shard | null;
+  batchSize: number;
+  workers: number;
+  methods: string[];
+  results: string;
+  seconds: number;
+  /** Images explained or failed per second of this run (skipped ones not counted). */
+  imagesPerSecond: number;
+  /** Summed time of the workers decoding, and how long the GPU loop waited for them. */
+  decodeSeconds: number;
+  decodeWaitSeconds: number;
+  /** Wall time of the GPU work: forward passes, methods and reading maps back. */
+  gpuSeconds: number;
+  /** Summed time of the workers writing files, and how long the loop waited for them. */
+  writeSeconds: number;
+  writeWaitSeconds: number;
+  /** GPU tensors and pool buffers in use after the model was loaded, and at the end. */
+  memory: { tensorsStart: number; tensorsEnd: number; buffersStart: number; buffersEnd: number };
+}
+
+const FORMATS = ['npy', 'safetensors'] as const;
+type Format = (typeof FORMATS)[number];
+
+/** Format version of results lines and settings hashes: a change makes every image be done again. */
+const RESULTS_VERSION = 1;
+
+function parseMethods(method: string): MethodName[] {
+  if (method === 'all') return [...METHODS];
+  const list = [...new Set(method.split(',').map((m) => m.trim()).filter(Boolean))];
+  if (list.length === 0) throw new ArgumentError(`--method: name at least one of ${METHODS.join(', ')}`);
+  for (const m of list) {
+    if (!(METHODS as readonly string[]).includes(m)) throw new ArgumentError(`unknown method '${m}'; methods: ${METHODS.join(', ')}, or all`);
+  }
+  return list as MethodName[];
+}
+
+/**
+ * The method dispatch of `batch` (the one place that maps a method name to a library call): the
+ * raw map of every image of `x` for its class in `targets`.
+ */
+async function computeMap(method: MethodName, model: LoadedModel, x: Tensor, targets: number[], o: BatchOptions): Promise<Tensor> {
+  switch (method) {
+    case 'smoothGrad':
+      return saliency.smoothGrad(model, x, { target: targets, samples: o.samples, noiseLevel: o.noiseLevel, seed: o.seed });
+    case 'cam':
+      return saliency.cam(model, x, { target: targets });
+    case 'gradCam':
+    case 'guidedGradCam':
+      return saliency[method](model, x, { target: targets, layer: o.layer });
+    default:
+      return saliency[method](model, x, { target: targets });
+  }
+}
+
+/** The options of a method that decide its map (part of its settings hash). */
+function methodOptions(method: MethodName, model: LoadedModel, o: BatchOptions): Record<string, unknown> {
+  switch (method) {
+    case 'smoothGrad':
+      return { samples: o.samples, noiseLevel: o.noiseLevel, seed: o.seed };
+    case 'gradCam':
+    case 'guidedGradCam':
+      return { layer: o.layer ?? defaultCamLayer(method, model) };
+    default:
+      return {};
+  }
+}
+
+/** Upper bound of the automatic batch size: larger batches gain little and make progress coarse. */
+const AUTO_BATCH_MAX = 64;
+/** GPU memory the automatic batch size plans for. */
+const AUTO_BATCH_BUDGET = 512 * 1024 * 1024;
+
+/**
+ * The automatic batch size (the one place that chooses it): as many images as fit a memory budget,
+ * counting for each image every layer's activation three times over (the forward value the tape
+ * keeps, its gradient, and a temporary), and SmoothGrad's 16 noisy copies at once; at most
+ * AUTO_BATCH_MAX, and never so many that one layer's activations exceed the largest buffer the
+ * device can bind. It depends on the model, the methods and the device only, never on timing, so
+ * the same command always makes the same batches (a resumed run recomputes exactly the same maps).
+ */
+export function autoBatchSize(gpu: Gpu, model: LoadedModel, methods: readonly MethodName[]): number {
+  const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+  const layerFloats = model.layers.map((l) => size(l.outputShape));
+  const perImage = 4 * (size(model.inputShape) + layerFloats.reduce((a, b) => a + b, 0)) * 3 * (methods.includes('smoothGrad') ? 16 : 1);
+  const largest = 4 * Math.max(size(model.inputShape), ...layerFloats) * (methods.includes('smoothGrad') ? 16 : 1);
+  const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+  const n = Math.min(AUTO_BATCH_MAX, Math.floor(AUTO_BATCH_BUDGET / perImage), Math.floor(limit / largest));
+  return Math.max(1, n);
+}
+
+/** A hash of the model's files: a retrained model makes every image be done again. */
+function modelFingerprint(name: string): string {
+  if (BUNDLED_MODELS[name]) return sha256(`bundled:${name}:${sha256(readFileSync(fileURLToPath(bundledWeightsUrl(name))))}`);
+  const parts = [`file:${sha256(readFileSync(name))}`];
+  if (name.endsWith('.json')) {
+    // A TF.js model's weight shards sit beside model.json: their names, sizes and times count.
+    const dir = dirname(name);
+    for (const f of readdirSync(dir).sort(compareStrings)) {
+      const st = statSync(join(dir, f));
+      if (st.isFile() && f !== basename(name)) parts.push(`${f}:${st.size}:${st.mtimeMs}`);
+    }
+  }
+  return sha256(parts.join('\n'));
+}
+
+function softmax(v: Float32Array): number[] {
+  let m = -Infinity;
+  for (const z of v) m = Math.max(m, z);
+  const e = Array.from(v, (z) => Math.exp(z - m));
+  const s = e.reduce((a, b) => a + b, 0);
+  return e.map((z) => z / s);
+}
+
+const round = (v: number, digits: number) => Number(v.toPrecision(digits));
+
+/** Everything the run knows about one image of its shard. */
+interface Job {
+  item: InputItem;
+  /** The class to explain: an index, or 'top'. */
+  target: number | 'top';
+  /** Hash of the image's settings. */
+  imageKey: string;
+  /** The methods still to do, and the entries of those already done (kept from the results file). */
+  todo: MethodName[];
+  kept: Map<MethodName, MethodEntry>;
+  stem: string;
+}
+
+/** The files a method writes for an image, relative to the output folder. */
+function methodFiles(stem: string, method: MethodName, format: Format, png: boolean): string[] {
+  const base = `maps/${stem}.${method}`;
+  return png ? [`${base}.${format}`, `${base}.png`] : [`${base}.${format}`];
+}
+
+/** Runs `saliency batch`. Human output goes to stdout, or to stderr with --json (stdout then holds the summary). */
+export async function batchCommand(o: BatchOptions): Promise<void> {
+  const summary = await runBatch(o);
+  if (o.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+}
+
+export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
+  const say = (line: string) => (o.json ? process.stderr : process.stdout).write(`${line}\n`);
+  const methods = parseMethods(o.method);
+  if (!(FORMATS as readonly string[]).includes(o.format)) throw new ArgumentError(`--format must be ${FORMATS.join(' or ')}, got '${o.format}'`);
+  const format = o.format as Format;
+  const shard = parseShard(o.shard, process.env);
+  const defaultTarget = parseTarget(o.target);
+  const outDir = outputDirectory('--out', o.out);
+  const list = listInputs(o.input);
+  if (list.ignored.length) say(`manifest: ignoring the column${list.ignored.length > 1 ? 's' : ''} ${list.ignored.join(', ')}`);
+  const items = shard ? list.items.filter((it) => shardOf(it.id, shard.count) === shard.index) : list.items;
+  const suffix = shard ? `-${shard.index}` : '';
+  const resultsFile = join(outDir, `results${suffix}.jsonl`);
+  const runFile = join(outDir, `run${suffix}.json`);
+  const workers = o.workers ?? Math.max(1, Math.min(4, availableParallelism() - 1));
+
+  const gpu = await initGpu();
+  const lock = new RunLock(`${resultsFile}.lock`);
+  let pool: WorkerPool | null = null;
+  try {
+    const model = await loadModelArgument(gpu, o.model);
+    if (model.outputShape.length !== 1) {
+      throw new ArgumentError(`'${o.model}' is not a classifier (its output per image is [${model.outputShape.join(', ')}]); batch explains classifiers`);
+    }
+    const [channels, height, width] = model.inputShape as [number, number, number];
+    if (channels !== 1 && channels !== 3) throw new ArgumentError(`model '${model.name}' takes ${channels} input channels; images give 1 or 3`);
+    if (methods.includes('cam')) {
+      try {
+        saliency.camFeatureLayer(model);
+      } catch (e) {
+        if (o.method !== 'all' || !(e instanceof ArgumentError)) throw e;
+        say(`cam: skipped (${e.message})`);
+        methods.splice(methods.indexOf('cam'), 1);
+      }
+    }
+    if (o.layer !== undefined) {
+      const camMethod = methods.find((m) => m === 'gradCam' || m === 'guidedGradCam');
+      if (camMethod) spatialLayer(camMethod, model, o.layer);
+      else model.layer(o.layer);
+    }
+    const classCount = model.outputShape[0]!;
+    const classNames = model.classNames ?? [];
+    const byName = new Map(classNames.map((n, i) => [n, i] as const));
+    const resolveTarget = (t: number | string): number | 'top' => {
+      if (t === 'top') return 'top';
+      const c = typeof t === 'number' ? t : byName.get(t);
+      if (c === undefined) throw new ArgumentError(`unknown class '${t}'${classNames.length ? `; classes: ${classNames.join(', ')}` : ' (the model has no class names; give an index)'}`);
+      if (c >= classCount) throw new ArgumentError(`class ${c} is out of range; the model has ${classCount} classes (0..${classCount - 1})`);
+      return c;
+    };
+    const fallback = resolveTarget(defaultTarget);
+    const badTargets: string[] = [];
+    const targets = items.map((it) => {
+      try {
+        return it.target === undefined ? fallback : resolveTarget(it.target);
+      } catch (e) {
+        badTargets.push(`'${it.id}': ${(e as Error).message}`);
+        return fallback;
+      }
+    });
+    if (badTargets.length) throw new ArgumentError(`--input: ${badTargets.length} bad target${badTargets.length > 1 ? 's' : ''}: ${badTargets.slice(0, 5).join('; ')}${badTargets.length > 5 ? '; …' : ''}`);
+
+    // What decides an image's line and each method's files (the resume rule): see docs/batch.md.
+    const model_ = modelFingerprint(o.model);
+    const methodSettings = new Map(methods.map((m) => [m, JSON.stringify({ method: m, options: methodOptions(m, model, o), format, png: o.png ? o.size : false })]));
+    lock.acquire();
+    const previous = readResults(resultsFile);
+    const jobs: Job[] = items.map((item, i) => {
+      const target = targets[i]!;
+      const imageKey = sha256(JSON.stringify({ v: RESULTS_VERSION, model: model_, path: item.path, crop: item.crop ?? null, target, topK: o.topK })).slice(0, 16);
+      const stem = outputStem(item.id);
+      const kept = new Map<MethodName, MethodEntry>();
+      const todo: MethodName[] = [];
+      const rec = previous.records.get(item.id);
+      for (const m of methods) {
+        const entry = rec && rec.settings === imageKey ? methodEntry(rec, m) : null;
+        const key = sha256(`${imageKey}\n${methodSettings.get(m)}`).slice(0, 16);
+        if (rec?.status === 'ok' && entry && entry.settings === key && entry.files.every((f) => existsSync(join(outDir, f)))) kept.set(m, entry);
+        else todo.push(m);
+      }
+      return { item, target, imageKey, todo, kept, stem };
+    });
+    const methodKey = (job: Job, m: MethodName) => sha256(`${job.imageKey}\n${methodSettings.get(m)}`).slice(0, 16);
+    const doneIds = new Set(jobs.filter((j) => j.todo.length === 0).map((j) => j.item.id));
+    const dropped = compactResults(resultsFile, previous, (id) => doneIds.has(id));
+    const stale = [...previous.records.keys()].filter((id) => !doneIds.has(id) && !jobs.some((j) => j.item.id === id)).length;
+    if (stale > 0) say(`${basename(resultsFile)}: dropped the lines of ${stale} image${stale > 1 ? 's' : ''} not in this ${shard ? 'shard of the ' : ''}input`);
+    if (previous.torn) say(`${basename(resultsFile)}: its last line was cut short by an interrupted run; that image is done again`);
+    void dropped;
+
+    // The run file: what batch-merge checks the shards against.
+    writeFileAtomic(
+      runFile,
+      `${JSON.stringify({
+        version: RESULTS_VERSION,
+        input: o.input,
+        inputCount: list.items.length,
+        inputHash: sha256(list.items.map((it) => it.id).join('\n')),
+        shard,
+        model: o.model,
+        modelHash: model_,
+        methods,
+        settings: Object.fromEntries(methodSettings),
+        ids: items.map((it) => it.id),
+        indexes: items.map((it) => it.index),
+      })}\n`,
+    );
+    removePartials(outDir, jobs, format, o.png === true);
+
+    const batchSize = o.batchSize === 'auto' ? autoBatchSize(gpu, model, methods) : o.batchSize;
+    const skipped = doneIds.size;
+    const total = jobs.length;
+    say(
+      `${o.model}: ${methods.join(', ')} on ${total} image${total === 1 ? '' : 's'}${shard ? ` (shard ${shard.index} of ${shard.count}, of ${list.items.length})` : ''}; ` +
+        `${skipped} already done; batches of ${batchSize}; ${workers} worker thread${workers > 1 ? 's' : ''} → ${outDir}`,
+    );
+
+    const memStart = gpu.memory();
+    const stats = { done: 0, failed: 0, decodeMs: 0, decodeWaitMs: 0, gpuMs: 0, writeMs: 0, writeWaitMs: 0 };
+    const t0 = performance.now();
+    const progress = new Progress(total, skipped, o.json === true);
+    pool = new WorkerPool(workers);
+    const writer = new ResultsWriter(resultsFile);
+    try {
+      // Fixed batches of the shard's list: a resumed run makes the same batches, so its maps are
+      // the same, bit for bit, as those of a run that was never stopped.
+      const groups: Job[][] = [];
+      for (let i = 0; i < jobs.length; i += batchSize) {
+        const g = jobs.slice(i, i + batchSize);
+        if (g.some((j) => j.todo.length > 0)) groups.push(g);
+      }
+      const maxBytes = Math.round(o.maxFileSize * 1024 * 1024);
+      const decode = (g: Job[]) =>
+        Promise.all(g.map((j) => pool!.run({ kind: 'decode', file: j.item.file, crop: j.item.crop, channels: channels as 1 | 3, width, height, maxBytes })));
+      const lookahead = Math.max(2, Math.ceil((2 * workers) / batchSize));
+      const decoding: Promise<TaskResult[]>[] = groups.slice(0, lookahead).map(decode);
+      let appending: Promise<void> = Promise.resolve();
+      for (let gi = 0; gi < groups.length; gi++) {
+        const group = groups[gi]!;
+        const w0 = performance.now();
+        const decoded = await decoding[gi]!;
+        stats.decodeWaitMs += performance.now() - w0;
+        if (gi + lookahead < groups.length) decoding.push(decode(groups[gi + lookahead]!));
+        decoding[gi] = null as unknown as Promise<TaskResult[]>; // free the decoded data
+        for (const r of decoded) stats.decodeMs += r.ms;
+
+        const records = new Map<Job, ResultRecord>();
+        const writes: Promise<void>[] = [];
+        const fail = (j: Job, error: string) => j.todo.length > 0 && records.set(j, { id: j.item.id, path: j.item.path, status: 'failed', settings: j.imageKey, error });
+        const ok: { job: Job; data: Float32Array }[] = [];
+        group.forEach((j, k) => {
+          const r = decoded[k]!;
+          if (!r.ok) fail(j, r.error);
+          else if ('data' in r) ok.push({ job: j, data: r.data });
+        });
+        const g0 = performance.now();
+        let maps: GroupResult[];
+        try {
+          maps = await explainGroup(gpu, model, ok, methods, o, classCount, classNames);
+        } catch (e) {
+          // A failure of the whole batch (out of memory, say): each image alone, to find the culprit.
+          maps = [];
+          for (const one of ok) {
+            try {
+              if (ok.length === 1) throw e;
+              maps.push(...(await explainGroup(gpu, model, [one], methods, o, classCount, classNames)));
+            } catch (e1) {
+              if (!(e1 instanceof SaliencyError) || fatalGpuError(e1)) throw e1;
+              maps.push({ job: one.job, error: e1.message });
+            }
+          }
+        }
+        stats.gpuMs += performance.now() - g0;
+
+        for (const res of maps) {
+          const j = res.job;
+          if (j.todo.length === 0) continue; // in the batch only to keep the batches fixed
+          if ('error' in res) {
+            fail(j, res.error);
+            continue;
+          }
+          const entries: Record<string, MethodEntry> = {};
+          const outputs: OutputFile[] = [];
+          for (const m of methods) {
+            const kept = j.kept.get(m);
+            if (kept) {
+              entries[m] = kept;
+              continue;
+            }
+            const map = res.maps.get(m)!;
+            const files = methodFiles(j.stem, m, format, o.png === true);
+            const path = join(outDir, files[0]!);
+            outputs.push(format === 'npy' ? { kind: 'npy', path, data: map.data, shape: map.shape } : { kind: 'safetensors', path, name: m, data: map.data, shape: map.shape, metadata: { id: j.item.id, method: m } });
+            if (o.png) {
+              outputs.push({ kind: 'png', path: join(outDir, files[1]!), data: map.data, shape: map.shape, input: res.input, channels, width, height, size: o.size, mapKind: m === 'cam' || m === 'gradCam' ? 'cam' : 'attribution' });
+            }
+            entries[m] = { files, ms: round(map.ms, 4), settings: methodKey(j, m) };
+          }
+          records.set(j, { id: j.item.id, path: j.item.path, status: 'ok', settings: j.imageKey, target: res.target, predicted: res.top[0]!, top: res.top, methods: entries, batch: ok.length });
+          writes.push(
+            pool.run({ kind: 'write', outputs }).then((r) => {
+              stats.writeMs += r.ms;
+              if (!r.ok) throw new ArgumentError(r.error);
+            }),
+          );
+        }
+        // Lines go out in input order, each after its files exist; at most one batch's writes wait.
+        const w1 = performance.now();
+        await appending;
+        stats.writeWaitMs += performance.now() - w1;
+        const ordered = group.filter((j) => records.has(j)).map((j) => records.get(j)!);
+        appending = Promise.all(writes).then(() => {
+          for (const r of ordered) {
+            writer.append(r);
+            if (r.status === 'ok') stats.done++;
+            else stats.failed++;
+            progress.tick(r);
+          }
+        });
+        appending.catch(() => undefined); // awaited at the next batch or at the end
+      }
+      const w2 = performance.now();
+      await appending;
+      stats.writeWaitMs += performance.now() - w2;
+    } finally {
+      progress.stop();
+      writer.close();
+    }
+    const memEnd = gpu.memory();
+    const seconds = (performance.now() - t0) / 1000;
+    const summary: BatchSummary = {
+      done: stats.done,
+      skipped,
+      failed: stats.failed,
+      total,
+      shard,
+      batchSize,
+      workers,
+      methods,
+      results: resultsFile,
+      seconds: round(seconds, 4),
+      imagesPerSecond: round((stats.done + stats.failed) / Math.max(seconds, 1e-9), 4),
+      decodeSeconds: round(stats.decodeMs / 1000, 4),
+      decodeWaitSeconds: round(stats.decodeWaitMs / 1000, 4),
+      gpuSeconds: round(stats.gpuMs / 1000, 4),
+      writeSeconds: round(stats.writeMs / 1000, 4),
+      writeWaitSeconds: round(stats.writeWaitMs / 1000, 4),
+      memory: { tensorsStart: memStart.tensors, tensorsEnd: memEnd.tensors, buffersStart: memStart.inUse, buffersEnd: memEnd.inUse },
+    };
+    say(
+      `done ${stats.done}, skipped ${skipped}, failed ${stats.failed} in ${seconds.toFixed(1)} s (${summary.imagesPerSecond.toFixed(1)} images/s; ` +
+        `GPU ${summary.gpuSeconds.toFixed(1)} s, decoding ${summary.decodeSeconds.toFixed(1)} s on the workers) → ${resultsFile}`,
+    );
+    if (stats.failed > 0) say(`the failed images and their errors: grep '"status":"failed"' ${resultsFile}`);
+    model.dispose();
+    return summary;
+  } finally {
+    await pool?.close();
+    lock.release();
+    gpu.destroy();
+  }
+}
+
+type GroupResult =
+  | { job: Job; error: string }
+  | { job: Job; target: number; top: ClassScore[]; input: Float32Array; maps: Map<MethodName, { data: Float32Array; shape: number[]; ms: number }> };
+
+/** Errors after which no image can succeed: the run stops instead of failing every image. */
+function fatalGpuError(e: SaliencyError): boolean {
+  return e instanceof GpuError && /device was lost|was destroyed/.test(e.message);
+}
+
+/**
+ * One GPU batch: the forward pass (predictions and top-k), then each method still to do for some
+ * image of the batch, on the whole batch. Maps with non-finite values fail their image.
+ */
+async function explainGroup(
+  gpu: Gpu,
+  model: LoadedModel,
+  ok: { job: Job; data: Float32Array }[],
+  methods: readonly MethodName[],
+  o: BatchOptions,
+  classCount: number,
+  classNames: readonly string[],
+): Promise<GroupResult[]> {
+  if (ok.length === 0) return [];
+  const n = ok.length;
+  const pixels = ok[0]!.data.length;
+  const batch = new Float32Array(n * pixels);
+  ok.forEach((one, i) => batch.set(one.data, i * pixels));
+  const x = tensor(gpu, batch, [n, ...model.inputShape]);
+  try {
+    const out = await noGrad(gpu, () => model.forward(x, { logits: true }));
+    const logits = await out.read();
+    out.dispose();
+    const named = (c: number, p: number): ClassScore => (classNames[c] !== undefined ? { class: c, name: classNames[c], probability: round(p, 6) } : { class: c, probability: round(p, 6) });
+    const results = ok.map((one, i) => {
+      const z = logits.subarray(i * classCount, (i + 1) * classCount);
+      // One output (a sigmoid head): its probability is σ(logit).
+      const probs = classCount === 1 ? [1 / (1 + Math.exp(-z[0]!))] : softmax(z);
+      const order = probs.map((p, c) => [p, c] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+      const top = order.slice(0, Math.min(o.topK, classCount)).map(([p, c]) => named(c, p));
+      const target = one.job.target === 'top' ? order[0]![1] : one.job.target;
+      return { job: one.job, target, top, input: one.data, maps: new Map<MethodName, { data: Float32Array; shape: number[]; ms: number }>(), error: null as string | null };
+    });
+    const needed = methods.filter((m) => ok.some((one) => one.job.todo.includes(m)));
+    for (const m of needed) {
+      const t0 = performance.now();
+      const raw = await computeMap(m, model, x, results.map((r) => r.target), o);
+      let data: Float32Array;
+      try {
+        data = await raw.read();
+      } finally {
+        raw.dispose();
+      }
+      const ms = (performance.now() - t0) / n;
+      const shape = raw.shape.slice(1);
+      const per = data.length / n;
+      results.forEach((r, i) => {
+        const map = data.slice(i * per, (i + 1) * per);
+        let bad = 0;
+        for (const v of map) if (!Number.isFinite(v)) bad++;
+        if (bad > 0 && r.error === null) r.error = `${m}: the map has ${bad} non-finite value${bad > 1 ? 's' : ''} (of ${per})`;
+        r.maps.set(m, { data: map, shape, ms });
+      });
+    }
+    return results.map((r) => (r.error !== null ? { job: r.job, error: r.error } : { job: r.job, target: r.target, top: r.top, input: r.input, maps: r.maps }));
+  } finally {
+    x.dispose();
+  }
+}
+
+/**
+ * Removes the temporary files (`.<name>.<random>.partial`) a killed run left beside this shard's
+ * outputs. Only names of this shard's own outputs: another shard may be writing in the same folder.
+ */
+function removePartials(outDir: string, jobs: Job[], format: Format, png: boolean): void {
+  const ours = new Set<string>();
+  const dirs = new Set<string>();
+  for (const j of jobs) {
+    for (const m of METHODS) {
+      for (const f of methodFiles(j.stem, m, format, png)) {
+        ours.add(join(outDir, f));
+        dirs.add(dirname(join(outDir, f)));
+      }
+    }
+  }
+  for (const dir of dirs) {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const m = /^\.(.+)\.[0-9a-f]{12}\.partial$/.exec(name);
+      if (m && ours.has(join(dir, m[1]!))) rmSync(join(dir, name), { force: true });
+    }
+  }
+}
+
+/** The progress bar on a terminal (images/s and ETA), or a line every 10 s in a log. */
+class Progress {
+  private readonly bar: cliProgress.SingleBar | null;
+  private readonly start = performance.now();
+  private count = 0;
+  private failed = 0;
+  private lastLog = performance.now();
+  constructor(
+    private readonly total: number,
+    private readonly skipped: number,
+    json: boolean,
+  ) {
+    const stream = json ? process.stderr : process.stdout;
+    this.bar = stream.isTTY
+      ? new cliProgress.SingleBar(
+          { format: '  [{bar}] {value}/{total} images | {rate} images/s | ETA {etaText} | {failed} failed', stream, hideCursor: true, etaBuffer: 50 },
+          cliProgress.Presets.shades_classic,
+        )
+      : null;
+    this.bar?.start(total, skipped, { rate: '–', etaText: '–', failed: 0 });
+  }
+  private rate(): number {
+    return this.count / Math.max((performance.now() - this.start) / 1000, 1e-9);
+  }
+  private eta(): string {
+    const r = this.rate();
+    const left = this.total - this.skipped - this.count;
+    if (!(r > 0)) return '–';
+    const s = Math.round(left / r);
+    return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
+  }
+  tick(r: ResultRecord): void {
+    this.count++;
+    if (r.status === 'failed') this.failed++;
+    if (this.bar) {
+      this.bar.update(this.skipped + this.count, { rate: this.rate().toFixed(1), etaText: this.eta(), failed: this.failed });
+    } else if (performance.now() - this.lastLog > 10_000) {
+      this.lastLog = performance.now();
+      process.stderr.write(`  ${this.skipped + this.count}/${this.total} images, ${this.rate().toFixed(1)} images/s, ETA ${this.eta()}, ${this.failed} failed\n`);
+    }
+  }
+  stop(): void {
+    this.bar?.stop();
+  }
+}
