@@ -142,7 +142,7 @@ describe('piecewise activation ops', () => {
   it('Clip(0, 6) and Clip(0, ∞) are recorded as ReLU6 and ReLU, so the guided rule applies to them', async () => {
     const gpu = await getGpu();
     const data = [1, 2, 3, 4, -1, 7];
-    const guided = { activations: { relu: 'guided', relu6: 'guided' } };
+    const guided = { activations: { relu: 'guided', relu6: 'guided' } } as const;
     const r6 = await inputGradient(gpu, data, (x) => clip(x, 0, 6), guided);
     // seed +1, −1, +1, −1, …: guided zeroes the negative signal and what the forward blocked.
     expect(Array.from(r6.grad)).toEqual([1, 0, 1, 0, 0, 0]);
@@ -159,7 +159,7 @@ describe('piecewise activation ops', () => {
     const slope = tensor(gpu, [0.25], [1]);
     for (const f of [(x: Tensor) => hardSwish(x), (x: Tensor) => hardSigmoid(x), (x: Tensor) => prelu(x, slope)]) {
       const plain = await inputGradient(gpu, data, f);
-      for (const variant of ['guided', 'deconv']) {
+      for (const variant of ['guided', 'deconv'] as const) {
         const over = await inputGradient(gpu, data, f, { activations: { relu: variant, relu6: variant } });
         expect(Array.from(over.grad)).toEqual(Array.from(plain.grad));
       }
