@@ -1,0 +1,326 @@
+/**
+ * `saliency batch` and `saliency batch-merge`, run as separate processes the way a user (or a
+ * Kubernetes pod) runs them, on a tiny untrained model and small PNGs: shards cover the input
+ * exactly once; a run killed with SIGKILL at random points and resumed ends with the same files as
+ * one never stopped; bad files become failed lines while the rest is explained; the .npy files hold
+ * what the library's API computes.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { modelFromSafetensors, modelFromSpec } from '../src/nets/model.js';
+import { parseSafetensors } from '../src/nets/safetensors.js';
+import { FASHION_GAP } from '../src/nets/zoo.js';
+import { decodeNpy } from '../src/runtime/npy.js';
+import { tensor } from '../src/runtime/tensor.js';
+import { decodeImage, encodePng, imageToTensorData } from '../src/saliency/image.js';
+import * as saliency from '../src/saliency/index.js';
+import { getGpu, rng } from './helpers.js';
+
+const execFileP = promisify(execFile);
+const cli = 'dist/cli/main.js';
+const dir = mkdtempSync(join(tmpdir(), 'batch-'));
+const modelFile = join(dir, 'gap.safetensors');
+const images = join(dir, 'images');
+
+/** A 28×28 grey PNG of smooth random blobs (seeded), so that maps differ between images. */
+function blobImage(seed: number): Uint8Array {
+  const r = rng(seed);
+  const blobs = Array.from({ length: 3 }, () => [r() * 28, r() * 28, 3 + 5 * r(), 120 + 135 * r()] as const);
+  const data = new Uint8ClampedArray(28 * 28 * 4);
+  for (let y = 0; y < 28; y++) {
+    for (let x = 0; x < 28; x++) {
+      let v = 0;
+      for (const [bx, by, s, a] of blobs) v += a * Math.exp(-((x - bx) ** 2 + (y - by) ** 2) / (2 * s * s));
+      data.set([v, v, v, 255], (y * 28 + x) * 4);
+    }
+  }
+  return encodePng({ width: 28, height: 28, data });
+}
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function saliencyCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  try {
+    const { stdout, stderr } = await execFileP(process.execPath, [cli, ...args], { env: { ...process.env, ...env }, maxBuffer: 1 << 24 });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: err.code ?? -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+  }
+}
+
+function lines(file: string): Record<string, unknown>[] {
+  const text = readFileSync(file, 'utf8');
+  expect(text.endsWith('\n')).toBe(true);
+  return text.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** Every file under `root`, hidden ones included, as sorted relative paths. */
+function tree(root: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else out.push(relative(root, p));
+    }
+  };
+  walk(root);
+  return out.sort();
+}
+
+/** A results line without the times, which differ from run to run. */
+function timeless(r: Record<string, unknown>): Record<string, unknown> {
+  const methods = r.methods as Record<string, Record<string, unknown>> | undefined;
+  if (!methods) return r;
+  return { ...r, methods: Object.fromEntries(Object.entries(methods).map(([m, e]) => [m, { ...e, ms: 0 }])) };
+}
+
+const imageName = (i: number) => `img-${String(i).padStart(3, '0')}.png`;
+
+describe.runIf(existsSync(cli))('saliency batch', () => {
+  beforeAll(async () => {
+    const gpu = await getGpu();
+    const model = modelFromSpec(gpu, FASHION_GAP, undefined, { seed: 3 });
+    writeFileSync(modelFile, await model.toSafetensors());
+    model.dispose();
+    mkdirSync(join(images, 'sub'), { recursive: true });
+    // 60 images, 10 of them in a subfolder (ids are paths relative to the folder).
+    for (let i = 0; i < 60; i++) writeFileSync(join(images, i < 50 ? '' : 'sub', imageName(i)), blobImage(1000 + i));
+    writeFileSync(join(images, 'notes.txt'), 'not an image: a folder input skips it');
+  });
+
+  it('three shards, as three processes, cover the 60 images exactly once, and batch-merge agrees', async () => {
+    const out = join(dir, 'shards');
+    const runs = await Promise.all([0, 1, 2].map((i) => saliencyCli(['batch', '--model', modelFile, '--input', images, '--method', 'gradCam', '--out', out, '--shard', `${i}/3`, '--workers', '1'])));
+    for (const r of runs) expect(r.code, r.stderr).toBe(0);
+    const ids = [0, 1, 2].flatMap((i) =>
+      lines(join(out, `results-${i}.jsonl`)).map((r) => {
+        // The shard of an id: SHA-256 of the id as a number, modulo 3 (computed here independently).
+        const hash = BigInt(`0x${createHash('sha256').update(r.id as string).digest('hex').slice(0, 16)}`);
+        expect(Number(hash % 3n)).toBe(i);
+        expect(r.status).toBe('ok');
+        return r.id as string;
+      }),
+    );
+    const all = Array.from({ length: 60 }, (_, i) => (i < 50 ? imageName(i) : `sub/${imageName(i)}`));
+    expect([...ids].sort()).toEqual([...all].sort());
+    expect(new Set(ids).size).toBe(60);
+    for (const i of [0, 1, 2]) expect(lines(join(out, `results-${i}.jsonl`)).length).toBeGreaterThan(5); // no empty shard
+
+    const merged = await saliencyCli(['batch-merge', out, '--json']);
+    expect(merged.code, merged.stderr).toBe(0);
+    const report = JSON.parse(merged.stdout) as { inputs: number; ok: number; missing: string[]; duplicates: string[]; problems: string[] };
+    expect(report).toMatchObject({ inputs: 60, ok: 60, missing: [], duplicates: [], problems: [] });
+    expect(lines(join(out, 'results.jsonl')).map((r) => r.id)).toEqual(all); // input order
+
+    // A shard that lost a line, or has one twice: merge says which, and writes nothing.
+    const shard0 = join(out, 'results-0.jsonl');
+    const text = readFileSync(shard0, 'utf8');
+    const first = text.slice(0, text.indexOf('\n') + 1);
+    writeFileSync(shard0, text.slice(first.length));
+    const missing = await saliencyCli(['batch-merge', out]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(`1 input has no results line: '${(JSON.parse(first) as { id: string }).id}'`);
+    writeFileSync(shard0, text + first);
+    const twice = await saliencyCli(['batch-merge', out]);
+    expect(twice.code).toBe(1);
+    expect(twice.stderr).toMatch(/1 input has more than one line/);
+    writeFileSync(shard0, text);
+    // A shard that never ran.
+    const run2 = readFileSync(join(out, 'run-2.json'));
+    writeFileSync(join(out, 'run-2.json.bak'), run2);
+    const { rmSync } = await import('node:fs');
+    rmSync(join(out, 'run-2.json'));
+    const noShard = await saliencyCli(['batch-merge', out]);
+    expect(noShard.code).toBe(1);
+    expect(noShard.stderr).toContain('shard 2 of 3 never ran (no run-2.json)');
+  });
+
+  it('a run killed with SIGKILL at 5 random points, then resumed, ends with the same files byte for byte as a run never stopped', async () => {
+    const args = (out: string) => ['batch', '--model', modelFile, '--input', images, '--method', 'gradCam,guidedBackprop', '--png', '--size', '32', '--batch-size', '4', '--out', out, '--workers', '2'];
+    const whole = join(dir, 'whole');
+    const ref = await saliencyCli(args(whole));
+    expect(ref.code, ref.stderr).toBe(0);
+
+    const killed = join(dir, 'killed');
+    const random = rng(20);
+    const count = () => (existsSync(join(killed, 'results.jsonl')) ? readFileSync(join(killed, 'results.jsonl'), 'utf8').split('\n').length - 1 : 0);
+    let kills = 0;
+    for (let k = 0; k < 5; k++) {
+      // Kill once the results file has reached a random number of lines, a random moment later.
+      const target = Math.floor(random() * 60);
+      const delay = Math.floor(random() * 40);
+      const child = spawn(process.execPath, [cli, ...args(killed)], { stdio: 'ignore' });
+      const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+      let finished = false;
+      void exited.then(() => (finished = true));
+      while (!finished && count() < target) await new Promise((r) => setTimeout(r, 3));
+      await new Promise((r) => setTimeout(r, delay));
+      if (!finished) {
+        child.kill('SIGKILL');
+        kills++;
+      }
+      await exited;
+    }
+    expect(kills).toBeGreaterThanOrEqual(3); // the kills did land during runs
+    // A kill in the middle of appending a line leaves it cut short: the resumed run must redo that
+    // image inside the same batch of 4 as before, or its maps would differ in the last bits.
+    const file = join(killed, 'results.jsonl');
+    if (existsSync(file) && statSync(file).size > 0) {
+      const text = readFileSync(file, 'utf8');
+      const lastStart = text.lastIndexOf('\n', text.length - 2) + 1;
+      truncateSync(file, lastStart + 1 + Math.floor(random() * (text.length - lastStart - 2)));
+    }
+    const last = await saliencyCli(args(killed));
+    expect(last.code, last.stderr).toBe(0);
+
+    expect(tree(killed)).toEqual(tree(whole)); // same names: nothing missing, no temporary or lock file left
+    for (const f of tree(whole)) {
+      if (f === 'results.jsonl') continue;
+      expect(readFileSync(join(killed, f)).equals(readFileSync(join(whole, f))), f).toBe(true);
+    }
+    // The same lines in the same order, each image once; only the measured times differ.
+    expect(lines(join(killed, 'results.jsonl')).map(timeless)).toEqual(lines(join(whole, 'results.jsonl')).map(timeless));
+  });
+
+  it('drops a last line cut short by a kill, and redoes only what a changed --method needs', async () => {
+    const out = join(dir, 'resume');
+    const args = (method: string) => ['batch', '--model', modelFile, '--input', join(images, 'sub'), '--method', method, '--out', out, '--batch-size', '3'];
+    expect((await saliencyCli(args('gradCam'))).code).toBe(0);
+    const file = join(out, 'results.jsonl');
+    const before = lines(file);
+    expect(before).toHaveLength(10);
+    truncateSync(file, statSync(file).size - 40); // a half-written last line
+    const npy = join(out, 'maps', 'img-050.png.gradCam.npy');
+    const inode = statSync(npy).ino;
+    const again = await saliencyCli(args('gradCam'));
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/its last line was cut short/);
+    expect(again.stdout).toMatch(/done 1, skipped 9, failed 0/);
+    expect(lines(file).map(timeless)).toEqual(before.map(timeless));
+
+    const more = await saliencyCli(args('gradCam,vanilla'));
+    expect(more.stdout).toMatch(/done 10, skipped 0, failed 0/);
+    const after = lines(file);
+    expect(after).toHaveLength(10);
+    expect(statSync(npy).ino).toBe(inode); // gradCam was not computed again
+    for (const r of after) expect(Object.keys(r.methods as object)).toEqual(['gradCam', 'vanilla']);
+    const same = await saliencyCli(args('gradCam,vanilla'));
+    expect(same.stdout).toMatch(/done 0, skipped 10, failed 0/);
+  });
+
+  it('explains the good files of a manifest and lists the unreadable, oversized and non-image ones as failures', async () => {
+    const m = join(dir, 'manifest');
+    mkdirSync(join(m, 'a-folder'), { recursive: true });
+    for (let i = 0; i < 3; i++) writeFileSync(join(m, `good-${i}.png`), blobImage(i));
+    writeFileSync(join(m, 'text.png'), 'hello, I am not a PNG');
+    const png = Buffer.from(blobImage(7));
+    writeFileSync(join(m, 'truncated.png'), png.subarray(0, png.length >> 1));
+    writeFileSync(join(m, 'big.png'), Buffer.concat([png, Buffer.alloc(40_000)])); // over --max-file-size
+    // A PNG whose header claims 100000×100000 pixels.
+    const huge = Buffer.from(png);
+    huge.writeUInt32BE(100_000, 16);
+    huge.writeUInt32BE(100_000, 20);
+    writeFileSync(join(m, 'huge.png'), huge);
+    const manifest = [
+      'path,target,crop,id',
+      'good-0.png,3,,first',
+      'good-1.png,,"2,2,20,20",',
+      'missing.png,,,',
+      'a-folder,,,',
+      'text.png,,,',
+      'truncated.png,,,',
+      'big.png,,,',
+      'huge.png,,,',
+      'good-2.png,T-shirt/top,,',
+      'good-0.png,,"20,20,20,20",outside',
+    ].join('\n');
+    writeFileSync(join(m, 'list.csv'), manifest);
+    const r = await saliencyCli(['batch', '--model', modelFile, '--input', join(m, 'list.csv'), '--method', 'gradCam', '--out', join(m, 'out'), '--max-file-size', '0.02']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/done 3, skipped 0, failed 7/);
+    const byId = new Map(lines(join(m, 'out', 'results.jsonl')).map((l) => [l.id as string, l]));
+    expect(byId.get('first')).toMatchObject({ status: 'ok', target: 3 });
+    expect(byId.get('good-1.png')).toMatchObject({ status: 'ok' });
+    expect(byId.get('good-2.png')).toMatchObject({ status: 'ok', target: 0 }); // by class name
+    const errors: [string, RegExp][] = [
+      ['missing.png', /no such file/],
+      ['a-folder', /is not a regular file \(a directory\)/],
+      ['text.png', /is not a PNG or JPEG image/],
+      ['truncated.png', /corrupt or truncated PNG/],
+      ['big.png', /more than the limit of 20972/],
+      ['huge.png', /PNG/],
+      ['outside', /reaches outside the 28×28 image/],
+    ];
+    for (const [id, re] of errors) {
+      const line = byId.get(id)!;
+      expect(line.status, id).toBe('failed');
+      expect(line.error as string, id).toMatch(re);
+    }
+    for (const id of ['first', 'good-1.png', 'good-2.png']) {
+      const entry = (byId.get(id)!.methods as Record<string, { files: string[] }>).gradCam;
+      expect(existsSync(join(m, 'out', entry.files[0]!))).toBe(true);
+    }
+    // A bad row refuses the manifest before any work, naming its line.
+    writeFileSync(join(m, 'bad.csv'), 'path,crop\ngood-0.png,"1,2,3"\ngood-1.png,\n');
+    const bad = await saliencyCli(['batch', '--model', modelFile, '--input', join(m, 'bad.csv'), '--out', join(m, 'out2')]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/manifest .*bad.csv has 1 bad row:\n {2}line 2: 'crop' must be x,y,width,height/);
+  });
+
+  it('writes .npy (and .safetensors) maps of shape [C, H, W] equal to what the API computes on the same batches', async () => {
+    const m = join(dir, 'npy');
+    mkdirSync(m, { recursive: true });
+    const rows = Array.from({ length: 6 }, (_, i) => {
+      writeFileSync(join(m, `x${i}.png`), blobImage(50 + i));
+      return JSON.stringify({ path: `x${i}.png`, target: i % 10, id: `image ${i}` });
+    });
+    writeFileSync(join(m, 'list.jsonl'), `${rows.join('\n')}\n`);
+    const run = (format: string) =>
+      saliencyCli(['batch', '--model', modelFile, '--input', join(m, 'list.jsonl'), '--method', 'gradCam,guidedBackprop', '--batch-size', '4', '--format', format, '--out', join(m, format)]);
+    expect((await run('npy')).code).toBe(0);
+    expect((await run('safetensors')).code).toBe(0);
+
+    const gpu = await getGpu();
+    const model = modelFromSafetensors(gpu, new Uint8Array(readFileSync(modelFile)));
+    const results = lines(join(m, 'npy', 'results.jsonl'));
+    const safeResults = lines(join(m, 'safetensors', 'results.jsonl'));
+    for (const [start, end] of [[0, 4], [4, 6]]) {
+      // The same batches as the run: images 0–3, then 4–5.
+      const inputs = Array.from({ length: end - start }, (_, k) => imageToTensorData(decodeImage(new Uint8Array(readFileSync(join(m, `x${start + k}.png`)))), { channels: 1, width: 28, height: 28, background: [0, 0, 0] }));
+      const data = new Float32Array(inputs.length * 784);
+      inputs.forEach((d, k) => data.set(d, k * 784));
+      const x = tensor(gpu, data, [inputs.length, 1, 28, 28]);
+      const targets = inputs.map((_, k) => (start + k) % 10);
+      for (const method of ['gradCam', 'guidedBackprop'] as const) {
+        const raw = await saliency[method](model, x, { target: targets });
+        const want = await raw.read();
+        raw.dispose();
+        for (let k = 0; k < inputs.length; k++) {
+          const line = results[start + k]!;
+          expect(line.id).toBe(`image ${start + k}`);
+          const files = (line.methods as Record<string, { files: string[] }>)[method]!.files;
+          const got = decodeNpy(new Uint8Array(readFileSync(join(m, 'npy', files[0]!))));
+          expect(got.shape).toEqual([1, 28, 28]);
+          expect(Array.from(got.data)).toEqual(Array.from(want.subarray(k * 784, (k + 1) * 784)));
+          const safeFiles = (safeResults[start + k]!.methods as Record<string, { files: string[] }>)[method]!.files;
+          const st = parseSafetensors(new Uint8Array(readFileSync(join(m, 'safetensors', safeFiles[0]!)))).tensors.get(method)!;
+          expect(st.shape).toEqual([1, 28, 28]);
+          expect(Array.from(st.data)).toEqual(Array.from(got.data));
+        }
+      }
+      x.dispose();
+    }
+    model.dispose();
+  });
+});
