@@ -21,9 +21,8 @@ import { ArgumentError, GpuError, SaliencyError } from '../../runtime/errors.js'
 import { writeFileAtomic } from '../../runtime/files.js';
 import { initGpu, type Gpu } from '../../runtime/gpu.js';
 import { tensor, type Tensor } from '../../runtime/tensor.js';
-import * as saliency from '../../saliency/index.js';
-import { defaultCamLayer, spatialLayer } from '../../saliency/core.js';
-import { METHODS, type MethodName } from '../explain.js';
+import { defaultCamLayer } from '../../saliency/core.js';
+import { CLASSIFIER_METHOD_NAMES, methodByName, runMethod, type ClassifierMethod, type ClassifierMethodName } from '../../saliency/methods.js';
 import { outputDirectory } from '../output.js';
 import { loadModelArgument, type LoadedModel } from '../train.js';
 import { listInputs, outputStem, sha256, shardOf, parseTarget, compareStrings, type InputItem } from './inputs.js';
@@ -90,45 +89,41 @@ type Format = (typeof FORMATS)[number];
 /** Format version of results lines and settings hashes: a change makes every image be done again. */
 const RESULTS_VERSION = 1;
 
-function parseMethods(method: string): MethodName[] {
-  if (method === 'all') return [...METHODS];
+type MethodName = ClassifierMethodName;
+
+/** The methods of --method (the registry's classifier methods, or all of them). */
+function parseMethods(method: string): ClassifierMethod[] {
+  if (method === 'all') return CLASSIFIER_METHOD_NAMES.map((m) => methodByName(m));
   const list = [...new Set(method.split(',').map((m) => m.trim()).filter(Boolean))];
-  if (list.length === 0) throw new ArgumentError(`--method: name at least one of ${METHODS.join(', ')}`);
-  for (const m of list) {
-    if (!(METHODS as readonly string[]).includes(m)) throw new ArgumentError(`unknown method '${m}'; methods: ${METHODS.join(', ')}, or all`);
-  }
-  return list as MethodName[];
+  if (list.length === 0) throw new ArgumentError(`--method: name at least one of ${CLASSIFIER_METHOD_NAMES.join(', ')}`);
+  return list.map((name) => {
+    if (!(CLASSIFIER_METHOD_NAMES as readonly string[]).includes(name)) {
+      if (name === 'drise') throw new ArgumentError("--method drise explains object detectors: use 'saliency drise'");
+      throw new ArgumentError(`unknown method '${name}'; methods: ${CLASSIFIER_METHOD_NAMES.join(', ')}, or all`);
+    }
+    return methodByName(name as MethodName);
+  });
+}
+
+/** The raw map of every image of `x` for its class in `targets`, through the method registry. */
+function computeMap(method: ClassifierMethod, model: LoadedModel, x: Tensor, targets: number[], o: BatchOptions): Promise<Tensor> {
+  return runMethod(method.name, model, x, { target: targets, layer: o.layer, samples: o.samples, noiseLevel: o.noiseLevel, seed: o.seed });
 }
 
 /**
- * The method dispatch of `batch` (the one place that maps a method name to a library call): the
- * raw map of every image of `x` for its class in `targets`.
+ * The settings a method reads (its registry entry's `options`), with the values this run gives them:
+ * part of the method's settings hash, so that changing one redoes that method only.
  */
-async function computeMap(method: MethodName, model: LoadedModel, x: Tensor, targets: number[], o: BatchOptions): Promise<Tensor> {
-  switch (method) {
-    case 'smoothGrad':
-      return saliency.smoothGrad(model, x, { target: targets, samples: o.samples, noiseLevel: o.noiseLevel, seed: o.seed });
-    case 'cam':
-      return saliency.cam(model, x, { target: targets });
-    case 'gradCam':
-    case 'guidedGradCam':
-      return saliency[method](model, x, { target: targets, layer: o.layer });
-    default:
-      return saliency[method](model, x, { target: targets });
-  }
-}
-
-/** The options of a method that decide its map (part of its settings hash). */
-function methodOptions(method: MethodName, model: LoadedModel, o: BatchOptions): Record<string, unknown> {
-  switch (method) {
-    case 'smoothGrad':
-      return { samples: o.samples, noiseLevel: o.noiseLevel, seed: o.seed };
-    case 'gradCam':
-    case 'guidedGradCam':
-      return { layer: o.layer ?? defaultCamLayer(method, model) };
-    default:
-      return {};
-  }
+function methodOptions(method: ClassifierMethod, model: LoadedModel, o: BatchOptions): Record<string, unknown> {
+  const values: Record<string, unknown> = {
+    layer: o.layer ?? (method.options.includes('layer') ? defaultCamLayer(method.name, model) : undefined),
+    upsample: 'bilinear',
+    samples: o.samples,
+    noiseLevel: o.noiseLevel,
+    seed: o.seed,
+    batchSize: null, // SmoothGrad's own default
+  };
+  return Object.fromEntries(method.options.map((k) => [k, values[k]]));
 }
 
 /** Upper bound of the automatic batch size: larger batches gain little and make progress coarse. */
@@ -144,7 +139,8 @@ const AUTO_BATCH_BUDGET = 512 * 1024 * 1024;
  * device can bind. It depends on the model, the methods and the device only, never on timing, so
  * the same command always makes the same batches (a resumed run recomputes exactly the same maps).
  */
-export function autoBatchSize(gpu: Gpu, model: LoadedModel, methods: readonly MethodName[]): number {
+export function autoBatchSize(gpu: Gpu, model: LoadedModel, methodNames: readonly MethodName[]): number {
+  const methods = methodNames as readonly string[];
   const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
   const layerFloats = model.layers.map((l) => size(l.outputShape));
   const perImage = 4 * (size(model.inputShape) + layerFloats.reduce((a, b) => a + b, 0)) * 3 * (methods.includes('smoothGrad') ? 16 : 1);
@@ -206,7 +202,7 @@ export async function batchCommand(o: BatchOptions): Promise<void> {
 
 export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
   const say = (line: string) => (o.json ? process.stderr : process.stdout).write(`${line}\n`);
-  const methods = parseMethods(o.method);
+  const entries = parseMethods(o.method);
   if (!(FORMATS as readonly string[]).includes(o.format)) throw new ArgumentError(`--format must be ${FORMATS.join(' or ')}, got '${o.format}'`);
   const format = o.format as Format;
   const shard = parseShard(o.shard, process.env);
@@ -230,20 +226,17 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
     }
     const [channels, height, width] = model.inputShape as [number, number, number];
     if (channels !== 1 && channels !== 3) throw new ArgumentError(`model '${model.name}' takes ${channels} input channels; images give 1 or 3`);
-    if (methods.includes('cam')) {
-      try {
-        saliency.camFeatureLayer(model);
-      } catch (e) {
-        if (o.method !== 'all' || !(e instanceof ArgumentError)) throw e;
-        say(`cam: skipped (${e.message})`);
-        methods.splice(methods.indexOf('cam'), 1);
-      }
+    // What the model cannot do (CAM's head) and --layer are checked before any image, as explain does.
+    for (const m of [...entries]) {
+      const reason = m.unsupported(model);
+      if (reason === null) continue;
+      if (o.method !== 'all') throw new ArgumentError(reason);
+      say(`${m.name}: skipped (${reason})`);
+      entries.splice(entries.indexOf(m), 1);
     }
-    if (o.layer !== undefined) {
-      const camMethod = methods.find((m) => m === 'gradCam' || m === 'guidedGradCam');
-      if (camMethod) spatialLayer(camMethod, model, o.layer);
-      else model.layer(o.layer);
-    }
+    for (const m of entries) m.check(model, { layer: o.layer });
+    if (o.layer !== undefined && !entries.some((m) => m.options.includes('layer'))) model.layer(o.layer);
+    const methods = entries.map((m) => m.name);
     const classCount = model.outputShape[0]!;
     const classNames = model.classNames ?? [];
     const byName = new Map(classNames.map((n, i) => [n, i] as const));
@@ -268,7 +261,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
 
     // What decides an image's line and each method's files (the resume rule): see docs/batch.md.
     const model_ = modelFingerprint(o.model);
-    const methodSettings = new Map(methods.map((m) => [m, JSON.stringify({ method: m, options: methodOptions(m, model, o), format, png: o.png ? o.size : false })]));
+    const methodSettings = new Map(entries.map((m) => [m.name, JSON.stringify({ method: m.name, options: methodOptions(m, model, o), format, png: o.png ? o.size : false })]));
     lock.acquire();
     const previous = readResults(resultsFile);
     const jobs: Job[] = items.map((item, i) => {
@@ -398,7 +391,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
             const path = join(outDir, files[0]!);
             outputs.push(format === 'npy' ? { kind: 'npy', path, data: map.data, shape: map.shape } : { kind: 'safetensors', path, name: m, data: map.data, shape: map.shape, metadata: { id: j.item.id, method: m } });
             if (o.png) {
-              outputs.push({ kind: 'png', path: join(outDir, files[1]!), data: map.data, shape: map.shape, input: res.input, channels, width, height, size: o.size, mapKind: m === 'cam' || m === 'gradCam' ? 'cam' : 'attribution' });
+              outputs.push({ kind: 'png', path: join(outDir, files[1]!), data: map.data, shape: map.shape, input: res.input, channels, width, height, size: o.size, mapKind: methodByName(m).display });
             }
             entries[m] = { files, ms: round(map.ms, 4), settings: methodKey(j, m) };
           }
@@ -512,7 +505,7 @@ async function explainGroup(
     const needed = methods.filter((m) => ok.some((one) => one.job.todo.includes(m)));
     for (const m of needed) {
       const t0 = performance.now();
-      const raw = await computeMap(m, model, x, results.map((r) => r.target), o);
+      const raw = await computeMap(methodByName(m), model, x, results.map((r) => r.target), o);
       let data: Float32Array;
       try {
         data = await raw.read();
@@ -544,7 +537,7 @@ function removePartials(outDir: string, jobs: Job[], format: Format, png: boolea
   const ours = new Set<string>();
   const dirs = new Set<string>();
   for (const j of jobs) {
-    for (const m of METHODS) {
+    for (const m of CLASSIFIER_METHOD_NAMES) {
       for (const f of methodFiles(j.stem, m, format, png)) {
         ours.add(join(outDir, f));
         dirs.add(dirname(join(outDir, f)));
