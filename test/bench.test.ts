@@ -18,11 +18,12 @@ interface BenchJson {
   memory: { ours_peak_mib: number; tfjs_peak_mib: number | null };
   profiles: Record<string, { gpu_ms: number; dispatches: number }> | null;
   drise: { masks: number; masks_per_second: number } | null;
+  batch: { images: number; speedup: number; batch1: { batch_size: number; images_per_second: number; gpu_seconds: number; decode_seconds: number }; auto: { batch_size: number; images_per_second: number } } | null;
 }
 
 describe.runIf(existsSync(bench))('npm run bench', () => {
   it('times every work in both libraries, and their results agree', { timeout: 180_000 }, async () => {
-    const { stdout } = await run('node', [bench, '--size', '32', '--reps', '1', '--samples', '2', '--drise', '4', '--no-kernels', '--json'], {
+    const { stdout } = await run('node', [bench, '--size', '32', '--reps', '1', '--samples', '2', '--drise', '4', '--batch', '6', '--no-kernels', '--json'], {
       maxBuffer: 16 << 20,
     });
     const out = JSON.parse(stdout) as BenchJson;
@@ -43,5 +44,12 @@ describe.runIf(existsSync(bench))('npm run bench', () => {
     expect(out.memory.ours_peak_mib).toBeGreaterThan(0);
     expect(out.drise?.masks).toBe(4);
     expect(out.drise?.masks_per_second).toBeGreaterThan(0);
+    // saliency batch at batch 1 and at the automatic size, on fashion-vgg.
+    expect(out.batch?.images).toBe(6);
+    expect(out.batch?.batch1.batch_size).toBe(1);
+    expect(out.batch?.auto.batch_size).toBeGreaterThan(1);
+    for (const r of [out.batch!.batch1, out.batch!.auto]) expect(r.images_per_second).toBeGreaterThan(0);
+    expect(out.batch!.batch1.gpu_seconds).toBeGreaterThan(0);
+    expect(out.batch!.batch1.decode_seconds).toBeGreaterThan(0);
   });
 });

@@ -33,6 +33,7 @@ import type { LayerSpec, ModelSpec } from '../nets/spec.js';
 import { initGpu, type Gpu } from '../runtime/gpu.js';
 import { empty, tensor, type Tensor } from '../runtime/tensor.js';
 import { runMethod } from '../saliency/methods.js';
+import { batchSpeed } from './batch.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
 
@@ -44,6 +45,7 @@ interface Options {
   tfjs: boolean;
   kernels: boolean;
   drise: number;
+  batch: number;
   conv: 'auto' | Conv2dStrategy;
   tile?: Conv2dTile;
   tiles?: (Conv2dTile | null)[];
@@ -169,6 +171,7 @@ async function main(): Promise<void> {
     .option('--no-tfjs', 'time our library only')
     .option('--no-kernels', 'skip the per-kernel GFLOP/s table')
     .option('--drise <masks>', 'D-RISE masks to time on the detector (0 = skip)', (v) => intArg(v, '--drise', true), 256)
+    .option('--batch <images>', "images for the 'saliency batch' speed (Grad-CAM on fashion-vgg, batch 1 and auto; 0 = skip)", (v) => intArg(v, '--batch', true), 192)
     .option('--conv <kind>', "conv2d kernels: auto (direct on a CPU adapter, tiled on a GPU), tiled or direct", convArg, 'auto')
     .option('--tile <TMxTNxTK/RMxRN>', 'tiled conv2d kernels: use this one tile for every layer (default: chosen by shape)', tileArg)
     .option('--tiles <list>', "kernel table: compare these comma-separated tiles ('all': a built-in list; 'auto': the choice by shape; default: auto)", tilesArg)
@@ -294,9 +297,10 @@ async function main(): Promise<void> {
   const profiles = o.profile && gpu.canProfile ? await profileWorks(gpu, ours, log) : null;
   const kernels = o.kernels ? await kernelTable(gpu, size, reps, o.tile ? [o.tile] : (o.tiles ?? [null]), o.tile ?? null, log) : [];
   const driseResult = o.drise > 0 ? await driseSpeed(gpu, o.drise, log) : null;
+  const batchResult = o.batch > 0 ? await batchSpeed(o.batch, log) : null;
   if (o.json) {
     process.stdout.write(
-      JSON.stringify({ adapter: gpu.adapter.name, size, reps, conv, tile: o.tile ? formatConv2dTile(o.tile) : 'auto', split_k: o.splitK, results: rows, agreement, memory, profiles, kernels, drise: driseResult, date: new Date().toISOString() }) + '\n',
+      JSON.stringify({ adapter: gpu.adapter.name, size, reps, conv, tile: o.tile ? formatConv2dTile(o.tile) : 'auto', split_k: o.splitK, results: rows, agreement, memory, profiles, kernels, drise: driseResult, batch: batchResult, date: new Date().toISOString() }) + '\n',
     );
   }
   model.dispose();
