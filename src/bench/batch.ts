@@ -27,6 +27,8 @@ export interface BatchRun {
   /** Time in forward passes, Grad-CAM and reading maps back. */
   gpu_seconds: number;
   write_seconds: number;
+  /** CPU time of the process, all threads: on a CPU adapter, the work's cost whatever else runs. */
+  cpu_seconds: number;
 }
 
 export interface BatchSpeed {
@@ -35,6 +37,8 @@ export interface BatchSpeed {
   auto: BatchRun;
   /** auto's images per second over batch 1's. */
   speedup: number;
+  /** batch 1's CPU time per image over auto's. */
+  cpu_speedup: number;
 }
 
 /** A grey 28×28 image: a few soft blobs that differ from image to image. */
@@ -53,7 +57,7 @@ async function once(input: string, out: string, batchSize: string): Promise<Batc
   const { stdout } = await run(process.execPath, [cli, 'batch', '--model', 'fashion-vgg', '--input', input, '--method', 'gradCam', '--batch-size', batchSize, '--out', out, '--json'], {
     maxBuffer: 1 << 24,
   });
-  const s = JSON.parse(stdout) as { batchSize: number; imagesPerSecond: number; seconds: number; decodeSeconds: number; decodeWaitSeconds: number; gpuSeconds: number; writeSeconds: number };
+  const s = JSON.parse(stdout) as { batchSize: number; imagesPerSecond: number; seconds: number; decodeSeconds: number; decodeWaitSeconds: number; gpuSeconds: number; writeSeconds: number; cpuSeconds: number };
   return {
     batch_size: s.batchSize,
     images_per_second: s.imagesPerSecond,
@@ -62,6 +66,7 @@ async function once(input: string, out: string, batchSize: string): Promise<Batc
     decode_wait_seconds: s.decodeWaitSeconds,
     gpu_seconds: s.gpuSeconds,
     write_seconds: s.writeSeconds,
+    cpu_seconds: s.cpuSeconds,
   };
 }
 
@@ -74,12 +79,14 @@ export async function batchSpeed(images: number, log: (s: string) => void): Prom
     const batch1 = await once(input, join(dir, 'out-1'), '1');
     const auto = await once(input, join(dir, 'out-auto'), 'auto');
     const speedup = Math.round((auto.images_per_second / batch1.images_per_second) * 100) / 100;
+    const cpuSpeedup = Math.round((batch1.cpu_seconds / auto.cpu_seconds) * 100) / 100;
     const line = (r: BatchRun) =>
-      `${r.images_per_second} images/s (GPU ${r.gpu_seconds} s; decoding ${r.decode_seconds} s on the workers, waited for ${r.decode_wait_seconds} s; writing ${r.write_seconds} s)`;
+      `${r.images_per_second} images/s (GPU ${r.gpu_seconds} s; decoding ${r.decode_seconds} s on the workers, waited for ${r.decode_wait_seconds} s; writing ${r.write_seconds} s; ` +
+      `CPU ${Math.round((r.cpu_seconds / images) * 1e4) / 10} ms per image)`;
     log(`saliency batch, Grad-CAM on fashion-vgg, ${images} images of 28×28:`);
     log(`  batch 1: ${line(batch1)}`);
-    log(`  auto (${auto.batch_size}): ${line(auto)}; ${speedup}× batch 1`);
-    return { images, batch1, auto, speedup };
+    log(`  auto (${auto.batch_size}): ${line(auto)}; ${speedup}× batch 1 in images/s, ${cpuSpeedup}× in CPU time`);
+    return { images, batch1, auto, speedup, cpu_speedup: cpuSpeedup };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -43,6 +43,11 @@ export interface ResultRecord {
   predicted?: ClassScore;
   top?: ClassScore[];
   methods?: Record<string, MethodEntry>;
+  /**
+   * Faithfulness metrics per method (e.g. { gradCam: { deletion: 0.12 } }): the place for `--metric`
+   * once the metrics (src/saliency/metrics) exist; no run writes it yet.
+   */
+  metrics?: Record<string, Record<string, number>>;
   /** Images in the GPU batch this image was part of. */
   batch?: number;
   /** Why the image failed. */
@@ -118,6 +123,7 @@ export function formatRecord(r: ResultRecord): string {
   if (r.predicted !== undefined) ordered.predicted = r.predicted;
   if (r.top !== undefined) ordered.top = r.top;
   if (r.methods !== undefined) ordered.methods = r.methods;
+  if (r.metrics !== undefined) ordered.metrics = r.metrics;
   if (r.batch !== undefined) ordered.batch = r.batch;
   if (r.error !== undefined) ordered.error = r.error;
   return `${JSON.stringify(ordered)}\n`;

@@ -79,6 +79,11 @@ export interface BatchSummary {
   /** Summed time of the workers writing files, and how long the loop waited for them. */
   writeSeconds: number;
   writeWaitSeconds: number;
+  /**
+   * CPU time of the whole process (all threads) over the run. On a CPU adapter (lavapipe) it is the
+   * GPU work's real cost, which wall time on a busy machine hides.
+   */
+  cpuSeconds: number;
   /** GPU tensors and pool buffers in use after the model was loaded, and at the end. */
   memory: { tensorsStart: number; tensorsEnd: number; buffersStart: number; buffersEnd: number };
 }
@@ -317,6 +322,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
     const memStart = gpu.memory();
     const stats = { done: 0, failed: 0, decodeMs: 0, decodeWaitMs: 0, gpuMs: 0, writeMs: 0, writeWaitMs: 0 };
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     const progress = new Progress(total, skipped, o.json === true);
     pool = new WorkerPool(workers);
     const writer = new ResultsWriter(resultsFile);
@@ -426,6 +432,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
       writer.close();
     }
     const memEnd = gpu.memory();
+    const cpu = process.cpuUsage(cpu0);
     const seconds = (performance.now() - t0) / 1000;
     const summary: BatchSummary = {
       done: stats.done,
@@ -444,6 +451,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
       gpuSeconds: round(stats.gpuMs / 1000, 4),
       writeSeconds: round(stats.writeMs / 1000, 4),
       writeWaitSeconds: round(stats.writeWaitMs / 1000, 4),
+      cpuSeconds: round((cpu.user + cpu.system) / 1e6, 4),
       memory: { tensorsStart: memStart.tensors, tensorsEnd: memEnd.tensors, buffersStart: memStart.inUse, buffersEnd: memEnd.inUse },
     };
     say(
@@ -522,6 +530,9 @@ async function explainGroup(
         if (bad > 0 && r.error === null) r.error = `${m}: the map has ${bad} non-finite value${bad > 1 ? 's' : ''} (of ${per})`;
         r.maps.set(m, { data: map, shape, ms });
       });
+      // Here the batch x, the raw maps and the targets are all at hand: this is where `--metric`
+      // will score each map (deletion/insertion curves of src/saliency/metrics, into the record's
+      // `metrics` field) when those metrics exist.
     }
     return results.map((r) => (r.error !== null ? { job: r.job, error: r.error } : { job: r.job, target: r.target, top: r.top, input: r.input, maps: r.maps }));
   } finally {
