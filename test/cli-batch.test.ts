@@ -8,7 +8,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -217,6 +217,15 @@ describe.runIf(existsSync(cli))('saliency batch', () => {
     for (const r of after) expect(Object.keys(r.methods as object)).toEqual(['gradCam', 'vanilla']);
     const same = await saliencyCli(args('gradCam,vanilla'));
     expect(same.stdout).toMatch(/done 0, skipped 10, failed 0/);
+    // A live run on this machine holds the lock: a second one refuses to write the same file.
+    writeFileSync(`${file}.lock`, JSON.stringify({ pid: process.pid, host: hostname(), started: 'now' }));
+    const locked = await saliencyCli(args('gradCam'));
+    expect(locked.code).toBe(1);
+    expect(locked.stderr).toMatch(new RegExp(`another 'saliency batch' \\(process ${process.pid}, started now\\) is writing .*results.jsonl`));
+    // A lock whose process is gone (a killed run) is taken over.
+    writeFileSync(`${file}.lock`, JSON.stringify({ pid: 2 ** 22 + 12345, host: hostname(), started: 'then' }));
+    expect((await saliencyCli(args('gradCam'))).code).toBe(0);
+    expect(existsSync(`${file}.lock`)).toBe(false);
   });
 
   it('explains the good files of a manifest and lists the unreadable, oversized and non-image ones as failures', async () => {
@@ -246,9 +255,14 @@ describe.runIf(existsSync(cli))('saliency batch', () => {
       'good-0.png,,"20,20,20,20",outside',
     ].join('\n');
     writeFileSync(join(m, 'list.csv'), manifest);
-    const r = await saliencyCli(['batch', '--model', modelFile, '--input', join(m, 'list.csv'), '--method', 'gradCam', '--out', join(m, 'out'), '--max-file-size', '0.02']);
+    const r = await saliencyCli(['batch', '--model', modelFile, '--input', join(m, 'list.csv'), '--method', 'gradCam', '--out', join(m, 'out'), '--max-file-size', '0.02', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/done 3, skipped 0, failed 7/);
+    expect(r.stderr).toMatch(/done 3, skipped 0, failed 7/);
+    const summary = JSON.parse(r.stdout) as { done: number; failed: number; memory: { tensorsStart: number; tensorsEnd: number; buffersStart: number; buffersEnd: number } };
+    expect(summary).toMatchObject({ done: 3, failed: 7 });
+    // The run, failures included, ends with the GPU tensors and buffers it started with.
+    expect(summary.memory.tensorsEnd).toBe(summary.memory.tensorsStart);
+    expect(summary.memory.buffersEnd).toBe(summary.memory.buffersStart);
     const byId = new Map(lines(join(m, 'out', 'results.jsonl')).map((l) => [l.id as string, l]));
     expect(byId.get('first')).toMatchObject({ status: 'ok', target: 3 });
     expect(byId.get('good-1.png')).toMatchObject({ status: 'ok' });
