@@ -1,9 +1,7 @@
 /** The `batch` and `batch-merge` commands and their options (registered by cli/main.ts). */
 import { type Command, InvalidArgumentError } from 'commander';
-import { METHODS } from '../explain.js';
+import { CLASSIFIER_METHOD_NAMES } from '../../saliency/methods.js';
 import { decimal } from '../parse.js';
-import { batchCommand } from './run.js';
-import { mergeCommand } from './merge.js';
 
 const positiveInt = (name: string) => (v: string) => {
   const n = decimal(v);
@@ -17,7 +15,7 @@ export function registerBatchCommands(program: Command): void {
     .description('explain every image of a folder, glob or manifest: raw maps as .npy (or .safetensors), optional PNG overlays, one line per image in results.jsonl; resumable and shardable (see docs/batch.md)')
     .requiredOption('--model <name|file>', 'a bundled model (fashion-vgg, fashion-gap), a .safetensors file, or a TF.js model.json')
     .requiredOption('--input <folder|glob|manifest>', "a folder (every .png/.jpg below it), a quoted glob ('data/**/*.png'), or a manifest: .csv with a header, or .jsonl; columns path, and optionally target, crop (x,y,w,h) and id")
-    .option('--method <names>', `comma-separated methods: ${METHODS.join(', ')}; or all`, 'gradCam')
+    .option('--method <names>', `comma-separated methods: ${CLASSIFIER_METHOD_NAMES.join(', ')}; or all`, 'gradCam')
     .option('--out <dir>', 'output folder: maps/, results.jsonl (results-<i>.jsonl for shard i), run.json', 'results')
     .option('--target <index|name|top>', "class to explain where the manifest gives none: an index, a class name, or top (the predicted class)", 'top')
     .option('--layer <name>', 'layer for Grad-CAM and Guided Grad-CAM (default: the last conv/ReLU layer with a spatial map)')
@@ -46,6 +44,7 @@ export function registerBatchCommands(program: Command): void {
     }, 64)
     .option('--json', 'print a JSON summary on stdout (counts, images/s, decode and GPU time); messages go to stderr')
     .action(async (opts) => {
+      const { batchCommand } = await import('./run.js'); // its libraries load only for this command
       await batchCommand(opts);
     });
 
@@ -55,6 +54,7 @@ export function registerBatchCommands(program: Command): void {
     .argument('<dir>', "the --out folder of the shards' batch runs")
     .option('--json', 'print the merge report as JSON')
     .action(async (dir: string, opts: { json?: boolean }) => {
+      const { mergeCommand } = await import('./merge.js');
       await mergeCommand(dir, opts);
     });
 }

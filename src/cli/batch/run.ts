@@ -212,8 +212,8 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
   const format = o.format as Format;
   const shard = parseShard(o.shard, process.env);
   const defaultTarget = parseTarget(o.target);
-  const outDir = outputDirectory('--out', o.out);
   const list = listInputs(o.input);
+  const outDir = outputDirectory('--out', o.out);
   if (list.ignored.length) say(`manifest: ignoring the column${list.ignored.length > 1 ? 's' : ''} ${list.ignored.join(', ')}`);
   const items = shard ? list.items.filter((it) => shardOf(it.id, shard.count) === shard.index) : list.items;
   const suffix = shard ? `-${shard.index}` : '';
