@@ -10,7 +10,6 @@
 import { createRequire } from 'node:module';
 import { Command, InvalidArgumentError } from 'commander';
 import { decimal } from '../cli/parse.js';
-import { noGrad } from '../autodiff/tape.js';
 import {
   CONV2D_TILE_CANDIDATES,
   checkConv2dTile,
@@ -29,13 +28,11 @@ import { matmul } from '../kernels/matmul.js';
 import { randomNormal } from '../kernels/random.js';
 import { detect, FASHION_DETECTOR } from '../nets/detector.js';
 import { modelFromSpec, type Model } from '../nets/model.js';
-import type { LayerSpec, ModelSpec } from '../nets/spec.js';
 import { initGpu, type Gpu } from '../runtime/gpu.js';
-import { empty, tensor, type Tensor } from '../runtime/tensor.js';
+import { tensor, type Tensor } from '../runtime/tensor.js';
 import { runMethod } from '../saliency/methods.js';
 import { batchSpeed } from './batch.js';
-
-type Tf = typeof import('@tensorflow/tfjs');
+import { TfVgg, WORKS, benchInput, checkAgreement, median, ourWorks, profileWorks, relativeDifference, round, tfjsResultInOurLayout, tfjsWorks, time, vgg16Spec, type Tf } from './works.js';
 
 interface Options {
   size?: number;
@@ -63,102 +60,6 @@ interface Row {
   tfjs_first_ms: number | null;
   /** Why TF.js has no time for this work, when it failed. */
   tfjs_error?: string;
-}
-
-/** VGG16 (configuration D) for a size×size RGB input, 1000 classes. */
-export function vgg16Spec(size: number): ModelSpec {
-  const layers: LayerSpec[] = [];
-  let c = 3;
-  let block = 1;
-  for (const [out, n] of [[64, 2], [128, 2], [256, 3], [512, 3], [512, 3]] as const) {
-    for (let i = 1; i <= n; i++) {
-      layers.push({ name: `conv${block}_${i}`, type: 'conv2d', in: c, out, kernel: 3, padding: 1 });
-      layers.push({ name: `relu${block}_${i}`, type: 'relu' });
-      c = out;
-    }
-    layers.push({ name: `pool${block}`, type: 'maxpool2d', kernel: 2 });
-    block++;
-  }
-  const s = size / 32;
-  layers.push({ name: 'flatten', type: 'flatten' });
-  layers.push({ name: 'fc6', type: 'linear', in: 512 * s * s, out: 4096 }, { name: 'relu6', type: 'relu' });
-  layers.push({ name: 'fc7', type: 'linear', in: 4096, out: 4096 }, { name: 'relu7', type: 'relu' });
-  layers.push({ name: 'fc8', type: 'linear', in: 4096, out: 1000 });
-  return { name: `vgg16-${size}`, input: [3, size, size], layers };
-}
-
-/** The same network in TF.js (NHWC), with our weights. */
-class TfVgg {
-  private readonly w = new Map<string, import('@tensorflow/tfjs').Tensor>();
-  constructor(
-    private readonly tf: Tf,
-    private readonly spec: ModelSpec,
-    weights: Record<string, { shape: number[]; data: Float32Array }>,
-  ) {
-    for (const [k, v] of Object.entries(weights)) {
-      const t = tf.tensor(v.data, v.shape);
-      this.w.set(k, v.shape.length === 4 ? t.transpose([2, 3, 1, 0]) : t); // conv OIHW → HWIO
-    }
-  }
-  /** Up to and including `until` (a layer name), or the logits. */
-  run(x: import('@tensorflow/tfjs').Tensor, from = 0, until?: string, relu = (t: import('@tensorflow/tfjs').Tensor) => this.tf.relu(t)) {
-    const tf = this.tf;
-    let h = x;
-    const layers = this.spec.layers;
-    for (let i = from; i < layers.length; i++) {
-      const l = layers[i]!;
-      switch (l.type) {
-        case 'conv2d':
-          h = tf.conv2d(h as import('@tensorflow/tfjs').Tensor4D, this.w.get(`${l.name}.weight`) as import('@tensorflow/tfjs').Tensor4D, 1, 'same').add(this.w.get(`${l.name}.bias`)!);
-          break;
-        case 'relu':
-          h = relu(h);
-          break;
-        case 'maxpool2d':
-          h = tf.maxPool(h as import('@tensorflow/tfjs').Tensor4D, 2, 2, 'valid');
-          break;
-        case 'flatten':
-          h = h.transpose([0, 3, 1, 2]).reshape([h.shape[0]!, -1]); // C,H,W order, as ours
-          break;
-        case 'linear':
-          h = tf.matMul(h as import('@tensorflow/tfjs').Tensor2D, this.w.get(`${l.name}.weight`) as import('@tensorflow/tfjs').Tensor2D, false, true).add(this.w.get(`${l.name}.bias`)!);
-          break;
-        default:
-          throw new Error(`bench: layer type ${l.type} not in VGG16`);
-      }
-      if (l.name === until) return h;
-    }
-    return h;
-  }
-  indexOf(name: string): number {
-    return this.spec.layers.findIndex((l) => l.name === name);
-  }
-}
-
-function median(v: number[]): number {
-  const s = [...v].sort((a, b) => a - b);
-  return s[Math.floor((s.length - 1) / 2)]! + (s.length % 2 ? 0 : (s[s.length / 2]! - s[Math.floor((s.length - 1) / 2)]!) / 2);
-}
-
-/**
- * The first call (compilation included), then the median of `reps` calls after a warm-up: one call,
- * and on a GPU calls for at least `warmMs` more, because a GPU lowers its clock while the first
- * call compiles and takes a few hundred ms to raise it again.
- */
-async function time(reps: number, fn: () => Promise<unknown>, warmMs = 0): Promise<{ first: number; median: number }> {
-  let t0 = performance.now();
-  await fn();
-  const first = performance.now() - t0;
-  const until = performance.now() + warmMs;
-  do await fn();
-  while (performance.now() < until);
-  const runs: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    t0 = performance.now();
-    await fn();
-    runs.push(performance.now() - t0);
-  }
-  return { first, median: median(runs) };
 }
 
 async function main(): Promise<void> {
@@ -200,10 +101,8 @@ async function main(): Promise<void> {
 
   const spec = vgg16Spec(size);
   const model = modelFromSpec(gpu, spec, undefined, { seed: 1 });
-  const xData = Float32Array.from({ length: 3 * size * size }, (_, i) => Math.sin(i) * 0.5 + 0.5);
+  const xData = benchInput(size);
   const x = tensor(gpu, xData, [1, 3, size, size]);
-  const target = 7;
-
   let tf: Tf | null = null;
   let tfNet: TfVgg | null = null;
   if (o.tfjs) {
@@ -215,39 +114,14 @@ async function main(): Promise<void> {
     tfNet = new TfVgg(tf, spec, await model.exportWeights());
   }
   const rows: Row[] = [];
-  const lastConv = 'relu5_3';
-
-  const ourWork: Record<string, () => Promise<Tensor>> = {
-    forward: () => noGrad(gpu, () => model.forward(x)),
-    // The methods through the registry, as every front end runs them.
-    vanilla: () => runMethod('vanilla', model, x, { target }),
-    gradcam: () => runMethod('gradCam', model, x, { target, layer: lastConv, upsample: 'none' }),
-    smoothgrad: () => runMethod('smoothGrad', model, x, { target, samples: o.samples, batchSize: o.samples, seed: 1 }),
-    'guided-backprop': () => runMethod('guidedBackprop', model, x, { target }),
-  };
+  const ourWork: Record<string, () => Promise<Tensor>> = ourWorks(model, x, o.samples);
   const ours = Object.fromEntries(Object.entries(ourWork).map(([k, f]) => [k, () => readAndFree(f())]));
   // TF.js's results (NHWC), made inside tf.tidy; timed with the read-back, like ours.
   const theirWork: Record<string, () => import('@tensorflow/tfjs').Tensor> = {};
   const theirs: Record<string, (() => Promise<unknown>) | undefined> = {};
   if (tf && tfNet) {
     const t = tf;
-    const net = tfNet;
-    const xt = t.tensor(xData, [1, 3, size, size]).transpose([0, 2, 3, 1]);
-    const onehot = t.oneHot([target], 1000).toFloat();
-    const cut = net.indexOf(lastConv);
-    theirWork.forward = () => net.run(xt);
-    theirWork.vanilla = () => t.grad((xx) => net.run(xx).mul(onehot).sum())(xt);
-    theirWork.gradcam = () => {
-      const a = net.run(xt, 0, lastConv);
-      const da = t.grad((aa) => net.run(aa, cut + 1).mul(onehot).sum())(a);
-      return t.relu(a.mul(da.mean([1, 2], true)).sum(3));
-    };
-    theirWork.smoothgrad = () => {
-      const [min, max] = [0, 1];
-      const noisy = xt.tile([o.samples, 1, 1, 1]).add(t.randomNormal([o.samples, size, size, 3], 0, 0.15 * (max - min), 'float32', 1));
-      const hot = onehot.tile([o.samples, 1]);
-      return t.grad((xx) => net.run(xx).mul(hot).sum())(noisy).mean(0);
-    };
+    Object.assign(theirWork, tfjsWorks(t, tfNet, xData, size, o.samples));
     for (const [k, f] of Object.entries(theirWork)) {
       theirs[k] = async () => {
         const r = t.tidy(f);
@@ -257,7 +131,7 @@ async function main(): Promise<void> {
     }
   }
 
-  for (const work of ['forward', 'vanilla', 'gradcam', 'smoothgrad', 'guided-backprop']) {
+  for (const work of WORKS) {
     const a = await time(reps, ours[work]!, warmMs);
     // TF.js may fail where we do not (e.g. a batch of 50 at 224×224 over its buffer limits): the
     // row then says why instead of ending the benchmark.
@@ -307,9 +181,6 @@ async function main(): Promise<void> {
   gpu.destroy();
 }
 
-/** Results further apart than this (relative to the largest value) mean the two did different work. */
-const AGREEMENT_TOLERANCE = 1e-3;
-
 /**
  * For each work both libraries ran (SmoothGrad aside: the noise differs), max |ours − TF.js| over
  * max |TF.js|. Throws when a result is off by more than AGREEMENT_TOLERANCE: the times would then
@@ -329,24 +200,13 @@ async function agreeWithTfjs(
     const a = await oursT.read();
     oursT.dispose();
     // NHWC → NCHW for input-shaped results; Grad-CAM's [1, h, w] is already in our order.
-    const theirsT = tf.tidy(() => {
-      const r = theirWork[work]!();
-      return r.rank === 4 ? r.transpose([0, 3, 1, 2]) : r;
-    });
+    const theirsT = tfjsResultInOurLayout(tf, theirWork[work]!);
     const b = (await theirsT.data()) as Float32Array;
     theirsT.dispose();
-    if (a.length !== b.length) throw new Error(`${work}: ours has ${a.length} values, TF.js ${b.length}`);
-    let diff = 0;
-    let scale = 0;
-    for (let i = 0; i < a.length; i++) {
-      diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-      scale = Math.max(scale, Math.abs(b[i]!));
-    }
-    out[work] = scale > 0 ? diff / scale : diff;
+    out[work] = relativeDifference(work, a, b);
   }
   log(`agreement with TF.js (max |ours − tfjs| / max |tfjs|): ${Object.entries(out).map(([k, v]) => `${k} ${v.toExponential(1)}`).join(', ')}`);
-  const bad = Object.entries(out).filter(([, v]) => !(v <= AGREEMENT_TOLERANCE));
-  if (bad.length) throw new Error(`our results differ from TF.js's (${bad.map(([k, v]) => `${k} ${v.toExponential(1)}`).join(', ')} > ${AGREEMENT_TOLERANCE}): the times compare different work`);
+  checkAgreement('TF.js', out);
   return out;
 }
 
@@ -445,30 +305,6 @@ async function kernelTable(gpu: Gpu, size: number, reps: number, tiles: (Conv2dT
   return out;
 }
 
-/**
- * Where each work's GPU time goes: one run of each under `gpu.profile`, the dispatches summed by
- * kernel. `gpu_ms` against the work's wall-clock median shows the time spent outside kernels
- * (recording, submits, waiting, read-back).
- */
-async function profileWorks(gpu: Gpu, works: Record<string, () => Promise<unknown>>, log: (s: string) => void) {
-  const out: Record<string, { gpu_ms: number; dispatches: number; kernels: { name: string; count: number; ms: number }[] }> = {};
-  log('GPU time per kernel (one run of each, GPU timestamps):');
-  for (const [work, fn] of Object.entries(works)) {
-    const p = await gpu.profile(fn); // its pipelines were compiled by the timed runs
-    const byName = new Map<string, { name: string; count: number; ms: number }>();
-    for (const k of p.kernels) {
-      const e = byName.get(k.name) ?? { name: k.name, count: 0, ms: 0 };
-      e.count++;
-      e.ms += k.ms;
-      byName.set(k.name, e);
-    }
-    const kernels = [...byName.values()].sort((a, b) => b.ms - a.ms).map((k) => ({ ...k, ms: round(k.ms, 3) }));
-    out[work] = { gpu_ms: round(p.gpuMs, 3), dispatches: p.kernels.length, kernels };
-    log(`  ${work}: ${round(p.gpuMs, 2)} ms in ${p.kernels.length} dispatches; ` + kernels.slice(0, 6).map((k) => `${k.name} ×${k.count} ${k.ms.toFixed(2)}`).join(', '));
-  }
-  return out;
-}
-
 /** D-RISE on the detector architecture (speed does not depend on the weights). */
 async function driseSpeed(gpu: Gpu, masks: number, log: (s: string) => void) {
   const detector: Model = modelFromSpec(gpu, FASHION_DETECTOR, undefined, { seed: 1 });
@@ -516,11 +352,6 @@ function intArg(v: string, name: string, zero = false): number {
   const n = decimal(v);
   if (!Number.isSafeInteger(n) || n < (zero ? 0 : 1)) throw new InvalidArgumentError(`${name} must be an integer ≥ ${zero ? 0 : 1}`);
   return n;
-}
-
-function round(v: number, digits = 1): number {
-  const f = 10 ** digits;
-  return Math.round(v * f) / f;
 }
 
 function fmt(v: number | null): string {
