@@ -77,6 +77,17 @@ export interface DispatchArgs {
   workgroups: readonly [number, number?, number?];
 }
 
+/** What `kernel` gives while `precompile` rehearses: never dispatched. */
+const PLANNED_KERNEL: Kernel = Object.freeze({
+  name: 'precompile',
+  get pipeline(): GPUComputePipeline {
+    throw new GpuError('precompile: a rehearsal kernel was used outside the rehearsal');
+  },
+  get layout(): GPUBindGroupLayout {
+    throw new GpuError('precompile: a rehearsal kernel was used outside the rehearsal');
+  },
+});
+
 const UNIFORM_SLOT = 256; // ≥ minUniformBufferOffsetAlignment on every adapter
 const UNIFORM_SLOTS = 512;
 const MAX_DISPATCHES_PER_BATCH = 512;
@@ -301,6 +312,10 @@ export class Gpu {
   liveTensors = 0;
 
   private readonly kernels = new Map<string, Promise<Kernel>>();
+  /** Compilations in flight, since when, finished ones, and their wall-clock total (compileStats). */
+  private readonly compiling = { count: 0, since: 0, done: 0, ms: 0 };
+  /** While `precompile` rehearses: the pipelines asked for. */
+  private planned: Promise<Kernel>[] | null = null;
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private batchKernels: string[] = [];
@@ -368,7 +383,44 @@ export class Gpu {
       this.kernels.set(key, k);
       k.catch(() => this.kernels.delete(key));
     }
+    if (this.planned) {
+      // precompile: the compilation goes on; the caller records nothing, so it need not wait.
+      this.planned.push(k);
+      return Promise.resolve(PLANNED_KERNEL);
+    }
     return k;
+  }
+
+  /**
+   * Compiles every pipeline `fn` asks for at once, in parallel, instead of one after another as a
+   * first run does (each kernel waits for its pipeline before the next one is even requested).
+   * `fn` runs as a rehearsal: its kernels start compiling and are not waited for, nothing is
+   * dispatched or copied, reads give zeros, and its tensors are freed. Run the real work after it:
+   * it finds its pipelines compiled. A rehearsal that takes another path than the real work (it
+   * reads zeros: e.g. no detection above a threshold) compiles less; an error in it is swallowed
+   * (the real run reports it). Nothing else may use this Gpu meanwhile. Resolves with the number
+   * of pipelines `fn` needed that were not compiled yet and how long they took.
+   */
+  async precompile(fn: () => Promise<unknown> | unknown): Promise<{ pipelines: number; ms: number }> {
+    this.assertUsable();
+    if (this.planned) throw new GpuError('precompile: already precompiling');
+    const before = new Set(this.kernels.values());
+    const t0 = performance.now();
+    const planned: Promise<Kernel>[] = [];
+    this.planned = planned;
+    try {
+      const result = await this.scope(fn);
+      const made = new Set<Disposable>();
+      collectDisposables(result, made, 0);
+      for (const t of made) if (!t.isDisposed) t.dispose();
+    } catch {
+      /* the real run reports it */
+    } finally {
+      this.planned = null;
+    }
+    const fresh = [...new Set(planned)].filter((k) => !before.has(k));
+    await Promise.allSettled(planned);
+    return { pipelines: fresh.length, ms: performance.now() - t0 };
   }
 
   /** Number of distinct pipelines compiled so far. */
@@ -376,8 +428,28 @@ export class Gpu {
     return this.kernels.size;
   }
 
+  /**
+   * Pipelines compiled so far and the wall-clock milliseconds during which at least one was being
+   * compiled (overlapping compilations count once): what first runs spend compiling.
+   */
+  compileStats(): { pipelines: number; ms: number } {
+    const running = this.compiling.count ? performance.now() - this.compiling.since : 0;
+    return { pipelines: this.compiling.done, ms: this.compiling.ms + running };
+  }
+
   private async compile(shader: string, defines: ShaderDefines, entry: string, key: string): Promise<Kernel> {
     this.assertUsable();
+    const c = this.compiling;
+    if (c.count++ === 0) c.since = performance.now();
+    try {
+      return await this.compilePipeline(shader, defines, entry, key);
+    } finally {
+      c.done++;
+      if (--c.count === 0) c.ms += performance.now() - c.since;
+    }
+  }
+
+  private async compilePipeline(shader: string, defines: ShaderDefines, entry: string, key: string): Promise<Kernel> {
     const source = SHADERS[shader] ?? extraShaders.get(shader);
     if (source === undefined) throw new ArgumentError(`no shader named '${shader}' in shaders/`);
     const name = entry === 'main' ? shader : `${shader}.${entry}`;
@@ -416,6 +488,7 @@ export class Gpu {
   /** Records one dispatch of `kernel`. Nothing runs until the batch is flushed. */
   dispatch(kernel: Kernel, args: DispatchArgs): void {
     this.assertUsable();
+    if (this.planned) return;
     const [x, y = 1, z = 1] = args.workgroups;
     const maxWg = this.limits.maxComputeWorkgroupsPerDimension;
     if (x > maxWg || y > maxWg || z > maxWg) {
@@ -467,6 +540,7 @@ export class Gpu {
   /** Records a buffer-to-buffer copy in the current batch. */
   copyBuffer(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.assertUsable();
+    if (this.planned) return;
     const encoder = this.beginEncoder();
     this.endPass();
     encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
@@ -550,6 +624,7 @@ export class Gpu {
   /** Copies `bytes` bytes of `buffer` to the CPU. Submits pending work first. */
   async readBuffer(buffer: GPUBuffer, bytes: number, byteOffset = 0): Promise<ArrayBuffer> {
     this.assertUsable();
+    if (this.planned) return new ArrayBuffer(bytes); // precompile's rehearsal reads zeros
     const size = Math.ceil(bytes / 4) * 4;
     const staging = this.pool.acquire(size, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'readback');
     try {
