@@ -16,6 +16,7 @@ export {
   type ImageInput,
   type ClassScore,
   type SaliencyResultDetail,
+  type RunTimings,
 } from './saliency-view.js';
 export { registerModelLoader, modelSuffixes, sharedGpu, exclusive, cachedModel, clearModelCache, resolveModelRef, type ModelLoader, type ViewModel } from './models.js';
 

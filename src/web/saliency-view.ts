@@ -11,7 +11,8 @@
  * ('x,y,width,height' in image pixels: explain that region, e.g. a face), samples,
  * noise-level, seed (SmoothGrad; seed also D-RISE's), detection, masks, grid, threshold (D-RISE:
  * which detection, how many masks, grid cells per side, detection threshold), size (pixels),
- * colormap, opacity, top (classes listed), manual (no automatic runs: call run()).
+ * colormap, opacity, top (classes listed), manual (no automatic runs: call run()), precompile
+ * ("on": compile the pipelines a method needs all at once before its first run; read at each run).
  *
  * Property `image`: an <img>, File/Blob, canvas, ImageBitmap, ImageData or URL; it takes
  * precedence over `src`. `run()` computes and resolves with the result; it also runs by itself when
@@ -70,6 +71,21 @@ export interface SaliencyResultDetail {
   detections?: Detection[];
   /** Milliseconds of the method itself (after the model was loaded and the image converted). */
   ms: number;
+  /** Where this run's time went. */
+  timings: RunTimings;
+}
+
+/**
+ * Milliseconds of each part of a run: opening WebGPU and reading the image; loading the model
+ * (cached after its first use); compiling the GPU pipelines used for the first time, in the load
+ * and in the method; and the method less that compiling (`ms` = the compiling in the method + `run`).
+ */
+export interface RunTimings {
+  gpu: number;
+  image: number;
+  load: number;
+  compile: number;
+  run: number;
 }
 
 const ATTRIBUTES = [
@@ -200,6 +216,9 @@ export async function readPixels(source: ImageInput): Promise<RgbaImage> {
     bitmap.close();
   }
 }
+
+/** The method settings each model has been precompiled for (SaliencyView.precompiles). */
+const rehearsed = new WeakMap<ViewModel, Set<string>>();
 
 const Base: typeof HTMLElement = typeof HTMLElement === 'undefined' ? (class {} as unknown as typeof HTMLElement) : HTMLElement;
 
@@ -421,17 +440,24 @@ export class SaliencyView extends Base {
     };
 
     this.setStatus('opening WebGPU…');
+    const started = performance.now();
     const gpu = await sharedGpu();
     check();
     this.setStatus('reading the image…');
+    const opened = performance.now();
     const whole = await readPixels(source);
     const pixels = crop ? cropRgba(whole, crop as [number, number, number, number]) : whole;
     check();
     this.setStatus('loading the model…');
+    const read = performance.now();
 
     return exclusive(async () => {
       check();
+      const loading = performance.now();
+      const compiledBefore = gpu.compileStats().ms;
       const model = await cachedModel(gpu, modelRef);
+      const loadMs = performance.now() - loading;
+      const compileInLoad = gpu.compileStats().ms - compiledBefore;
       check();
       const [channels, height, width] = model.inputShape as [number, number, number];
       if (model.inputShape.length !== 3 || (channels !== 1 && channels !== 3)) {
@@ -439,20 +465,60 @@ export class SaliencyView extends Base {
       }
       const input = imageToTensorData(pixels, { channels, width, height, background: [0, 0, 0] });
       const inputShape = [1, channels, height, width];
+      const entry = methodByName(method);
+      let precompileMs = 0;
+      if (this.precompiles(model, entry.name, inputShape, target, layer, opts)) {
+        this.setStatus('compiling…');
+        const p = await gpu.precompile(() => this.rehearse(entry.name, model, tensor(gpu, input, inputShape), target, layer, opts));
+        precompileMs = p.ms;
+        check();
+      }
       this.setStatus(`running ${METHOD_LABELS[method]}…`);
       const t0 = performance.now();
+      const compiledBeforeRun = gpu.compileStats().ms;
       const out = await gpu.scope(async () => {
         const x = tensor(gpu, input, inputShape);
-        const entry = methodByName(method);
         if (entry.kind === 'detector') return this.computeDrise(model, x, opts, signal, current);
         return this.computeClassifier(entry.name, model, x, target, layer, opts, signal);
       });
       const ms = performance.now() - t0;
+      const compileInRun = gpu.compileStats().ms - compiledBeforeRun;
       check();
-      const detail: SaliencyResultDetail = { method, ...out, input, inputShape, ms };
+      const timings = { gpu: opened - started, image: read - opened, load: loadMs - compileInLoad, compile: compileInLoad + precompileMs + compileInRun, run: ms - compileInRun };
+      const detail: SaliencyResultDetail = { method, ...out, input, inputShape, ms, timings };
       this.show(detail, model);
       return detail;
     });
+  }
+
+  /**
+   * Whether this run compiles its pipelines ahead, all at once (Gpu.precompile): with the attribute
+   * precompile="on", the first time a model runs a method with these settings. Off by default:
+   * on SwiftShader on 2 busy cores it did not shorten time to first map (docs/benchmarks.md).
+   */
+  private precompiles(model: ViewModel, method: MethodName, inputShape: number[], target: number | 'top', layer: string | undefined, opts: object): boolean {
+    if (this.getAttribute('precompile') !== 'on') return false;
+    const key = JSON.stringify([method, inputShape, target, layer ?? null, opts]);
+    let seen = rehearsed.get(model);
+    if (!seen) rehearsed.set(model, (seen = new Set()));
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  }
+
+  /**
+   * What `computeClassifier` / `computeDrise` ask the GPU for, without showing anything: the
+   * rehearsal that Gpu.precompile runs (reads give zeros there, so the top class is class 0 and a
+   * detector finds nothing; D-RISE's mask pipelines are then compiled by the run itself).
+   */
+  private async rehearse(method: MethodName, model: ViewModel, x: Tensor, requested: number | 'top', layer: string | undefined, o: { samples: number; noiseLevel: number; seed: number; threshold: number }): Promise<void> {
+    if (methodByName(method).kind === 'detector') {
+      if (model instanceof Model) await detect(model, x, { threshold: o.threshold });
+      return;
+    }
+    await (await noGrad(model.gpu, () => model.forward(x, { logits: true }))).read();
+    const target = requested === 'top' ? 0 : requested;
+    await runMethod(method as ClassifierMethodName, model, x, { target, layer, samples: o.samples, noiseLevel: o.noiseLevel, seed: o.seed });
   }
 
   private async computeClassifier(
