@@ -35,7 +35,18 @@ const HUMAN_CLASSIFIERS = [
   { name: 'emotion', description: 'human: emotion, 64×64 grey faces, 7 classes' },
   { name: 'antispoof', description: 'human: antispoof, 128×128 faces, real face (sigmoid)' },
 ];
-const CONTENT_TYPES = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.json': 'application/json', '.bin': 'application/octet-stream' };
+const CONTENT_TYPES = {
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.json': 'application/json',
+  '.bin': 'application/octet-stream',
+  // Mounted pages and scripts (npm run bench:web: its built page, TF.js and ONNX Runtime Web).
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript',
+  '.mjs': 'text/javascript',
+  '.wasm': 'application/wasm',
+};
 
 function sendJson(res, value) {
   res.setHeader('Content-Type', 'application/json');
