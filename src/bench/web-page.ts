@@ -156,11 +156,11 @@ async function works(q: URLSearchParams): Promise<WorksResult> {
   if (conv === 'tiled' || conv === 'direct') setConv2dStrategy(gpu, conv);
   const size = Number(q.get('size') ?? (gpu.adapter.isSoftware ? 64 : 224));
   const reps = Number(q.get('reps') ?? (gpu.adapter.isSoftware ? 3 : 10));
-  const warmup = Number(q.get('warmup') ?? 1);
+  const warmup = reps ? Number(q.get('warmup') ?? 1) : 0;
   const samples = Number(q.get('samples') ?? 50);
   const peers = new Set((q.get('peers') ?? 'tfjs,ort').split(',').filter(Boolean));
   const chosen = new Set((q.get('works') ?? WORKS.join(',')).split(','));
-  const warmMs = gpu.adapter.isSoftware ? 0 : 500;
+  const warmMs = gpu.adapter.isSoftware || !reps ? 0 : 500;
   log(`adapter ${gpu.adapter.name}; VGG16 at ${size}×${size}; ${conv2dStrategy(gpu)} conv kernels; medians of ${reps}`);
   const spec = vgg16Spec(size);
   const model = modelFromSpec(gpu, spec, undefined, { seed: 1 });
@@ -213,15 +213,18 @@ async function works(q: URLSearchParams): Promise<WorksResult> {
     for (const t of Object.values(out)) t.dispose();
   };
 
+  // With reps 0 each work runs once: its first call is all there is (a check of the results).
+  const ms = (t: { median: number }) => (reps ? round(t.median) : null);
+  const ratio = (theirs: { median: number }, ours: { median: number }) => (reps ? round(theirs.median / ours.median, 2) : null);
   const rows: WorkRow[] = [];
   for (const work of WORKS.filter((w) => chosen.has(w))) {
     const a = await time(reps, ours(work), warmMs, warmup);
-    const row: WorkRow = { work, ours_ms: round(a.median), tfjs_ms: null, ratio: null, ours_first_ms: round(a.first), tfjs_first_ms: null };
+    const row: WorkRow = { work, ours_ms: ms(a), tfjs_ms: null, ratio: null, ours_first_ms: round(a.first), tfjs_first_ms: null };
     const f = tfWork[work];
     if (tf && f) {
       try {
         const b = await time(reps, theirs(tf, work, f), warmMs, warmup);
-        Object.assign(row, { tfjs_ms: round(b.median), ratio: round(b.median / a.median, 2), tfjs_first_ms: round(b.first) });
+        Object.assign(row, { tfjs_ms: ms(b), ratio: ratio(b, a), tfjs_first_ms: round(b.first) });
       } catch (e) {
         row.tfjs_error = firstLine(e);
       }
@@ -229,7 +232,7 @@ async function works(q: URLSearchParams): Promise<WorksResult> {
     if (session && work === 'forward') {
       try {
         const c = await time(reps, ortForward, warmMs, warmup);
-        Object.assign(row, { ort_ms: round(c.median), ort_ratio: round(c.median / a.median, 2), ort_first_ms: round(c.first) });
+        Object.assign(row, { ort_ms: ms(c), ort_ratio: ratio(c, a), ort_first_ms: round(c.first) });
       } catch (e) {
         Object.assign(row, { ort_ms: null, ort_ratio: null, ort_first_ms: null, ort_error: firstLine(e) });
       }

@@ -129,7 +129,7 @@ async function main(): Promise<void> {
     .name('bench:web')
     .description('benchmark webgpu-saliency in Chromium against TF.js WebGPU and ONNX Runtime Web on the same adapter (VGG16 shape, random weights), and time to first map of <saliency-view>')
     .option('--size <px>', 'input side (multiple of 32); default 224 on a GPU, 64 on a software adapter', (v) => intArg(v, '--size'))
-    .option('--reps <n>', 'timed repetitions after one warm-up; default 10 on a GPU, 3 on a software adapter', (v) => intArg(v, '--reps'))
+    .option('--reps <n>', 'timed repetitions after the warm-up (0: each work once, to check the results); default 10 on a GPU, 3 on a software adapter', (v) => intArg(v, '--reps', true))
     .option('--warmup <n>', 'untimed calls of each work after its first', (v) => intArg(v, '--warmup', true), 1)
     .option('--works <list>', `the works to time, comma-separated (${WORKS.join(', ')})`, worksArg, [...WORKS])
     .option('--samples <n>', 'SmoothGrad samples', (v) => intArg(v, '--samples'), 50)
@@ -196,7 +196,7 @@ async function main(): Promise<void> {
         ...(o.conv !== 'auto' ? { conv: o.conv } : {}),
       });
       if (o.size) q.set('size', String(o.size));
-      if (o.reps) q.set('reps', String(o.reps));
+      if (o.reps !== undefined) q.set('reps', String(o.reps));
       progress(`${version}: the works`);
       works = await runPage<WorksResult>(browser, base, `/bench/web/bench.html?${q}`, timeoutMs, progress);
 

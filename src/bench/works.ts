@@ -199,9 +199,9 @@ export function median(v: number[]): number {
 }
 
 /**
- * The first call (compilation included), then the median of `reps` calls after a warm-up: `warmup`
- * calls (default one), and on a GPU calls for at least `warmMs` more, because a GPU lowers its
- * clock while the first call compiles and takes a few hundred ms to raise it again.
+ * The first call (compilation included), then the median of `reps` calls (NaN for none) after a
+ * warm-up: `warmup` calls (default one), and on a GPU calls for at least `warmMs` more, because a
+ * GPU lowers its clock while the first call compiles and takes a few hundred ms to raise it again.
  */
 export async function time(reps: number, fn: () => Promise<unknown>, warmMs = 0, warmup = 1): Promise<{ first: number; median: number }> {
   let t0 = performance.now();
@@ -215,7 +215,7 @@ export async function time(reps: number, fn: () => Promise<unknown>, warmMs = 0,
     await fn();
     runs.push(performance.now() - t0);
   }
-  return { first, median: median(runs) };
+  return { first, median: runs.length ? median(runs) : NaN };
 }
 
 export function round(v: number, digits = 1): number {
