@@ -1,12 +1,12 @@
 // Matrix product for few rows on CPU adapters (lavapipe, SwiftShader), with B transposed, such as
 // a batch-1 linear layer (x [M, in] · wᵀ, w [out, in]):
-//   Out = act(A · Bᵀ + bias),  A is [M, K] (M ≤ 2), B is [N, K], both row-major with K % 4 == 0.
+//   Out = act(A · Bᵀ + bias),  A is [M, K] (M ≤ 8), B is [N, K], both row-major with K % 4 == 0.
 // Each invocation computes one output column for all rows, walking its row of B (and A) as vec4s
 // with no workgroup memory and no barriers: on a CPU adapter every barrier of the GPU kernel's
 // lane reduction (matvec.wgsl) is a synchronisation of emulated lanes, and a row read by one
 // invocation is contiguous, which is what a CPU cache wants.
 // Workgroup: 64 invocations, one column each. Grid: (⌈N / 64⌉, 1, 1), folded into 2-D when large.
-// Variants: BIAS (boolean); ROWS (1 or 2 ≥ M); ACTIVATION, a WGSL expression in `v` and `alpha`.
+// Variants: BIAS (boolean); ROWS (1, 2, 4 or 8 ≥ M); ACTIVATION, a WGSL expression in `v` and `alpha`.
 
 struct Params {
   M: u32,

@@ -41,8 +41,8 @@ describe('matmul kernel', () => {
     [64, 64, 64],
     [17, 16, 1],
     [130, 3, 67],
-    // few rows: the matvec kernels (M ≤ 8; on CPU adapters M ≤ 2 with b transposed and K % 4 = 0
-    // takes matvec_rows)
+    // few rows: the matvec kernels (M ≤ 8; on CPU adapters b transposed with K % 4 = 0 takes
+    // matvec_rows)
     [8, 300, 513],
     [1, 2049, 300],
     [2, 7, 1],
