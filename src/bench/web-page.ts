@@ -3,10 +3,10 @@
  * src/bench/web.ts). Query parameters pick what it measures:
  *
  *   ?mode=works&size=64&reps=3&samples=50&peers=tfjs,ort
- *     Our works (src/bench/works.ts) on VGG16 with seeded random weights, then the same works in
- *     TF.js's WebGPU backend and ONNX Runtime Web's forward pass (WebGPU execution provider) on the
- *     same network exported to ONNX in the page: medians after a warm-up, read-back included, and
- *     how far each peer's results are from ours.
+ *     Our works (src/bench/works.ts) on VGG16 with seeded random weights, the same works in TF.js's
+ *     WebGPU backend, and ONNX Runtime Web's forward pass (WebGPU execution provider) on the same
+ *     network exported to ONNX in the page: medians after a warm-up, read-back included, the
+ *     libraries taking turns call by call; and how far each peer's results are from ours.
  *   ?mode=first-map&model=fashion-vgg&method=gradCam[&precompile=1]
  *     Time to first map: a <saliency-view> is connected and the time until its first map is drawn
  *     is split into its parts (RunTimings); then a second view in the same page (warm).
@@ -30,9 +30,9 @@ import {
   ourWorks,
   profileWorks,
   relativeDifference,
+  median,
   round,
   tfjsWorks,
-  time,
   vgg16Spec,
   type Tf,
   type Work,
@@ -138,6 +138,46 @@ function firstLine(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
 }
 
+/**
+ * `time` for several libraries doing the same work, taking turns: each one's first call, then its
+ * warm-up, then `reps` rounds in which each library runs once. On a shared machine whose load
+ * changes from minute to minute, a slow spell then falls on every library alike. A library that
+ * throws gets its error instead of times and is left out of the later rounds; null: not run.
+ */
+async function timeInTurn(
+  reps: number,
+  warmMs: number,
+  warmup: number,
+  fns: ((() => Promise<unknown>) | null)[],
+): Promise<({ first: number; median: number } | Error | null)[]> {
+  const out: ({ first: number; median: number } | Error | null)[] = fns.map(() => null);
+  const runs: number[][] = fns.map(() => []);
+  const call = async (i: number): Promise<number | null> => {
+    if (!fns[i] || out[i] instanceof Error) return null;
+    const t0 = performance.now();
+    try {
+      await fns[i]!();
+    } catch (e) {
+      out[i] = e instanceof Error ? e : new Error(String(e));
+      return null;
+    }
+    return performance.now() - t0;
+  };
+  const firsts: (number | null)[] = [];
+  for (let i = 0; i < fns.length; i++) {
+    firsts.push(await call(i));
+    const until = performance.now() + warmMs;
+    for (let w = 0; w < warmup || performance.now() < until; w++) if ((await call(i)) === null) break;
+  }
+  for (let r = 0; r < reps; r++) {
+    for (let i = 0; i < fns.length; i++) {
+      const t = await call(i);
+      if (t !== null) runs[i]!.push(t);
+    }
+  }
+  return fns.map((f, i) => (out[i] instanceof Error ? out[i] : f ? { first: firsts[i]!, median: runs[i]!.length ? median(runs[i]!) : NaN } : null));
+}
+
 /** NHWC → NCHW, on the CPU: TF.js's input-shaped results in our layout. */
 function nhwcToNchw(data: Float32Array, shape: readonly number[]): Float32Array {
   if (shape.length !== 4) return data;
@@ -218,25 +258,14 @@ async function works(q: URLSearchParams): Promise<WorksResult> {
   const ratio = (theirs: { median: number }, ours: { median: number }) => (reps ? round(theirs.median / ours.median, 2) : null);
   const rows: WorkRow[] = [];
   for (const work of WORKS.filter((w) => chosen.has(w))) {
-    const a = await time(reps, ours(work), warmMs, warmup);
-    const row: WorkRow = { work, ours_ms: ms(a), tfjs_ms: null, ratio: null, ours_first_ms: round(a.first), tfjs_first_ms: null };
     const f = tfWork[work];
-    if (tf && f) {
-      try {
-        const b = await time(reps, theirs(tf, work, f), warmMs, warmup);
-        Object.assign(row, { tfjs_ms: ms(b), ratio: ratio(b, a), tfjs_first_ms: round(b.first) });
-      } catch (e) {
-        row.tfjs_error = firstLine(e);
-      }
-    }
-    if (session && work === 'forward') {
-      try {
-        const c = await time(reps, ortForward, warmMs, warmup);
-        Object.assign(row, { ort_ms: ms(c), ort_ratio: ratio(c, a), ort_first_ms: round(c.first) });
-      } catch (e) {
-        Object.assign(row, { ort_ms: null, ort_ratio: null, ort_first_ms: null, ort_error: firstLine(e) });
-      }
-    }
+    const [a, b, c] = await timeInTurn(reps, warmMs, warmup, [ours(work), tf && f ? theirs(tf, work, f) : null, session && work === 'forward' ? ortForward : null]);
+    if (a instanceof Error) throw a;
+    const row: WorkRow = { work, ours_ms: ms(a!), tfjs_ms: null, ratio: null, ours_first_ms: round(a!.first), tfjs_first_ms: null };
+    if (b instanceof Error) row.tfjs_error = firstLine(b);
+    else if (b) Object.assign(row, { tfjs_ms: ms(b), ratio: ratio(b, a!), tfjs_first_ms: round(b.first) });
+    if (c instanceof Error) Object.assign(row, { ort_ms: null, ort_ratio: null, ort_first_ms: null, ort_error: firstLine(c) });
+    else if (c) Object.assign(row, { ort_ms: ms(c), ort_ratio: ratio(c, a!), ort_first_ms: round(c.first) });
     rows.push(row);
     log(`${work}: ours ${row.ours_ms} ms, tfjs ${row.tfjs_ms ?? '—'} ms${row.ort_ms !== undefined ? `, ort ${row.ort_ms ?? '—'} ms` : ''}`);
   }
