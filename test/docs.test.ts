@@ -73,14 +73,15 @@ async function checkCommand(command: string, env: Map<string, string>): Promise<
     const commands = await help(['dist/cli/main.js']);
     if (!new RegExp(`^\\s+${cmd}\\b`, 'm').test(commands)) problems.push(`saliency has no command '${cmd}'`);
     else await checkArgs(['dist/cli/main.js', cmd], words.slice(3));
-  } else if (w0 === 'node' && w1 === 'dist/bench/main.js') {
-    await checkArgs(['dist/bench/main.js'], words.slice(2));
+  } else if (w0 === 'node' && (w1 === 'dist/bench/main.js' || w1 === 'dist/bench/web.js')) {
+    await checkArgs([w1], words.slice(2));
   } else if (w0 === 'npm' && w1 === 'run') {
     if (!(w2! in PACKAGE.scripts)) problems.push(`package.json has no script '${w2}'`);
     const dash = words.indexOf('--');
     const args = dash < 0 ? [] : words.slice(dash + 1);
     if (w2 === 'train') await checkArgs(['dist/cli/main.js', 'train'], args);
     else if (w2 === 'bench') await checkArgs(['dist/bench/main.js'], args);
+    else if (w2 === 'bench:web') await checkArgs(['dist/bench/web.js'], args);
     else if (w2 === 'web') await checkArgs(['scripts/web.mjs'], args);
     else if (args.length) problems.push(`npm run ${w2} takes no options here`);
   } else if (w0 === 'npx' && w1 === 'vitest') {
