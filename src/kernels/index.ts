@@ -34,6 +34,7 @@ export * from './elementwise.js';
 export * from './matmul.js';
 export * from './gemm.js';
 export * from './pad.js';
+export * from './batchnorm.js';
 export * from './piecewise.js';
 export * from './pool.js';
 export {

@@ -9,6 +9,7 @@ export { add, sub, mul, div, scale, neg } from './elementwise.js';
 export { linear, matmulOp as matmul, type LinearOptions } from './linear.js';
 export { gemm, matmulNd, type GemmOptions } from './gemm.js';
 export { pad, type PadMode, type PadOptions } from './pad.js';
+export { batchNorm, type BatchNormParams } from './batchnorm.js';
 export { maxPool2d, avgPool2d, globalAvgPool, globalMaxPool } from './pool.js';
 export { sum, mean, max, softmax, logSoftmax } from './reduce.js';
 export { resize } from './resize.js';
