@@ -30,6 +30,7 @@ export {
   type Conv2dParams,
   type NormalizedConv2dParams,
 } from './conv2d.js';
+export * from './conv-transpose.js';
 export * from './elementwise.js';
 export * from './matmul.js';
 export * from './gemm.js';

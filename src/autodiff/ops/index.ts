@@ -5,6 +5,7 @@
 export { activation, relu, relu6, leakyRelu, sigmoid, tanh } from './activation.js';
 export { clip, hardSigmoid, hardSwish, prelu } from './piecewise.js';
 export { conv2d } from './conv.js';
+export { convTranspose2d, type ConvTranspose2dParams } from './conv-transpose.js';
 export { add, sub, mul, div, scale, neg } from './elementwise.js';
 export { linear, matmulOp as matmul, type LinearOptions } from './linear.js';
 export { gemm, matmulNd, type GemmOptions } from './gemm.js';
