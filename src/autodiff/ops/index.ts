@@ -13,5 +13,5 @@ export { pad, type PadMode, type PadOptions } from './pad.js';
 export { batchNorm, type BatchNormParams } from './batchnorm.js';
 export { maxPool2d, avgPool2d, globalAvgPool, globalMaxPool } from './pool.js';
 export { sum, mean, max, softmax, logSoftmax } from './reduce.js';
-export { resize } from './resize.js';
+export { resize, type ResizeOptions, type ResizeMode, type CoordinateTransformationMode, type NearestMode } from './resize.js';
 export { reshape, flatten, concat, slice, transpose, broadcastTo } from './shape.js';
