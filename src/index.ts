@@ -50,6 +50,21 @@ export {
   type UntypedSaved,
   type RuleOverrides,
 } from './autodiff/tape.js';
+export {
+  Trace,
+  tensorStats,
+  formatTrace,
+  formatTraceComparison,
+  describeLayer,
+  describeRules,
+  zerosAfter,
+  type TraceEntry,
+  type TraceKernel,
+  type TraceMode,
+  type TraceRule,
+  type TensorStats,
+} from './autodiff/trace.js';
+export type { RunOptions } from './autodiff/tape.js';
 export * as ops from './autodiff/ops/index.js';
 export * as kernels from './kernels/index.js';
 export { parseSafetensors, serializeSafetensors, type NamedArray, type SafetensorsFile } from './nets/safetensors.js';

@@ -16,6 +16,7 @@ import { HOLDS_TENSORS, type Gpu } from '../runtime/gpu.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { add, fill } from '../kernels/elementwise.js';
 import { ACTIVATION_RULES, activationBackward, isActivationRule, type ActivationName, type ActivationRules } from '../kernels/activation.js';
+import { Trace, statsOf, type TraceEntry, type TraceKernel, type TraceMode, type TraceRule } from './trace.js';
 
 export type { ActivationName, ActivationRuleName, ActivationRules, ReluRule } from '../kernels/activation.js';
 
@@ -70,7 +71,13 @@ interface TapeEntry {
   output: Tensor;
   saved: Record<string, unknown>;
   retained: Tensor[];
+  /** The layer whose output this op computed (or helped compute); set when the layer is named. */
+  layer: string | null;
+  fusedLayers: string[];
 }
+
+/** The rule label a trace gives an op's own backward (e.g. max pooling's 'switches'). */
+const traceRules = new Map<string, TraceRule>();
 
 const backwardRules = new Map<string, BackwardRule>();
 
@@ -104,10 +111,18 @@ export interface OpDefinition<Saved extends object> {
  *     return y;
  *   }
  */
-export function defineOp<Saved extends object = Record<string, never>>(name: string, backward: BackwardRule<Readonly<Saved>>): OpDefinition<Saved> {
+export function defineOp<Saved extends object = Record<string, never>>(
+  name: string,
+  backward: BackwardRule<Readonly<Saved>>,
+  options: {
+    /** How a trace names this op's backward rule, when it has a name of its own (max pooling: switches). */
+    traceRule?: TraceRule;
+  } = {},
+): OpDefinition<Saved> {
   // The tape stores every op's saved values alike; this op's own record() is the only writer of
   // its entries, so they have type Saved.
   registerBackward(name, backward as unknown as BackwardRule);
+  if (options.traceRule) traceRules.set(name, options.traceRule);
   return {
     name,
     record(inputs, output, ...saved) {
@@ -175,7 +190,11 @@ export class LayerHook {
 
 /** Gradients returned by `backward`; the caller owns them (a `gpu.scope` returning them keeps them). */
 export class Gradients {
-  constructor(private readonly byId: Map<number, Tensor>) {}
+  constructor(
+    private readonly byId: Map<number, Tensor>,
+    /** The backward pass's trace, when `backward` was asked for one (disposed with the gradients unless taken). */
+    public trace: Trace | null = null,
+  ) {}
   [HOLDS_TENSORS](): Iterable<Tensor> {
     return this.byId.values();
   }
@@ -198,9 +217,18 @@ export class Gradients {
   get size(): number {
     return this.byId.size;
   }
+  /** Hands the trace to the caller, who then disposes it; null when none was asked for. */
+  takeTrace(): Trace | null {
+    const t = this.trace;
+    this.trace = null;
+    return t;
+  }
+  /** Frees the gradients, and the trace unless it was taken. */
   dispose(): void {
     for (const g of this.byId.values()) g.dispose();
     this.byId.clear();
+    this.trace?.dispose();
+    this.trace = null;
   }
 }
 
@@ -216,10 +244,37 @@ export interface BackwardOptions {
    * the weights. Default false.
    */
   stopAtHooks?: boolean;
+  /**
+   * Record a trace of this pass, one entry per tape step (see trace.ts), returned as `grads.trace`:
+   * true for statistics, 'tensors' to keep the gradients too (freed with the trace). Default false.
+   */
+  trace?: TraceMode;
+}
+
+export interface RunOptions {
+  /**
+   * Record a trace of the forward pass, one entry per op (see trace.ts), kept as `tape.forwardTrace`:
+   * true for statistics, 'tensors' to keep the outputs too. Default false.
+   */
+  trace?: TraceMode;
+}
+
+/** The forward trace being recorded by `run`. */
+interface ForwardTracing {
+  trace: Trace;
+  kernels: TraceKernel[];
+  /** Entries whose output statistics are read when the run ends, with their (retained) outputs. */
+  pending: { entry: TraceEntry; output: Tensor }[];
+  /** First entry not yet given a layer name. */
+  unnamed: number;
 }
 
 export class Tape {
   private entries: TapeEntry[] = [];
+  /** First entry not yet given a layer name. */
+  private unnamed = 0;
+  private tracing: ForwardTracing | null = null;
+  private forward: Trace | null = null;
   private tracked = new Set<number>();
   private watched = new Map<number, Tensor>();
   private names = new Map<string, Tensor>();
@@ -236,16 +291,60 @@ export class Tape {
     return t;
   }
 
-  /** Runs `fn` with this tape recording. */
-  async run<T>(fn: () => Promise<T> | T): Promise<T> {
+  /** Runs `fn` with this tape recording; with `{ trace }`, records the forward trace too. */
+  async run<T>(fn: () => Promise<T> | T, options: RunOptions = {}): Promise<T> {
     if (this.disposed) throw new ArgumentError('this tape was disposed');
+    const mode = checkTraceMode('run', options.trace);
+    const tracing: ForwardTracing | null = mode ? { trace: new Trace('forward', mode), kernels: [], pending: [], unnamed: 0 } : null;
+    const observe = (name: string, workgroups: [number, number, number]) => tracing!.kernels.push({ name, workgroups });
+    if (tracing) {
+      if (this.tracing) throw new ArgumentError('run: this tape is already recording a forward trace');
+      this.tracing = tracing;
+      this.gpu.dispatchObservers.add(observe);
+    }
     this.gpu.tapeStack.push(this);
+    let result: T;
     try {
-      return await fn();
+      result = await fn();
+    } catch (e) {
+      if (tracing) {
+        for (const p of tracing.pending) p.output.release();
+        tracing.trace.dispose();
+      }
+      throw e;
     } finally {
       const i = this.gpu.tapeStack.lastIndexOf(this);
       if (i >= 0) this.gpu.tapeStack.splice(i, 1);
+      if (tracing) {
+        this.gpu.dispatchObservers.delete(observe);
+        this.tracing = null;
+      }
     }
+    if (tracing) {
+      try {
+        for (const { entry, output } of tracing.pending) {
+          entry.output = await statsOf(output);
+          if (tracing.trace.keepsTensors) entry.tensors = { output: tracing.trace.hold(output) };
+        }
+      } finally {
+        for (const p of tracing.pending) p.output.release();
+      }
+      this.forward?.dispose();
+      this.forward = tracing.trace;
+    }
+    return result;
+  }
+
+  /** The trace of the last `run(fn, { trace })`, owned by the tape (freed with it); null without one. */
+  get forwardTrace(): Trace | null {
+    return this.forward;
+  }
+
+  /** Hands the forward trace to the caller, who then disposes it. */
+  takeForwardTrace(): Trace | null {
+    const t = this.forward;
+    this.forward = null;
+    return t;
   }
 
   /**
@@ -287,18 +386,44 @@ export class Tape {
 
   /** @internal Used by recordOp. */
   record(op: string, inputs: readonly (Tensor | null)[], output: Tensor, saved: Record<string, unknown>): void {
-    if (!inputs.some((t) => t && this.isTracked(t))) return;
+    const tracked = inputs.some((t) => t && this.isTracked(t));
+    const tracing = this.tracing;
+    if (tracing) {
+      // Traced even when untracked (nothing watched, as in CAM): the forward pass is the lesson.
+      const entry: TraceEntry = {
+        pass: 'forward',
+        step: tracked ? this.entries.length : null,
+        op,
+        layer: null,
+        fusedLayers: [],
+        inputShapes: inputs.map((t) => t?.shape ?? null),
+        outputShape: output.shape,
+        kernels: tracing.kernels.splice(0),
+        rules: [],
+      };
+      tracing.trace.entries.push(entry);
+      tracing.pending.push({ entry, output: output.retain() });
+    }
+    if (!tracked) return;
     const retained: Tensor[] = [];
     for (const v of Object.values(saved)) {
       if (isTensor(v)) retained.push(v.retain());
     }
     // The inputs are needed to decide which gradients to compute, not their data; no retain.
-    this.entries.push({ op, inputs: [...inputs], outputId: output.id, output, saved, retained });
+    this.entries.push({ op, inputs: [...inputs], outputId: output.id, output, saved, retained, layer: null, fusedLayers: [] });
     this.tracked.add(output.id);
   }
 
   /** @internal Used by nameOutput. */
   name(name: string, t: Tensor): void {
+    // The ops recorded since the last named layer computed this one.
+    const fusedLayers = [...this.fused].filter(([, into]) => into === name).map(([layer]) => layer);
+    for (; this.unnamed < this.entries.length; this.unnamed++) Object.assign(this.entries[this.unnamed]!, { layer: name, fusedLayers });
+    const tracing = this.tracing;
+    if (tracing) {
+      const list = tracing.trace.entries;
+      for (; tracing.unnamed < list.length; tracing.unnamed++) Object.assign(list[tracing.unnamed]!, { layer: name, fusedLayers });
+    }
     const old = this.names.get(name);
     if (old && old !== t) old.release();
     if (old !== t) this.names.set(name, t.retain());
@@ -341,6 +466,7 @@ export class Tape {
         throw new ArgumentError(`unknown backward rule ${typeof v === 'string' ? `'${v}'` : String(v)} for ${name}; known: ${activationVariants(name as ActivationName).join(', ')}`);
       }
     }
+    const mode = checkTraceMode('backward', options.trace);
     let seed: Tensor;
     if (options.seed) {
       if (options.seed.size !== output.size) {
@@ -352,10 +478,27 @@ export class Tape {
       seed = await fill(this.gpu, output.shape, 1);
     }
 
-    const activation = (name: ActivationName, gradOut: Tensor, forward: ActivationForward): Promise<Tensor> => {
+    // The trace: the entry of the step running now collects its kernels and rules.
+    const trace = mode ? new Trace('backward', mode) : null;
+    let step: TraceEntry | null = null;
+    const observe = (name: string, workgroups: [number, number, number]) => step?.kernels.push({ name, workgroups });
+    if (trace) this.gpu.dispatchObservers.add(observe);
+
+    const activation = async (name: ActivationName, gradOut: Tensor, forward: ActivationForward): Promise<Tensor> => {
       const o = activationOverrides[name];
-      if (typeof o === 'function') return o(gradOut, forward);
-      return activationBackward(name, o ?? 'ordinary', gradOut, forward.y, forward.alpha ?? 0.01);
+      const g = typeof o === 'function' ? await o(gradOut, forward) : await activationBackward(name, o ?? 'ordinary', gradOut, forward.y, forward.alpha ?? 0.01);
+      if (step && trace) {
+        const rule: TraceRule = {
+          kind: 'activation',
+          activation: name,
+          rule: typeof o === 'function' ? 'custom' : (o ?? 'ordinary'),
+          fused: step.op !== 'activation',
+          after: await statsOf(g),
+        };
+        if (trace.keepsTensors) rule.tensors = { y: trace.hold(forward.y), after: trace.hold(g) };
+        step.rules.push(rule);
+      }
+      return g;
     };
 
     const hooksByTensor = new Map<number, LayerHook[]>();
@@ -406,6 +549,23 @@ export class Tape {
         try {
           capture(e.outputId, g);
           const needsGrad = e.inputs.map(needed);
+          if (trace) {
+            step = {
+              pass: 'backward',
+              step: i,
+              op: e.op,
+              layer: e.layer,
+              fusedLayers: e.fusedLayers,
+              inputShapes: e.inputs.map((t) => t?.shape ?? null),
+              outputShape: e.output.shape,
+              kernels: [],
+              rules: ops[e.op] ? [{ kind: 'override', rule: 'custom' }] : traceRules.has(e.op) ? [traceRules.get(e.op)!] : [],
+              incoming: await statsOf(g),
+              outgoing: e.inputs.map(() => null),
+            };
+            if (trace.keepsTensors) step.tensors = { incoming: trace.hold(g), outgoing: e.inputs.map(() => null) };
+            trace.entries.push(step);
+          }
           if (needsGrad.some(Boolean)) {
             const rule = ops[e.op] ?? backwardRules.get(e.op);
             if (!rule) throw new ArgumentError(`no backward rule registered for op '${e.op}'`);
@@ -424,10 +584,15 @@ export class Tape {
                 gi.dispose();
                 throw new ShapeError(`backward of '${e.op}' returned a gradient of shape ${formatShape(gi.shape)} for input ${formatShape(t.shape)}`);
               }
+              if (step && trace) {
+                step.outgoing![k] = await statsOf(gi);
+                if (trace.keepsTensors) step.tensors!.outgoing![k] = trace.hold(gi);
+              }
               const sameShape = gi.rank === t.rank && gi.shape.every((d, j) => d === t.shape[j]);
               await accumulate(t, sameShape ? gi : reshapeOwned(gi, t.shape));
             }
           }
+          step = null;
         } catch (err) {
           g.dispose();
           for (const t of inGrads) t?.dispose();
@@ -442,11 +607,14 @@ export class Tape {
         result.set(id, g);
       }
       grads.clear();
-      return new Gradients(result);
+      return new Gradients(result, trace);
     } catch (err) {
       for (const g of grads.values()) g.dispose();
       for (const g of result.values()) g.dispose();
+      trace?.dispose();
       throw err;
+    } finally {
+      if (trace) this.gpu.dispatchObservers.delete(observe);
     }
   }
 
@@ -467,6 +635,8 @@ export class Tape {
     this.fused.clear();
     this.tracked.clear();
     this.watched.clear();
+    this.forward?.dispose();
+    this.forward = null;
   }
 
   private unknownLayer(layer: string): ArgumentError {
@@ -479,6 +649,12 @@ export class Tape {
     const known = [...this.names.keys()];
     return new ArgumentError(`unknown layer '${layer}'; layers: ${known.length ? known.join(', ') : '(none recorded yet)'}`);
   }
+}
+
+function checkTraceMode(op: string, trace: unknown): Exclude<TraceMode, false> | null {
+  if (trace === undefined || trace === false) return null;
+  if (trace === true || trace === 'tensors') return trace;
+  throw new ArgumentError(`${op}: trace must be true, false or 'tensors', got ${JSON.stringify(trace)}`);
 }
 
 function isTensor(v: unknown): v is Tensor {

@@ -321,6 +321,11 @@ export class Gpu {
   private readonly scopes: Set<Disposable>[] = [];
   /** Stack of active autodiff tapes (null = no-grad); managed by src/autodiff. */
   readonly tapeStack: unknown[] = [];
+  /**
+   * Told of every dispatch as it is recorded (kernel name, workgroups): the autodiff trace uses it
+   * to list the kernels of each tape step. Observers must not dispatch.
+   */
+  readonly dispatchObservers = new Set<(kernel: string, workgroups: [number, number, number]) => void>();
 
   constructor(
     readonly device: GPUDevice,
@@ -460,6 +465,7 @@ export class Gpu {
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     this.batchKernels.push(kernel.name);
+    for (const observe of this.dispatchObservers) observe(kernel.name, [x, y, z]);
     if (prof) this.endPass();
     if (this.debug || this.batchKernels.length >= SUBMIT_EVERY) this.flush();
   }
