@@ -125,7 +125,7 @@ for (const name of ['fashion-vgg', 'fashion-gap']) {
         const raw =
           method === 'smoothGrad'
             ? await saliency.smoothGrad(model, x, { target, samples: 10, seed: 1, batchSize: 50 })
-            : await saliency[method](model, x, { target });
+            : await saliency.runMethod(method, model, x, { target });
         const kind = method === 'cam' || method === 'gradCam' ? 'cam' : 'attribution';
         const map = displayMap({ data: await raw.read(), shape: [...raw.shape] }, { clip: 100, kind }).data;
         const inSilhouette = majorityInside(map, silhouette);

@@ -16,6 +16,7 @@ import type { ModelSpec } from '../src/nets/spec.js';
 import { ArgumentError } from '../src/runtime/errors.js';
 import { tensor } from '../src/runtime/tensor.js';
 import { RULES, type RuleSet } from '../src/saliency/core.js';
+import * as saliency from '../src/saliency/index.js';
 import { getGpu } from './helpers.js';
 
 const X = [1, 2, 3, 4, 5, 6, 7, 8, -9];
@@ -231,5 +232,90 @@ describe('the backward trace', () => {
     const side = formatTraceComparison(traces).split('\n');
     expect(side[0]).toMatch(/^layer\s+activation\s+vanilla: rule\s+vanilla: zeros in\s+vanilla: zeros after\s+guided: rule/);
     expect(side[2]).toMatch(/^conv1\+relu1\s+relu \(fused\)\s+ordinary\s+50\.0%\s+87\.5%\s+guided\s+50\.0%\s+100\.0%$/);
+  });
+});
+
+describe('methods with trace: true', () => {
+  it('return { result, trace } next to the same map; the passes are labelled by rule', async () => {
+    const { gpu, model, x } = await setup();
+    const start = gpu.memory();
+    for (const [method, rule] of [
+      ['vanilla', 'ordinary'],
+      ['guidedBackprop', 'guided'],
+      ['deconvnet', 'deconv'],
+    ] as const) {
+      const plain = await saliency[method](model, x, { target: 1 });
+      const { result, trace } = await saliency[method](model, x, { target: 1, trace: true });
+      expect([...(await result.read())]).toEqual([...(await plain.read())]);
+      expect(trace.method).toBe(method);
+      expect(trace.passes.map((p) => p.label)).toEqual(['forward', `backward (${rule} rule)`]);
+      const conv = trace.backward[0]!.forLayer('conv1')[0]!;
+      expect(conv.rules.map((r) => r.rule)).toEqual([rule]);
+      plain.dispose();
+      result.dispose();
+      trace.dispose();
+    }
+    expect(gpu.memory().tensors).toBe(start.tensors);
+    x.dispose();
+    model.dispose();
+  });
+
+  it('Grad-CAM stops at its layer; Guided Grad-CAM makes two backward passes; CAM one forward pass; SmoothGrad one pair per batch', async () => {
+    const { gpu, model, x } = await setup();
+    const start = gpu.memory();
+    const g = await saliency.gradCam(model, x, { target: 0, layer: 'relu1', trace: true });
+    expect(g.trace.passes.map((p) => p.label)).toEqual(['forward', 'backward (ordinary rule, down to relu1)']);
+    // The hook asks for relu1's output, which conv1+relu1 computes fused; the backward pass stops there.
+    expect(g.trace.forward[0]!.entries.map((e) => e.layer)).toEqual(['relu1', 'flat', 'fc']);
+    // The gradient reaches relu1 (the hook reads it: Grad-CAM's α), and nothing below it is computed.
+    expect(g.trace.backward[0]!.entries.map((e) => e.layer)).toEqual(['fc', 'flat', 'relu1']);
+    const atHook = g.trace.backward[0]!.entries[2]!;
+    expect([atHook.kernels, atHook.rules, atHook.outgoing]).toEqual([[], [], [null, null, null]]);
+    expect(atHook.incoming!.size).toBe(8);
+    const gg = await saliency.guidedGradCam(model, x, { target: 0, layer: 'relu1', trace: true });
+    expect(gg.trace.passes.map((p) => p.label)).toEqual(['forward', 'backward (ordinary rule, down to relu1)', 'backward (guided rule)']);
+    const sg = await saliency.smoothGrad(model, x, { target: 0, samples: 2, batchSize: 1, trace: true });
+    expect(sg.trace.passes.map((p) => p.pass)).toEqual(['forward', 'backward', 'forward', 'backward']);
+    const viaRegistry = await saliency.runMethod('guidedBackprop', model, x, { target: 0, trace: 'tensors' });
+    expect(viaRegistry.trace.mode).toBe('tensors');
+    expect(viaRegistry.trace.backward[0]!.entries[0]!.tensors!.incoming).toBeDefined();
+    expect(JSON.parse(JSON.stringify(viaRegistry.trace)).passes[1].entries[0].tensors).toBeUndefined();
+    for (const r of [g, gg, sg, viaRegistry]) {
+      r.result.dispose();
+      r.trace.dispose();
+    }
+    expect(gpu.memory().tensors).toBe(start.tensors);
+    // A failing traced run frees its trace too.
+    await expect(saliency.vanilla(model, x, { target: 5, trace: 'tensors' })).rejects.toThrow(/out of range/);
+    await expect(saliency.vanilla(model, x, { target: 0, trace: 'all' as never })).rejects.toThrow(/trace must be true, false or 'tensors'/);
+    expect(gpu.memory().tensors).toBe(start.tensors);
+    x.dispose();
+    model.dispose();
+  });
+
+  it('CAM traces its forward pass (nothing is watched)', async () => {
+    const gpu = await getGpu();
+    const gap: ModelSpec = {
+      name: 'gap',
+      input: [1, 3, 3],
+      layers: [
+        { name: 'conv1', type: 'conv2d', in: 1, out: 2, kernel: 2 },
+        { name: 'relu1', type: 'relu' },
+        { name: 'gap', type: 'gap' },
+        { name: 'fc', type: 'linear', in: 2, out: 2 },
+      ],
+    };
+    const model = modelFromSpec(gpu, gap, undefined, { seed: 2 });
+    const x = tensor(gpu, X, [1, 1, 3, 3]);
+    const { result, trace } = await saliency.cam(model, x, { target: 0, trace: true });
+    expect(trace.passes.map((p) => p.label)).toEqual(['forward']);
+    expect(trace.forward[0]!.entries.map((e) => [e.op, e.layer])).toEqual([
+      ['conv2d', 'relu1'],
+      ['globalavgpool', 'gap'],
+      ['linear', 'fc'],
+    ]);
+    result.dispose();
+    x.dispose();
+    model.dispose();
   });
 });

@@ -322,7 +322,7 @@ describe.skipIf(!haveChromium)('<saliency-view> and the demo page in headless Ch
       expect(maxAbsDiff(r.input!, input), `${method} input`).toBe(0);
       expect(r.target).toBe(top);
       expect(r.classes![0]!.name).toBe(model.classNames![top]);
-      const expected = await saliency[method as 'vanilla' | 'guidedBackprop' | 'gradTimesInput' | 'gradCam' | 'guidedGradCam'](model, x, { target: top });
+      const expected = await saliency.runMethod(method as 'vanilla' | 'guidedBackprop' | 'gradTimesInput' | 'gradCam' | 'guidedGradCam', model, x, { target: top });
       expect(r.shape).toEqual(expected.shape);
       const want = await expected.read();
       expected.dispose();

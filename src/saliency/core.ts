@@ -6,6 +6,8 @@
  * that ends in softmax or sigmoid is cut before it unless `score: 'output'` is asked for.
  */
 import { Tape, type Gradients, type RuleOverrides } from '../autodiff/tape.js';
+import type { TraceMode } from '../autodiff/trace.js';
+import { activeMethodTrace } from './trace.js';
 import type { Layer } from '../nets/model.js';
 import type { ForwardOptions } from '../nets/types.js';
 import { ArgumentError, ShapeError, formatShape } from '../runtime/errors.js';
@@ -41,6 +43,12 @@ export interface ScoreOptions {
   target: Target;
   /** 'logits' (default): the score before a final softmax/sigmoid. 'output': the model's output. */
   score?: 'logits' | 'output';
+  /**
+   * Also return the trace of every forward and backward pass the method made: the method then
+   * resolves with `{ result, trace }` (see trace.ts). true: statistics; 'tensors': with the tensors,
+   * freed by `trace.dispose()`. Default false: the method resolves with the map alone.
+   */
+  trace?: TraceMode;
 }
 
 /** The ReLU-family backward rules of each gradient method. ReLU6 follows ReLU. */
@@ -148,18 +156,24 @@ export async function gradientRun(op: string, model: ExplainableModel, x: Tensor
   try {
     tape.watch(x);
     for (const h of [...(o.hooks ?? []), ...(neuron ? [neuron.layer] : [])]) tape.hook(h);
+    // A traced method collects the trace of both passes.
+    const traces = activeMethodTrace(gpu);
+    const backwardLabel = `backward (${ruleLabel(o.rules)}${o.hooksOnly ? `, down to ${o.hooks!.join(', ')}` : ''})`;
     // Everything made from here on is freed on error, and only the run's parts survive success.
     return await gpu.scope(async () => {
-      const out = await tape.run(() => model.forward(x, { logits }));
+      const out = await tape.run(() => model.forward(x, { logits }), { trace: traces?.mode });
+      traces?.add(tape.takeForwardTrace(), 'forward');
       if (neuron) {
         const activation = tape.activation(neuron.layer);
         const seed = await neuronSeed(op, activation, neuron);
-        const grads = await tape.backward(activation, { seed, rules: o.rules });
+        const grads = await tape.backward(activation, { seed, rules: o.rules, trace: traces?.mode });
+        traces?.add(grads.takeTrace(), `${backwardLabel} from ${neuron.layer}`);
         return { tape, grads, scores: activation.reshape(activation.shape), classes: [] }; // our own handle
       }
       if (out.rank !== 2) throw new ShapeError(`${op}: the model's scores have shape ${formatShape(out.shape)}; expected [N, classes]`);
       const classes = await classIndices(op, o.target as ClassTarget, out);
-      const grads = await tape.backward(out, { seed: oneHot(gpu, classes, out.shape), rules: o.rules, stopAtHooks: o.hooksOnly });
+      const grads = await tape.backward(out, { seed: oneHot(gpu, classes, out.shape), rules: o.rules, stopAtHooks: o.hooksOnly, trace: traces?.mode });
+      traces?.add(grads.takeTrace(), backwardLabel);
       return { tape, grads, scores: out, classes };
     });
   } catch (e) {
@@ -199,6 +213,12 @@ async function neuronSeed(op: string, a: Tensor, t: NeuronTarget): Promise<Tenso
     seed[base + best] = values[base + best]!;
   }
   return tensor(a.gpu, seed, a.shape);
+}
+
+/** 'ordinary', 'guided', … : the ReLU rule a set of overrides applies, for trace labels. */
+export function ruleLabel(rules: RuleOverrides | undefined): string {
+  const relu = rules?.activations?.relu;
+  return `${typeof relu === 'function' ? 'custom' : (relu ?? 'ordinary')} rule`;
 }
 
 /** Frees what a gradient run holds. */

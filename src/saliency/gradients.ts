@@ -6,6 +6,7 @@ import { mul } from '../kernels/elementwise.js';
 import { ArgumentError } from '../runtime/errors.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { RULES, disposeRun, gradientRun, type ExplainableModel, type RuleSet, type ScoreOptions } from './core.js';
+import { withMethodTrace, type TraceOn, type Traced } from './trace.js';
 
 /** ∂S/∂x through the network with the given ReLU rules. */
 export async function inputGradient(op: string, model: ExplainableModel, x: Tensor, options: ScoreOptions, rules: RuleSet): Promise<Tensor> {
@@ -18,8 +19,11 @@ export async function inputGradient(op: string, model: ExplainableModel, x: Tens
 }
 
 /** Simonyan et al. 2014: g = ∂S_c/∂x, one ordinary backward pass. */
-export function vanilla(model: ExplainableModel, x: Tensor, options: ScoreOptions): Promise<Tensor> {
-  return inputGradient('vanilla', model, x, options, 'ordinary');
+export function vanilla(model: ExplainableModel, x: Tensor, options: ScoreOptions & { trace: TraceOn }): Promise<Traced>;
+export function vanilla(model: ExplainableModel, x: Tensor, options: ScoreOptions & { trace?: false }): Promise<Tensor>;
+export function vanilla(model: ExplainableModel, x: Tensor, options: ScoreOptions): Promise<Tensor | Traced>;
+export function vanilla(model: ExplainableModel, x: Tensor, options: ScoreOptions): Promise<Tensor | Traced> {
+  return withMethodTrace(model.gpu, 'vanilla', options.trace, () => inputGradient('vanilla', model, x, options, 'ordinary'));
 }
 
 /**
@@ -27,16 +31,22 @@ export function vanilla(model: ExplainableModel, x: Tensor, options: ScoreOption
  * max pools are undone through their recorded switches, and every ReLU passes relu(signal from
  * above), ignoring the forward input's sign.
  */
-export function deconvnet(model: ExplainableModel, x: Tensor, options: ScoreOptions): Promise<Tensor> {
-  return inputGradient('deconvnet', model, x, options, 'deconv');
+export function deconvnet(model: ExplainableModel, x: Tensor, options: ScoreOptions & { trace: TraceOn }): Promise<Traced>;
+export function deconvnet(model: ExplainableModel, x: Tensor, options: ScoreOptions & { trace?: false }): Promise<Tensor>;
+export function deconvnet(model: ExplainableModel, x: Tensor, options: ScoreOptions): Promise<Tensor | Traced>;
+export function deconvnet(model: ExplainableModel, x: Tensor, options: ScoreOptions): Promise<Tensor | Traced> {
+  return withMethodTrace(model.gpu, 'deconvnet', options.trace, () => inputGradient('deconvnet', model, x, options, 'deconv'));
 }
 
 /**
  * Springenberg et al. 2015: at every ReLU, g_in = g_out · 1[x > 0] · 1[g_out > 0] — the ordinary
  * rule and DeconvNet's together. Every other layer uses its ordinary gradient.
  */
-export function guidedBackprop(model: ExplainableModel, x: Tensor, options: ScoreOptions): Promise<Tensor> {
-  return inputGradient('guidedBackprop', model, x, options, 'guided');
+export function guidedBackprop(model: ExplainableModel, x: Tensor, options: ScoreOptions & { trace: TraceOn }): Promise<Traced>;
+export function guidedBackprop(model: ExplainableModel, x: Tensor, options: ScoreOptions & { trace?: false }): Promise<Tensor>;
+export function guidedBackprop(model: ExplainableModel, x: Tensor, options: ScoreOptions): Promise<Tensor | Traced>;
+export function guidedBackprop(model: ExplainableModel, x: Tensor, options: ScoreOptions): Promise<Tensor | Traced> {
+  return withMethodTrace(model.gpu, 'guidedBackprop', options.trace, () => inputGradient('guidedBackprop', model, x, options, 'guided'));
 }
 
 export interface GradTimesInputOptions extends ScoreOptions {
@@ -45,14 +55,19 @@ export interface GradTimesInputOptions extends ScoreOptions {
 }
 
 /** x ⊙ ∂S_c/∂x, signed. */
-export async function gradTimesInput(model: ExplainableModel, x: Tensor, options: GradTimesInputOptions): Promise<Tensor> {
-  if (options.base !== undefined && options.base !== 'vanilla' && options.base !== 'guidedBackprop') {
-    throw new ArgumentError(`gradTimesInput: base must be 'vanilla' or 'guidedBackprop', got ${JSON.stringify(options.base)}`);
-  }
-  const g = await inputGradient('gradTimesInput', model, x, options, options.base === 'guidedBackprop' ? 'guided' : 'ordinary');
-  try {
-    return await mul(x, g);
-  } finally {
-    g.dispose();
-  }
+export function gradTimesInput(model: ExplainableModel, x: Tensor, options: GradTimesInputOptions & { trace: TraceOn }): Promise<Traced>;
+export function gradTimesInput(model: ExplainableModel, x: Tensor, options: GradTimesInputOptions & { trace?: false }): Promise<Tensor>;
+export function gradTimesInput(model: ExplainableModel, x: Tensor, options: GradTimesInputOptions): Promise<Tensor | Traced>;
+export function gradTimesInput(model: ExplainableModel, x: Tensor, options: GradTimesInputOptions): Promise<Tensor | Traced> {
+  return withMethodTrace(model.gpu, 'gradTimesInput', options.trace, async () => {
+    if (options.base !== undefined && options.base !== 'vanilla' && options.base !== 'guidedBackprop') {
+      throw new ArgumentError(`gradTimesInput: base must be 'vanilla' or 'guidedBackprop', got ${JSON.stringify(options.base)}`);
+    }
+    const g = await inputGradient('gradTimesInput', model, x, options, options.base === 'guidedBackprop' ? 'guided' : 'ordinary');
+    try {
+      return await mul(x, g);
+    } finally {
+      g.dispose();
+    }
+  });
 }

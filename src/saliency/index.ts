@@ -35,3 +35,4 @@ export {
   type MethodEntry,
   type MethodName,
 } from './methods.js';
+export { MethodTrace, type TraceOn, type Traced } from './trace.js';

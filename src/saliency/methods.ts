@@ -14,7 +14,8 @@
  * - `methodByName(name)`: the entry, or an ArgumentError that lists the methods.
  * - `runMethod(name, model, x, settings)`: runs one method with the settings front ends collect
  *   (`ClassifierSettings`); each method reads the settings its entry lists in `options`, besides
- *   `target` and `score`. Returns the raw map, as the method's own function does.
+ *   `target`, `score` and `trace`. Returns the raw map, as the method's own function does, or
+ *   `{ result, trace }` with `trace: true` (see trace.ts).
  *
  * Classifier methods take a model (`ExplainableModel`) and a class or neuron target. D-RISE is the
  * one black-box method for object detectors: its entry has `kind: 'detector'`, and it takes a
@@ -30,6 +31,7 @@ import { spatialLayer, type ExplainableModel, type ScoreOptions } from './core.j
 import { drise, type Detector, type DriseOptions, type DriseResult } from './drise.js';
 import { deconvnet, gradTimesInput, guidedBackprop, vanilla } from './gradients.js';
 import { smoothGrad } from './smoothgrad.js';
+import { withMethodTrace, type TraceOn, type Traced } from './trace.js';
 
 /** How a map is drawn (`renderOverlay`'s `kind`). */
 export type DisplayKind =
@@ -122,7 +124,8 @@ export interface DetectorMethod<N extends DetectorMethodName = DetectorMethodNam
 
 export type MethodEntry = ClassifierMethod | DetectorMethod;
 
-const score = (s: ClassifierSettings): ScoreOptions => ({ target: s.target, score: s.score });
+/** The target and score of the settings; the trace, if any, is collected around the whole run by runMethod. */
+const score = (s: ClassifierSettings): ScoreOptions & { trace?: false } => ({ target: s.target, score: s.score });
 
 /** Checks --layer (or the layer attribute) for the methods that read it: it must have a spatial map. */
 const checkCamLayer = (name: string) => (model: ExplainableModel, s: Partial<ClassifierSettings>) => {
@@ -257,18 +260,23 @@ export function methodByName(name: string): MethodEntry {
 
 /**
  * Runs method `name` with the front ends' settings: a classifier method on `model`, or D-RISE on
- * `detector` (a function from an image batch to detection lists). Returns the raw map.
+ * `detector` (a function from an image batch to detection lists). Resolves with the raw map, or,
+ * with `trace: true` or 'tensors' (classifier methods), with `{ result, trace }`.
  */
-export function runMethod(name: ClassifierMethodName, model: ExplainableModel, x: Tensor, settings: ClassifierSettings): Promise<Tensor>;
+export function runMethod(name: ClassifierMethodName, model: ExplainableModel, x: Tensor, settings: ClassifierSettings & { trace: TraceOn }): Promise<Traced>;
+export function runMethod(name: ClassifierMethodName, model: ExplainableModel, x: Tensor, settings: ClassifierSettings & { trace?: false }): Promise<Tensor>;
+export function runMethod(name: ClassifierMethodName, model: ExplainableModel, x: Tensor, settings: ClassifierSettings): Promise<Tensor | Traced>;
 export function runMethod(name: DetectorMethodName, detector: Detector, x: Tensor, settings: DetectorSettings): Promise<DriseResult>;
-export function runMethod(name: MethodName, subject: ExplainableModel | Detector, x: Tensor, settings: ClassifierSettings | DetectorSettings): Promise<Tensor>;
-export async function runMethod(name: MethodName, subject: ExplainableModel | Detector, x: Tensor, settings: ClassifierSettings | DetectorSettings): Promise<Tensor> {
+export function runMethod(name: MethodName, subject: ExplainableModel | Detector, x: Tensor, settings: ClassifierSettings | DetectorSettings): Promise<Tensor | Traced>;
+export async function runMethod(name: MethodName, subject: ExplainableModel | Detector, x: Tensor, settings: ClassifierSettings | DetectorSettings): Promise<Tensor | Traced> {
   const m = methodByName(name);
   if (m.kind === 'detector') {
     if (typeof subject !== 'function') throw new ArgumentError(`${name}: explains object detectors; pass a detector function (images → detections), not a model`);
+    if ((settings as { trace?: unknown }).trace) throw new ArgumentError(`${name}: the detector is a black box to D-RISE; there is no tape to trace`);
     return m.run(subject, x, settings as DetectorSettings);
   }
   if (typeof subject === 'function') throw new ArgumentError(`${name}: explains classifiers; pass a model, not a detector function`);
-  m.check(subject, settings as ClassifierSettings);
-  return m.run(subject, x, settings as ClassifierSettings);
+  const s = settings as ClassifierSettings;
+  m.check(subject, s);
+  return withMethodTrace(subject.gpu, name, s.trace, () => m.run(subject, x, s));
 }

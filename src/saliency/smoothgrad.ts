@@ -16,6 +16,7 @@ import { noGrad } from '../autodiff/tape.js';
 import { CancelledError } from '../runtime/errors.js';
 import { checkInput, classIndices, isClassList, isNeuronTarget, scoresLogits, type ClassTarget, type ExplainableModel, type ScoreOptions } from './core.js';
 import { inputGradient } from './gradients.js';
+import { withMethodTrace, type TraceOn, type Traced } from './trace.js';
 
 export interface SmoothGradOptions extends ScoreOptions {
   /** Noisy samples per image (default 50, as in the paper). */
@@ -36,7 +37,14 @@ export interface SmoothGradOptions extends ScoreOptions {
   signal?: AbortSignal;
 }
 
-export async function smoothGrad(model: ExplainableModel, x: Tensor, options: SmoothGradOptions): Promise<Tensor> {
+export function smoothGrad(model: ExplainableModel, x: Tensor, options: SmoothGradOptions & { trace: TraceOn }): Promise<Traced>;
+export function smoothGrad(model: ExplainableModel, x: Tensor, options: SmoothGradOptions & { trace?: false }): Promise<Tensor>;
+export function smoothGrad(model: ExplainableModel, x: Tensor, options: SmoothGradOptions): Promise<Tensor | Traced>;
+export function smoothGrad(model: ExplainableModel, x: Tensor, options: SmoothGradOptions): Promise<Tensor | Traced> {
+  return withMethodTrace(model.gpu, 'smoothGrad', options.trace, () => smoothGradMap(model, x, options));
+}
+
+async function smoothGradMap(model: ExplainableModel, x: Tensor, options: SmoothGradOptions): Promise<Tensor> {
   const { samples = 50, noiseLevel = 0.15, seed = 0, base = 'vanilla', aggregate = 'mean', onProgress, signal } = options;
   const batchSize = options.batchSize ?? Math.min(samples, 16);
   checkInput('smoothGrad', model, x);
