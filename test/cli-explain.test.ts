@@ -70,6 +70,34 @@ describe.runIf(existsSync(cli))('saliency explain / features', () => {
     expect(overview.height).toBeGreaterThan(2 * 64);
   });
 
+  it('--trace prints each pass step by step, the ReLU rules side by side, and writes trace.json', async () => {
+    const out = join(dir, 'traced');
+    const { stdout } = await run(process.execPath, [cli, 'explain', '--model', modelFile, '--image', imageFile, '--method', 'vanilla,guidedBackprop', '--target', '9', '--out', out, '--size', '16', '--trace']);
+    expect(stdout).toMatch(/vanilla, forward:\n#\s+op\s+layer/);
+    expect(stdout).toMatch(/conv2d\s+conv1\+relu1\s+\[1, 1, 28, 28\]/);
+    expect(stdout).toMatch(/vanilla, backward \(ordinary rule\):/);
+    expect(stdout).toMatch(/conv2d\s+conv5\+relu5\s+relu ordinary \(fused\)\s+\[1, 128, 7, 7\]\s+activation_backward\.relu_ordinary\[/);
+    expect(stdout).toMatch(/maxpool2d\s+pool2\s+switches/);
+    expect(stdout).toContain("(guidedBackprop's forward pass: as printed above)");
+    expect(stdout).toMatch(/guidedBackprop, backward \(guided rule\):/);
+    expect(stdout).toMatch(/layer\s+activation\s+vanilla \(ordinary\)\s+guidedBackprop \(guided\)/);
+    expect(stdout).toMatch(/trace → .*trace\.json/);
+    const json = JSON.parse(readFileSync(join(out, 'trace.json'), 'utf8'));
+    expect(json.target).toBe(9);
+    expect(json.methods.map((m: { method: string }) => m.method)).toEqual(['vanilla', 'guidedBackprop']);
+    const labels = json.methods[1].passes.map((p: { label: string }) => p.label);
+    expect(labels).toEqual(['forward', 'backward (guided rule)']);
+    // At the topmost ReLU (relu5) the same gradient arrives in both passes, so the guided rule,
+    // which keeps a subset of what the ordinary rule keeps, leaves at least as many zeros.
+    type Entry = { layer: string; rules: { kind: string; rule: string; after: { zeros: number } }[]; incoming: { zeros: number } };
+    const relu5 = (m: number) => (json.methods[m].passes[1].entries as Entry[]).find((e) => e.layer === 'relu5')!;
+    expect(relu5(0).incoming).toEqual(relu5(1).incoming);
+    expect(relu5(1).rules[0]!.rule).toBe('guided');
+    expect(relu5(1).rules[0]!.after.zeros).toBeGreaterThanOrEqual(relu5(0).rules[0]!.after.zeros);
+    const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
+    expect(stdout).toMatch(new RegExp(`conv5\\+relu5\\s+relu \\(fused\\)\\s+${pct(relu5(0).incoming.zeros)} → ${pct(relu5(0).rules[0]!.after.zeros)}\\s+${pct(relu5(1).incoming.zeros)} → ${pct(relu5(1).rules[0]!.after.zeros)}`));
+  });
+
   it('draws the DeconvNet feature grid of a layer', async () => {
     const out = join(dir, 'features');
     const { stdout } = await run(process.execPath, [cli, 'features', '--model', modelFile, '--image', imageFile, '--layer', 'relu3', '--top', '4', '--out', out, '--size', '48']);

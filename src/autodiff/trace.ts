@@ -215,29 +215,33 @@ export function formatTrace(trace: Trace): string {
       return [String(i), e.op, describeLayer(e), ins, formatShape(e.outputShape), kernels, num(o?.min), num(o?.max), num(o?.meanAbs), pct(o?.zeros)];
     }
     const g = e.incoming;
-    return [String(i), e.op, describeLayer(e), describeRules(e) || 'ordinary', formatShape(e.outputShape), kernels, num(g?.min), num(g?.max), num(g?.meanAbs), pct(g?.zeros), pct(zerosAfter(e))];
+    return [String(i), e.op, describeLayer(e), describeRules(e) || '—', formatShape(e.outputShape), kernels, num(g?.min), num(g?.max), num(g?.meanAbs), pct(g?.zeros), pct(zerosAfter(e))];
   });
   return `${trace.label}:\n${formatTable([header, ...rows])}`;
 }
 
 /**
  * Backward traces of the same network side by side (e.g. the vanilla gradient and guided backprop
- * on one image): one row per step that applied an activation rule, with the share of zeros right
- * after the rule in each trace. Where those shares part is where the methods differ.
+ * on one image): one row per step that applied an activation rule, and for each trace the share of
+ * zeros in the gradient reaching the activation → right after its rule. Where those shares part is
+ * where the methods differ.
  */
 export function formatTraceComparison(traces: readonly { label: string; trace: Trace }[]): string {
-  const withRules = traces.map(({ trace }) => trace.entries.filter((e) => e.rules.some((r) => r.kind === 'activation')));
+  const activationRule = (e: TraceEntry | undefined) => e?.rules.find((r): r is Extract<TraceRule, { kind: 'activation' }> => r.kind === 'activation');
+  const withRules = traces.map(({ trace }) => trace.entries.filter((e) => activationRule(e)));
   const longest = withRules.reduce((a, b) => (b.length > a.length ? b : a), [] as TraceEntry[]);
-  const header = ['layer', 'activation', ...traces.flatMap(({ label }) => [`${label}: rule`, `${label}: zeros in`, `${label}: zeros after`])];
+  const rulesOf = withRules.map((list) => [...new Set(list.map((e) => activationRule(e)!.rule))].join('/'));
+  const header = ['layer', 'activation', ...traces.map(({ label }, i) => `${label} (${rulesOf[i]})`)];
   const rows = longest.map((e, i) => {
-    const rule = e.rules.find((r) => r.kind === 'activation') as Extract<TraceRule, { kind: 'activation' }>;
-    const cells = [describeLayer(e), `${rule.activation}${rule.fused ? ' (fused)' : ''}`];
-    for (const list of withRules) {
-      const f = list[i];
-      const r = f?.rules.find((x) => x.kind === 'activation') as Extract<TraceRule, { kind: 'activation' }> | undefined;
-      cells.push(r?.rule ?? '—', pct(f?.incoming?.zeros), pct(r?.after.zeros));
-    }
-    return cells;
+    const rule = activationRule(e)!;
+    return [
+      describeLayer(e),
+      `${rule.activation}${rule.fused ? ' (fused)' : ''}`,
+      ...withRules.map((list) => {
+        const f = list[i];
+        return f ? `${pct(f.incoming?.zeros)} → ${pct(activationRule(f)!.after.zeros)}` : '—';
+      }),
+    ];
   });
   return formatTable([header, ...rows]);
 }

@@ -12,6 +12,9 @@ import { imageToTensorData, readImage, tileImages, writePng } from '../saliency/
 import { cropRgba, inputToRgba } from '../saliency/input.js';
 import { renderOverlay } from '../saliency/render.js';
 import { CLASSIFIER_METHOD_NAMES, methodByName, runMethod, type ClassifierMethod, type ClassifierMethodName } from '../saliency/methods.js';
+import type { MethodTrace } from '../saliency/trace.js';
+import { formatTrace, formatTraceComparison } from '../autodiff/trace.js';
+import { writeFileAtomic } from '../runtime/files.js';
 import { outputDirectory } from './output.js';
 import { decimal } from './parse.js';
 import { loadModelArgument } from './train.js';
@@ -35,6 +38,8 @@ export interface ExplainOptions {
   size: number;
   /** x,y,width,height of the region to explain (e.g. a face), before resizing. */
   crop?: string;
+  /** Print each method's trace as tables and write trace.json. */
+  trace?: boolean;
 }
 
 /** The model's input [1, C, H, W] from an image file, and the image as the model sees it. */
@@ -109,6 +114,8 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
     const probs = logits.length === 1 ? [1 / (1 + Math.exp(-logits[0]!))] : softmax(logits);
     console.log(`model ${model.name}: predicted ${className(top)} (${(probs[top]! * 100).toFixed(1)}%); explaining ${className(target)}`);
 
+    const traces: MethodTrace[] = [];
+    const printedPasses = new Set<string>();
     const tiles: RgbaImage[] = [{ ...view }];
     const labels = [`input: ${className(target)}`];
     const outDir = outputDirectory('--out', o.out);
@@ -120,7 +127,8 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
       let started = false;
       let raw: Tensor;
       try {
-        raw = await runMethod(method.name, model, x, {
+        const ran = await runMethod(method.name, model, x, {
+          trace: !!o.trace,
           target,
           layer: o.layer,
           samples: o.samples,
@@ -134,6 +142,10 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
             } else console.log(`  ${method.name}: ${done}/${total} ${method.progressUnit}`);
           },
         });
+        if ('trace' in ran) {
+          traces.push(ran.trace);
+          raw = ran.result;
+        } else raw = ran;
       } finally {
         bar?.stop();
       }
@@ -146,16 +158,57 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
       console.log(`  ${method.name.padEnd(15)} ${ms.toFixed(0).padStart(6)} ms  → ${file}`);
       tiles.push(image);
       labels.push(method.name);
+      if (o.trace) printTrace(traces[traces.length - 1]!, printedPasses);
     }
     tiles[0] = resizeRgba(view, o.size, o.size, 'bilinear');
     const overview = tileImages(tiles, { columns: Math.min(tiles.length, 5), labels, gap: 6 });
     const file = join(outDir, 'overview.png');
     writePng(file, overview);
     console.log(`overview → ${file}`);
+    if (o.trace) {
+      printComparison(traces);
+      const json = join(outDir, 'trace.json');
+      writeFileAtomic(json, JSON.stringify({ model: model.name, image: o.image, target, methods: traces }, null, 1) + '\n');
+      console.log(`trace → ${json}`);
+    }
     x.dispose();
     model.dispose();
   } finally {
     gpu.destroy();
+  }
+}
+
+/** Each pass of a method's trace as a table; a forward pass printed just before is not repeated. */
+function printTrace(trace: MethodTrace, printed: Set<string>): void {
+  for (const pass of trace.passes) {
+    const key = pass.pass === 'forward' ? JSON.stringify(pass.toJSON().entries) : null;
+    if (key !== null && printed.has(key)) {
+      console.log(`  (${trace.method}'s forward pass: as printed above)`);
+      continue;
+    }
+    if (key !== null) printed.add(key);
+    console.log(`\n${trace.method}, ${formatTrace(pass)}\n`);
+  }
+}
+
+/**
+ * The ReLU rules side by side: for the methods run whose one backward pass reaches the input with
+ * a ReLU rule of their own (vanilla: ordinary, guidedBackprop: guided, deconvnet: deconv), the share
+ * of zeros right after each ReLU. Where the columns part is where the methods part.
+ */
+function printComparison(traces: MethodTrace[]): void {
+  const byRule = new Map<string, { label: string; trace: NonNullable<MethodTrace['passes'][number]> }>();
+  for (const t of traces) {
+    const rule = methodByName(t.method as MethodName).reluRule;
+    const backward = t.backward;
+    if (!rule || backward.length !== 1 || byRule.has(rule)) continue;
+    byRule.set(rule, { label: t.method, trace: backward[0]! });
+  }
+  if (byRule.size >= 2) {
+    console.log('\nThe ReLU rules side by side: share of zeros in the gradient reaching each ReLU → right after its rule');
+    console.log(formatTraceComparison([...byRule.values()]));
+  } else {
+    console.log('\n(run --trace with --method vanilla,guidedBackprop,deconvnet to see the ReLU rules side by side)');
   }
 }
 
