@@ -55,7 +55,7 @@ describe.runIf(existsSync(cli))('saliency explain / features', () => {
     const input = imageToTensorData(readImage(imageFile), { channels: 1, width: 28, height: 28, background: [0, 0, 0] });
     const x = tensor(gpu, input, [1, 1, 28, 28]);
     for (const [method, kind] of [['vanilla', 'attribution'], ['gradCam', 'cam']] as const) {
-      const raw = await saliency[method](model, x, { target: 9 });
+      const raw = await saliency.runMethod(method, model, x, { target: 9 });
       const want = renderOverlay({ data: await raw.read(), shape: [...raw.shape] }, inputToRgba(input, 1, 28, 28), { size: 64, kind });
       raw.dispose();
       const got = decodeImage(new Uint8Array(readFileSync(join(out, `${method}.png`))));

@@ -70,13 +70,45 @@ describe('gradient methods by hand', () => {
     expect(await read(saliency.gradTimesInput(model, x, { target: 0, base: 'guidedBackprop' }))).toEqual([1, 2, 0, 4, 5, 0, 0, 0, 9]);
   });
 
-  it('a neuron target projects one activation back to the pixels', async () => {
+  it("a neuron target: its gradient ∂a/∂x by default, the projection of its activation with seed: 'activation' (DeconvNet's default)", async () => {
     const { model, x } = await setup();
-    // Map 1 of relu1 is strongest at (1,1) with 9; the seed keeps 9 there and zeros the rest, and
-    // filter 1 sends −9 to x(2,2).
-    expect(await read(saliency.vanilla(model, x, { target: { layer: 'relu1', channel: 1 } }))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, -9]);
-    // Position (0,1) of map 0 holds 2 and copies x(0,1).
-    expect(await read(saliency.deconvnet(model, x, { target: { layer: 'relu1', channel: 0, position: [0, 1] } }))).toEqual([0, 2, 0, 0, 0, 0, 0, 0, 0]);
+    const neuron = { layer: 'relu1', channel: 1 };
+    // Map 1 of relu1 is strongest at (1,1): a = relu(−x(2,2)) = 9, so ∂a/∂x is −1 at x(2,2), 0 elsewhere.
+    expect(await read(saliency.vanilla(model, x, { target: neuron }))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, -1]);
+    // Guided: the seed 1 > 0 and a > 0 both pass the guided rule at relu1: the same −1.
+    expect(await read(saliency.guidedBackprop(model, x, { target: neuron }))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, -1]);
+    // Seeding with the activation (9 there, 0 elsewhere) projects a itself: a·∂a/∂x = −9.
+    expect(await read(saliency.vanilla(model, x, { target: neuron, seed: 'activation' }))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, -9]);
+    expect(await read(saliency.guidedBackprop(model, x, { target: neuron, seed: 'activation' }))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, -9]);
+    // DeconvNet projects by default (relu(9) = 9 through filter 1), and passes 1 with seed 'one'.
+    expect(await read(saliency.deconvnet(model, x, { target: neuron }))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, -9]);
+    expect(await read(saliency.deconvnet(model, x, { target: neuron, seed: 'one' }))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, -1]);
+    // Position (0,1) of map 0 holds 2 and copies x(0,1): gradient 1 there, projection 2.
+    const at01 = { layer: 'relu1', channel: 0, position: [0, 1] as [number, number] };
+    expect(await read(saliency.vanilla(model, x, { target: at01 }))).toEqual([0, 1, 0, 0, 0, 0, 0, 0, 0]);
+    expect(await read(saliency.deconvnet(model, x, { target: at01 }))).toEqual([0, 2, 0, 0, 0, 0, 0, 0, 0]);
+    // Through the registry, the setting is neuronSeed.
+    expect(await read(saliency.runMethod('vanilla', model, x, { target: neuron, neuronSeed: 'activation' }))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, -9]);
+  });
+
+  it('a neuron target without a position: the strongest activation, ties to the first in row-major order', async () => {
+    const { gpu, model } = await setup();
+    // x(1,1) = x(1,2) = x(2,2) = −5: map 1 = relu(−x(1..2, 1..2)) = [[5, 5], [0, 5]], three ties at 5.
+    // The first, (0,0), is a = relu(−x(1,1)): ∂a/∂x is −1 at x(1,1) (index 4).
+    const x = tensor(gpu, [1, 2, 3, 4, -5, -5, 7, 8, -5], [1, 1, 3, 3]);
+    expect(await read(saliency.vanilla(model, x, { target: { layer: 'relu1', channel: 1 } }))).toEqual([0, 0, 0, 0, -1, 0, 0, 0, 0]);
+    // A batch: each image gets its own strongest neuron (image 2 is the first test's: (1,1), x(2,2)).
+    const batch = tensor(gpu, [1, 2, 3, 4, -5, -5, 7, 8, -5, ...X], [2, 1, 3, 3]);
+    expect(await read(saliency.vanilla(model, batch, { target: { layer: 'relu1', channel: 1 } }))).toEqual([0, 0, 0, 0, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1]);
+    x.dispose();
+    batch.dispose();
+  });
+
+  it('rejects a seed other than one or activation, and an activation seed for a class score', async () => {
+    const { model, x } = await setup();
+    await expect(saliency.vanilla(model, x, { target: { layer: 'relu1', channel: 1 }, seed: 'ones' as never })).rejects.toThrow(/vanilla: seed must be 'one' or 'activation', got "ones"/);
+    await expect(saliency.vanilla(model, x, { target: 1, seed: 'activation' })).rejects.toThrow(/seed 'activation' is for neuron targets/);
+    expect(await read(saliency.vanilla(model, x, { target: 1, seed: 'one' }))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 1]);
   });
 });
 

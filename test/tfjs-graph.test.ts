@@ -572,23 +572,30 @@ describe('saliency methods on imported graphs', () => {
     // The swapped rule took effect: far from the ordinary input gradient.
     expect(maxRelError(await tfInputGradient(split, 'input_1', logitsNode, xt, top), dcRef)).toBeGreaterThan(0.1);
 
-    // A neuron target: feature map 5 of block3_sepconv2_act at its strongest activation (every
-    // other activation zeroed): TF.js's gradient of activation × that one-hot activation.
+    // A neuron target: feature map 5 of block3_sepconv2_act at its strongest activation a.
+    // By default its gradient ∂a/∂x: TF.js's gradient of the activations × a one-hot at a (Captum's
+    // NeuronGradient). With seed: 'activation', the projection: the one-hot scaled by a.
     const act = split.execute({ input_1: xt }, block3) as tf.Tensor4D; // [1, h, w, K]
     const [, h, w, K] = act.shape;
     const av = (await act.data()) as Float32Array;
     let best = 0;
     for (let p = 1; p < h * w; p++) if (av[p * K + 5]! > av[best * K + 5]!) best = p;
     expect(av[best * K + 5]).toBeGreaterThan(0);
+    const oneHotData = new Float32Array(av.length);
+    oneHotData[best * K + 5] = 1;
+    const oneHotTf = tf.tensor4d(oneHotData, act.shape);
     const seedData = new Float32Array(av.length);
     seedData[best * K + 5] = av[best * K + 5]!;
     const seedTf = tf.tensor4d(seedData, act.shape);
+    const gOne = tf.grad((xx: tf.Tensor) => (split.execute({ input_1: xx }, block3) as tf.Tensor).mul(oneHotTf).sum())(xt);
     const gNeuron = tf.grad((xx: tf.Tensor) => (split.execute({ input_1: xx }, block3) as tf.Tensor).mul(seedTf).sum())(xt);
-    const neuron = await saliency.vanilla(model, x, { target: { layer: block3, channel: 5 } });
+    const neuronGrad = await saliency.vanilla(model, x, { target: { layer: block3, channel: 5 } });
+    expect(maxRelError(await neuronGrad.read(), await nchwData(gOne))).toBeLessThan(1e-3);
+    const neuron = await saliency.vanilla(model, x, { target: { layer: block3, channel: 5 }, seed: 'activation' });
     expect(maxRelError(await neuron.read(), await nchwData(gNeuron))).toBeLessThan(1e-3);
 
-    for (const t of [cam, inner, sg, dc, neuron]) t.dispose();
-    tf.dispose([xt, camRef, camUp, innerRef, noisyTf, act, seedTf, gNeuron]);
+    for (const t of [cam, inner, sg, dc, neuron, neuronGrad]) t.dispose();
+    tf.dispose([xt, camRef, camUp, innerRef, noisyTf, act, seedTf, gNeuron, oneHotTf, gOne]);
     split.dispose();
     await expect(saliency.gradCam(model, x, { target: 0, layer: 'nope' })).rejects.toThrow(/no layer 'nope'; layers: StatefulPartitionedCall\/model_1\/block1_conv1_act\/Relu/);
     x.dispose();

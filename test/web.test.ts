@@ -267,7 +267,7 @@ describe.skipIf(!haveChromium)('<saliency-view> and the demo page in headless Ch
       expect(r.classes![0]!.index).toBe(top);
       let expected: Tensor;
       if (method === 'smoothGrad') expected = await saliency.smoothGrad(model, x, { target: top, samples: 8, noiseLevel: 0.15, seed: 0 });
-      else expected = await saliency[method as 'vanilla' | 'guidedBackprop' | 'gradCam' | 'guidedGradCam'](model, x, { target: top });
+      else expected = await saliency.runMethod(method as 'vanilla' | 'guidedBackprop' | 'gradCam' | 'guidedGradCam', model, x, { target: top });
       expect(r.shape).toEqual(expected.shape);
       const want = await expected.read();
       expected.dispose();

@@ -25,13 +25,29 @@ export interface ExplainableModel {
   forward(x: Tensor, options?: ForwardOptions): Promise<Tensor>;
 }
 
-/** One neuron or feature map of an inner layer (Zeiler & Fergus; Springenberg et al.). */
+/**
+ * One neuron of an inner layer (Zeiler & Fergus; Springenberg et al.): channel `channel` of layer
+ * `layer`, at `position`, or, without a position, at the channel's strongest activation in each
+ * image (ties go to the first in row-major order). What is passed back from that neuron is chosen
+ * by the `seed` option of the gradient methods (NeuronSeed).
+ */
 export interface NeuronTarget {
   layer: string;
   channel: number;
   /** [row, column] of one neuron; default: the channel's strongest activation in each image. */
   position?: [number, number];
 }
+
+/**
+ * What a neuron target's backward pass starts from, at the chosen neuron (every other activation
+ * of the layer gets 0):
+ * - 'one': 1, so the method returns the neuron's gradient ∂a/∂x (Captum's NeuronGradient and
+ *   NeuronGuidedBackprop). The default of vanilla, guidedBackprop and gradTimesInput.
+ * - 'activation': the activation a itself, so the method returns Zeiler and Fergus's projection of
+ *   the activation, a·∂a/∂x for the vanilla gradient; it scales with a. The default of deconvnet
+ *   (and of `saliency features`).
+ */
+export type NeuronSeed = 'one' | 'activation';
 
 /** A class index for every image, one index per image (any array-like, e.g. labels), the predicted class ('top'), or a neuron. */
 export type Target = number | ArrayLike<number> | 'top' | NeuronTarget;
@@ -135,6 +151,8 @@ export interface GradientRun {
 
 export interface GradientRunOptions extends ScoreOptions {
   rules?: RuleOverrides;
+  /** A neuron target's seed (default 'one'). */
+  seed?: NeuronSeed;
   /** Layers whose activation and gradient to capture (tape hooks). */
   hooks?: string[];
   /** Back-propagate only down to the hooks (`stopAtHooks`): `run.grads` is then empty. */
@@ -150,6 +168,7 @@ export async function gradientRun(op: string, model: ExplainableModel, x: Tensor
   const logits = scoresLogits(op, o.score);
   const gpu = model.gpu;
   const neuron = isNeuronTarget(o.target) ? o.target : null;
+  const seedMode = neuronSeedMode(op, o.seed, neuron !== null);
   if (neuron) model.layer(neuron.layer); // unknown names: an error that lists the layers
   for (const h of o.hooks ?? []) model.layer(h);
   const tape = new Tape(gpu);
@@ -165,7 +184,7 @@ export async function gradientRun(op: string, model: ExplainableModel, x: Tensor
       traces?.add(tape.takeForwardTrace(), 'forward');
       if (neuron) {
         const activation = tape.activation(neuron.layer);
-        const seed = await neuronSeed(op, activation, neuron);
+        const seed = await neuronSeed(op, activation, neuron, seedMode);
         const grads = await tape.backward(activation, { seed, rules: o.rules, trace: traces?.mode });
         traces?.add(grads.takeTrace(), `${backwardLabel} from ${neuron.layer}`);
         return { tape, grads, scores: activation.reshape(activation.shape), classes: [] }; // our own handle
@@ -183,10 +202,24 @@ export async function gradientRun(op: string, model: ExplainableModel, x: Tensor
 }
 
 /**
- * The seed for a neuron target: the layer's activation at the chosen position of the chosen channel
- * (its strongest one by default) in each image, every other activation zeroed.
+ * The `seed` option, checked: a neuron target's seed (`fallback` when not given); a class score is
+ * always seeded with 1, so only 'one' may be asked for there.
  */
-async function neuronSeed(op: string, a: Tensor, t: NeuronTarget): Promise<Tensor> {
+export function neuronSeedMode(op: string, seed: unknown, neuron: boolean, fallback: NeuronSeed = 'one'): NeuronSeed {
+  if (seed === undefined) return neuron ? fallback : 'one';
+  if (seed !== 'one' && seed !== 'activation') throw new ArgumentError(`${op}: seed must be 'one' or 'activation', got ${JSON.stringify(seed)}`);
+  if (seed === 'activation' && !neuron) {
+    throw new ArgumentError(`${op}: seed 'activation' is for neuron targets { layer, channel }; a class score is seeded with 1`);
+  }
+  return seed;
+}
+
+/**
+ * The seed for a neuron target: at the chosen position of the chosen channel in each image (by
+ * default its strongest activation, ties to the first in row-major order), 1 (mode 'one') or the
+ * activation itself (mode 'activation'); every other activation 0.
+ */
+async function neuronSeed(op: string, a: Tensor, t: NeuronTarget, mode: NeuronSeed): Promise<Tensor> {
   const [n, c] = [a.shape[0]!, a.shape[1] ?? 1];
   const plane = a.size / (n * c);
   if (!Number.isInteger(t.channel) || t.channel < 0 || t.channel >= c) {
@@ -210,7 +243,7 @@ async function neuronSeed(op: string, a: Tensor, t: NeuronTarget): Promise<Tenso
       best = 0;
       for (let p = 1; p < plane; p++) if (values[base + p]! > values[base + best]!) best = p;
     }
-    seed[base + best] = values[base + best]!;
+    seed[base + best] = mode === 'one' ? 1 : values[base + best]!;
   }
   return tensor(a.gpu, seed, a.shape);
 }

@@ -5,12 +5,23 @@
 import { mul } from '../kernels/elementwise.js';
 import { ArgumentError } from '../runtime/errors.js';
 import type { Tensor } from '../runtime/tensor.js';
-import { RULES, disposeRun, gradientRun, type ExplainableModel, type RuleSet, type ScoreOptions } from './core.js';
+import { RULES, disposeRun, gradientRun, neuronSeedMode, isNeuronTarget, type ExplainableModel, type NeuronSeed, type RuleSet, type ScoreOptions } from './core.js';
 import { withMethodTrace, type TraceOn, type Traced } from './trace.js';
 
-/** ∂S/∂x through the network with the given ReLU rules. */
-export async function inputGradient(op: string, model: ExplainableModel, x: Tensor, options: ScoreOptions, rules: RuleSet): Promise<Tensor> {
-  const run = await gradientRun(op, model, x, { ...options, rules: RULES[rules] });
+/** Options of the input-gradient methods. */
+export interface GradientOptions extends ScoreOptions {
+  /**
+   * For a neuron target: start the backward pass from 1 at the neuron ('one': the neuron's
+   * gradient ∂a/∂x) or from its activation ('activation': Zeiler and Fergus's projection). Default
+   * 'one' for vanilla, guidedBackprop and gradTimesInput; 'activation' for deconvnet.
+   */
+  seed?: NeuronSeed;
+}
+
+/** ∂S/∂x through the network with the given ReLU rules (a neuron target seeded as `seed` says). */
+export async function inputGradient(op: string, model: ExplainableModel, x: Tensor, options: GradientOptions, rules: RuleSet, defaultSeed: NeuronSeed = 'one'): Promise<Tensor> {
+  const seed = neuronSeedMode(op, options.seed, isNeuronTarget(options.target), defaultSeed);
+  const run = await gradientRun(op, model, x, { ...options, seed, rules: RULES[rules] });
   try {
     return run.grads.take(x);
   } finally {
@@ -18,38 +29,43 @@ export async function inputGradient(op: string, model: ExplainableModel, x: Tens
   }
 }
 
-/** Simonyan et al. 2014: g = ∂S_c/∂x, one ordinary backward pass. */
-export function vanilla(model: ExplainableModel, x: Tensor, options: ScoreOptions & { trace: TraceOn }): Promise<Traced>;
-export function vanilla(model: ExplainableModel, x: Tensor, options: ScoreOptions & { trace?: false }): Promise<Tensor>;
-export function vanilla(model: ExplainableModel, x: Tensor, options: ScoreOptions): Promise<Tensor | Traced>;
-export function vanilla(model: ExplainableModel, x: Tensor, options: ScoreOptions): Promise<Tensor | Traced> {
+/**
+ * Simonyan et al. 2014: g = ∂S_c/∂x, one ordinary backward pass. For a neuron target, ∂a/∂x
+ * (`seed: 'activation'` for the projection a·∂a/∂x).
+ */
+export function vanilla(model: ExplainableModel, x: Tensor, options: GradientOptions & { trace: TraceOn }): Promise<Traced>;
+export function vanilla(model: ExplainableModel, x: Tensor, options: GradientOptions & { trace?: false }): Promise<Tensor>;
+export function vanilla(model: ExplainableModel, x: Tensor, options: GradientOptions): Promise<Tensor | Traced>;
+export function vanilla(model: ExplainableModel, x: Tensor, options: GradientOptions): Promise<Tensor | Traced> {
   return withMethodTrace(model.gpu, 'vanilla', options.trace, () => inputGradient('vanilla', model, x, options, 'ordinary'));
 }
 
 /**
  * Zeiler & Fergus 2014: the signal goes back through the same filters (transposed convolution),
  * max pools are undone through their recorded switches, and every ReLU passes relu(signal from
- * above), ignoring the forward input's sign.
+ * above), ignoring the forward input's sign. A neuron target is projected from its activation
+ * (`seed: 'activation'`, the default here; 'one' starts from 1 instead).
  */
-export function deconvnet(model: ExplainableModel, x: Tensor, options: ScoreOptions & { trace: TraceOn }): Promise<Traced>;
-export function deconvnet(model: ExplainableModel, x: Tensor, options: ScoreOptions & { trace?: false }): Promise<Tensor>;
-export function deconvnet(model: ExplainableModel, x: Tensor, options: ScoreOptions): Promise<Tensor | Traced>;
-export function deconvnet(model: ExplainableModel, x: Tensor, options: ScoreOptions): Promise<Tensor | Traced> {
-  return withMethodTrace(model.gpu, 'deconvnet', options.trace, () => inputGradient('deconvnet', model, x, options, 'deconv'));
+export function deconvnet(model: ExplainableModel, x: Tensor, options: GradientOptions & { trace: TraceOn }): Promise<Traced>;
+export function deconvnet(model: ExplainableModel, x: Tensor, options: GradientOptions & { trace?: false }): Promise<Tensor>;
+export function deconvnet(model: ExplainableModel, x: Tensor, options: GradientOptions): Promise<Tensor | Traced>;
+export function deconvnet(model: ExplainableModel, x: Tensor, options: GradientOptions): Promise<Tensor | Traced> {
+  return withMethodTrace(model.gpu, 'deconvnet', options.trace, () => inputGradient('deconvnet', model, x, options, 'deconv', 'activation'));
 }
 
 /**
  * Springenberg et al. 2015: at every ReLU, g_in = g_out · 1[x > 0] · 1[g_out > 0] — the ordinary
- * rule and DeconvNet's together. Every other layer uses its ordinary gradient.
+ * rule and DeconvNet's together. Every other layer uses its ordinary gradient. For a neuron target,
+ * the guided gradient of the neuron (`seed: 'activation'` for the projection of its activation).
  */
-export function guidedBackprop(model: ExplainableModel, x: Tensor, options: ScoreOptions & { trace: TraceOn }): Promise<Traced>;
-export function guidedBackprop(model: ExplainableModel, x: Tensor, options: ScoreOptions & { trace?: false }): Promise<Tensor>;
-export function guidedBackprop(model: ExplainableModel, x: Tensor, options: ScoreOptions): Promise<Tensor | Traced>;
-export function guidedBackprop(model: ExplainableModel, x: Tensor, options: ScoreOptions): Promise<Tensor | Traced> {
+export function guidedBackprop(model: ExplainableModel, x: Tensor, options: GradientOptions & { trace: TraceOn }): Promise<Traced>;
+export function guidedBackprop(model: ExplainableModel, x: Tensor, options: GradientOptions & { trace?: false }): Promise<Tensor>;
+export function guidedBackprop(model: ExplainableModel, x: Tensor, options: GradientOptions): Promise<Tensor | Traced>;
+export function guidedBackprop(model: ExplainableModel, x: Tensor, options: GradientOptions): Promise<Tensor | Traced> {
   return withMethodTrace(model.gpu, 'guidedBackprop', options.trace, () => inputGradient('guidedBackprop', model, x, options, 'guided'));
 }
 
-export interface GradTimesInputOptions extends ScoreOptions {
+export interface GradTimesInputOptions extends GradientOptions {
   /** The gradient to multiply by x: 'vanilla' (default) or 'guidedBackprop'. */
   base?: 'vanilla' | 'guidedBackprop';
 }

@@ -27,7 +27,7 @@ import type { ReluRule } from '../kernels/activation.js';
 import { ArgumentError } from '../runtime/errors.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { cam, camFeatureLayer, gradCam, guidedGradCam, type Upsample } from './cam.js';
-import { spatialLayer, type ExplainableModel, type ScoreOptions } from './core.js';
+import { spatialLayer, type ExplainableModel, type NeuronSeed, type ScoreOptions } from './core.js';
 import { drise, type Detector, type DriseOptions, type DriseResult } from './drise.js';
 import { deconvnet, gradTimesInput, guidedBackprop, vanilla } from './gradients.js';
 import { smoothGrad } from './smoothgrad.js';
@@ -45,6 +45,12 @@ export type DisplayKind =
  * method. A method reads `target`, `score`, `onProgress`, `signal` and the options its entry lists.
  */
 export interface ClassifierSettings extends ScoreOptions {
+  /**
+   * vanilla, guidedBackprop, deconvnet with a neuron target: start from 1 at the neuron ('one', its
+   * gradient) or from its activation ('activation', the projection). Default: 'one', but
+   * 'activation' for deconvnet (NeuronSeed).
+   */
+  neuronSeed?: NeuronSeed;
   /** Grad-CAM and Guided Grad-CAM: the feature layer (default: the last spatial conv/activation). */
   layer?: string;
   /** CAM and Grad-CAM: how the map reaches the input size (default 'bilinear'). */
@@ -64,7 +70,7 @@ export interface ClassifierSettings extends ScoreOptions {
 }
 
 /** A setting a classifier method may read besides the target and score. */
-export type ClassifierOption = 'layer' | 'upsample' | 'samples' | 'noiseLevel' | 'seed' | 'batchSize';
+export type ClassifierOption = 'neuronSeed' | 'layer' | 'upsample' | 'samples' | 'noiseLevel' | 'seed' | 'batchSize';
 
 /** What D-RISE reads: DriseOptions (the detection to explain as `target`). */
 export type DetectorSettings = DriseOptions;
@@ -142,14 +148,15 @@ function gradientMethod<N extends ClassifierMethodName>(
   neuronTargets: boolean,
   run: ClassifierMethod<N>['run'],
 ): ClassifierMethod<N> {
-  return { name, label, paper, kind: 'classifier', display: 'attribution', options: [], reluRule, neuronTargets, progressUnit: null, requires: null, unsupported: supported, check: nothing, run };
+  const options: ClassifierOption[] = neuronTargets ? ['neuronSeed'] : [];
+  return { name, label, paper, kind: 'classifier', display: 'attribution', options, reluRule, neuronTargets, progressUnit: null, requires: null, unsupported: supported, check: nothing, run };
 }
 
 /** Every method, in the order of the methods table. */
 export const METHODS = [
-  gradientMethod('vanilla', 'Vanilla gradient', 'Simonyan et al. 2014', 'ordinary', true, (m, x, s) => vanilla(m, x, score(s))),
-  gradientMethod('deconvnet', 'DeconvNet', 'Zeiler & Fergus 2014', 'deconv', true, (m, x, s) => deconvnet(m, x, score(s))),
-  gradientMethod('guidedBackprop', 'Guided backprop', 'Springenberg et al. 2015', 'guided', true, (m, x, s) => guidedBackprop(m, x, score(s))),
+  gradientMethod('vanilla', 'Vanilla gradient', 'Simonyan et al. 2014', 'ordinary', true, (m, x, s) => vanilla(m, x, { ...score(s), seed: s.neuronSeed })),
+  gradientMethod('deconvnet', 'DeconvNet', 'Zeiler & Fergus 2014', 'deconv', true, (m, x, s) => deconvnet(m, x, { ...score(s), seed: s.neuronSeed })),
+  gradientMethod('guidedBackprop', 'Guided backprop', 'Springenberg et al. 2015', 'guided', true, (m, x, s) => guidedBackprop(m, x, { ...score(s), seed: s.neuronSeed })),
   gradientMethod('gradTimesInput', 'Gradient × input', 'Shrikumar et al. 2016', 'ordinary', false, (m, x, s) => gradTimesInput(m, x, score(s))),
   {
     name: 'smoothGrad',
