@@ -11,34 +11,10 @@ import { tensor, type Tensor } from '../src/runtime/tensor.js';
 import * as saliency from '../src/saliency/index.js';
 import { resize } from '../src/kernels/resize.js';
 import { expectClose, getGpu, randomArray } from './helpers.js';
+import { CONV, X, setupTiny, tinyGapSpec } from './tiny-model.js';
 
-//   x = [[1, 2, 3], [4, 5, 6], [7, 8, -9]]
-//   conv1 (2×2, no padding): filter 0 = [[1, 0], [0, 0]] (copies the top-left pixel),
-//                            filter 1 = [[0, 0], [0, -1]] (minus the bottom-right pixel)
-//   relu1: map 0 = [[1, 2], [4, 5]];  map 1 = relu([[-5, -6], [-8, 9]]) = [[0, 0], [0, 9]]
-//   flatten: [1, 2, 4, 5, 0, 0, 0, 9]
-const X = [1, 2, 3, 4, 5, 6, 7, 8, -9];
-const CONV = { weight: [1, 0, 0, 0, 0, 0, 0, -1], bias: [0, 0] };
-const W0 = [1, 1, 1, 1, 1, 1, 1, 1]; // class 0: every feature
-const W1 = [0, 0, 0, 0, 1, 1, 1, -1]; // class 1: map 1 only, the last unit negatively
-
-const tinySpec: ModelSpec = {
-  name: 'tiny',
-  input: [1, 3, 3],
-  layers: [
-    { name: 'conv1', type: 'conv2d', in: 1, out: 2, kernel: 2 },
-    { name: 'relu1', type: 'relu' },
-    { name: 'flat', type: 'flatten' },
-    { name: 'fc', type: 'linear', in: 8, out: 2 },
-  ],
-};
-
-async function setup() {
-  const gpu = await getGpu();
-  const model = modelFromSpec(gpu, tinySpec, { conv1: CONV, fc: { weight: [...W0, ...W1], bias: [0.5, -0.5] } });
-  const x = tensor(gpu, X, [1, 1, 3, 3]);
-  return { gpu, model, x };
-}
+// The tiny network of tiny-model.ts (its values are worked out there).
+const setup = setupTiny;
 
 const read = async (t: Promise<Tensor>) => [...(await (await t).read())];
 
@@ -173,18 +149,7 @@ describe('CAM family by hand', () => {
 
   it('CAM = Σ_k w_k^c A^k on a GAP head; Grad-CAM there is CAM/(h·w) where positive', async () => {
     const { gpu, x } = await setup();
-    const spec: ModelSpec = {
-      name: 'tiny-gap',
-      input: [1, 3, 3],
-      layers: [
-        { name: 'conv1', type: 'conv2d', in: 1, out: 2, kernel: 2 },
-        { name: 'relu1', type: 'relu' },
-        { name: 'gap', type: 'gap' },
-        { name: 'fc', type: 'linear', in: 2, out: 2 },
-        { name: 'probs', type: 'softmax' },
-      ],
-    };
-    const model = modelFromSpec(gpu, spec, { conv1: CONV, fc: { weight: [1, 2, 3, -1], bias: [5, 5] } });
+    const model = modelFromSpec(gpu, tinyGapSpec, { conv1: CONV, fc: { weight: [1, 2, 3, -1], bias: [5, 5] } });
     expect(saliency.camFeatureLayer(model)).toBe('relu1'); // the features entering GAP
     // score 'output' differentiates the softmax instead of the logit. GAP gives a = [3, 2.25], so
     // z = [1·3 + 2·2.25 + 5, 3·3 − 2.25 + 5] = [12.5, 11.75] and p0 = σ(z0 − z1) = σ(0.75); then
@@ -210,7 +175,7 @@ describe('CAM family by hand', () => {
     // Image 2 = −x: map 0 = relu(−[[1,2],[4,5]]) = 0, map 1 = relu([[5,6],[8,−9]]) = [[5,6],[8,0]] → 3·0 − map 1.
     expect(both.slice(4)).toEqual([-5, -6, -8, 0]);
     // The usual PyTorch head, GAP → flatten → linear, is a CAM head too.
-    const flatSpec = { ...spec, name: 'gap-flatten', layers: [...spec.layers.slice(0, 3), { name: 'flat', type: 'flatten' as const }, ...spec.layers.slice(3)] };
+    const flatSpec = { ...tinyGapSpec, name: 'gap-flatten', layers: [...tinyGapSpec.layers.slice(0, 3), { name: 'flat', type: 'flatten' as const }, ...tinyGapSpec.layers.slice(3)] };
     const flat = modelFromSpec(gpu, flatSpec, { conv1: CONV, fc: { weight: [1, 2, 3, -1], bias: [5, 5] } });
     expect(await read(saliency.cam(flat, x, { target: 0, upsample: 'none' }))).toEqual([1, 2, 4, 23]);
     // A rejected target leaves nothing allocated.

@@ -1,8 +1,7 @@
 /**
- * The step-through trace, on a network small enough to follow by hand (the one of
- * saliency.test.ts): every expected value is derived in the comments.
+ * The step-through trace, on the network of tiny-model.ts, small enough to follow by hand: every
+ * expected value is derived in the comments.
  *
- *   x = [[1, 2, 3], [4, 5, 6], [7, 8, -9]]
  *   conv1 + relu1 (fused): map 0 = [[1, 2], [4, 5]], map 1 = relu([[-5, -6], [-8, 9]]) = [[0, 0], [0, 9]]
  *   flat: [1, 2, 4, 5, 0, 0, 0, 9];  fc: class 1 weighs [0, 0, 0, 0, 1, 1, 1, -1]
  */
@@ -12,35 +11,14 @@ import { formatTrace, formatTraceComparison, tensorStats, type Trace } from '../
 import { maxPool2d } from '../src/autodiff/ops/pool.js';
 import { sum } from '../src/autodiff/ops/reduce.js';
 import { modelFromSpec } from '../src/nets/model.js';
-import type { ModelSpec } from '../src/nets/spec.js';
 import { ArgumentError } from '../src/runtime/errors.js';
 import { tensor } from '../src/runtime/tensor.js';
 import { RULES, type RuleSet } from '../src/saliency/core.js';
 import * as saliency from '../src/saliency/index.js';
 import { getGpu } from './helpers.js';
+import { X, setupTiny, tinyGapSpec } from './tiny-model.js';
 
-const X = [1, 2, 3, 4, 5, 6, 7, 8, -9];
-const spec: ModelSpec = {
-  name: 'tiny',
-  input: [1, 3, 3],
-  layers: [
-    { name: 'conv1', type: 'conv2d', in: 1, out: 2, kernel: 2 },
-    { name: 'relu1', type: 'relu' },
-    { name: 'flat', type: 'flatten' },
-    { name: 'fc', type: 'linear', in: 8, out: 2 },
-  ],
-};
-const WEIGHTS = {
-  conv1: { weight: [1, 0, 0, 0, 0, 0, 0, -1], bias: [0, 0] },
-  fc: { weight: [1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, -1], bias: [0.5, -0.5] },
-};
-
-async function setup() {
-  const gpu = await getGpu();
-  const model = modelFromSpec(gpu, spec, WEIGHTS);
-  const x = tensor(gpu, X, [1, 1, 3, 3]);
-  return { gpu, model, x };
-}
+const setup = setupTiny;
 
 /** Forward with a trace, then a backward pass for class 1 with the given rules and trace mode. */
 async function traced(rules: RuleSet, mode: true | 'tensors' = true) {
@@ -296,17 +274,7 @@ describe('methods with trace: true', () => {
 
   it('CAM traces its forward pass (nothing is watched)', async () => {
     const gpu = await getGpu();
-    const gap: ModelSpec = {
-      name: 'gap',
-      input: [1, 3, 3],
-      layers: [
-        { name: 'conv1', type: 'conv2d', in: 1, out: 2, kernel: 2 },
-        { name: 'relu1', type: 'relu' },
-        { name: 'gap', type: 'gap' },
-        { name: 'fc', type: 'linear', in: 2, out: 2 },
-      ],
-    };
-    const model = modelFromSpec(gpu, gap, undefined, { seed: 2 });
+    const model = modelFromSpec(gpu, tinyGapSpec, undefined, { seed: 2 });
     const x = tensor(gpu, X, [1, 1, 3, 3]);
     const { result, trace } = await saliency.cam(model, x, { target: 0, trace: true });
     expect(trace.passes.map((p) => p.label)).toEqual(['forward']);
