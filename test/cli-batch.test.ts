@@ -317,7 +317,7 @@ describe.runIf(existsSync(cli))('saliency batch', () => {
       const x = tensor(gpu, data, [inputs.length, 1, 28, 28]);
       const targets = inputs.map((_, k) => (start + k) % 10);
       for (const method of ['gradCam', 'guidedBackprop'] as const) {
-        const raw = await saliency[method](model, x, { target: targets });
+        const raw = await saliency.runMethod(method, model, x, { target: targets });
         const want = await raw.read();
         raw.dispose();
         for (let k = 0; k < inputs.length; k++) {
