@@ -7,7 +7,8 @@ import { activeTape, nameOutput } from '../autodiff/tape.js';
 import { samePadding, type Activation } from '../kernels/common.js';
 import { conv2dOutputShape } from '../kernels/conv2d.js';
 import { poolOutputShape } from '../kernels/pool.js';
-import { ArgumentError, ShapeError, formatShape } from '../runtime/errors.js';
+import { ArgumentError, FormatError, SaliencyError, ShapeError, formatShape } from '../runtime/errors.js';
+import { checkTensorElements, resolveLimits, type Limits } from '../runtime/limits.js';
 import type { Gpu } from '../runtime/gpu.js';
 import { tensor, type Tensor } from '../runtime/tensor.js';
 import { Rng } from './data.js';
@@ -48,6 +49,13 @@ export interface ModelOptions {
   seed?: number;
   /** With `weights` given, He-initialise the layers they leave out instead of throwing. */
   allowMissing?: boolean;
+  /** Limits for this model (default: the process-wide ones, see `setLimits`): its input, every layer's output and every weight. */
+  limits?: Partial<Limits>;
+}
+
+/** `o[key]` if `o` has it as its own property: names from files never reach inherited members. */
+function own<T>(o: Readonly<Record<string, T>> | undefined, key: string): T | undefined {
+  return o !== undefined && Object.hasOwn(o, key) ? o[key] : undefined;
 }
 
 export class Model implements Trainable {
@@ -234,7 +242,8 @@ export class Model implements Trainable {
  * layout; without it, every layer is He-initialised from `options.seed`.
  */
 export function modelFromSpec(gpu: Gpu, spec: ModelSpec, weights?: Weights, options: ModelOptions = {}): Model {
-  validateSpec(spec);
+  const limits = resolveLimits(options.limits, 'modelFromSpec');
+  validateSpec(spec, limits);
   const seed = options.seed ?? 0;
   const rng = new Rng(seed);
   const names = new Set<string>();
@@ -254,14 +263,16 @@ export function modelFromSpec(gpu: Gpu, spec: ModelSpec, weights?: Weights, opti
       names.add(name);
       const where = `layer '${name}' (${ls.type})`;
       const { outputShape, args, paramShapes } = inferLayer(ls, shape, where);
+      for (const [key, pshape] of Object.entries(paramShapes)) checkTensorElements(size(pshape), `${where}: ${key} ${formatShape(pshape)}`, limits);
+      checkTensorElements(size(outputShape), `${where}: output ${formatShape(outputShape)}`, limits);
       const params = new Map<string, Tensor>();
-      const given = weights?.[name];
+      const given = own(weights, name);
       if (weights && !given && Object.keys(paramShapes).length && !options.allowMissing) {
         throw new ArgumentError(`${where}: no weights given (expected ${describeParams(paramShapes)})`);
       }
       const values: Record<string, Float32Array> = {};
       for (const [key, pshape] of Object.entries(paramShapes)) {
-        const v = given?.[key];
+        const v = own(given, key);
         if (v !== undefined) values[key] = checkParam(where, key, v, pshape);
         else if (given && !options.allowMissing) {
           throw new ArgumentError(`${where}: missing '${key}' of shape ${formatShape(pshape)}`);
@@ -269,7 +280,7 @@ export function modelFromSpec(gpu: Gpu, spec: ModelSpec, weights?: Weights, opti
       }
       if (given) {
         for (const key of Object.keys(given)) {
-          if (!(key in paramShapes)) {
+          if (!Object.hasOwn(paramShapes, key)) {
             throw new ArgumentError(`${where}: unexpected parameter '${key}'; expected ${Object.keys(paramShapes).join(', ') || 'none'}`);
           }
         }
@@ -285,7 +296,11 @@ export function modelFromSpec(gpu: Gpu, spec: ModelSpec, weights?: Weights, opti
         const scale = new Float32Array(n);
         const shift = new Float32Array(n);
         for (let c = 0; c < n; c++) {
-          scale[c] = values.weight![c]! / Math.sqrt(values.running_var![c]! + eps);
+          const variance = values.running_var![c]!;
+          if (!(variance >= 0)) {
+            throw new ArgumentError(`${where}: running_var[${c}] is ${variance}; a variance must be ≥ 0 (with eps, the scale 1/√(var + eps) would be NaN)`);
+          }
+          scale[c] = values.weight![c]! / Math.sqrt(variance + eps);
           shift[c] = values.bias![c]! - values.running_mean![c]! * scale[c]!;
         }
         for (const [k, d] of [['_scale', scale], ['_shift', shift]] as const) {
@@ -310,9 +325,20 @@ export function modelFromSpec(gpu: Gpu, spec: ModelSpec, weights?: Weights, opti
   return new Model(gpu, spec, layers, seed);
 }
 
-/** Rebuilds a model from a safetensors file written by `toSafetensors` (or with a given spec). */
-export function modelFromSafetensors(gpu: Gpu, bytes: Uint8Array, spec?: ModelSpec, source = 'weights file'): Model {
-  const file = parseSafetensors(bytes, source);
+/** Options of `modelFromSafetensors`. */
+export interface SafetensorsModelOptions {
+  /** Limits for this file (default: the process-wide ones, see `setLimits`). */
+  limits?: Partial<Limits>;
+}
+
+/**
+ * Rebuilds a model from a safetensors file written by `toSafetensors` (or with a given spec). Safe
+ * for files from strangers: sizes are checked against the limits before anything is allocated,
+ * and tensor names never become keys of objects with a prototype. Errors name `source`.
+ */
+export function modelFromSafetensors(gpu: Gpu, bytes: Uint8Array, spec?: ModelSpec, source = 'weights file', options: SafetensorsModelOptions = {}): Model {
+  const limits = resolveLimits(options.limits, 'modelFromSafetensors');
+  const file = parseSafetensors(bytes, source, { limits });
   let s = spec;
   if (!s) {
     const text = file.metadata.spec;
@@ -323,26 +349,49 @@ export function modelFromSafetensors(gpu: Gpu, bytes: Uint8Array, spec?: ModelSp
       throw new ArgumentError(`${source}: the spec in its metadata is not valid JSON (${(e as Error).message})`);
     }
   }
-  const weights: Weights = {};
+  // Null-prototype objects: a tensor named '__proto__.x' or 'constructor.x' is an ordinary name.
+  const weights: Weights = Object.create(null);
   for (const [key, t] of file.tensors) {
     const dot = key.lastIndexOf('.');
-    if (dot < 0) throw new ArgumentError(`${source}: tensor name '${key}' is not of the form layer.parameter`);
+    if (dot < 0) throw new ArgumentError(`${source}: tensor name '${shorten(key)}' is not of the form layer.parameter`);
     const layer = key.slice(0, dot);
-    (weights[layer] ??= {})[key.slice(dot + 1)] = { data: t.data, shape: t.shape };
+    const params = Object.hasOwn(weights, layer) ? weights[layer]! : (weights[layer] = Object.create(null) as Record<string, ParamValue>);
+    params[key.slice(dot + 1)] = { data: t.data, shape: t.shape };
   }
-  return modelFromSpec(gpu, s, weights);
+  try {
+    return modelFromSpec(gpu, s, weights, { limits });
+  } catch (e) {
+    // The same error class, naming the file.
+    if (e instanceof SaliencyError && !e.message.startsWith(source)) {
+      const Class = e.constructor as new (message: string) => SaliencyError;
+      throw new Class(`${source}: ${e.message}`);
+    }
+    throw e;
+  }
 }
 
-function validateSpec(spec: ModelSpec): void {
+const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** A string from a file, cut for an error message. */
+function shorten(s: string, max = 200): string {
+  return s.length <= max ? s : `${s.slice(0, max)}… (${s.length} characters)`;
+}
+
+function validateSpec(spec: ModelSpec, limits: Readonly<Limits>): void {
   if (!spec || typeof spec !== 'object') throw new ArgumentError('model spec must be an object with "input" and "layers"');
   const inp = spec.input;
   if (!Array.isArray(inp) || inp.length !== 3 || inp.some((d) => !Number.isInteger(d) || d <= 0)) {
-    throw new ArgumentError(`model spec "input" must be [C, H, W] of positive integers, got ${JSON.stringify(inp)}`);
+    throw new ArgumentError(`model spec "input" must be [C, H, W] of positive integers, got ${shorten(String(JSON.stringify(inp)))}`);
   }
+  // Before anything is sized from it (the host-side resize of an image to the input, activations).
+  checkTensorElements(size(inp), `the model input ${formatShape(inp)}`, limits);
   if (!Array.isArray(spec.layers) || spec.layers.length === 0) throw new ArgumentError('model spec "layers" must be a non-empty array');
   spec.layers.forEach((l, i) => {
-    if (!l || !LAYER_TYPES.includes(l.type)) {
-      throw new ArgumentError(`layer ${i}${l?.name ? ` '${l.name}'` : ''} has unknown type ${JSON.stringify(l?.type)}; known: ${LAYER_TYPES.join(', ')}`);
+    if (!l || typeof l !== 'object' || !LAYER_TYPES.includes(l.type)) {
+      throw new ArgumentError(`layer ${i} has unknown type ${shorten(String(JSON.stringify(l?.type)))}; known: ${LAYER_TYPES.join(', ')}`);
+    }
+    if (l.name !== undefined && (typeof l.name !== 'string' || l.name === '')) {
+      throw new ArgumentError(`layer ${i} (${l.type}) has a name that is not a non-empty string: ${shorten(String(JSON.stringify(l.name)))}`);
     }
   });
   if (spec.classes !== undefined && (!Array.isArray(spec.classes) || spec.classes.some((c) => typeof c !== 'string'))) {

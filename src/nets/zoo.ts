@@ -64,11 +64,14 @@ export const FASHION_GAP: ModelSpec = {
   ],
 };
 
-export const BUNDLED_MODELS: Readonly<Record<string, ModelSpec>> = Object.freeze({
-  'fashion-vgg': FASHION_VGG,
-  'fashion-gap': FASHION_GAP,
-  'fashion-detector': FASHION_DETECTOR,
-});
+/** The bundled architectures by name (no prototype: `BUNDLED_MODELS['constructor']` is undefined). */
+export const BUNDLED_MODELS: Readonly<Record<string, ModelSpec>> = Object.freeze(
+  Object.assign(Object.create(null) as Record<string, ModelSpec>, {
+    'fashion-vgg': FASHION_VGG,
+    'fashion-gap': FASHION_GAP,
+    'fashion-detector': FASHION_DETECTOR,
+  }),
+);
 
 /** Where a bundled model's weights live (a file: URL in Node, an http URL in a browser bundle). */
 export function bundledWeightsUrl(name: string): URL {

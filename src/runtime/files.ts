@@ -19,6 +19,7 @@ import { closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readS
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { FormatError } from './errors.js';
+import { raiseHint, resolveLimits, type Limits } from './limits.js';
 
 export interface ReadLimits {
   /** Refuse files larger than this many bytes (checked from the file's size before reading). */
@@ -204,4 +205,13 @@ function describeFsError(err: unknown): string {
 /** A string from a file or a user, cut for an error message. */
 export function shorten(s: string, max = 200): string {
   return s.length <= max ? s : `${s.slice(0, max)}… (${s.length} characters)`;
+}
+
+/**
+ * Reads a model or weights file (safetensors, model.json, a weight shard, .onnx): a regular file
+ * only, refused before it is read when it is larger than the `maxModelBytes` limit.
+ */
+export function readModelFile(path: string, limits?: Partial<Limits>, what = 'model file'): Uint8Array {
+  const { maxModelBytes } = resolveLimits(limits, 'readModelFile');
+  return readRegularFile(path, { maxBytes: maxModelBytes, what, hint: raiseHint('maxModelBytes') });
 }
