@@ -2,6 +2,7 @@
 /** The `saliency` command line. */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { SaliencyError } from '../runtime/errors.js';
+import { limitsFromEnvironment } from '../runtime/limits.js';
 import { doctor } from './doctor.js';
 import { evaluateCommand, trainCommand } from './train.js';
 import { METHODS, explainCommand, featuresCommand, sampleCommand } from './explain.js';
@@ -14,7 +15,28 @@ program
   .name('saliency')
   .description('Saliency maps for convolutional networks, computed on the GPU through WebGPU.')
   .showHelpAfterError('(run with --help for usage)')
-  .exitOverride();
+  .exitOverride()
+  // Set before the commands are added, so that every command inherits it.
+  .configureOutput({ outputError: (text, write) => write(cutArguments(text)) });
+
+/** Sides of the rendered images: larger ones would take gigabytes (an overview holds up to 9 tiles). */
+const MAX_SIZE = 2048;
+
+/**
+ * `message` with every long command-line argument in it cut short, and any remaining run of more
+ * than 300 characters without a space cut too: a 100 KB argument is not echoed back in full.
+ */
+function cutArguments(message: string, argv: readonly string[] = process.argv): string {
+  let out = message;
+  for (const arg of new Set(argv.filter((a) => a.length > 200))) {
+    const cut = `${arg.slice(0, 100)}… (${arg.length} characters)`;
+    out = out.split(arg).join(cut);
+    // Commander quotes option names without their value ('--xxx=…'), and paths get resolved.
+    const bare = arg.replace(/^-+/, '');
+    if (bare.length > 200) out = out.split(bare).join(`${bare.slice(0, 100)}… (${bare.length} characters)`);
+  }
+  return out.replace(/\S{301,}/g, (run) => `${run.slice(0, 100)}… (${run.length} characters)`);
+}
 
 program
   .command('doctor')
@@ -39,6 +61,11 @@ const positiveIntOrZero = (name: string) => (v: string) => {
 const nonNegativeNumber = (name: string) => (v: string) => {
   const n = toNumber(v);
   if (!(n >= 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number ≥ 0`);
+  return n;
+};
+const sizeOption = (name: string) => (v: string) => {
+  const n = toNumber(v);
+  if (!Number.isSafeInteger(n) || n < 1 || n > MAX_SIZE) throw new InvalidArgumentError(`${name} must be an integer from 1 to ${MAX_SIZE}`);
   return n;
 };
 const positiveNumber = (name: string) => (v: string) => {
@@ -89,7 +116,7 @@ program
   .option('--samples <n>', 'SmoothGrad: noisy samples', positiveInt('--samples'), 50)
   .option('--noise-level <f>', 'SmoothGrad: noise σ as a fraction of the value range (0 gives the vanilla gradient)', nonNegativeNumber('--noise-level'), 0.15)
   .option('--seed <n>', 'SmoothGrad: noise seed', positiveIntOrZero('--seed'), 0)
-  .option('--size <px>', 'side of the rendered images in pixels', positiveInt('--size'), 224)
+  .option('--size <px>', 'side of the rendered images in pixels', sizeOption('--size'), 224)
   .option('--trace', 'print every forward and backward pass step by step (layer, kernels, rule, gradient statistics), the ReLU rules of the methods side by side, and write trace.json')
   .action(async (opts) => {
     await explainCommand(opts);
@@ -103,7 +130,7 @@ program
   .requiredOption('--layer <name>', 'the layer whose feature maps to show')
   .option('--top <n>', 'how many feature maps', positiveInt('--top'), 9)
   .option('--out <dir>', 'directory for the PNG file', 'out')
-  .option('--size <px>', 'side of each tile in pixels', positiveInt('--size'), 160)
+  .option('--size <px>', 'side of each tile in pixels', sizeOption('--size'), 160)
   .action(async (opts) => {
     await featuresCommand(opts);
   });
@@ -121,7 +148,7 @@ program
   .option('--detector <name|file>', 'a bundled detector, a .safetensors grid detector, or a CenterNet model.json (e.g. human\'s centernet.json)', 'fashion-detector')
   .option('--threshold <p>', 'minimum objectness', probability('--threshold'), 0.3)
   .option('--out <dir>', 'directory for detections.png', 'out')
-  .option('--size <px>', 'side of the rendered image in pixels', positiveInt('--size'), 384)
+  .option('--size <px>', 'side of the rendered image in pixels', sizeOption('--size'), 384)
   .action(async (opts) => {
     await detectCommand(opts);
   });
@@ -157,7 +184,7 @@ program
   .option('--batch-size <n>', 'masked images per detector call', positiveInt('--batch-size'), 32)
   .option('--threshold <p>', 'minimum objectness of the detections listed', probability('--threshold'), 0.3)
   .option('--out <dir>', 'directory for drise-<index>.png', 'out')
-  .option('--size <px>', 'side of the rendered image in pixels', positiveInt('--size'), 384)
+  .option('--size <px>', 'side of the rendered image in pixels', sizeOption('--size'), 384)
   .action(async (opts) => {
     await driseCommand(opts);
   });
@@ -166,12 +193,13 @@ registerBatchCommands(program);
 
 async function main(): Promise<number> {
   try {
+    limitsFromEnvironment(process.env); // SALIENCY_MAX_IMAGE_PIXELS and the like (docs/security.md)
     await program.parseAsync(process.argv);
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode;
     if (e instanceof SaliencyError) {
-      process.stderr.write(`saliency: ${e.message}\n`);
+      process.stderr.write(`saliency: ${cutArguments(e.message)}\n`);
       return 1;
     }
     process.stderr.write(`saliency: unexpected error: ${(e as Error).stack ?? e}\n`);

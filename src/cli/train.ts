@@ -1,6 +1,5 @@
 /** `saliency train` and `saliency evaluate`: train a bundled architecture on Fashion-MNIST, or measure one. */
 import { existsSync, statSync } from 'node:fs';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { GRAPH_MODEL_CLASSES, type TfjsGraphModel } from '../nets/tfjs-graph.js';
 import { loadTfjsModel } from '../nets/tfjs-layers.js';
 import { basename, dirname } from 'node:path';
@@ -16,7 +15,7 @@ import { BUNDLED_MODELS, bundledWeightsUrl, loadModel } from '../nets/zoo.js';
 import type { ModelSpec, Weights } from '../nets/spec.js';
 import { FASHION_DETECTOR, evaluateDetector, heldOutScene, trainDetector } from '../nets/detector.js';
 import { parseSafetensors } from '../nets/safetensors.js';
-import { makeDirectory } from '../saliency/image.js';
+import { makeDirectory, readModelFile, writeFileAtomic } from '../runtime/files.js';
 import { fileProblem, outputFile } from './output.js';
 
 export interface TrainCommandOptions {
@@ -75,7 +74,7 @@ function matchingWeights(gpu: Gpu, spec: ModelSpec, bytes: Uint8Array, file: str
 /** The bytes of a file named by a command-line option, or one clear line saying it cannot be read. */
 async function readOptionFile(option: string, file: string): Promise<Uint8Array> {
   try {
-    return new Uint8Array(await readFile(file));
+    return readModelFile(file); // a regular file only, within maxModelBytes
   } catch (err) {
     throw new ArgumentError(`${option}: cannot read ${file} (${fileProblem(err)})`);
   }
@@ -86,13 +85,10 @@ async function readOptionFile(option: string, file: string): Promise<Uint8Array>
  * and a failed write removes what it had written.
  */
 async function writeAtomically(out: string, bytes: Uint8Array): Promise<void> {
-  const partial = `${out}.partial`;
   try {
     makeDirectory(dirname(out));
-    await writeFile(partial, bytes);
-    await rename(partial, out);
+    writeFileAtomic(out, bytes); // an exclusively created temporary file, renamed over `out`
   } catch (err) {
-    await rm(partial, { force: true }).catch(() => {});
     throw new ArgumentError(`cannot write ${out} (${fileProblem(err)})`);
   }
   console.log(`wrote ${out} (${(bytes.length / 1024).toFixed(0)} KiB)`);
@@ -330,9 +326,11 @@ export async function loadModelArgument(gpu: Gpu, name: string): Promise<LoadedM
   }
   let bytes: Uint8Array;
   try {
-    bytes = new Uint8Array(await readFile(name));
+    bytes = readModelFile(name); // a regular file only, within maxModelBytes
   } catch (e) {
-    throw new ArgumentError(`cannot read ${name}: ${fileProblem(e)}`);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'EISDIR' || code === 'EACCES') throw new ArgumentError(`cannot read ${name}: ${fileProblem(e)}`);
+    throw e;
   }
   return modelFromSafetensors(gpu, bytes, undefined, name);
 }

@@ -29,7 +29,9 @@ import * as ops from '../autodiff/ops/index.js';
 import { nameOutput, recordOp, registerBackward } from '../autodiff/tape.js';
 import { samePadding, type Activation } from '../kernels/common.js';
 import { slice as sliceKernel, sliceBackward } from '../kernels/shape.js';
-import { ArgumentError, ShapeError, formatShape } from '../runtime/errors.js';
+import { ArgumentError, FormatError, ShapeError, formatShape } from '../runtime/errors.js';
+import { readResponse } from '../runtime/fetch.js';
+import { checkTensorElements } from '../runtime/limits.js';
 import type { Gpu } from '../runtime/gpu.js';
 import { tensor, type Tensor } from '../runtime/tensor.js';
 import type { ExplainableModel } from '../saliency/core.js';
@@ -127,8 +129,14 @@ export interface TfjsGraphOptions {
 // -----------------------------------------------------------------------------------------------
 // Attributes
 
-function decodeBase64(s: string): string {
-  const bin = atob(s);
+function decodeBase64(s: string, where = 'model.json', key = '?'): string {
+  let bin: string;
+  try {
+    if (typeof s !== 'string') throw new TypeError('not a string');
+    bin = atob(s);
+  } catch {
+    throw new FormatError(`${where}: attribute '${key}' is not valid base64`);
+  }
   const bytes = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
   return new TextDecoder().decode(bytes);
@@ -144,31 +152,45 @@ class Attrs {
   }
   str(key: string, fallback?: string): string {
     const v = this.get(key);
-    if (v?.s !== undefined) return decodeBase64(v.s);
+    if (v?.s !== undefined) return decodeBase64(v.s, this.where, key);
     if (fallback !== undefined) return fallback;
     throw new ArgumentError(`${this.where}: missing string attribute '${key}'`);
   }
   strs(key: string): string[] {
-    return (this.get(key)?.list?.s ?? []).map(decodeBase64);
+    const list = this.get(key)?.list?.s ?? [];
+    if (!Array.isArray(list)) throw new FormatError(`${this.where}: attribute '${key}' must be a list of strings`);
+    return list.map((v) => decodeBase64(v, this.where, key));
   }
   ints(key: string, fallback?: number[]): number[] {
     const v = this.get(key)?.list?.i;
-    if (v) return v.map(Number);
+    if (v) {
+      const out = Array.isArray(v) ? v.map(Number) : [NaN];
+      if (!out.every(Number.isSafeInteger)) throw new FormatError(`${this.where}: attribute '${key}' must be a list of integers`);
+      return out;
+    }
     if (fallback !== undefined) return fallback;
     throw new ArgumentError(`${this.where}: missing integer list attribute '${key}'`);
   }
   float(key: string, fallback: number): number {
     const v = this.get(key)?.f;
-    return v === undefined ? fallback : Number(v);
+    if (v === undefined) return fallback;
+    const n = typeof v === 'number' || typeof v === 'string' ? Number(v) : NaN;
+    if (Number.isNaN(n)) throw new FormatError(`${this.where}: attribute '${key}' must be a number`);
+    return n;
   }
   bool(key: string, fallback: boolean): boolean {
     const v = this.get(key)?.b;
-    return v === undefined ? fallback : v;
+    if (v === undefined) return fallback;
+    if (typeof v !== 'boolean') throw new FormatError(`${this.where}: attribute '${key}' must be true or false`);
+    return v;
   }
   shape(key: string): number[] | null {
     const s = this.get(key)?.shape;
     if (!s || s.unknownRank) return null;
-    return (s.dim ?? []).map((d) => Number(d.size ?? -1));
+    const dims = s.dim ?? [];
+    const out = Array.isArray(dims) ? dims.map((d) => (d && typeof d === 'object' ? Number(d.size ?? -1) : NaN)) : [NaN];
+    if (!out.every((d) => Number.isSafeInteger(d) && d >= -1)) throw new FormatError(`${this.where}: attribute '${key}' is not a valid tensor shape`);
+    return out;
   }
 }
 
@@ -238,8 +260,8 @@ function decodeEntry(e: TfjsWeightEntry, bytes: Uint8Array, offset: number, file
     if (e.dtype === 'int32') return { dtype: 'int32', shape: [...e.shape], data: Int32Array.from(values, Math.round) };
   }
   for (let i = 0; i < n; i++) {
-    if (Number.isNaN(values[i]!)) {
-      throw new ArgumentError(`${file}: weight '${e.name}' holds NaN at index ${i}: the weights file is corrupt`);
+    if (!Number.isFinite(values[i]!)) {
+      throw new ArgumentError(`${file}: weight '${e.name}' holds ${values[i]} at index ${i}: the weights file is corrupt`);
     }
   }
   return { dtype: 'float32', shape: [...e.shape], data: values };
@@ -251,6 +273,7 @@ function decodeEntry(e: TfjsWeightEntry, bytes: Uint8Array, offset: number, file
  * ArgumentError that names it.
  */
 export function decodeTfjsWeights(manifest: readonly TfjsWeightsGroup[], shards: readonly (readonly Uint8Array[])[], source = 'model.json'): Map<string, HostTensor> {
+  checkManifest(manifest, source);
   const out = new Map<string, HostTensor>();
   manifest.forEach((group, g) => {
     const files = group.paths ?? [];
@@ -280,6 +303,41 @@ export function decodeTfjsWeights(manifest: readonly TfjsWeightsGroup[], shards:
   return out;
 }
 
+/**
+ * Checks the types of a weightsManifest's fields (a file from a stranger) before any of them is
+ * used: every group has a list of file names and a list of weights, each with a name, a dtype and
+ * a shape of non-negative integers whose size is within the tensor limit.
+ */
+function checkManifest(manifest: unknown, where: string): asserts manifest is TfjsWeightsGroup[] {
+  if (!Array.isArray(manifest)) throw new FormatError(`${where}: "weightsManifest" must be a list`);
+  manifest.forEach((g: unknown, gi) => {
+    const at = `${where}: weightsManifest group ${gi}`;
+    if (!g || typeof g !== 'object') throw new FormatError(`${at} is not an object`);
+    const { paths, weights } = g as { paths?: unknown; weights?: unknown };
+    if (paths !== undefined && (!Array.isArray(paths) || !paths.every((p) => typeof p === 'string'))) {
+      throw new FormatError(`${at}: "paths" must be a list of file names`);
+    }
+    if (!Array.isArray(weights)) throw new FormatError(`${at}: "weights" must be a list`);
+    weights.forEach((e: unknown, wi) => {
+      if (!e || typeof e !== 'object') throw new FormatError(`${at}: weight ${wi} is not an object`);
+      const { name, shape, dtype, quantization } = e as { name?: unknown; shape?: unknown; dtype?: unknown; quantization?: unknown };
+      if (typeof name !== 'string') throw new FormatError(`${at}: weight ${wi} has no name`);
+      const w = `${at}: weight '${cut(name)}'`;
+      if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+        throw new FormatError(`${w}: "shape" must be a list of non-negative integers, got ${cut(String(JSON.stringify(shape)))}`);
+      }
+      checkTensorElements(shape.reduce((a: number, b: number) => a * b, 1), w);
+      if (typeof dtype !== 'string') throw new FormatError(`${w}: "dtype" must be a string`);
+      if (quantization !== undefined && (!quantization || typeof quantization !== 'object' || typeof (quantization as { dtype?: unknown }).dtype !== 'string')) {
+        throw new FormatError(`${w}: "quantization" must be an object with a "dtype"`);
+      }
+    });
+  });
+}
+
+/** A string from a file, cut for an error message. */
+const cut = (s: string, max = 200) => (s.length <= max ? s : `${s.slice(0, max)}… (${s.length} characters)`);
+
 function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   const total = parts.reduce((a, p) => a + p.byteLength, 0);
   const out = new Uint8Array(total);
@@ -299,15 +357,16 @@ const asBytes = (b: ArrayBuffer | Uint8Array) => (b instanceof Uint8Array ? b : 
 const isNode = () => typeof process !== 'undefined' && !!process.versions?.node;
 
 async function readFileBytes(path: string | URL, what: string): Promise<Uint8Array> {
-  const fsName = 'node:fs/promises'; // hidden from bundlers: only Node reads files
-  const fs = (await import(/* @vite-ignore */ fsName)) as typeof import('node:fs/promises');
+  const filesName = '../runtime/files.js'; // hidden from bundlers: only Node reads files
+  const files = (await import(/* @vite-ignore */ filesName)) as typeof import('../runtime/files.js');
+  const urlName = 'node:url';
+  const file = typeof path === 'string' ? path : ((await import(/* @vite-ignore */ urlName)) as typeof import('node:url')).fileURLToPath(path);
   try {
-    return new Uint8Array(await fs.readFile(path));
+    // A regular file only (not /dev/zero behind a symlink), refused over maxModelBytes before it is read.
+    return files.readModelFile(file, undefined, what);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const shown = typeof path === 'string' ? path : path.pathname;
-    if (code === 'ENOENT') throw new ArgumentError(`${what} '${shown}' does not exist`);
-    throw new ArgumentError(`cannot read ${what} '${shown}': ${(e as Error).message}`);
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new ArgumentError(`${what} '${file}' does not exist`);
+    throw e;
   }
 }
 
@@ -320,7 +379,7 @@ async function fetchBytes(url: URL, what: string): Promise<Uint8Array> {
     throw new ArgumentError(`cannot fetch ${what} ${url}: ${(e as Error).message}`);
   }
   if (!res.ok) throw new ArgumentError(`cannot fetch ${what} ${url}: HTTP ${res.status}`);
-  return new Uint8Array(await res.arrayBuffer());
+  return readResponse(res, `${what} ${url}`);
 }
 
 function parseJson(bytes: Uint8Array, where: string): object {
@@ -380,6 +439,7 @@ export async function readTfjsArtifacts(source: string | URL | TfjsGraphSource, 
     throw new ArgumentError(`${what}: source must be a model.json path or URL, or { modelJson, weights }`);
   }
   const weights = async (manifest: readonly TfjsWeightsGroup[]) => {
+    checkManifest(manifest, where);
     let shards: Uint8Array[][];
     if (all) {
       const need = manifest.map((g) => g.weights.reduce((a, e) => a + entryBytes(e, where), 0));
@@ -412,7 +472,8 @@ export async function loadTfjsGraphModel(gpu: Gpu, source: string | URL | TfjsGr
 function checkModelJson(json: unknown, where: string): TfjsModelJson {
   const j = json as TfjsModelJson;
   if (!j || typeof j !== 'object') throw new ArgumentError(`${where}: a TF.js model.json must be an object`);
-  if (j.format === 'layers-model' || (j.modelTopology && 'model_config' in j.modelTopology) || (j.modelTopology && 'class_name' in j.modelTopology)) {
+  const topology = j.modelTopology && typeof j.modelTopology === 'object' ? j.modelTopology : null;
+  if (j.format === 'layers-model' || (topology && 'model_config' in topology) || (topology && 'class_name' in topology)) {
     throw new ArgumentError(`${where} is a TF.js layers model (Keras); loadTfjsGraphModel reads graph models ("format": "graph-model") only; use loadTfjsLayersModel`);
   }
   if (!j.modelTopology || !Array.isArray((j.modelTopology as { node?: unknown }).node)) {
@@ -421,6 +482,27 @@ function checkModelJson(json: unknown, where: string): TfjsModelJson {
   if (!Array.isArray(j.weightsManifest)) throw new ArgumentError(`${where}: no weightsManifest`);
   for (const g of j.weightsManifest) {
     if (!g || !Array.isArray(g.weights)) throw new ArgumentError(`${where}: a weightsManifest group has no weights list`);
+  }
+  checkManifest(j.weightsManifest, where);
+  // The types of the node fields the graph code reads.
+  for (const n of (j.modelTopology as { node: unknown[] }).node) {
+    if (!n || typeof n !== 'object') continue; // GraphDef reports it
+    const { name, op, input, attr } = n as { name?: unknown; op?: unknown; input?: unknown; attr?: unknown };
+    const at = `${where}: node '${cut(String(name))}' (${cut(String(op))})`;
+    if (input !== undefined && (!Array.isArray(input) || !input.every((i) => typeof i === 'string'))) throw new FormatError(`${at}: "input" must be a list of node names`);
+    if (attr !== undefined && (!attr || typeof attr !== 'object' || Array.isArray(attr) || !Object.values(attr).every((v) => v && typeof v === 'object'))) {
+      throw new FormatError(`${at}: "attr" must be an object of attribute values`);
+    }
+  }
+  for (const kind of ['inputs', 'outputs'] as const) {
+    const sig = (j.signature as Record<string, unknown> | undefined)?.[kind];
+    if (sig === undefined) continue;
+    if (!sig || typeof sig !== 'object') throw new FormatError(`${where}: signature ${kind} must be an object`);
+    for (const [k, v] of Object.entries(sig)) {
+      if (!v || typeof v !== 'object' || typeof (v as { name?: unknown }).name !== 'string') {
+        throw new FormatError(`${where}: signature ${kind.slice(0, -1)} '${cut(k)}' must be an object with a "name"`);
+      }
+    }
   }
   return j;
 }
@@ -1141,6 +1223,7 @@ class GraphDef {
       if (sample.some((d) => !(d > 0))) {
         throw new ArgumentError(`${name}: the input placeholder's shape ${formatShape(sample)} (per sample, our layout) is not fully known; pass { inputShape }`);
       }
+      checkTensorElements(sample.reduce((a, b) => a * b, 1), `${name}: the input ${formatShape(sample)}`);
       const values = new Map<string, Value>();
       values.set(this.input.name, { kind: 'runtime', shape: [-1, ...(tfShape.length === 4 ? [sample[1]!, sample[2]!, sample[0]!] : sample)] });
       const steps: Step[] = [];
@@ -1160,6 +1243,7 @@ class GraphDef {
           continue;
         }
         const prepared = OPS[node.op]!({ node, attrs: new Attrs(node, where), where, inputs, upload, staticBatch });
+        checkTensorElements(prepared.shape.reduce((a, d) => a * Math.max(d, 1), 1), `${where}: output ${formatShape(prepared.shape)}`);
         values.set(node.name, { kind: 'runtime', shape: prepared.shape });
         const firstRuntime = inputs.find((v): v is { kind: 'runtime'; shape: number[] } => v.kind === 'runtime');
         steps.push({
