@@ -141,12 +141,14 @@ export function activationVariants(name: ActivationName): string[] {
 
 /** The innermost active tape, or null under no-grad or outside any tape. */
 export function activeTape(gpu: Gpu): Tape | null {
+  if (gpu.queue.foreign()) return null; // the running job's tape is not the caller's
   const s = gpu.tapeStack;
   return s.length ? (s[s.length - 1] as Tape | null) : null;
 }
 
 /** Runs `fn` with gradient recording switched off. */
 export async function noGrad<T>(gpu: Gpu, fn: () => Promise<T> | T): Promise<T> {
+  if (gpu.queue.foreign()) return fn(); // outside the running job no tape is active anyway
   gpu.tapeStack.push(null);
   try {
     return await fn();
@@ -294,6 +296,7 @@ export class Tape {
   /** Runs `fn` with this tape recording; with `{ trace }`, records the forward trace too. */
   async run<T>(fn: () => Promise<T> | T, options: RunOptions = {}): Promise<T> {
     if (this.disposed) throw new ArgumentError('this tape was disposed');
+    if (this.gpu.queue.foreign()) return this.gpu.exclusive(() => this.run(fn, options)); // after the running job
     const mode = checkTraceMode('run', options.trace);
     const tracing: ForwardTracing | null = mode ? { trace: new Trace('forward', mode), kernels: [], pending: [], unnamed: 0 } : null;
     const observe = (name: string, workgroups: [number, number, number]) => tracing!.kernels.push({ name, workgroups });

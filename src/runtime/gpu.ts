@@ -13,6 +13,7 @@ import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { SHADERS } from '../kernels/shaders.generated.js';
 import { ArgumentError, GpuError, NoGpuError } from './errors.js';
 import { BufferPool, type PoolStats } from './pool.js';
+import { DeviceQueue, loadAsyncContext } from './queue.js';
 
 /** What `initGpu` got. */
 export interface AdapterReport {
@@ -217,6 +218,7 @@ export async function initGpu(options: InitGpuOptions = {}): Promise<Gpu> {
     adapter = await gpu.requestAdapter({ powerPreference: powerPreference ?? 'high-performance' });
   }
   if (!adapter) throw new NoGpuError(NO_ADAPTER_HELP);
+  await loadAsyncContext(); // lets the device queue tell nested calls from concurrent ones (Node)
 
   // Ask for what the adapter can do, not the spec's defaults (128 MiB bindings, 16 KiB shared memory).
   const requiredLimits: Record<string, number> = {};
@@ -326,6 +328,8 @@ export class Gpu {
    * to list the kernels of each tape step. Observers must not dispatch.
    */
   readonly dispatchObservers = new Set<(kernel: string, workgroups: [number, number, number]) => void>();
+  /** The device's job queue: the saliency methods run one at a time through it (`exclusive`). */
+  readonly queue = new DeviceQueue();
 
   constructor(
     readonly device: GPUDevice,
@@ -465,7 +469,7 @@ export class Gpu {
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     this.batchKernels.push(kernel.name);
-    for (const observe of this.dispatchObservers) observe(kernel.name, [x, y, z]);
+    if (this.dispatchObservers.size && !this.queue.foreign()) for (const observe of this.dispatchObservers) observe(kernel.name, [x, y, z]);
     if (prof) this.endPass();
     if (this.debug || this.batchKernels.length >= SUBMIT_EVERY) this.flush();
   }
@@ -599,11 +603,31 @@ export class Gpu {
   }
 
   // ---------------------------------------------------------------------------------------------
+  // Concurrent callers
+
+  /**
+   * Runs `job` when the jobs queued before it on this device have finished, one at a time, in
+   * order (a failed job does not stop the others). The saliency methods run this way, so that
+   * concurrent calls on one Gpu neither record onto each other's tapes nor free each other's
+   * tensors; queue your own multi-step GPU work (tapes, scopes, forward passes) the same way.
+   * In Node a job may call the methods itself (they run at once, as part of it); in a browser,
+   * which cannot tell such a call from a concurrent one, that call would wait forever: call the
+   * methods outside your jobs there. See src/runtime/queue.ts and docs/security.md.
+   */
+  exclusive<T>(job: () => Promise<T> | T): Promise<T> {
+    return this.queue.run(job);
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // Scopes: deterministic freeing of tensors
 
-  /** Called by every new tensor: it belongs to the innermost open scope, if any. */
+  /**
+   * Called by every new tensor: it belongs to the innermost open scope, if any, unless it is made
+   * outside the job running on the device (`exclusive`), whose scopes are not the caller's.
+   */
   track(t: Disposable): void {
     this.liveTensors++;
+    if (this.queue.foreign()) return;
     this.scopes[this.scopes.length - 1]?.add(t);
   }
 
@@ -625,6 +649,7 @@ export class Gpu {
    * nest; do not interleave two scopes concurrently on one Gpu.
    */
   async scope<T>(fn: () => Promise<T> | T): Promise<T> {
+    if (this.queue.foreign()) return this.exclusive(() => this.scope(fn)); // after the running job
     const set = new Set<Disposable>();
     this.scopes.push(set);
     let result: T;

@@ -27,6 +27,8 @@ import {
   ruleLabel,
 } from './core.js';
 import { activeMethodTrace, withMethodTrace, type TraceOn, type Traced } from './trace.js';
+import { deviceOf } from './gradients.js';
+import { methodJob } from './job.js';
 
 export type Upsample = 'bilinear' | 'nearest' | 'none';
 
@@ -69,7 +71,7 @@ export function cam(model: ExplainableModel, x: Tensor, options: CamOptions & { 
 export function cam(model: ExplainableModel, x: Tensor, options: CamOptions & { trace?: false }): Promise<Tensor>;
 export function cam(model: ExplainableModel, x: Tensor, options: CamOptions): Promise<Tensor | Traced>;
 export function cam(model: ExplainableModel, x: Tensor, options: CamOptions): Promise<Tensor | Traced> {
-  return withMethodTrace(model.gpu, 'cam', options.trace, () => camMap(model, x, options));
+  return methodJob('cam', deviceOf(model), x, () => withMethodTrace(model.gpu, 'cam', options.trace, () => camMap(model, x, options)));
 }
 
 async function camMap(model: ExplainableModel, x: Tensor, options: CamOptions): Promise<Tensor> {
@@ -140,13 +142,15 @@ export function gradCam(model: ExplainableModel, x: Tensor, options: CamOptions 
 export function gradCam(model: ExplainableModel, x: Tensor, options: CamOptions & { trace?: false }): Promise<Tensor>;
 export function gradCam(model: ExplainableModel, x: Tensor, options: CamOptions): Promise<Tensor | Traced>;
 export function gradCam(model: ExplainableModel, x: Tensor, options: CamOptions): Promise<Tensor | Traced> {
-  return withMethodTrace(model.gpu, 'gradCam', options.trace, async () => {
-    const layer = options.layer ?? defaultCamLayer('gradCam', model);
-    spatialLayer('gradCam', model, layer);
-    const upsample = upsampleMode('gradCam', options.upsample);
-    const map = await gradCamAtLayer(model, x, { ...options, target: classTarget('gradCam', options) }, layer);
-    return upsampleMap(map, x, upsample);
-  });
+  return methodJob('gradCam', deviceOf(model), x, () =>
+    withMethodTrace(model.gpu, 'gradCam', options.trace, async () => {
+      const layer = options.layer ?? defaultCamLayer('gradCam', model);
+      spatialLayer('gradCam', model, layer);
+      const upsample = upsampleMode('gradCam', options.upsample);
+      const map = await gradCamAtLayer(model, x, { ...options, target: classTarget('gradCam', options) }, layer);
+      return upsampleMap(map, x, upsample);
+    }),
+  );
 }
 
 async function gradCamAtLayer(model: ExplainableModel, x: Tensor, options: ScoreOptions, layer: string): Promise<Tensor> {
@@ -181,7 +185,7 @@ export function guidedGradCam(model: ExplainableModel, x: Tensor, options: CamOp
 export function guidedGradCam(model: ExplainableModel, x: Tensor, options: CamOptions & { trace?: false }): Promise<Tensor>;
 export function guidedGradCam(model: ExplainableModel, x: Tensor, options: CamOptions): Promise<Tensor | Traced>;
 export function guidedGradCam(model: ExplainableModel, x: Tensor, options: CamOptions): Promise<Tensor | Traced> {
-  return withMethodTrace(model.gpu, 'guidedGradCam', options.trace, () => guidedGradCamMap(model, x, options));
+  return methodJob('guidedGradCam', deviceOf(model), x, () => withMethodTrace(model.gpu, 'guidedGradCam', options.trace, () => guidedGradCamMap(model, x, options)));
 }
 
 async function guidedGradCamMap(model: ExplainableModel, x: Tensor, options: CamOptions): Promise<Tensor> {

@@ -15,6 +15,7 @@ import { linearWorkgroups } from '../kernels/common.js';
 import { add, div, fill, maximum, mul, scale } from '../kernels/elementwise.js';
 import { matmul } from '../kernels/matmul.js';
 import { iou } from '../nets/boxes.js';
+import { methodJob } from './job.js';
 
 export { iou };
 
@@ -106,8 +107,39 @@ export async function driseMasks(
   return out;
 }
 
+/**
+ * Checks what a detector returned for a batch of `b` images: one list per image of detections with
+ * a box of 4 finite numbers, finite scores and a finite objectness (if any). NaN or ±Inf there
+ * would turn the whole map into NaN.
+ */
+function checkDetections(detections: unknown, b: number): asserts detections is Detection[][] {
+  if (!Array.isArray(detections) || detections.length !== b) {
+    const got = detections === null ? 'null' : Array.isArray(detections) ? `${detections.length} results` : typeof detections;
+    throw new ArgumentError(`drise: the detector returned ${got} for a batch of ${b} images; it must return one list of detections per image`);
+  }
+  detections.forEach((list: unknown, i) => {
+    if (!Array.isArray(list)) throw new ArgumentError(`drise: the detector's result for image ${i} of the batch is ${list === null ? 'null' : typeof list}, not a list of detections`);
+    list.forEach((d: unknown, j) => {
+      const at = `drise: detection ${j} of image ${i}`;
+      const { box, scores, objectness } = (d ?? {}) as Partial<Detection>;
+      if (!d || typeof d !== 'object' || !Array.isArray(box) || box.length !== 4 || !Array.isArray(scores)) {
+        throw new ArgumentError(`${at} is not a detection { box, objectness?, scores }`);
+      }
+      if (!box.every((v) => Number.isFinite(v))) throw new ArgumentError(`${at} has a non-finite box [${box.join(', ')}]`);
+      const bad = scores.find((v) => !Number.isFinite(v));
+      if (bad !== undefined || scores.some((v) => typeof v !== 'number')) throw new ArgumentError(`${at} has a non-finite score (${bad})`);
+      if (objectness !== undefined && !Number.isFinite(objectness)) throw new ArgumentError(`${at} has a non-finite objectness (${objectness})`);
+    });
+  });
+}
+
 /** D-RISE saliency of `targets` in `image` [1, C, H, W] for any detector. */
-export async function drise(detector: Detector, image: Tensor, options: DriseOptions): Promise<DriseResult> {
+export function drise(detector: Detector, image: Tensor, options: DriseOptions): Promise<DriseResult> {
+  const gpu = image && typeof image === 'object' ? image.gpu : undefined;
+  return methodJob('drise', gpu, image, () => driseJob(detector, image, options), 'an image tensor [1, C, H, W]');
+}
+
+async function driseJob(detector: Detector, image: Tensor, options: DriseOptions): Promise<DriseResult> {
   const { masks: total = 5000, gridSize = 16, p = 0.5, seed = 0, batchSize = 32, normalize = 'none', onProgress, signal } = options;
   if (typeof detector !== 'function') throw new ArgumentError('drise: detector must be an async function from an image batch to detections');
   if (image.rank !== 4 || image.shape[0] !== 1) throw new ShapeError(`drise: image must be one image [1, C, H, W], got ${formatShape(image.shape)}`);
@@ -116,6 +148,9 @@ export async function drise(detector: Detector, image: Tensor, options: DriseOpt
   for (const t of targets) {
     if (!t || !Array.isArray(t.box) || t.box.length !== 4 || !Array.isArray(t.scores)) {
       throw new ArgumentError('drise: a target must be a detection { box: [x1, y1, x2, y2], objectness?, scores: number[] }');
+    }
+    if (![...t.box, ...t.scores, t.objectness ?? 0].every((v) => Number.isFinite(v))) {
+      throw new ArgumentError('drise: a target detection holds a non-finite box, score or objectness');
     }
   }
   if (!Number.isInteger(total) || total < 1) throw new ArgumentError(`drise: masks must be a positive integer, got ${total}`);
@@ -144,6 +179,7 @@ export async function drise(detector: Detector, image: Tensor, options: DriseOpt
         } finally {
           masked.dispose();
         }
+        checkDetections(detections, b);
       } catch (e) {
         masks.dispose();
         throw e;
@@ -151,9 +187,6 @@ export async function drise(detector: Detector, image: Tensor, options: DriseOpt
       // The batch's temporaries die with this scope; the running sums it returns move up.
       const sums = await gpu
         .scope(async () => {
-          if (!Array.isArray(detections) || detections.length !== b) {
-            throw new ArgumentError(`drise: the detector returned ${Array.isArray(detections) ? detections.length : typeof detections} results for a batch of ${b} images`);
-          }
           const weights = driseWeights(targets, detections); // [b][T]
           const wt = tensor(gpu, Float32Array.from({ length: T * b }, (_, k) => weights[k % b]![Math.floor(k / b)]!), [T, b]);
           const flat = masks.reshape([b, h * w]);

@@ -7,6 +7,10 @@ import { ArgumentError } from '../runtime/errors.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { RULES, disposeRun, gradientRun, neuronSeedMode, isNeuronTarget, type ExplainableModel, type NeuronSeed, type RuleSet, type ScoreOptions } from './core.js';
 import { withMethodTrace, type TraceOn, type Traced } from './trace.js';
+import { methodJob } from './job.js';
+
+/** The device a model runs on, for the method queue (undefined for a bad argument, reported there). */
+export const deviceOf = (model: ExplainableModel | null | undefined) => (model && typeof model === 'object' ? model.gpu : undefined);
 
 /** Options of the input-gradient methods. */
 export interface GradientOptions extends ScoreOptions {
@@ -37,7 +41,7 @@ export function vanilla(model: ExplainableModel, x: Tensor, options: GradientOpt
 export function vanilla(model: ExplainableModel, x: Tensor, options: GradientOptions & { trace?: false }): Promise<Tensor>;
 export function vanilla(model: ExplainableModel, x: Tensor, options: GradientOptions): Promise<Tensor | Traced>;
 export function vanilla(model: ExplainableModel, x: Tensor, options: GradientOptions): Promise<Tensor | Traced> {
-  return withMethodTrace(model.gpu, 'vanilla', options.trace, () => inputGradient('vanilla', model, x, options, 'ordinary'));
+  return methodJob('vanilla', deviceOf(model), x, () => withMethodTrace(model.gpu, 'vanilla', options.trace, () => inputGradient('vanilla', model, x, options, 'ordinary')));
 }
 
 /**
@@ -50,7 +54,7 @@ export function deconvnet(model: ExplainableModel, x: Tensor, options: GradientO
 export function deconvnet(model: ExplainableModel, x: Tensor, options: GradientOptions & { trace?: false }): Promise<Tensor>;
 export function deconvnet(model: ExplainableModel, x: Tensor, options: GradientOptions): Promise<Tensor | Traced>;
 export function deconvnet(model: ExplainableModel, x: Tensor, options: GradientOptions): Promise<Tensor | Traced> {
-  return withMethodTrace(model.gpu, 'deconvnet', options.trace, () => inputGradient('deconvnet', model, x, options, 'deconv', 'activation'));
+  return methodJob('deconvnet', deviceOf(model), x, () => withMethodTrace(model.gpu, 'deconvnet', options.trace, () => inputGradient('deconvnet', model, x, options, 'deconv', 'activation')));
 }
 
 /**
@@ -62,7 +66,7 @@ export function guidedBackprop(model: ExplainableModel, x: Tensor, options: Grad
 export function guidedBackprop(model: ExplainableModel, x: Tensor, options: GradientOptions & { trace?: false }): Promise<Tensor>;
 export function guidedBackprop(model: ExplainableModel, x: Tensor, options: GradientOptions): Promise<Tensor | Traced>;
 export function guidedBackprop(model: ExplainableModel, x: Tensor, options: GradientOptions): Promise<Tensor | Traced> {
-  return withMethodTrace(model.gpu, 'guidedBackprop', options.trace, () => inputGradient('guidedBackprop', model, x, options, 'guided'));
+  return methodJob('guidedBackprop', deviceOf(model), x, () => withMethodTrace(model.gpu, 'guidedBackprop', options.trace, () => inputGradient('guidedBackprop', model, x, options, 'guided')));
 }
 
 export interface GradTimesInputOptions extends GradientOptions {
@@ -75,7 +79,7 @@ export function gradTimesInput(model: ExplainableModel, x: Tensor, options: Grad
 export function gradTimesInput(model: ExplainableModel, x: Tensor, options: GradTimesInputOptions & { trace?: false }): Promise<Tensor>;
 export function gradTimesInput(model: ExplainableModel, x: Tensor, options: GradTimesInputOptions): Promise<Tensor | Traced>;
 export function gradTimesInput(model: ExplainableModel, x: Tensor, options: GradTimesInputOptions): Promise<Tensor | Traced> {
-  return withMethodTrace(model.gpu, 'gradTimesInput', options.trace, async () => {
+  return methodJob('gradTimesInput', deviceOf(model), x, () => withMethodTrace(model.gpu, 'gradTimesInput', options.trace, async () => {
     if (options.base !== undefined && options.base !== 'vanilla' && options.base !== 'guidedBackprop') {
       throw new ArgumentError(`gradTimesInput: base must be 'vanilla' or 'guidedBackprop', got ${JSON.stringify(options.base)}`);
     }
@@ -85,5 +89,5 @@ export function gradTimesInput(model: ExplainableModel, x: Tensor, options: Grad
     } finally {
       g.dispose();
     }
-  });
+  }));
 }

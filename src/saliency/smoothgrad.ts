@@ -15,7 +15,8 @@ import type { Tensor } from '../runtime/tensor.js';
 import { noGrad } from '../autodiff/tape.js';
 import { CancelledError } from '../runtime/errors.js';
 import { checkInput, classIndices, isClassList, isNeuronTarget, scoresLogits, type ClassTarget, type ExplainableModel, type ScoreOptions } from './core.js';
-import { inputGradient } from './gradients.js';
+import { deviceOf, inputGradient } from './gradients.js';
+import { methodJob } from './job.js';
 import { withMethodTrace, type TraceOn, type Traced } from './trace.js';
 
 export interface SmoothGradOptions extends ScoreOptions {
@@ -41,7 +42,7 @@ export function smoothGrad(model: ExplainableModel, x: Tensor, options: SmoothGr
 export function smoothGrad(model: ExplainableModel, x: Tensor, options: SmoothGradOptions & { trace?: false }): Promise<Tensor>;
 export function smoothGrad(model: ExplainableModel, x: Tensor, options: SmoothGradOptions): Promise<Tensor | Traced>;
 export function smoothGrad(model: ExplainableModel, x: Tensor, options: SmoothGradOptions): Promise<Tensor | Traced> {
-  return withMethodTrace(model.gpu, 'smoothGrad', options.trace, () => smoothGradMap(model, x, options));
+  return methodJob('smoothGrad', deviceOf(model), x, () => withMethodTrace(model.gpu, 'smoothGrad', options.trace, () => smoothGradMap(model, x, options)));
 }
 
 async function smoothGradMap(model: ExplainableModel, x: Tensor, options: SmoothGradOptions): Promise<Tensor> {
