@@ -14,10 +14,16 @@
  *   /samples/scene-<i>.png     first held-out detector scenes (96×96, made by src/nets/detector.ts's
  *                              heldOutScene, for D-RISE), and the photographs in assets/
  *
+ * Only what the page needs is served (see `ALLOWED`): the page, the library's browser-side sources,
+ * the two npm modules it loads, the models, the samples and the mounts; everything else of the
+ * repository (the CLI and bench sources, tests, scripts, package files, node_modules, .git) is 404.
+ * A malformed URL gets 400, never a stack trace. Listening beyond loopback (`--host 0.0.0.0`)
+ * prints a warning: anyone who can reach the machine can then use the demo and read those files.
+ *
  * `startWebServer(options)` does the same from code (the browser tests use it).
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { extname, join, normalize, resolve, sep } from 'node:path';
+import { extname, join, normalize, posix, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { Command, InvalidArgumentError } from 'commander';
@@ -36,6 +42,36 @@ const HUMAN_CLASSIFIERS = [
   { name: 'antispoof', description: 'human: antispoof, 128×128 faces, real face (sigmoid)' },
 ];
 const CONTENT_TYPES = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.json': 'application/json', '.bin': 'application/octet-stream' };
+
+/**
+ * URL paths the page needs: its own files, the library's browser-side sources (Vite compiles them
+ * on request), Vite's client and the one npm module the library imports in a browser, and the
+ * routes below. Mounts (human's models, test fixtures) are added per server.
+ */
+const ALLOWED = [
+  /^\/web\//,
+  /^\/src\/(autodiff|kernels|nets|runtime|saliency|web)\/[\w.-]+(\/[\w.-]+)*\.ts$/,
+  /^\/models\/index\.json$/,
+  /^\/models\/[\w.-]+\.safetensors$/,
+  /^\/samples\//,
+  /^\/assets\/[\w.-]+\.(png|jpe?g)$/i,
+  /^\/@vite\/(client|env)$/,
+  /^\/node_modules\/vite\/dist\/client\/[\w.-]+\.m?js$/,
+  /^\/node_modules\/wgsl-preprocessor\/[\w.-]+\.js$/,
+];
+
+/** True for addresses only this machine can reach: 127.0.0.0/8, ::1 and localhost. */
+export function isLoopback(host) {
+  const h = String(host).replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+function send(res, status, text) {
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+  res.setHeader('Cache-Control', 'no-store');
+  res.end(text);
+}
 
 function sendJson(res, value) {
   res.setHeader('Content-Type', 'application/json');
@@ -131,10 +167,9 @@ function fashionSamples() {
   return samples;
 }
 
-/** Serves `dir`'s files under the URL prefix `prefix` ('/fixtures/'). */
-function serveDirectory(prefix, dir, req, res) {
-  const path = decodeURIComponent(req.url.split('?')[0].slice(prefix.length));
-  const file = normalize(join(dir, path));
+/** Serves `dir`'s files under the URL prefix `prefix` ('/fixtures/'); `path` is already decoded. */
+function serveDirectory(prefix, dir, path, res) {
+  const file = normalize(join(dir, path.slice(prefix.length)));
   if (!file.startsWith(resolve(dir) + sep) || !existsSync(file) || !statSync(file).isFile()) {
     res.statusCode = 404;
     res.end('not found');
@@ -150,7 +185,16 @@ function demoRoutes(mounts) {
     name: 'webgpu-saliency-demo',
     configureServer(server) {
       server.middlewares.use((req, res, next) => {
-        const url = (req.url ?? '/').split('?')[0];
+        const raw = (req.url ?? '/').split('?')[0];
+        let url;
+        try {
+          url = decodeURIComponent(raw);
+        } catch {
+          return send(res, 400, 'bad request: malformed percent-encoding in the URL');
+        }
+        // Vite decodes and normalises paths itself: judge the normalised one ('/web/../x' is '/x').
+        url = posix.normalize(url);
+        if (url.includes('\0') || url.includes('\\')) return send(res, 400, 'bad request');
         if (url === '/' || url === '/index.html') {
           res.statusCode = 302;
           res.setHeader('Location', '/web/');
@@ -181,8 +225,9 @@ function demoRoutes(mounts) {
           return;
         }
         for (const [prefix, dir] of Object.entries(mounts)) {
-          if (url.startsWith(prefix)) return serveDirectory(prefix, dir, req, res);
+          if (url.startsWith(prefix)) return serveDirectory(prefix, dir, url, res);
         }
+        if (!ALLOWED.some((re) => re.test(url))) return send(res, 404, 'not found'); // not something the page needs
         next();
       });
     },
@@ -218,7 +263,10 @@ export async function startWebServer(options = {}) {
   const address = server.httpServer?.address();
   const actualPort = typeof address === 'object' && address ? address.port : port;
   const shownHost = host.includes(':') ? `[${host}]` : host;
-  return { server, port: actualPort, url: `http://${shownHost}:${actualPort}/web/`, close: () => server.close() };
+  const warning = isLoopback(host)
+    ? null
+    : `warning: listening on ${host}, beyond this machine: anyone who can reach it can use the demo and download the models and the library's sources it serves. Use the default --host 127.0.0.1 unless you mean that.`;
+  return { server, port: actualPort, url: `http://${shownHost}:${actualPort}/web/`, warning, close: () => server.close() };
 }
 
 function parsePort(value) {
@@ -237,7 +285,8 @@ async function main(argv) {
   program.parse(argv);
   const o = program.opts();
   try {
-    const { url } = await startWebServer({ port: o.port, host: o.host, strictPort: o.strictPort, logLevel: 'warn' });
+    const { url, warning } = await startWebServer({ port: o.port, host: o.host, strictPort: o.strictPort, logLevel: 'warn' });
+    if (warning) console.warn(warning);
     console.log(`webgpu-saliency demo: ${url}  (Ctrl+C to stop)`);
     const models = listModels();
     const trained = models.filter((m) => m.kind === 'safetensors').map((m) => m.name);
