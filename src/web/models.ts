@@ -1,12 +1,15 @@
 /**
- * The browser side of the web component: one shared GPU device, a queue that runs GPU work one
- * job at a time, and models loaded once and cached by name or URL.
+ * The browser side of the web component: one shared GPU device, whose queue (`gpu.exclusive`, the
+ * library's own) runs GPU work one job at a time, and models loaded once and cached by name or URL.
+ * Model files from other sites are read under the size limit (`maxModelBytes`) and parsed with the
+ * same checks as files on disk (src/runtime/limits.ts, docs/security.md).
  *
  * A model is named by a bundled name ('fashion-vgg') or a URL; the URL's ending picks the loader
  * (`registerModelLoader`): '.safetensors' (our own files, spec in the metadata) and 'model.json'
  * (TF.js graph models, through src/nets/tfjs-graph.ts) are built in.
  */
 import { ArgumentError } from '../runtime/errors.js';
+import { readResponse } from '../runtime/fetch.js';
 import { initGpu, type Gpu } from '../runtime/gpu.js';
 import { modelFromSafetensors } from '../nets/model.js';
 import { BUNDLED_MODELS, loadModel } from '../nets/zoo.js';
@@ -52,7 +55,7 @@ async function fetchBytes(url: URL, what: string): Promise<Uint8Array> {
     throw new ArgumentError(`could not fetch the ${what} ${url.href}: ${(e as Error).message}`);
   }
   if (!res.ok) throw new ArgumentError(`could not fetch the ${what} ${url.href}: HTTP ${res.status}${res.status === 404 ? ' (not found)' : ''}`);
-  return new Uint8Array(await res.arrayBuffer());
+  return readResponse(res, `${what} ${url.href}`); // refused past maxModelBytes, even without a Content-Length
 }
 
 function fileName(url: URL): string {
@@ -79,16 +82,15 @@ export function sharedGpu(): Promise<Gpu> {
   return gpuPromise;
 }
 
-let queue: Promise<unknown> = Promise.resolve();
-
 /**
- * Runs `job` after every job queued before it has finished. The autodiff tape and tensor scopes
- * belong to the device, so two explanations must not interleave their GPU work.
+ * Runs `job` in the shared device's queue (`gpu.exclusive`), after every job queued before it has
+ * finished: the same queue the saliency methods run in, so a component's GPU work never interleaves
+ * with theirs or another component's. In a browser, do not call the saliency methods inside `job`
+ * (they queue themselves and would wait for it): call them between jobs, as <saliency-view> does.
  */
-export function exclusive<T>(job: () => Promise<T>): Promise<T> {
-  const result = queue.then(job, job);
-  queue = result.catch(() => undefined);
-  return result;
+export async function exclusive<T>(job: () => Promise<T>): Promise<T> {
+  const gpu = await sharedGpu();
+  return gpu.exclusive(job);
 }
 
 /** Where a model reference points: a bundled name, or an absolute URL (resolved against the page). */
@@ -131,9 +133,14 @@ export function cachedModel(gpu: Gpu, ref: string): Promise<ViewModel> {
   return p;
 }
 
-/** Frees every cached model (the next use loads it again). */
+/** Frees every cached model (the next use loads it again), once the jobs queued before have run. */
 export async function clearModelCache(): Promise<void> {
   const all = [...cache.values()];
   cache.clear();
-  for (const p of all) (await p.catch(() => null))?.dispose();
+  const free = async () => {
+    for (const p of all) (await p.catch(() => null))?.dispose();
+  };
+  const gpu = gpuPromise ? await gpuPromise.catch(() => null) : null;
+  if (gpu) await gpu.exclusive(free);
+  else await free();
 }

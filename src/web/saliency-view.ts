@@ -34,7 +34,7 @@ import { METHODS, METHOD_NAMES, isMethodName, methodByName, runMethod, type Clas
 import { COLORMAPS, type ColormapName, type RgbaImage } from '../saliency/colormaps.js';
 import { cropRgba, imageToTensorData, inputToRgba } from '../saliency/input.js';
 import { renderColorbar, renderOverlay } from '../saliency/render.js';
-import { cachedModel, exclusive, sharedGpu, type ViewModel } from './models.js';
+import { cachedModel, sharedGpu, type ViewModel } from './models.js';
 
 /** The methods, in the registry's order (src/saliency/methods.ts): every method, D-RISE included. */
 export const VIEW_METHODS: readonly MethodName[] = METHOD_NAMES;
@@ -429,7 +429,9 @@ export class SaliencyView extends Base {
     check();
     this.setStatus('loading the model…');
 
-    return exclusive(async () => {
+    // The work goes through the device's queue in steps: loading and the input tensor in one job,
+    // then the saliency method, which queues itself (a browser cannot run it nested in a job).
+    const { model, input, inputShape, x } = await gpu.exclusive(async () => {
       check();
       const model = await cachedModel(gpu, modelRef);
       check();
@@ -439,20 +441,32 @@ export class SaliencyView extends Base {
       }
       const input = imageToTensorData(pixels, { channels, width, height, background: [0, 0, 0] });
       const inputShape = [1, channels, height, width];
+      return { model, input, inputShape, x: gpu.keep(tensor(gpu, input, inputShape)) };
+    });
+    try {
       this.setStatus(`running ${METHOD_LABELS[method]}…`);
       const t0 = performance.now();
-      const out = await gpu.scope(async () => {
-        const x = tensor(gpu, input, inputShape);
-        const entry = methodByName(method);
-        if (entry.kind === 'detector') return this.computeDrise(model, x, opts, signal, current);
-        return this.computeClassifier(entry.name, model, x, target, layer, opts, signal);
-      });
+      const entry = methodByName(method);
+      const out =
+        entry.kind === 'detector' ? await this.computeDrise(model, x, opts, signal, current) : await this.computeClassifier(entry.name, model, x, target, layer, opts, signal);
       const ms = performance.now() - t0;
       check();
       const detail: SaliencyResultDetail = { method, ...out, input, inputShape, ms };
       this.show(detail, model);
       return detail;
-    });
+    } finally {
+      x.dispose();
+    }
+  }
+
+  /** `run`'s map read back and the tensor freed. */
+  private static async readMap(run: Promise<Tensor>): Promise<{ map: Float32Array; shape: number[] }> {
+    const raw = await run;
+    try {
+      return { map: await raw.read(), shape: [...raw.shape] };
+    } finally {
+      raw.dispose();
+    }
   }
 
   private async computeClassifier(
@@ -464,14 +478,20 @@ export class SaliencyView extends Base {
     o: { samples: number; noiseLevel: number; seed: number; top: number },
     signal: AbortSignal,
   ): Promise<Pick<SaliencyResultDetail, 'target' | 'map' | 'shape' | 'classes'>> {
-    const out = await noGrad(model.gpu, () => model.forward(x, { logits: true }));
-    if (out.rank !== 2) {
-      throw new ArgumentError(
-        `model '${model.name}' is not a classifier (its output per image is [${out.shape.slice(1).join(', ')}]); ` +
-          `for one of our detectors use method="drise"`,
-      );
-    }
-    const logits = await out.read();
+    const logits = await model.gpu.exclusive(async () => {
+      const out = await noGrad(model.gpu, () => model.forward(x, { logits: true }));
+      try {
+        if (out.rank !== 2) {
+          throw new ArgumentError(
+            `model '${model.name}' is not a classifier (its output per image is [${out.shape.slice(1).join(', ')}]); ` +
+              `for one of our detectors use method="drise"`,
+          );
+        }
+        return await out.read();
+      } finally {
+        out.dispose();
+      }
+    });
     // One output (a sigmoid head, e.g. antispoof): its probability is σ(logit), as in the CLI.
     const probs = logits.length === 1 ? [1 / (1 + Math.exp(-logits[0]!))] : softmax(logits);
     const classes = topClasses(probs, model.classNames, o.top);
@@ -483,7 +503,7 @@ export class SaliencyView extends Base {
       classes.push({ index: target, name: model.classNames?.[target] ?? `class ${target}`, probability: probs[target]! });
     }
     if (methodByName(method).progressUnit) this.showProgress({ done: 0, total: o.samples, method });
-    const raw = await runMethod(method, model, x, {
+    const raw = runMethod(method, model, x, {
       target,
       layer,
       samples: o.samples,
@@ -492,7 +512,7 @@ export class SaliencyView extends Base {
       signal,
       onProgress: (done, total) => signal.aborted || this.showProgress({ done, total, method }),
     });
-    return { target, map: await raw.read(), shape: [...raw.shape], classes };
+    return { target, ...(await SaliencyView.readMap(raw)), classes };
   }
 
   private async computeDrise(
@@ -504,7 +524,7 @@ export class SaliencyView extends Base {
   ): Promise<Pick<SaliencyResultDetail, 'target' | 'map' | 'shape' | 'classes' | 'detections'>> {
     if (!(model instanceof Model)) throw new ArgumentError(`D-RISE needs a detector; '${model.name}' is not one of our detector models`);
     detectorGeometry(model); // a clear error for a classifier
-    const [dets] = await detect(model, x, { threshold: o.threshold });
+    const [dets] = await model.gpu.exclusive(() => detect(model, x, { threshold: o.threshold }));
     const detections = dets ?? [];
     this.showDetections(detections, o.detection, model.classNames);
     const chosen = detections[o.detection];
@@ -516,7 +536,7 @@ export class SaliencyView extends Base {
       );
     }
     this.showProgress({ done: 0, total: o.masks, method: 'drise' });
-    const raw = await runMethod('drise', (images) => detect(model, images, { threshold: 0 }), x, {
+    const raw = runMethod('drise', (images) => detect(model, images, { threshold: 0 }), x, {
       target: chosen,
       masks: o.masks,
       gridSize: o.grid,
@@ -525,7 +545,7 @@ export class SaliencyView extends Base {
       onProgress: (done, total) => current() && this.showProgress({ done, total, method: 'drise' }),
     });
     const classes = topClasses(chosen.scores, model.classNames, 3);
-    return { target: o.detection, map: await raw.read(), shape: [...raw.shape], classes, detections };
+    return { target: o.detection, ...(await SaliencyView.readMap(raw)), classes, detections };
   }
 
   // ---------------------------------------------------------------------------------------------
