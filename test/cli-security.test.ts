@@ -66,6 +66,18 @@ describe.runIf(existsSync(cli))('the CLI with hostile input', () => {
     expectOneLine(bad, /SALIENCY_MAX_TENSOR_ELEMENTS must be a positive integer, got 'lots'/);
   });
 
+  it('a model whose scores overflow gets one clear error, not "predicted class -1 (NaN%)"', async () => {
+    const gpu = await getGpu();
+    const spec = { name: 'overflow', input: [1, 28, 28] as [number, number, number], layers: [{ name: 'flat', type: 'flatten' as const }, { name: 'fc', type: 'linear' as const, in: 784, out: 2 }] };
+    const model = modelFromSpec(gpu, spec, { fc: { weight: new Array(1568).fill(1e37), bias: [0, 0] } });
+    const file = join(dir, 'overflow.safetensors');
+    writeFileSync(file, await model.toSafetensors());
+    model.dispose();
+    const r = await fails(['explain', '--model', file, '--image', imageFile, '--method', 'vanilla', '--out', join(dir, 'o-nan')]);
+    expectOneLine(r, /model overflow gave non-finite scores for this image \(class 0: Infinity\); its weights or the image are broken/);
+    expect(r.stderr).not.toMatch(/NaN%/);
+  });
+
   it('--size is bounded', async () => {
     for (const size of ['50000', '20000']) {
       const r = await fails(['explain', '--model', modelFile, '--image', imageFile, '--size', size, '--out', join(dir, 'o2')]);

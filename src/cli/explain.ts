@@ -106,6 +106,8 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
     const out = await noGrad(gpu, () => model.forward(x, { logits: true }));
     const logits = await out.read();
     out.dispose();
+    const bad = logits.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) throw new ArgumentError(`model ${model.name} gave non-finite scores for this image (class ${bad}: ${logits[bad]}); its weights or the image are broken`);
     const top = logits.indexOf(Math.max(...logits));
     if (target === 'top') target = top;
     if (target >= logits.length) throw new ArgumentError(`--target ${target} is out of range; the model has ${logits.length} classes (0..${logits.length - 1})`);
