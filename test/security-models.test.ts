@@ -117,6 +117,26 @@ describe('prototype pollution', () => {
   });
 });
 
+describe('malformed specs (found by the fuzz suite)', () => {
+  it('layer fields of the wrong type give an ArgumentError naming the field, not a TypeError', async () => {
+    const gpu = await getGpu();
+    const cases: [object, RegExp][] = [
+      [{ name: 'conv1', type: 'conv2d', in: 1, out: 2, kernel: null }, /layer 'conv1' \(conv2d\): "kernel" must be a positive integer or a pair of them, got null/],
+      [{ name: 'conv1', type: 'conv2d', in: 1, out: 2, kernel: 3, stride: [1] }, /"stride" must be a positive integer or a pair of them, got \[1\]/],
+      [{ name: 'conv1', type: 'conv2d', in: 1, out: 2, kernel: 3, dilation: '2' }, /"dilation" must be a positive integer or a pair of them, got "2"/],
+      [{ name: 'conv1', type: 'conv2d', in: 1, out: 2, kernel: 3, padding: [1, null] }, /invalid padding \[1,null\]/],
+      [{ name: 'pool', type: 'maxpool2d', kernel: { a: 1 } }, /layer 'pool' \(maxpool2d\): "kernel" must be a positive integer or a pair of them/],
+      [{ name: 7, type: 'relu' }, /layer 0 \(relu\) has a name that is not a non-empty string: 7/],
+    ];
+    for (const [layer, message] of cases) {
+      const spec = { input: [1, 4, 4], layers: [layer, { name: 'gap', type: 'gap' }] };
+      const err = await failure(() => modelFromSafetensors(gpu, file({}, spec), undefined, 'bad.safetensors'));
+      expect(err, `${err.name}: ${err.message}`).toBeInstanceOf(SaliencyError);
+      expect(err.message).toMatch(message);
+    }
+  });
+});
+
 describe('declared sizes against the limits', () => {
   it('a spec with input [3, 20000, 20000] is refused before anything is allocated', async () => {
     const gpu = await getGpu();

@@ -413,14 +413,24 @@ function inferLayer(ls: LayerSpec, shape: number[], where: string): Inferred {
     if (!Number.isInteger(v) || (v as number) <= 0) throw new ArgumentError(`${where}: "${what}" must be a positive integer, got ${JSON.stringify(v)}`);
     return v as number;
   };
-  const pair = (v: Pair | undefined, d: number): [number, number] => (v === undefined ? [d, d] : typeof v === 'number' ? [v, v] : v);
+  const show = (v: unknown) => shorten(String(JSON.stringify(v)));
+  const pair = (v: Pair | undefined, d: number, what: string): [number, number] => {
+    const p = v === undefined ? [d, d] : typeof v === 'number' ? [v, v] : v;
+    if (!Array.isArray(p) || p.length !== 2 || !p.every((n) => Number.isSafeInteger(n) && n >= 1)) {
+      throw new ArgumentError(`${where}: "${what}" must be a positive integer or a pair of them, got ${show(v)}`);
+    }
+    return p as [number, number];
+  };
   const padding = (p: unknown, kernel: [number, number], stride: [number, number], dilation: [number, number]) => {
     if (p === 'same') return samePadding([shape[1]!, shape[2]!], kernel, stride, dilation);
     if (p === undefined || p === 'valid') return [0, 0, 0, 0];
-    if (typeof p === 'number') return [p, p, p, p];
-    if (Array.isArray(p) && p.length === 2) return [p[0], p[0], p[1], p[1]];
-    if (Array.isArray(p) && p.length === 4) return p;
-    throw new ArgumentError(`${where}: invalid padding ${JSON.stringify(p)}`);
+    const list = typeof p === 'number' ? [p] : p;
+    if (!Array.isArray(list) || ![1, 2, 4].includes(list.length) || !list.every((n) => Number.isSafeInteger(n) && n >= 0)) {
+      throw new ArgumentError(`${where}: invalid padding ${show(p)}; give pixels ≥ 0 (one number, [vertical, horizontal] or [top, bottom, left, right]), 'same' or 'valid'`);
+    }
+    if (list.length === 1) return [list[0], list[0], list[0], list[0]];
+    if (list.length === 2) return [list[0], list[0], list[1], list[1]];
+    return list;
   };
   switch (ls.type) {
     case 'conv2d': {
@@ -432,9 +442,9 @@ function inferLayer(ls: LayerSpec, shape: number[], where: string): Inferred {
       if (!Number.isInteger(groups) || groups <= 0 || cin % groups || cout % groups) {
         throw new ArgumentError(`${where}: groups ${groups} must divide in (${cin}) and out (${cout})`);
       }
-      const kernel = pair(ls.kernel, 0);
-      const stride = pair(ls.stride, 1);
-      const dilation = pair(ls.dilation, 1);
+      const kernel = pair(ls.kernel, 0, 'kernel');
+      const stride = pair(ls.stride, 1, 'stride');
+      const dilation = pair(ls.dilation, 1, 'dilation');
       const pad = padding(ls.padding, kernel, stride, dilation);
       const wShape = [cout, cin / groups, kernel[0], kernel[1]];
       const args = { stride, padding: pad, dilation, groups };
@@ -462,9 +472,8 @@ function inferLayer(ls: LayerSpec, shape: number[], where: string): Inferred {
     case 'maxpool2d':
     case 'avgpool2d': {
       needImage();
-      const kernel = pair(ls.kernel, 0);
-      const stride = pair(ls.stride, 0) as [number, number];
-      const s: [number, number] = ls.stride === undefined ? kernel : stride;
+      const kernel = pair(ls.kernel, 0, 'kernel');
+      const s: [number, number] = ls.stride === undefined ? kernel : pair(ls.stride, 1, 'stride');
       const pad = padding(ls.padding, kernel, s, [1, 1]);
       const args: Record<string, unknown> = { kernel, stride: s, padding: pad, ceilMode: ls.ceilMode ?? false };
       if (ls.type === 'avgpool2d') args.countIncludePad = ls.countIncludePad ?? ls.padding !== 'same';
