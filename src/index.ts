@@ -6,6 +6,8 @@
  * - `ops`: the same operations, differentiable on a `Tape`
  */
 export * from './runtime/errors.js';
+export { DEFAULT_LIMITS, LIMIT_ENVIRONMENT, getLimits, setLimits, type Limits } from './runtime/limits.js';
+export { hasAsyncContext } from './runtime/queue.js';
 export {
   initGpu,
   registerShader,
@@ -67,8 +69,8 @@ export {
 export type { RunOptions } from './autodiff/tape.js';
 export * as ops from './autodiff/ops/index.js';
 export * as kernels from './kernels/index.js';
-export { parseSafetensors, serializeSafetensors, type NamedArray, type SafetensorsFile } from './nets/safetensors.js';
-export { modelFromSpec, modelFromSafetensors, Model, type Layer, type ModelOptions } from './nets/model.js';
+export { parseSafetensors, serializeSafetensors, type NamedArray, type ParseSafetensorsOptions, type SafetensorsFile } from './nets/safetensors.js';
+export { modelFromSpec, modelFromSafetensors, Model, type Layer, type ModelOptions, type SafetensorsModelOptions } from './nets/model.js';
 export type { ModelSpec, LayerSpec, LayerType, Weights, ParamValue } from './nets/spec.js';
 export type { ForwardOptions, Trainable } from './nets/types.js';
 export { loadModel, BUNDLED_MODELS, FASHION_VGG, FASHION_GAP, FASHION_CLASSES } from './nets/zoo.js';

@@ -1,7 +1,8 @@
 /**
  * Reading an HTTP response body from a stranger's server under a size limit (browser-safe): the
- * declared Content-Length is checked first, and the body is read in chunks and abandoned as soon
- * as it passes the limit, so a server that sends endless data cannot exhaust memory.
+ * declared Content-Length is checked first; a body without one (or a compressed one) is read in
+ * chunks and abandoned as soon as it passes the limit, so a server that sends endless data cannot
+ * exhaust memory.
  */
 import { FormatError } from './errors.js';
 import { raiseHint, resolveLimits, type Limits } from './limits.js';
@@ -15,7 +16,10 @@ export async function readResponse(res: Response, what: string, limits?: Partial
     await res.body?.cancel().catch(() => {});
     throw tooLarge(String(declared));
   }
-  if (!res.body) return new Uint8Array(await res.arrayBuffer());
+  // A declared length frames the body (the client reads no more than that), so the whole body can be
+  // taken at once; a compressed body may inflate past its declared length, so it is streamed.
+  const encoded = (res.headers.get('content-encoding') ?? 'identity').toLowerCase() !== 'identity';
+  if (!res.body || (declared >= 0 && !encoded)) return new Uint8Array(await res.arrayBuffer());
   const reader = res.body.getReader();
   const parts: Uint8Array[] = [];
   let total = 0;

@@ -17,6 +17,7 @@ export {
   type ClassScore,
   type SaliencyResultDetail,
 } from './saliency-view.js';
+export { DEFAULT_LIMITS, getLimits, setLimits, type Limits } from '../runtime/limits.js';
 export { registerModelLoader, modelSuffixes, sharedGpu, exclusive, cachedModel, clearModelCache, resolveModelRef, type ModelLoader, type ViewModel } from './models.js';
 
 defineSaliencyView();
