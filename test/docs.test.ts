@@ -100,7 +100,7 @@ describe('README.md and docs/', () => {
   it('have the sections a user needs, in order, and link only to files that exist', () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const headings = [...readme.matchAll(/^## (.+)$/gm)].map((m) => m[1]);
-    expect(headings).toEqual(['Install', 'Command line', 'Library', 'Web component', 'Methods', 'More']);
+    expect(headings).toEqual(['Install', 'Command line', 'Library', 'Web component', 'Methods', 'Security', 'More']);
     expect(readme.split('\n').length).toBeLessThan(200);
     for (const file of DOCS) {
       const text = readFileSync(join(ROOT, file), 'utf8');
