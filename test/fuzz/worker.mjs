@@ -29,7 +29,7 @@ const say = (event) => process.stdout.write(`${JSON.stringify(event)}\n`);
 const lib = await library(ROOT);
 // Limits low enough that every case stays far below the parent's memory cap; the fuzz checks that
 // the loaders keep to them, whatever the file says.
-lib.setLimits({ maxImagePixels: 4_000_000, maxImageBytes: 16 << 20, maxModelBytes: 64 << 20, maxTensorElements: 16 << 20 });
+lib.setLimits({ maxImagePixels: 1_000_000, maxImageBytes: 16 << 20, maxModelBytes: 64 << 20, maxTensorElements: 16 << 20 });
 const gpu = await lib.initGpu();
 const seeds = await target.seeds(lib, ROOT);
 const scratch = join(tmpdir(), `saliency-fuzz-${process.pid}`);
