@@ -59,6 +59,30 @@ describe('malformed model.json fields give a SaliencyError', () => {
     expect(err.message).toMatch(/weight 'unknown_26' holds Infinity at index 2/);
   });
 
+  it('a FusedBatchNorm with a negative variance is refused at load, naming the node', async () => {
+    const gpu = await getGpu();
+    const b64 = (t: string) => Buffer.from(t).toString('base64');
+    const constant = (name: string) => ({ name, op: 'Const', attr: { dtype: { type: 'DT_FLOAT' }, value: { tensor: { dtype: 'DT_FLOAT', tensorShape: { dim: [{ size: '2' }] } } } } });
+    const modelJson = {
+      format: 'graph-model',
+      modelTopology: {
+        node: [
+          { name: 'x', op: 'Placeholder', attr: { dtype: { type: 'DT_FLOAT' }, shape: { shape: { dim: [{ size: '-1' }, { size: '2' }, { size: '2' }, { size: '2' }] } } } },
+          ...['gamma', 'beta', 'mean', 'variance'].map(constant),
+          { name: 'bn', op: 'FusedBatchNormV3', input: ['x', 'gamma', 'beta', 'mean', 'variance'], attr: { epsilon: { f: 0.001 }, data_format: { s: b64('NHWC') }, is_training: { b: false } } },
+        ],
+      },
+      weightsManifest: [{ paths: [], weights: ['gamma', 'beta', 'mean', 'variance'].map((name) => ({ name, shape: [2], dtype: 'float32' })) }],
+    };
+    const weights = new Float32Array([1, 1, 0, 0, 0, 0, 1, -4]);
+    const err = await failure(() => loadTfjsModel(gpu, { modelJson, weights: new Uint8Array(weights.buffer) }));
+    expect(err).toBeInstanceOf(SaliencyError);
+    expect(err.message).toMatch(/node 'bn' \(FusedBatchNormV3\): variance\[1\] is -4; a variance must be ≥ 0/);
+    weights[7] = 4;
+    const model = await loadTfjsModel(gpu, { modelJson, weights: new Uint8Array(weights.buffer) });
+    model.dispose();
+  });
+
   it('a model.json that is a symlink to /dev/zero is refused, not read forever', async () => {
     const gpu = await getGpu();
     const link = join(dir, 'zero.json');
