@@ -60,7 +60,13 @@ function fuzz(target: string, seconds: number): Promise<Report> {
       failure ??= why;
       child.kill('SIGKILL');
     };
+    let lastTick = Date.now();
     const watch = setInterval(() => {
+      const now = Date.now();
+      // This process itself was stalled (a busy machine): the worker's reports are still queued
+      // unread, so its time is not the case's; start counting again.
+      if (now - lastTick > 1000) caseStarted = now;
+      lastTick = now;
       const rss = rssMiB(child.pid!);
       peak = Math.max(peak, rss);
       if (rss > RSS_CAP_MIB) stop(`case ${current} took the worker to ${rss.toFixed(0)} MiB, over the cap of ${RSS_CAP_MIB} MiB`);

@@ -15,7 +15,7 @@ import { linearWorkgroups } from '../kernels/common.js';
 import { add, div, fill, maximum, mul, scale } from '../kernels/elementwise.js';
 import { matmul } from '../kernels/matmul.js';
 import { iou } from '../nets/boxes.js';
-import { methodJob } from './job.js';
+import { checkFinite, methodJob } from './job.js';
 
 export { iou };
 
@@ -158,6 +158,8 @@ async function driseJob(detector: Detector, image: Tensor, options: DriseOptions
   if (!['none', 'masks', 'np'].includes(normalize)) throw new ArgumentError(`drise: normalize must be 'none', 'masks' or 'np', got ${JSON.stringify(normalize)}`);
   if (normalize === 'np' && !(p > 0)) throw new ArgumentError(`drise: normalize 'np' divides by N·p; p must be > 0, got ${p}`);
   const gpu = image.gpu;
+  // Before any mask: one read back is nothing next to thousands of detector calls.
+  await checkFinite('drise', image, 'the input x', 'saliency needs finite input values (check the image or the tensor it was made from)');
   const [, , h, w] = image.shape as [number, number, number, number];
   const T = targets.length;
   const started = performance.now();

@@ -1,54 +1,83 @@
 /**
  * What every public saliency method does around its computation: it checks that its input tensor
  * lives on the model's device, queues itself on that device (`gpu.exclusive`, so concurrent calls
- * do not interleave), refuses non-finite input values before any work, and refuses a non-finite
- * result instead of returning a NaN map.
+ * do not interleave), and refuses non-finite input values and a non-finite result instead of
+ * returning a NaN map (or a finite map made from NaN pixels, which ReLUs can hide).
  *
  * The finiteness checks run on the GPU: one kernel marks the values whose exponent bits are all
- * ones (±Inf and NaN; a bit test, exact where float arithmetic on NaN is not guaranteed), a sum
- * counts them, and 4 bytes come back. Only when some are found is the tensor read to name the first.
+ * ones (±Inf and NaN; a bit test, exact where float arithmetic on NaN is not guaranteed) and a sum
+ * counts them. The input's count is recorded before the method's work and the result's after it,
+ * and both come back in one 8-byte read at the end: one round trip per call, which the caller
+ * waits for anyway when it reads the map. Only when a count is not zero is the tensor read, to
+ * name the first bad value. (SmoothGrad, which reads x anyway, refuses a bad x on the spot.)
  */
 import { unary } from '../kernels/elementwise.js';
 import { sum } from '../kernels/reduce.js';
+import { concat } from '../kernels/shape.js';
 import { ArgumentError } from '../runtime/errors.js';
 import type { Gpu } from '../runtime/gpu.js';
 import { Tensor } from '../runtime/tensor.js';
 
 const NON_FINITE = 'select(0.0, 1.0, (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u)';
 
-/** How many values of `t` are NaN or ±Inf (exact up to 2^24). */
-export async function countNonFinite(t: Tensor): Promise<number> {
+/** A [1] tensor: how many values of `t` are NaN or ±Inf (exact up to 2^24). Nothing is read back. */
+export async function nonFiniteCount(t: Tensor): Promise<Tensor> {
   const marks = await unary(NON_FINITE, t, 0, 0, 'nonFinite');
   try {
     const total = await sum(marks);
     try {
-      return (await total.read())[0]!;
+      return total.reshape([1]);
     } finally {
-      total.dispose();
+      total.dispose(); // the view keeps the data
     }
   } finally {
     marks.dispose();
   }
 }
 
-/** The first non-finite value of `t` and its index, e.g. 'NaN at [0, 2, 5, 7]'. */
-async function firstNonFinite(t: Tensor): Promise<string> {
-  const v = await t.read();
-  const i = v.findIndex((a) => !Number.isFinite(a));
-  if (i < 0) return 'a non-finite value';
-  const index: number[] = [];
-  let rest = i;
-  for (let d = t.shape.length - 1; d >= 0; d--) {
-    index.unshift(rest % t.shape[d]!);
-    rest = Math.floor(rest / t.shape[d]!);
+/** How many values of `t` are NaN or ±Inf. */
+export async function countNonFinite(t: Tensor): Promise<number> {
+  const n = await nonFiniteCount(t);
+  try {
+    return (await n.read())[0]!;
+  } finally {
+    n.dispose();
   }
-  return `${v[i]} at [${index.join(', ')}]`;
 }
 
-/** Throws an ArgumentError naming `what` when `t` holds NaN or ±Inf. */
+/** The first non-finite value of `values` (laid out as `shape`) and its index, e.g. 'NaN at [0, 2, 5, 7]'. */
+export function firstNonFinite(values: ArrayLike<number>, shape: readonly number[]): string {
+  let i = 0;
+  while (i < values.length && Number.isFinite(values[i]!)) i++;
+  if (i >= values.length) return 'a non-finite value';
+  const index: number[] = [];
+  let rest = i;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    index.unshift(rest % shape[d]!);
+    rest = Math.floor(rest / shape[d]!);
+  }
+  return `${values[i]} at [${index.join(', ')}]`;
+}
+
+const INPUT_WHY = 'saliency needs finite input values (check the image or the tensor it was made from)';
+const RESULT_WHY = "the model's scores or gradients overflowed or hit an invalid operation for this input";
+
+/** The error for `n` non-finite values in `t` (which it reads to name the first). */
+async function nonFiniteError(op: string, t: Tensor, n: number, what: string, why: string): Promise<ArgumentError> {
+  return new ArgumentError(`${op}: ${what} holds ${n} non-finite value${n === 1 ? '' : 's'} (first: ${firstNonFinite(await t.read(), t.shape)}); ${why}`);
+}
+
+/** Throws an ArgumentError naming `what` when `t` holds NaN or ±Inf (one read back). */
 export async function checkFinite(op: string, t: Tensor, what: string, why: string): Promise<void> {
   const n = await countNonFinite(t);
-  if (n > 0) throw new ArgumentError(`${op}: ${what} holds ${n} non-finite value${n === 1 ? '' : 's'} (first: ${await firstNonFinite(t)}); ${why}`);
+  if (n > 0) throw await nonFiniteError(op, t, n, what, why);
+}
+
+/** The same check on values already on the CPU. */
+export function checkFiniteValues(op: string, values: ArrayLike<number>, shape: readonly number[], what = 'the input x'): void {
+  let n = 0;
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i]!)) n++;
+  if (n > 0) throw new ArgumentError(`${op}: ${what} holds ${n} non-finite value${n === 1 ? '' : 's'} (first: ${firstNonFinite(values, shape)}); ${INPUT_WHY}`);
 }
 
 /** Checks that `x` is a tensor made on `gpu` (not on another device), before it is queued there. */
@@ -60,8 +89,9 @@ export function checkDevice(op: string, gpu: Gpu, x: unknown, what = 'x'): void 
 }
 
 /**
- * Runs a saliency method: checks the device of `x`, queues on `gpu`, refuses non-finite values in
- * `x`, runs `compute`, and refuses a non-finite result (which it disposes).
+ * Runs a saliency method: checks the device of `x`, queues on `gpu`, runs `compute`, and refuses
+ * non-finite values in `x` (also when `compute` failed because of them) or in the result (which it
+ * then disposes). `first` describes the first argument for the error when it has no gpu.
  */
 export function methodJob<T extends Tensor>(op: string, gpu: unknown, x: unknown, compute: () => Promise<T>, first = 'a model'): Promise<T> {
   if (!gpu || typeof (gpu as Gpu).exclusive !== 'function') {
@@ -74,16 +104,41 @@ export function methodJob<T extends Tensor>(op: string, gpu: unknown, x: unknown
     return Promise.reject(e);
   }
   return device.exclusive(async () => {
-    if (x instanceof Tensor && !x.isDisposed) {
-      await checkFinite(op, x, 'the input x', 'saliency needs finite input values (check the image or the tensor it was made from)');
-    }
-    const out = await compute();
+    const input = x instanceof Tensor && !x.isDisposed && x.dtype === 'float32' ? x : null;
+    const inputCount = input ? await nonFiniteCount(input) : null;
     try {
-      await checkFinite(op, out, 'the result', "the model's scores or gradients overflowed or hit an invalid operation for this input");
-    } catch (e) {
-      out.dispose();
-      throw e;
+      let out: T;
+      try {
+        out = await compute();
+      } catch (e) {
+        // NaN pixels can make a method fail on something else (a NaN class score, say): name them.
+        if (input && inputCount && !input.isDisposed) {
+          const n = (await inputCount.read())[0]!;
+          if (n > 0) throw await nonFiniteError(op, input, n, 'the input x', INPUT_WHY);
+        }
+        throw e;
+      }
+      try {
+        const outCount = await nonFiniteCount(out);
+        let counts: Float32Array;
+        try {
+          if (!inputCount) counts = Float32Array.of(0, (await outCount.read())[0]!);
+          else {
+            const both = await concat([inputCount, outCount], 0);
+            counts = await both.read().finally(() => both.dispose());
+          }
+        } finally {
+          outCount.dispose();
+        }
+        if (counts[0]! > 0) throw await nonFiniteError(op, input!, counts[0]!, 'the input x', INPUT_WHY);
+        if (counts[1]! > 0) throw await nonFiniteError(op, out, counts[1]!, 'the result', RESULT_WHY);
+      } catch (e) {
+        out.dispose();
+        throw e;
+      }
+      return out;
+    } finally {
+      inputCount?.dispose();
     }
-    return out;
   });
 }

@@ -16,7 +16,7 @@ import { noGrad } from '../autodiff/tape.js';
 import { CancelledError } from '../runtime/errors.js';
 import { checkInput, classIndices, isClassList, isNeuronTarget, scoresLogits, type ClassTarget, type ExplainableModel, type ScoreOptions } from './core.js';
 import { deviceOf, inputGradient } from './gradients.js';
-import { methodJob } from './job.js';
+import { checkFiniteValues, methodJob } from './job.js';
 import { withMethodTrace, type TraceOn, type Traced } from './trace.js';
 
 export interface SmoothGradOptions extends ScoreOptions {
@@ -65,6 +65,7 @@ async function smoothGradMap(model: ExplainableModel, x: Tensor, options: Smooth
   const sampleShape = x.shape.slice(1);
   const pixels = x.size / n;
   const values = await x.read();
+  checkFiniteValues('smoothGrad', values, x.shape); // before σ is computed from them
   const classes = await perImageTargets(model, x, options.target as ClassTarget, n, options.score);
 
   const perImage: Tensor[] = [];
