@@ -88,12 +88,28 @@ export function checkDevice(op: string, gpu: Gpu, x: unknown, what = 'x'): void 
   }
 }
 
+/** The map of a method's result: the tensor itself, or `result` of a traced run ({ result, trace }). */
+function mapOf(out: unknown): Tensor | null {
+  if (out instanceof Tensor) return out;
+  const result = (out as { result?: unknown } | null)?.result;
+  return result instanceof Tensor ? result : null;
+}
+
+/** Frees a method's result: the tensor, or a traced run's map and trace. */
+function disposeResult(out: unknown): void {
+  if (out instanceof Tensor) return out.dispose();
+  const o = out as { result?: { dispose?: () => void }; trace?: { dispose?: () => void } } | null;
+  o?.result?.dispose?.();
+  o?.trace?.dispose?.();
+}
+
 /**
  * Runs a saliency method: checks the device of `x`, queues on `gpu`, runs `compute`, and refuses
- * non-finite values in `x` (also when `compute` failed because of them) or in the result (which it
- * then disposes). `first` describes the first argument for the error when it has no gpu.
+ * non-finite values in `x` (also when `compute` failed because of them) or in the result's map
+ * (the result, traced or not, is then freed). `first` describes the first argument for the error
+ * when it has no gpu.
  */
-export function methodJob<T extends Tensor>(op: string, gpu: unknown, x: unknown, compute: () => Promise<T>, first = 'a model'): Promise<T> {
+export function methodJob<R>(op: string, gpu: unknown, x: unknown, compute: () => Promise<R>, first = 'a model'): Promise<R> {
   if (!gpu || typeof (gpu as Gpu).exclusive !== 'function') {
     return Promise.reject(new ArgumentError(`${op}: expected ${first} as the first argument, got ${gpu === null ? 'null' : typeof gpu}`));
   }
@@ -107,7 +123,7 @@ export function methodJob<T extends Tensor>(op: string, gpu: unknown, x: unknown
     const input = x instanceof Tensor && !x.isDisposed && x.dtype === 'float32' ? x : null;
     const inputCount = input ? await nonFiniteCount(input) : null;
     try {
-      let out: T;
+      let out: R;
       try {
         out = await compute();
       } catch (e) {
@@ -118,8 +134,10 @@ export function methodJob<T extends Tensor>(op: string, gpu: unknown, x: unknown
         }
         throw e;
       }
+      const map = mapOf(out);
       try {
-        const outCount = await nonFiniteCount(out);
+        if (!map) throw new ArgumentError(`${op}: the method returned no map`); // a bug: every method returns one
+        const outCount = await nonFiniteCount(map);
         let counts: Float32Array;
         try {
           if (!inputCount) counts = Float32Array.of(0, (await outCount.read())[0]!);
@@ -131,9 +149,9 @@ export function methodJob<T extends Tensor>(op: string, gpu: unknown, x: unknown
           outCount.dispose();
         }
         if (counts[0]! > 0) throw await nonFiniteError(op, input!, counts[0]!, 'the input x', INPUT_WHY);
-        if (counts[1]! > 0) throw await nonFiniteError(op, out, counts[1]!, 'the result', RESULT_WHY);
+        if (counts[1]! > 0) throw await nonFiniteError(op, map, counts[1]!, 'the result', RESULT_WHY);
       } catch (e) {
-        out.dispose();
+        disposeResult(out);
         throw e;
       }
       return out;
