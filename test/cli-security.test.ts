@@ -59,7 +59,7 @@ describe.runIf(existsSync(cli))('the CLI with hostile input', () => {
     const err = await run(process.execPath, [cli, 'explain', '--model', modelFile, '--image', imageFile, '--method', 'vanilla', '--out', join(dir, 'o-env')], {
       env: { ...process.env, SALIENCY_MAX_IMAGE_PIXELS: '100' },
     }).catch((e) => e);
-    expectOneLine(err, /grey\.png is 28×28 pixels \(0\.0 megapixels\), more than the limit of 0\.0 megapixels \(raise it with .*SALIENCY_MAX_IMAGE_PIXELS/);
+    expectOneLine(err, /grey\.png is a 28×28 PNG image \(784 pixels\), more than the limit of 100 pixels \(raise it with .*SALIENCY_MAX_IMAGE_PIXELS/);
     const bad = await run(process.execPath, [cli, 'explain', '--model', modelFile, '--image', imageFile, '--out', join(dir, 'o-env2')], {
       env: { ...process.env, SALIENCY_MAX_TENSOR_ELEMENTS: 'lots' },
     }).catch((e) => e);

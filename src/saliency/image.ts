@@ -56,14 +56,14 @@ export interface DecodeImageOptions {
 
 export interface ReadImageOptions extends DecodeImageOptions {}
 
-const megapixels = (n: number) => `${(n / 1e6).toFixed(1)} megapixels`;
+const megapixels = (n: number) => (n >= 100_000 ? `${(n / 1e6).toFixed(1)} megapixels` : `${n} pixels`);
 
 /** Refuses an image whose header declares more pixels than the limit. */
-function checkPixels(name: string, width: number, height: number, limits: Readonly<Limits>): void {
+function checkPixels(name: string, format: string, width: number, height: number, limits: Readonly<Limits>): void {
   const pixels = width * height;
   if (pixels > limits.maxImagePixels) {
     throw new FormatError(
-      `${name} is ${width}×${height} pixels (${megapixels(pixels)}), more than the limit of ${megapixels(limits.maxImagePixels)} (${raiseHint('maxImagePixels')})`,
+      `${name} is a ${width}×${height} ${format} image (${megapixels(pixels)}), more than the limit of ${megapixels(limits.maxImagePixels)} (${raiseHint('maxImagePixels')})`,
     );
   }
 }
@@ -103,7 +103,7 @@ function checkPng(bytes: Uint8Array, name: string, limits: Readonly<Limits>): vo
   if (bytes.length < 33 || u32(bytes, 12) !== 0x49484452 /* IHDR */) return;
   const width = u32(bytes, 16);
   const height = u32(bytes, 20);
-  checkPixels(name, width, height, limits);
+  checkPixels(name, 'PNG', width, height, limits);
   const depth = bytes[24]!;
   const colorType = bytes[25]!;
   const interlaced = bytes[28] === 1;
@@ -149,7 +149,7 @@ function checkJpeg(bytes: Uint8Array, name: string, limits: Readonly<Limits>): v
     if (JPEG_SOF.has(marker) && at + 9 <= bytes.length) {
       const height = (bytes[at + 5]! << 8) | bytes[at + 6]!;
       const width = (bytes[at + 7]! << 8) | bytes[at + 8]!;
-      checkPixels(name, width, height, limits);
+      checkPixels(name, 'JPEG', width, height, limits);
       return;
     }
     at += 2 + length;
