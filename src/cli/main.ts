@@ -9,12 +9,14 @@ import { METHODS, explainCommand, featuresCommand, sampleCommand } from './expla
 import { decimal } from './parse.js';
 import { detectCommand, driseCommand, sceneCommand } from './detect.js';
 import { registerBatchCommands } from './batch/command.js';
+import { exitWithParent, runFiltered, runsItself } from './quiet.js';
 
 const program = new Command();
 program
   .name('saliency')
   .description('Saliency maps for convolutional networks, computed on the GPU through WebGPU.')
   .showHelpAfterError('(run with --help for usage)')
+  .option('--verbose', "also show the GPU driver's own messages (Dawn, Vulkan) on stderr")
   .exitOverride()
   // Set before the commands are added, so that every command inherits it.
   .configureOutput({ outputError: (text, write) => write(cutArguments(text)) });
@@ -208,4 +210,5 @@ async function main(): Promise<number> {
 }
 
 // Dawn keeps the process alive while its GPU object exists: exit explicitly.
-main().then((code) => process.exit(code));
+exitWithParent();
+(runsItself() ? main() : runFiltered()).then((code) => process.exit(code));
