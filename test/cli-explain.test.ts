@@ -10,6 +10,8 @@ import { FASHION_GAP, FASHION_VGG } from '../src/nets/zoo.js';
 import { decodeImage, encodePng, imageToTensorData, readImage } from '../src/saliency/image.js';
 import { inputToRgba } from '../src/saliency/input.js';
 import { renderOverlay } from '../src/saliency/render.js';
+import { describePrediction, negatedOutput } from '../src/cli/explain.js';
+import type { ModelSpec } from '../src/nets/spec.js';
 import * as saliency from '../src/saliency/index.js';
 import { tensor } from '../src/runtime/tensor.js';
 import { loadFashionMnist } from '../src/nets/idx.js';
@@ -125,6 +127,8 @@ describe.runIf(existsSync(cli))('saliency explain / features', () => {
       [['--image', imageFile, '--target', ''], /--target must be a class index or 'top', got ''/],
       [['--image', imageFile, '--seed', ' '], /--seed must be an integer ≥ 0/],
       [['--image', imageFile, '--crop', '1,,20,20'], /--crop must be x,y,width,height in whole pixels/],
+      // The user's option, not the library function that found it.
+      [['--image', imageFile, '--crop', '10,10,20,20'], /^saliency: --crop 10,10,20,20 reaches outside the image, which is 28×28 pixels\n$/],
       // Plain decimals only: no hexadecimal, no Infinity, nothing beyond 2^53.
       [['--image', imageFile, '--samples', '0x10'], /--samples must be a positive integer/],
       [['--image', imageFile, '--noise-level', 'Infinity'], /--noise-level must be a number ≥ 0/],
@@ -153,7 +157,14 @@ describe.runIf(existsSync(cli))('saliency explain / features', () => {
     const out = join(dir, 'cam-skipped');
     const { stdout } = await run(process.execPath, [cli, 'explain', '--model', vggFile, '--image', imageFile, '--method', 'all', '--samples', '2', '--size', '16', '--out', out]);
     expect(stdout).toMatch(/cam: skipped \(cam: needs a model whose head is/);
+    // After the prediction's line, before the methods' results.
+    expect(stdout.indexOf('model fashion-vgg: predicted')).toBe(0);
     expect(stdout.indexOf('cam: skipped')).toBeLessThan(stdout.indexOf('vanilla'));
+    // A fatal target error comes alone, without a note about CAM before it.
+    const fatal = await run(process.execPath, [cli, 'explain', '--model', vggFile, '--image', imageFile, '--method', 'all', '--target', '12', '--out', join(dir, 'cam-fatal')]).catch((e) => e);
+    expect(fatal.code).toBe(1);
+    expect(fatal.stdout).toBe('');
+    expect(fatal.stderr).toMatch(/^saliency: --target 12 is out of range/);
     expect(readdirSync(out).sort()).toEqual(['deconvnet', 'gradCam', 'gradTimesInput', 'guidedBackprop', 'guidedGradCam', 'overview', 'smoothGrad', 'vanilla'].map((m) => `${m}.png`));
   });
 
@@ -187,6 +198,8 @@ describe.runIf(existsSync(cli))('saliency explain / features', () => {
         expect(err.code, `${command[0]} --out ${out}`).toBe(1);
         expect(err.stderr).toMatch(message);
         expect(err.stdout).not.toMatch(/→/);
+        // Refused before the model runs: no prediction line, no feature list.
+        expect(err.stdout).toBe('');
       }
     }
   });
@@ -198,5 +211,53 @@ describe.runIf(existsSync(cli))('saliency explain / features', () => {
     const { stdout } = await run(process.execPath, [cli, 'features', '--model', model, '--image', 'assets/chelsea.png', '--layer', layer, '--top', '2', '--size', '24', '--out', out]);
     expect(stdout).toMatch(/the 2 most active of \d+ feature maps, projected to pixels → .*features-StatefulPartitionedCall_model_1_block1_conv1_act_Relu\.png/);
     expect(readdirSync(out)).toEqual(['features-StatefulPartitionedCall_model_1_block1_conv1_act_Relu.png']);
+  });
+
+  it('a one-output (sigmoid) model reports both sides and explains the side asked for', async () => {
+    const gpu = await getGpu();
+    // z = −0.523: σ(z) = 37.2%, so the prediction is the other side.
+    expect(describePrediction({ classNames: ['real face'] }, Float32Array.of(-0.523), 'top')).toEqual({
+      text: 'real face 37.2% → spoof; explaining spoof (target 1; score: the negated logit of real face, i.e. the logit of spoof)',
+      label: 'spoof',
+      index: 0,
+      negate: true,
+    });
+    expect(describePrediction({ classNames: ['real face'] }, Float32Array.of(-0.523), 0)).toMatchObject({ label: 'real face', negate: false });
+    expect(describePrediction({ classNames: ['cat'] }, Float32Array.of(2), 'top').text).toBe('cat 88.1% → cat; explaining cat (target 0; score: the logit of cat)');
+    expect(describePrediction({ classNames: ['cat'] }, Float32Array.of(2), 1).label).toBe('not cat');
+    expect(() => describePrediction({ classNames: ['cat'] }, Float32Array.of(2), 2)).toThrow(/--target 2 is out of range; the model has one sigmoid output: 0 \(cat\) or 1 \(not cat\)/);
+    expect(describePrediction({ classNames: ['a', 'b'] }, Float32Array.of(0, 1), 'top').text).toBe('predicted b (73.1%); explaining b');
+
+    // The other side's maps are the maps of −z: the vanilla gradient is negated, and guided
+    // backprop (not an odd function of the score) is that of a model whose last layer is negated.
+    const spec: ModelSpec = {
+      input: [1, 6, 6],
+      layers: [
+        { name: 'conv1', type: 'conv2d', in: 1, out: 3, kernel: 3 },
+        { name: 'relu1', type: 'relu' },
+        { name: 'flat', type: 'flatten' },
+        { name: 'fc', type: 'linear', in: 48, out: 1 },
+      ],
+    };
+    const model = modelFromSpec(gpu, spec, undefined, { seed: 3 });
+    const flipped = modelFromSpec(gpu, spec, undefined, { seed: 3 });
+    const w = await flipped.layer('fc').params.get('weight')!.read();
+    const b = await flipped.layer('fc').params.get('bias')!.read();
+    const minus = modelFromSpec(gpu, spec, {
+      conv1: { weight: await model.layer('conv1').params.get('weight')!.read(), bias: await model.layer('conv1').params.get('bias')!.read() },
+      fc: { weight: w.map((v) => -v), bias: b.map((v) => -v) },
+    });
+    const x = tensor(gpu, Array.from({ length: 36 }, (_, i) => Math.sin(i)), [1, 1, 6, 6]);
+    const other = negatedOutput(model);
+    for (const method of ['vanilla', 'guidedBackprop', 'gradCam'] as const) {
+      const got = await (await saliency[method](other, x, { target: 0 })).read();
+      const want = await (await saliency[method](minus, x, { target: 0 })).read();
+      for (let i = 0; i < want.length; i++) expect(got[i]!, `${method} ${i}`).toBeCloseTo(want[i]!, 5);
+      if (method === 'vanilla') {
+        const own = await (await saliency.vanilla(model, x, { target: 0 })).read();
+        for (let i = 0; i < own.length; i++) expect(got[i]!).toBeCloseTo(-own[i]!, 5);
+      }
+    }
+    flipped.dispose();
   });
 });

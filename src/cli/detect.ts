@@ -19,7 +19,7 @@ import { drawBox, drawText, imageToTensorData, readImage, writePng } from '../sa
 import { renderOverlay } from '../saliency/render.js';
 import { loadInput } from './explain.js';
 import { inputToRgba } from '../saliency/input.js';
-import { outputDirectory } from './output.js';
+import { checkOutputDirectory, outputDirectory } from './output.js';
 import { loadModelArgument } from './train.js';
 
 export interface DetectCommandOptions {
@@ -105,6 +105,7 @@ function drawDetections(base: RgbaImage, dets: Detection[], size: number, classe
 }
 
 export async function detectCommand(o: DetectCommandOptions): Promise<void> {
+  checkOutputDirectory('--out', o.out); // before the detector is loaded and run
   const gpu = await initGpu();
   try {
     const detector = await loadDetector(gpu, o.detector);
@@ -132,6 +133,7 @@ export interface DriseCommandOptions extends DetectCommandOptions {
 }
 
 export async function driseCommand(o: DriseCommandOptions): Promise<void> {
+  checkOutputDirectory('--out', o.out); // before the detector is loaded and run
   const gpu = await initGpu();
   try {
     const detector = await loadDetector(gpu, o.detector);

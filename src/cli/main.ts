@@ -112,7 +112,7 @@ program
   .requiredOption('--image <file>', 'a PNG or JPEG image; it is resized to the model input')
   .option('--crop <x,y,w,h>', 'explain only this region of the image (pixels), e.g. a face')
   .option('--method <name|all>', `one of ${METHODS.join(', ')}; a comma-separated list; or all`, 'all')
-  .option('--target <index|top>', 'the class to explain: an index, or top for the predicted class', 'top')
+  .option('--target <index|top>', 'the class to explain: an index, or top for the predicted class (a model with one sigmoid output: 0 its class, 1 the other)', 'top')
   .option('--layer <name>', 'layer for Grad-CAM and Guided Grad-CAM (default: the last conv/ReLU layer with a spatial map)')
   .option('--out <dir>', 'directory for the PNG files', 'out')
   .option('--samples <n>', 'SmoothGrad: noisy samples', positiveInt('--samples'), 50)

@@ -44,6 +44,27 @@ export function outputDirectory(option: string, dir: string): string {
   return path;
 }
 
+/**
+ * Checks, creating nothing, that `outputDirectory(option, dir)` will be able to write there: the
+ * directory, or the nearest of its parents that exists, must be a directory where a file can be
+ * made. For commands that fail on a bad --out before they run a model, and leave nothing behind
+ * when they fail for another reason later.
+ */
+export function checkOutputDirectory(option: string, dir: string): void {
+  const path = resolve(dir);
+  let existing = path;
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  try {
+    if (!statSync(existing).isDirectory()) {
+      const message = existing === path ? `${path} is a file, not a directory` : 'not a directory';
+      throw Object.assign(new Error(message), { code: 'ENOTDIR' });
+    }
+    probe(join(existing, `.saliency-${process.pid}.partial`));
+  } catch (err) {
+    throw new ArgumentError(`${option} ${dir}: cannot write files there (${fileProblem(err)})`);
+  }
+}
+
 /** Checks that a file can be written at `file`: its directory is created, and it is not a directory itself. Returns its absolute path. */
 export function outputFile(option: string, file: string): string {
   if (file === '') throw new ArgumentError(`${option} must name a file; got an empty string`);
