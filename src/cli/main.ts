@@ -150,7 +150,7 @@ program
   .option('--detector <name|file>', 'a bundled detector, a .safetensors grid detector, or a CenterNet model.json (e.g. human\'s centernet.json)', 'fashion-detector')
   .option('--threshold <p>', 'minimum objectness', probability('--threshold'), 0.3)
   .option('--out <dir>', 'directory for detections.png', 'out')
-  .option('--size <px>', 'side of the rendered image in pixels', sizeOption('--size'), 384)
+  .option('--size <px>', "longer side of the rendered image in pixels (the photo's aspect ratio is kept)", sizeOption('--size'), 384)
   .action(async (opts) => {
     await detectCommand(opts);
   });
@@ -186,7 +186,7 @@ program
   .option('--batch-size <n>', 'masked images per detector call', positiveInt('--batch-size'), 32)
   .option('--threshold <p>', 'minimum objectness of the detections listed', probability('--threshold'), 0.3)
   .option('--out <dir>', 'directory for drise-<index>.png', 'out')
-  .option('--size <px>', 'side of the rendered image in pixels', sizeOption('--size'), 384)
+  .option('--size <px>', "longer side of the rendered image in pixels (the photo's aspect ratio is kept)", sizeOption('--size'), 384)
   .action(async (opts) => {
     await driseCommand(opts);
   });

@@ -23,6 +23,9 @@ export interface RenderOptions {
   opacity?: number;
   /** Side of the rendered square image in pixels (default 224). */
   size?: number;
+  /** Width and height of the rendered image instead of a square (e.g. the photo's aspect ratio). */
+  width?: number;
+  height?: number;
 }
 
 /** The display steps: [N, C, H, W] → [N, 1, H, W] in [0, 1]. */
@@ -37,12 +40,17 @@ export function displayMap(raw: MapData, options: RenderOptions = {}): MapData {
   return normalize(m, { mode: 'minmax' });
 }
 
-/** Image `index` of a raw map, coloured and laid over `base`, at `size`×`size` pixels. */
+/**
+ * Image `index` of a raw map, coloured and laid over `base`, at `size`×`size` pixels (or
+ * `width`×`height`). The map and the base are each stretched to that size.
+ */
 export function renderOverlay(raw: MapData, base: RgbaImage, options: RenderOptions & { index?: number } = {}): RgbaImage {
   const size = options.size ?? 224;
+  const width = options.width ?? size;
+  const height = options.height ?? size;
   const heat = mapToImage(displayMap(raw, options), { index: options.index ?? 0, colormap: options.colormap ?? 'viridis' });
-  const big = resizeRgba(heat, size, size, 'bilinear');
-  return overlay(resizeRgba(base, size, size, 'bilinear'), big, options.opacity ?? 0.5);
+  const big = resizeRgba(heat, width, height, 'bilinear');
+  return overlay(resizeRgba(base, width, height, 'bilinear'), big, options.opacity ?? 0.5);
 }
 
 /** A horizontal colour bar for figures (low on the left). */
