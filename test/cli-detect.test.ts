@@ -53,8 +53,9 @@ describe.runIf(existsSync(cli))('detector commands', () => {
       cli, 'drise', '--image', scene, '--detector', weights, '--threshold', '0', '--target', '0', '--masks', '48', '--grid', '8', '--batch-size', '16', '--out', dir,
     ]);
     expect(explained.stdout).toMatch(/explaining detection 0: /);
-    expect(explained.stdout).toMatch(/masks 48\/48/);
-    expect(explained.stdout).toMatch(/48 masks in \d+\.\d s \(\d+ masks\/s\) → .*drise-0\.png/);
+    expect(explained.stdout).toMatch(/drise: 48\/48 masks \(100%\), .* in /);
+    expect(explained.stdout).toMatch(/drise: \d+\/48 masks \(\d+%\), .*, ETA /);
+    expect(explained.stdout).toMatch(/48 masks in \d+\.\d s \((\d+(\.\d)? masks\/(s|min)|\d+(\.\d)? s\/mask)\) → .*drise-0\.png/);
     const img = decodeImage(new Uint8Array(readFileSync(join(dir, 'drise-0.png'))));
     expect(img.width).toBe(384);
 
@@ -105,7 +106,7 @@ describe.runIf(existsSync(cli))('detector commands', () => {
       expect(err.code, args.join(' ')).toBe(1);
       expect(err.stderr).toMatch(message);
       expect(err.stderr).not.toMatch(/at .*\.js:\d+/);
-      expect(err.stdout).not.toMatch(/masks \d|→/);
+      expect(err.stdout).not.toMatch(/drise: \d|→/);
     }
   });
 

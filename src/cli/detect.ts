@@ -20,6 +20,8 @@ import { renderOverlay } from '../saliency/render.js';
 import { loadInput } from './explain.js';
 import { inputToRgba } from '../saliency/input.js';
 import { checkOutputDirectory, outputDirectory } from './output.js';
+import { progressLines } from './progress.js';
+import { formatRate } from '../runtime/progress.js';
 import { loadModelArgument } from './train.js';
 
 export interface DetectCommandOptions {
@@ -182,7 +184,6 @@ export async function driseCommand(o: DriseCommandOptions): Promise<void> {
     const outDir = outputDirectory('--out', o.out);
     const [shown] = inPhotoPixels([target], x, photo);
     console.log(`explaining detection ${o.target}: ${describe(target, detector.classNames).text}  box [${shown!.box.map((v) => v.toFixed(1)).join(', ')}]`);
-    let last = 0;
     // Every proposal counts in D-RISE's weights, so the masked images are decoded without a threshold.
     const map = await drise((images) => detector.run(images, 0), x, {
       target,
@@ -191,12 +192,7 @@ export async function driseCommand(o: DriseCommandOptions): Promise<void> {
       p: o.p,
       seed: o.seed,
       batchSize: o.batchSize,
-      onProgress: (done, total) => {
-        if (done === total || done - last >= total / 10) {
-          last = done;
-          console.log(`  masks ${done}/${total}`);
-        }
-      },
+      onProgress: progressLines({ label: '  drise:', unit: 'mask' }),
     });
     const raw = { data: await map.read(), shape: [...map.shape] };
     // The map is in the detector's input coordinates: stretched back over the photo's own shape.
@@ -205,7 +201,7 @@ export async function driseCommand(o: DriseCommandOptions): Promise<void> {
     drawBox(image, shown!.box.map((v) => (v * w) / photo.width), [255, 64, 64, 255], 2);
     const file = join(outDir, `drise-${o.target}.png`);
     writePng(file, image);
-    console.log(`${o.masks} masks in ${map.seconds.toFixed(1)} s (${map.masksPerSecond.toFixed(0)} masks/s) → ${file}`);
+    console.log(`${o.masks} masks in ${map.seconds.toFixed(1)} s (${formatRate(o.masks, map.seconds, 'mask')}) → ${file}`);
     map.dispose();
     x.dispose();
     detector.dispose();
