@@ -10,7 +10,8 @@ import { FASHION_GAP, FASHION_VGG } from '../src/nets/zoo.js';
 import { decodeImage, encodePng, imageToTensorData, readImage } from '../src/saliency/image.js';
 import { inputToRgba } from '../src/saliency/input.js';
 import { renderOverlay } from '../src/saliency/render.js';
-import { describePrediction, negatedOutput } from '../src/cli/explain.js';
+import { FIGURE_GAP, describePrediction, negatedOutput } from '../src/cli/explain.js';
+import { colormap, type RgbaImage } from '../src/saliency/colormaps.js';
 import type { ModelSpec } from '../src/nets/spec.js';
 import * as saliency from '../src/saliency/index.js';
 import { tensor } from '../src/runtime/tensor.js';
@@ -18,6 +19,25 @@ import { loadFashionMnist } from '../src/nets/idx.js';
 import { getGpu } from './helpers.js';
 
 const run = promisify(execFile);
+
+function crop(img: RgbaImage, x0: number, y0: number, w: number, h: number): RgbaImage {
+  const data = new Uint8ClampedArray(w * h * 4);
+  for (let y = 0; y < h; y++) data.set(img.data.subarray(4 * ((y0 + y) * img.width + x0), 4 * ((y0 + y) * img.width + x0 + w)), 4 * y * w);
+  return { width: w, height: h, data };
+}
+
+/** The first row, from the bottom up, whose pixel at the left margin is not the white background: the colour key. */
+function findKeyRow(img: RgbaImage): number {
+  for (let y = img.height - 1; y >= 0; y--) {
+    const p = 4 * (y * img.width + FIGURE_GAP);
+    if (img.data[p] !== 255 || img.data[p + 1] !== 255 || img.data[p + 2] !== 255) {
+      // Skip the 'low' label's dots: the bar is the lowest run of rows that are coloured all along.
+      const q = 4 * (y * img.width + FIGURE_GAP + 32);
+      if (img.data[q] !== 255 || img.data[q + 1] !== 255 || img.data[q + 2] !== 255) return y;
+    }
+  }
+  return -1;
+}
 const cli = 'dist/cli/main.js';
 const dir = mkdtempSync(join(tmpdir(), 'explain-'));
 const modelFile = join(dir, 'gap.safetensors');
@@ -42,12 +62,21 @@ describe.runIf(existsSync(cli))('saliency explain / features', () => {
     expect(stdout).toMatch(/model fashion-gap: predicted .+ \(\d+\.\d%\); explaining Ankle boot/);
     for (const m of ['vanilla', 'deconvnet', 'guidedBackprop', 'gradTimesInput', 'smoothGrad', 'cam', 'gradCam', 'guidedGradCam']) {
       expect(stdout).toMatch(new RegExp(`${m}\\s+\\d+ ms\\s+→ .*${m}\\.png`));
+      // The overlay with its label under it and the colour map's key under that.
       const img = decodeImage(new Uint8Array(readFileSync(join(out, `${m}.png`))));
-      expect([img.width, img.height]).toEqual([64, 64]);
+      expect(img.width).toBe(64 + 2 * FIGURE_GAP);
+      expect(img.height).toBeGreaterThan(64 + 2 * FIGURE_GAP + 7 + 6);
       // Not blank: the heat map varies across the image.
       const reds = new Set<number>();
-      for (let i = 0; i < img.data.length; i += 4) reds.add(img.data[i]!);
+      const overlay = crop(img, FIGURE_GAP, FIGURE_GAP, 64, 64);
+      for (let i = 0; i < overlay.data.length; i += 4) reds.add(overlay.data[i]!);
       expect(reds.size).toBeGreaterThan(10);
+      // The key: viridis from dark (left) to yellow (right) in a row below the label.
+      const keyRow = findKeyRow(img);
+      expect(keyRow, m).toBeGreaterThan(64 + FIGURE_GAP);
+      const at = (x: number) => Array.from(img.data.subarray(4 * (keyRow * img.width + x), 4 * (keyRow * img.width + x) + 3));
+      expect(at(FIGURE_GAP)).toEqual(colormap('viridis', 0).map((v) => Math.round(v)));
+      expect(at(FIGURE_GAP + 63)).toEqual(colormap('viridis', 1).map((v) => Math.round(v)));
     }
     expect(stdout).toMatch(/smoothGrad: 4\/4 samples/);
     // The PNGs show the methods' maps: the same map, made in this process with the library and
@@ -60,7 +89,7 @@ describe.runIf(existsSync(cli))('saliency explain / features', () => {
       const raw = await saliency.runMethod(method, model, x, { target: 9 });
       const want = renderOverlay({ data: await raw.read(), shape: [...raw.shape] }, inputToRgba(input, 1, 28, 28), { size: 64, kind });
       raw.dispose();
-      const got = decodeImage(new Uint8Array(readFileSync(join(out, `${method}.png`))));
+      const got = crop(decodeImage(new Uint8Array(readFileSync(join(out, `${method}.png`)))), FIGURE_GAP, FIGURE_GAP, 64, 64);
       let worst = 0;
       for (let i = 0; i < got.data.length; i++) worst = Math.max(worst, Math.abs(got.data[i]! - want.data[i]!));
       expect(worst, method).toBeLessThanOrEqual(1);

@@ -197,7 +197,7 @@ export async function driseCommand(o: DriseCommandOptions): Promise<void> {
     const raw = { data: await map.read(), shape: [...map.shape] };
     // The map is in the detector's input coordinates: stretched back over the photo's own shape.
     const [w, h] = pictureSize(photo, o.size);
-    const image = renderOverlay(raw, photo, { kind: 'cam', width: w, height: h, opacity: 0.6 });
+    const image = renderOverlay(raw, photo, { kind: 'cam', width: w, height: h });
     drawBox(image, shown!.box.map((v) => (v * w) / photo.width), [255, 64, 64, 255], 2);
     const file = join(outDir, `drise-${o.target}.png`);
     writePng(file, image);

@@ -18,7 +18,7 @@ import pngjs from 'pngjs';
 import { ArgumentError, FormatError } from '../runtime/errors.js';
 import { makeDirectory, readRegularFile, shorten, writeFileAtomic } from '../runtime/files.js';
 import { raiseHint, resolveLimits, type Limits } from '../runtime/limits.js';
-import { checkImage, type RgbaImage } from './colormaps.js';
+import { checkImage, colorbar, type ColormapName, type RgbaImage } from './colormaps.js';
 
 export { makeDirectory };
 
@@ -410,6 +410,43 @@ export function tileImages(images: RgbaImage[], options: TileOptions = {}): Rgba
       drawText(out, text, tx, ty, { scale, color: labelColor });
     }
   });
+  return out;
+}
+
+export interface ColorbarKeyOptions {
+  colormap?: ColormapName;
+  /** Length of the bar in pixels (default: the image's width less the margins). */
+  width?: number;
+  /** Margin left of the bar and below the labels, in pixels (default 6). */
+  gap?: number;
+  /** The words at the bar's two ends (default 'low', 'high'). */
+  ends?: [string, string];
+  /** RGBA of the strip added under the image (default white). */
+  background?: [number, number, number, number?];
+}
+
+/**
+ * `img` with a key to its colours added underneath: the colour map as a bar, from the map's lowest
+ * displayed value on the left to its highest on the right, with the two ends named.
+ */
+export function addColorbarKey(img: RgbaImage, options: ColorbarKeyOptions = {}): RgbaImage {
+  checkImage(img, 'addColorbarKey');
+  const { colormap = 'viridis', gap = 6, ends = ['low', 'high'], background = [255, 255, 255, 255] } = options;
+  const width = Math.min(options.width ?? img.width - 2 * gap, img.width - 2 * gap);
+  if (!Number.isInteger(width) || width < 8) throw new ArgumentError(`addColorbarKey: the bar needs at least 8 pixels, got ${width}`);
+  const barHeight = Math.max(6, Math.round(width / 24));
+  const textY = img.height + barHeight + 2;
+  const height = textY + textHeight(1) + gap;
+  const out: RgbaImage = { width: img.width, height, data: new Uint8ClampedArray(img.width * height * 4) };
+  const [r, g, b, a = 255] = background;
+  for (let p = 0; p < img.width * height; p++) out.data.set([r, g, b, a], 4 * p);
+  out.data.set(img.data);
+  const bar = colorbar(width, barHeight, colormap);
+  for (let y = 0; y < barHeight; y++) out.data.set(bar.data.subarray(4 * y * width, 4 * (y + 1) * width), 4 * ((img.height + y) * img.width + gap));
+  const luminance = 0.299 * r + 0.587 * g + 0.114 * b;
+  const color: [number, number, number, number] = luminance > 127 ? [0, 0, 0, 255] : [255, 255, 255, 255];
+  drawText(out, ends[0], gap, textY, { scale: 1, color });
+  drawText(out, ends[1], gap + width - textWidth(ends[1], 1), textY, { scale: 1, color });
   return out;
 }
 

@@ -33,7 +33,7 @@ import type { Detection } from '../saliency/drise.js';
 import { METHODS, METHOD_NAMES, isMethodName, methodByName, runMethod, type ClassifierMethodName, type MethodName } from '../saliency/methods.js';
 import { COLORMAPS, type ColormapName, type RgbaImage } from '../saliency/colormaps.js';
 import { cropRgba, imageToTensorData, inputToRgba } from '../saliency/input.js';
-import { renderColorbar, renderOverlay } from '../saliency/render.js';
+import { DEFAULT_OPACITY, renderColorbar, renderOverlay } from '../saliency/render.js';
 import { cachedModel, sharedGpu, type ViewModel } from './models.js';
 
 /** The methods, in the registry's order (src/saliency/methods.ts): every method, D-RISE included. */
@@ -577,9 +577,8 @@ export class SaliencyView extends Base {
     const size = this.size();
     const [, channels, height, width] = r.inputShape as [number, number, number, number];
     const view = inputToRgba(r.input, channels, width, height);
-    const entry = methodByName(r.method);
-    const kind = entry.display;
-    const opacity = numberAttr(this, 'opacity', entry.kind === 'detector' ? 0.6 : 0.5);
+    const kind = methodByName(r.method).display;
+    const opacity = numberAttr(this, 'opacity', DEFAULT_OPACITY);
     const img = renderOverlay({ data: r.map, shape: r.shape }, view, { size, kind, colormap: this.colormap(), opacity });
     const canvas = this.els.overlay;
     canvas.width = img.width;
