@@ -209,6 +209,12 @@ async function main(): Promise<number> {
   }
 }
 
+// Output piped into a reader that stopped (`saliency … | head`): stop quietly, as other tools do.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 // Dawn keeps the process alive while its GPU object exists: exit explicitly.
 exitWithParent();
 (runsItself() ? main() : runFiltered()).then((code) => process.exit(code));
