@@ -158,6 +158,8 @@ describe.runIf(existsSync(cli))('saliency explain / features', () => {
       [['--image', imageFile, '--crop', '1,,20,20'], /--crop must be x,y,width,height in whole pixels/],
       // The user's option, not the library function that found it.
       [['--image', imageFile, '--crop', '10,10,20,20'], /^saliency: --crop 10,10,20,20 reaches outside the image, which is 28×28 pixels\n$/],
+      [['--image', ''], /^saliency: --image must name a PNG or JPEG file\n$/],
+      [['--image', imageFile, '--size', '100000'], /--size must be an integer from 1 to 2048/],
       // Plain decimals only: no hexadecimal, no Infinity, nothing beyond 2^53.
       [['--image', imageFile, '--samples', '0x10'], /--samples must be a positive integer/],
       [['--image', imageFile, '--noise-level', 'Infinity'], /--noise-level must be a number ≥ 0/],

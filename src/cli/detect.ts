@@ -138,6 +138,7 @@ function inPhotoPixels(dets: Detection[], x: Tensor, photo: RgbaImage): Detectio
 }
 
 export async function detectCommand(o: DetectCommandOptions): Promise<void> {
+  if (o.image === '') throw new ArgumentError('--image must name a PNG or JPEG file');
   checkOutputDirectory('--out', o.out); // before the detector is loaded and run
   const gpu = await initGpu();
   try {
@@ -167,6 +168,7 @@ export interface DriseCommandOptions extends DetectCommandOptions {
 }
 
 export async function driseCommand(o: DriseCommandOptions): Promise<void> {
+  if (o.image === '') throw new ArgumentError('--image must name a PNG or JPEG file');
   checkOutputDirectory('--out', o.out); // before the detector is loaded and run
   const gpu = await initGpu();
   try {
