@@ -30,6 +30,7 @@ import { decodeImage, imageToTensorData, readImage, writePng } from '../src/sali
 import { inputToRgba } from '../src/saliency/input.js';
 import { cropRgba } from '../src/saliency/input.js';
 import { CHROMIUM, CHROMIUM_FLAGS, haveChromium } from './chromium.js';
+import { FASHION_CLASSES } from '../src/nets/classes.js';
 import { loadTfjsGraphModel } from '../src/nets/tfjs-graph.js';
 
 if (!haveChromium) {
@@ -517,6 +518,103 @@ describe.skipIf(!haveChromium)('<saliency-view> and the demo page in headless Ch
       for (let p = 0; p < 96 * 96; p++) expect(Math.abs(png.data[p * 4]! - expected.image[p]! * 255)).toBeLessThanOrEqual(0.5);
     }
     expect((await fetch(`${base}/samples/scene-99.png`)).headers.get('content-type')).not.toBe('image/png');
+  });
+
+  it.skipIf(!existsSync(EMOTION))("model and image changed mid-run: no card shows the old model's classes; a failed card shows only its error", { timeout: 300_000 }, async () => {
+    const methods = ['vanilla', 'gradCam', 'smoothGrad'];
+    const bundled = existsSync(fileURLToPath(bundledWeightsUrl('fashion-vgg')));
+    const { page, errors } = await open(`/web/?model=${bundled ? 'fashion-vgg' : '/__fixtures/vgg.safetensors'}&methods=${methods.join(',')}&samples=16&image=/__fixtures/item.png`);
+    await page.waitForSelector('body[data-ready]');
+    // In the page: at the first result, switch to the emotion model and the astronaut at once
+    // (the other cards are still running or waiting), then watch every card until the end.
+    await page.evaluate((fashion: string[]) => {
+      const w = window as unknown as { __switched: boolean; __violations: string[] };
+      w.__switched = false;
+      w.__violations = [];
+      const views = () => [...document.querySelectorAll('saliency-view')];
+      const look = () => {
+        for (const v of views()) {
+          const root = v.shadowRoot!;
+          const state = (v as HTMLElement & { state: string }).state;
+          const classes = root.querySelector('ol.classes') as HTMLElement;
+          const shownClasses = getComputedStyle(classes).display !== 'none' ? classes.textContent ?? '' : '';
+          const canvasShown = getComputedStyle(root.querySelector('canvas.overlay')!).display !== 'none';
+          const method = v.getAttribute('method');
+          if (state !== 'done' && (canvasShown || shownClasses)) w.__violations.push(`${method}: ${state} but a map or classes are shown`);
+          if (w.__switched) {
+            const sub = root.querySelector('.sub')!.textContent ?? '';
+            for (const name of fashion) {
+              if (shownClasses.includes(name) || sub.includes(name)) w.__violations.push(`${method} (${state}) shows '${name}' of the old model`);
+            }
+          }
+          const card = root.querySelector('.card') as HTMLElement;
+          const stage = root.querySelector('.stage') as HTMLElement;
+          if (card.getBoundingClientRect().width > 224 + 2 * 8 + 2 + 0.5) w.__violations.push(`${method} (${state}): the card widened to ${card.getBoundingClientRect().width}px`);
+          if (getComputedStyle(stage).display !== 'none' && stage.getBoundingClientRect().width !== 224) w.__violations.push(`${method}: the map area is ${stage.getBoundingClientRect().width}px wide`);
+        }
+        const summary = document.getElementById('summary')!.textContent ?? '';
+        const claimed = Number(/^(\d+)\//.exec(summary)?.[1] ?? 0);
+        const done = views().filter((v) => (v as HTMLElement & { state: string }).state === 'done').length;
+        if (claimed > done) w.__violations.push(`summary '${summary}' with ${done} cards done`);
+      };
+      document.addEventListener('saliency-result', () => {
+        look();
+        if (w.__switched) return;
+        w.__switched = true;
+        const model = document.getElementById('model') as HTMLSelectElement;
+        model.value = '/human-models/emotion.json';
+        model.dispatchEvent(new Event('change'));
+        const sample = document.getElementById('sample') as HTMLSelectElement;
+        sample.value = '/assets/astronaut.png';
+        sample.dispatchEvent(new Event('change'));
+        look();
+      });
+      setInterval(look, 15);
+    }, [...FASHION_CLASSES]);
+    const events = await waitForEvents(page, methods, 240_000, 64 * 64);
+    const state = await page.evaluate(() => ({
+      switched: (window as unknown as { __switched: boolean }).__switched,
+      violations: (window as unknown as { __violations: string[] }).__violations,
+      summary: document.getElementById('summary')!.textContent,
+      classes: [...document.querySelectorAll('saliency-view')].map((v) => v.shadowRoot!.querySelector('ol.classes')!.textContent),
+    }));
+    expect(state.switched).toBe(true);
+    expect([...new Set(state.violations)]).toEqual([]);
+    expect(state.summary).toMatch(/^3\/3 done/);
+    const emotions = ['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral'];
+    for (const text of state.classes) expect(emotions.some((e) => text!.includes(e)), text!).toBe(true);
+    // The runs for the old inputs ended as cancelled or replaced, never as results for the new ones.
+    expect(events.filter((e) => e.type === 'saliency-result' && e.input!.length === 64 * 64).length).toBeGreaterThanOrEqual(3);
+
+    // A target the model does not have: every card shows only its error, no map and no classes.
+    await page.evaluate(() => {
+      const target = document.getElementById('target') as HTMLInputElement;
+      target.value = '42';
+      target.dispatchEvent(new Event('change'));
+    });
+    await page.waitForFunction(() => [...document.querySelectorAll('saliency-view')].every((v) => (v as HTMLElement & { state: string }).state === 'failed'), { timeout: 60_000 });
+    const failed = await page.evaluate(() =>
+      [...document.querySelectorAll('saliency-view')].map((v) => {
+        const root = v.shadowRoot!;
+        const shown = (sel: string) => getComputedStyle(root.querySelector(sel)!).display !== 'none';
+        return {
+          stage: shown('.stage'),
+          classes: shown('ol.classes'),
+          bar: shown('.bar'),
+          message: root.querySelector('.message')!.textContent,
+          width: root.querySelector('.card')!.getBoundingClientRect().width,
+          summary: document.getElementById('summary')!.textContent,
+        };
+      }),
+    );
+    for (const f of failed) {
+      expect(f).toMatchObject({ stage: false, classes: false, bar: false });
+      expect(f.message).toMatch(/target 42 is out of range: model 'emotion' has 7 classes/);
+      expect(f.width).toBeLessThanOrEqual(224 + 2 * 8 + 2 + 0.5);
+      expect(f.summary).toBe('0/3 done · 3 failed');
+    }
+    expect(errors).toEqual([]);
+    await page.close();
   });
 
   it('cancels SmoothGrad, and says clearly when the model cannot be loaded', async () => {

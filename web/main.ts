@@ -205,14 +205,28 @@ function sync(): void {
     setAttr(view, 'colormap', colormap.value);
     if (view.image !== image) view.image = image;
   }
-  // Keep the registry's order (appending an element already in place moves it).
-  for (const method of chosen) results.append(views.get(method)!);
+  // Keep the registry's order, moving only cards out of place: a moved element is
+  // disconnected, which cancels its run.
+  chosen.forEach((method, i) => {
+    const view = views.get(method)!;
+    if (results.children[i] !== view) results.insertBefore(view, results.children[i] ?? null);
+  });
+  updateSummary();
 }
 
-results.addEventListener('saliency-result', (e) => {
-  const done = [...views.values()].filter((v) => v.result).length;
-  summary.textContent = `${done}/${views.size} done · ${e.detail.method} ${e.detail.ms.toFixed(0)} ms`;
-});
+/** How many cards have their result for the current inputs (a card's state is reset when they change). */
+function updateSummary(last?: string): void {
+  const states = [...views.values()].map((v) => v.state);
+  const done = states.filter((st) => st === 'done').length;
+  const failed = states.filter((st) => st === 'failed').length;
+  const parts = [`${done}/${views.size} done`];
+  if (failed) parts.push(`${failed} failed`);
+  if (last && done) parts.push(last);
+  summary.textContent = views.size ? parts.join(' · ') : '';
+}
+
+results.addEventListener('saliency-result', (e) => updateSummary(`${e.detail.method} ${e.detail.ms.toFixed(0)} ms`));
+results.addEventListener('saliency-error', () => updateSummary());
 
 // ------------------------------------------------------------------------------------------------
 // Inputs

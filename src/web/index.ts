@@ -13,6 +13,7 @@ export {
   VIEW_METHODS,
   METHOD_LABELS,
   type ViewMethod,
+  type ViewState,
   type ImageInput,
   type ClassScore,
   type SaliencyResultDetail,

@@ -43,6 +43,9 @@ export type ViewMethod = MethodName;
 /** Readable names for labels, from the registry. */
 export const METHOD_LABELS: Readonly<Record<ViewMethod, string>> = Object.fromEntries(METHODS.map((m) => [m.name, m.label])) as Record<ViewMethod, string>;
 
+/** See `SaliencyView.state`. */
+export type ViewState = 'idle' | 'running' | 'done' | 'failed' | 'cancelled';
+
 /** Anything the element can read pixels from. */
 export type ImageInput = string | URL | Blob | HTMLImageElement | HTMLCanvasElement | OffscreenCanvas | ImageBitmap | ImageData;
 
@@ -94,12 +97,17 @@ const ATTRIBUTES = [
 ] as const;
 
 const STYLE = `
-:host { display: inline-block; font: 13px/1.35 system-ui, sans-serif; color: #222; vertical-align: top; }
-.card { display: flex; flex-direction: column; gap: 6px; padding: 8px; border: 1px solid #ccd; border-radius: 6px; background: #fff; }
+:host { display: inline-block; font: 13px/1.35 system-ui, sans-serif; color: #222; vertical-align: top; --size: 224px; }
+.card { display: flex; flex-direction: column; gap: 6px; padding: 8px; border: 1px solid #ccd; border-radius: 6px; background: #fff; width: var(--size); overflow-wrap: anywhere; }
 .title { font-weight: 600; }
 .title small { font-weight: 400; color: #667; margin-left: 6px; }
-.stage { position: relative; background: #111; }
-canvas.overlay { display: block; image-rendering: auto; }
+.stage { position: relative; width: var(--size); height: var(--size); background: #eceef3; }
+canvas.overlay { display: block; width: var(--size); height: var(--size); image-rendering: auto; }
+.placeholder { display: none; position: absolute; inset: 0; align-items: center; justify-content: center; text-align: center; padding: 8px;
+  color: #667; font-size: 12px; background: repeating-linear-gradient(45deg, #eceef3 0 8px, #e3e6ee 8px 16px); }
+.card:not([data-state='done']) canvas.overlay, .card:not([data-state='done']) .bar, .card:not([data-state='done']) ol.classes { display: none; }
+.card:not([data-state='done']) .placeholder { display: flex; }
+.card[data-state='failed'] .stage, .card[data-state='failed'] .status, .card[data-state='failed'] .detections { display: none; }
 .bar { display: flex; align-items: center; gap: 6px; font-size: 11px; color: #556; }
 .bar canvas { flex: 1; height: 10px; min-width: 0; }
 .status { min-height: 1.35em; color: #556; font-size: 12px; }
@@ -109,7 +117,8 @@ canvas.overlay { display: block; image-rendering: auto; }
 .progress.shown { display: flex; }
 .progress progress { flex: 1; }
 ol.classes { margin: 0; padding: 0; list-style: none; }
-ol.classes li { display: grid; grid-template-columns: 1fr 3.5em; gap: 4px; position: relative; padding: 1px 4px; }
+ol.classes li { display: grid; grid-template-columns: minmax(0, 1fr) 3.5em; gap: 4px; position: relative; padding: 1px 4px; }
+ol.classes li span:not(.p) { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 ol.classes li .fill { position: absolute; inset: 0 auto 0 0; background: #dde6f7; z-index: 0; }
 ol.classes li span { position: relative; z-index: 1; }
 ol.classes li .p { text-align: right; font-variant-numeric: tabular-nums; }
@@ -208,14 +217,25 @@ export class SaliencyView extends Base {
     return [...ATTRIBUTES];
   }
 
-  /** The last successful result. */
+  /** The result for the current inputs; null while it is computed, after a failure, or before a run. */
   result: SaliencyResultDetail | null = null;
+
+  /**
+   * Where the element stands for its current inputs: 'idle' (nothing to run yet), 'running',
+   * 'done' (`result` is theirs), 'failed' (only the error is shown) or 'cancelled'. Nothing of an
+   * earlier input's result is shown in any state but 'done'.
+   */
+  get state(): ViewState {
+    return this.els.card.dataset.state as ViewState;
+  }
 
   private imageSource: ImageInput | null = null;
   private controller: AbortController | null = null;
   private scheduled: ReturnType<typeof setTimeout> | null = null;
   private runCount = 0;
   private readonly els: {
+    card: HTMLElement;
+    placeholder: HTMLElement;
     title: HTMLElement;
     sub: HTMLElement;
     overlay: HTMLCanvasElement;
@@ -235,9 +255,9 @@ export class SaliencyView extends Base {
     super();
     const root = this.attachShadow({ mode: 'open' });
     root.innerHTML = `<style>${STYLE}</style>
-<div class="card" part="card">
+<div class="card" part="card" data-state="idle">
   <div class="title" part="title"><span class="name"></span><small class="sub"></small></div>
-  <div class="stage"><canvas class="overlay" part="overlay" width="224" height="224"></canvas></div>
+  <div class="stage"><canvas class="overlay" part="overlay" width="224" height="224"></canvas><div class="placeholder" part="placeholder">no map yet</div></div>
   <div class="bar" part="colorbar"><span>low</span><canvas width="224" height="10"></canvas><span>high</span></div>
   <div class="progress" part="progress"><progress max="1" value="0"></progress><span class="ptext"></span><button type="button" class="cancel">Cancel</button></div>
   <div class="status" part="status" role="status"></div>
@@ -247,6 +267,8 @@ export class SaliencyView extends Base {
 </div>`;
     const q = <T extends Element>(s: string) => root.querySelector(s) as T;
     this.els = {
+      card: q('.card'),
+      placeholder: q('.placeholder'),
       title: q('.title .name'),
       sub: q('.title .sub'),
       overlay: q('canvas.overlay'),
@@ -305,6 +327,7 @@ export class SaliencyView extends Base {
   }
   set image(v: ImageInput | null) {
     this.imageSource = v;
+    this.invalidate();
     this.schedule();
   }
 
@@ -327,7 +350,27 @@ export class SaliencyView extends Base {
     if (old === value) return;
     if (name === 'method') this.els.title.textContent = METHOD_LABELS[value as ViewMethod] ?? value ?? '';
     if (name === 'colormap' || name === 'size') this.drawColorbar();
+    // Any input may change the answer: what is shown is no longer the current inputs' result.
+    if (name !== 'manual') this.invalidate();
     this.schedule();
+  }
+
+  /**
+   * Forgets what is shown: the map, the classes and the detections of earlier inputs give way to
+   * a placeholder until the current inputs' own result arrives.
+   */
+  private invalidate(text = 'no map yet'): void {
+    this.result = null;
+    this.setState(this.isConnected && (this.imageSource || this.src) && this.model ? 'running' : 'idle', text);
+    this.els.sub.textContent = '';
+    this.els.classes.replaceChildren();
+    this.els.detections.replaceChildren();
+    this.showMessage('');
+  }
+
+  private setState(state: ViewState, placeholder: string): void {
+    this.els.card.dataset.state = state;
+    this.els.placeholder.textContent = placeholder;
   }
 
   /** Stops the running explanation (SmoothGrad and D-RISE stop between batches). */
@@ -340,7 +383,10 @@ export class SaliencyView extends Base {
   private schedule(): void {
     if (!this.isConnected || this.hasAttribute('manual')) return;
     if (!this.imageSource && !this.src) {
-      if (!this.controller) this.setStatus('waiting for an image');
+      if (!this.controller) {
+        this.setState('idle', 'waiting for an image');
+        this.setStatus('waiting for an image');
+      }
       return;
     }
     if (!this.model) return;
@@ -365,7 +411,8 @@ export class SaliencyView extends Base {
     const id = ++this.runCount;
     const method = this.method;
     const current = () => id === this.runCount;
-    this.showMessage('');
+    this.invalidate('computing…');
+    this.setState('running', 'computing…');
     this.showProgress(null);
     try {
       const result = await this.compute(method, controller.signal, current);
@@ -378,6 +425,8 @@ export class SaliencyView extends Base {
       if (current()) {
         const cancelled = error instanceof CancelledError || controller.signal.aborted;
         this.setStatus(cancelled ? 'cancelled' : 'failed');
+        this.invalidate(cancelled ? 'cancelled' : 'failed');
+        this.setState(cancelled ? 'cancelled' : 'failed', cancelled ? 'cancelled' : 'failed');
         if (!cancelled) this.showMessage(describeError(error));
         this.dispatchEvent(new CustomEvent('saliency-error', { detail: { method, error, message: error.message }, bubbles: true, composed: true }));
       }
@@ -419,15 +468,20 @@ export class SaliencyView extends Base {
     const check = () => {
       if (signal.aborted || !current()) throw new CancelledError(`${method}: cancelled`);
     };
+    // A run replaced by a newer one says nothing more.
+    const status = (text: string) => current() && this.setStatus(text);
 
-    this.setStatus('opening WebGPU…');
+    status('opening WebGPU…');
     const gpu = await sharedGpu();
     check();
-    this.setStatus('reading the image…');
+    status('reading the image…');
     const whole = await readPixels(source);
+    if (crop && (crop[0]! + crop[2]! > whole.width || crop[1]! + crop[3]! > whole.height)) {
+      throw new ArgumentError(`crop="${cropText}" reaches outside the image, which is ${whole.width}×${whole.height} pixels`);
+    }
     const pixels = crop ? cropRgba(whole, crop as [number, number, number, number]) : whole;
     check();
-    this.setStatus('loading the model…');
+    status('loading the model…');
 
     // The work goes through the device's queue in steps: loading and the input tensor in one job,
     // then the saliency method, which queues itself (a browser cannot run it nested in a job).
@@ -444,7 +498,7 @@ export class SaliencyView extends Base {
       return { model, input, inputShape, x: gpu.keep(tensor(gpu, input, inputShape)) };
     });
     try {
-      this.setStatus(`running ${METHOD_LABELS[method]}…`);
+      status(`running ${METHOD_LABELS[method]}…`);
       const t0 = performance.now();
       const entry = methodByName(method);
       const out =
@@ -526,7 +580,7 @@ export class SaliencyView extends Base {
     detectorGeometry(model); // a clear error for a classifier
     const [dets] = await model.gpu.exclusive(() => detect(model, x, { threshold: o.threshold }));
     const detections = dets ?? [];
-    this.showDetections(detections, o.detection, model.classNames);
+    if (current()) this.showDetections(detections, o.detection, model.classNames);
     const chosen = detections[o.detection];
     if (!chosen) {
       throw new ArgumentError(
@@ -566,6 +620,7 @@ export class SaliencyView extends Base {
 
   private drawColorbar(): void {
     const size = this.size();
+    this.style.setProperty('--size', `${size}px`);
     const img = renderColorbar(size, this.colormap());
     const canvas = this.els.bar;
     canvas.width = img.width;
@@ -577,7 +632,8 @@ export class SaliencyView extends Base {
     const size = this.size();
     const [, channels, height, width] = r.inputShape as [number, number, number, number];
     const view = inputToRgba(r.input, channels, width, height);
-    const kind = methodByName(r.method).display;
+    const entry = methodByName(r.method);
+    const kind = entry.display;
     const opacity = numberAttr(this, 'opacity', DEFAULT_OPACITY);
     const img = renderOverlay({ data: r.map, shape: r.shape }, view, { size, kind, colormap: this.colormap(), opacity });
     const canvas = this.els.overlay;
@@ -598,6 +654,7 @@ export class SaliencyView extends Base {
       });
     }
     this.drawColorbar();
+    this.setState('done', '');
     this.showClasses(r.classes, entry.kind === 'detector' ? -1 : r.target);
     const targetName = entry.kind === 'detector' ? `detection ${r.target}` : (model.classNames?.[r.target] ?? `class ${r.target}`);
     this.els.sub.textContent = targetName;
