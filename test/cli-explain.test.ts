@@ -10,6 +10,7 @@ import { FASHION_GAP, FASHION_VGG } from '../src/nets/zoo.js';
 import { decodeImage, encodePng, imageToTensorData, readImage } from '../src/saliency/image.js';
 import { inputToRgba } from '../src/saliency/input.js';
 import { renderOverlay } from '../src/saliency/render.js';
+import { decodeNpy } from '../src/runtime/npy.js';
 import { FIGURE_GAP, describePrediction, negatedOutput } from '../src/cli/explain.js';
 import { colormap, type RgbaImage } from '../src/saliency/colormaps.js';
 import type { ModelSpec } from '../src/nets/spec.js';
@@ -290,5 +291,33 @@ describe.runIf(existsSync(cli))('saliency explain / features', () => {
       }
     }
     flipped.dispose();
+  });
+
+  it('--raw writes each raw map as .npy next to its PNG: the library\'s map, values and shape', async () => {
+    const out = join(dir, 'raw');
+    const { stdout } = await run(process.execPath, [cli, 'explain', '--model', modelFile, '--image', imageFile, '--method', 'vanilla,gradCam', '--target', '9', '--raw', '--size', '32', '--out', out]);
+    expect(stdout).toMatch(/vanilla\s+\d+ ms\s+→ .*vanilla\.png, vanilla\.npy/);
+    expect(readdirSync(out).sort()).toEqual(['gradCam.npy', 'gradCam.png', 'overview.png', 'vanilla.npy', 'vanilla.png']);
+    const gpu = await getGpu();
+    const model = modelFromSafetensors(gpu, new Uint8Array(readFileSync(modelFile)));
+    const input = imageToTensorData(readImage(imageFile), { channels: 1, width: 28, height: 28, background: [0, 0, 0] });
+    const x = tensor(gpu, input, [1, 1, 28, 28]);
+    for (const method of ['vanilla', 'gradCam'] as const) {
+      const raw = await saliency[method](model, x, { target: 9 });
+      const want = await raw.read();
+      const got = decodeNpy(new Uint8Array(readFileSync(join(out, `${method}.npy`))));
+      expect(got.shape).toEqual([...raw.shape]);
+      raw.dispose();
+      let worst = 0;
+      for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got.data[i]! - want[i]!));
+      expect(worst, method).toBeLessThanOrEqual(1e-6 * Math.max(...want.map(Math.abs)));
+      expect(Math.max(...want.map(Math.abs))).toBeGreaterThan(0);
+    }
+    x.dispose();
+    model.dispose();
+    // Without --raw, no .npy.
+    const plain = join(dir, 'plain');
+    await run(process.execPath, [cli, 'explain', '--model', modelFile, '--image', imageFile, '--method', 'vanilla', '--size', '16', '--out', plain]);
+    expect(readdirSync(plain).sort()).toEqual(['overview.png', 'vanilla.png']);
   });
 });

@@ -119,6 +119,7 @@ program
   .option('--noise-level <f>', 'SmoothGrad: noise σ as a fraction of the value range (0 gives the vanilla gradient)', nonNegativeNumber('--noise-level'), 0.15)
   .option('--seed <n>', 'SmoothGrad: noise seed', positiveIntOrZero('--seed'), 0)
   .option('--size <px>', 'side of the rendered images in pixels', sizeOption('--size'), 224)
+  .option('--raw', 'also write each raw map (signed, not normalised, the shape the method returns) as <method>.npy next to its PNG (NumPy float32)')
   .option('--trace', 'print every forward and backward pass step by step (layer, kernels, rule, gradient statistics), the ReLU rules of the methods side by side, and write trace.json')
   .action(async (opts) => {
     await explainCommand(opts);

@@ -51,6 +51,7 @@ export function outputDirectory(option: string, dir: string): string {
  * when they fail for another reason later.
  */
 export function checkOutputDirectory(option: string, dir: string): void {
+  if (dir === '') throw new ArgumentError(`${option} must name a directory; got an empty string`);
   const path = resolve(dir);
   let existing = path;
   while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
@@ -59,9 +60,9 @@ export function checkOutputDirectory(option: string, dir: string): void {
       const message = existing === path ? `${path} is a file, not a directory` : 'not a directory';
       throw Object.assign(new Error(message), { code: 'ENOTDIR' });
     }
-    probe(join(existing, `.saliency-${process.pid}.partial`));
+    probeWritable(existing);
   } catch (err) {
-    throw new ArgumentError(`${option} ${dir}: cannot write files there (${fileProblem(err)})`);
+    throw new ArgumentError(`${option} ${shorten(dir)}: cannot write files there (${fileProblem(err)})`);
   }
 }
 
