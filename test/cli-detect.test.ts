@@ -106,7 +106,7 @@ describe.runIf(existsSync(cli))('detector commands', () => {
       expect(err.code, args.join(' ')).toBe(1);
       expect(err.stderr).toMatch(message);
       expect(err.stderr).not.toMatch(/at .*\.js:\d+/);
-      expect(err.stdout).not.toMatch(/drise: \d|→/);
+      expect(err.stdout).toBe(''); // refused before the detector ran: no detections, no masks
     }
   });
 
