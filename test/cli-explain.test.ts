@@ -11,7 +11,8 @@ import { decodeImage, encodePng, imageToTensorData, readImage } from '../src/sal
 import { inputToRgba } from '../src/saliency/input.js';
 import { renderOverlay } from '../src/saliency/render.js';
 import { decodeNpy } from '../src/runtime/npy.js';
-import { FIGURE_GAP, describePrediction, negatedOutput } from '../src/cli/explain.js';
+import { FIGURE_GAP, describePrediction } from '../src/cli/explain.js';
+import { negatedOutput } from '../src/saliency/sigmoid.js';
 import { colormap, type RgbaImage } from '../src/saliency/colormaps.js';
 import type { ModelSpec } from '../src/nets/spec.js';
 import * as saliency from '../src/saliency/index.js';

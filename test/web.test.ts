@@ -617,6 +617,39 @@ describe.skipIf(!haveChromium)('<saliency-view> and the demo page in headless Ch
     await page.close();
   });
 
+  it.skipIf(!existsSync(EMOTION))('a one-output (sigmoid) model lists both classes and explains the predicted one, as the CLI does', async () => {
+    const { page, errors } = await open('/web/?methods=');
+    const out = await page.evaluate(async () => {
+      await customElements.whenDefined('saliency-view');
+      const make = (target: string) => {
+        const v = document.createElement('saliency-view');
+        v.setAttribute('manual', '');
+        v.setAttribute('model', '/human-models/antispoof.json');
+        v.setAttribute('method', 'vanilla');
+        v.setAttribute('src', '/assets/astronaut.png');
+        v.setAttribute('crop', '170,40,120,120');
+        v.setAttribute('target', target);
+        document.body.append(v);
+        return v;
+      };
+      const top = await make('top').run();
+      const own = await make('0').run();
+      const sub = document.querySelector('saliency-view')!.shadowRoot!.querySelector('.sub')!.textContent;
+      return { top: { target: top.target, classes: top.classes, map: Array.from(top.map) }, own: { target: own.target, map: Array.from(own.map) }, sub };
+    });
+    // human's antispoof says 37.2% "real face" for this face (the CLI's figure): the other side wins.
+    expect(out.top.classes.map((c) => c.name)).toEqual(['spoof', 'real face']);
+    expect(out.top.classes[1]!.probability).toBeCloseTo(0.372, 3);
+    expect(out.top.target).toBe(1);
+    expect(out.sub).toBe('spoof');
+    expect(out.own.target).toBe(0);
+    // The vanilla gradient of −z is minus that of z.
+    expect(maxAbsDiff(out.top.map, out.own.map.map((v) => -v))).toBeLessThanOrEqual(1e-6 * Math.max(...out.own.map.map(Math.abs)));
+    expect(Math.max(...out.own.map.map(Math.abs))).toBeGreaterThan(0);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it('cancels SmoothGrad, and says clearly when the model cannot be loaded', async () => {
     const { page } = demo ?? (await open('/web/?methods='));
     const out = await page.evaluate(async () => {

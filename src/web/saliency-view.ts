@@ -34,6 +34,8 @@ import { METHODS, METHOD_NAMES, isMethodName, methodByName, runMethod, type Clas
 import { COLORMAPS, type ColormapName, type RgbaImage } from '../saliency/colormaps.js';
 import { cropRgba, imageToTensorData, inputToRgba } from '../saliency/input.js';
 import { DEFAULT_OPACITY, renderColorbar, renderOverlay } from '../saliency/render.js';
+import { negatedOutput, otherClassName } from '../saliency/sigmoid.js';
+import * as ops from '../autodiff/ops/index.js';
 import { cachedModel, sharedGpu, type ViewModel } from './models.js';
 
 /** The methods, in the registry's order (src/saliency/methods.ts): every method, D-RISE included. */
@@ -546,19 +548,27 @@ export class SaliencyView extends Base {
         out.dispose();
       }
     });
-    // One output (a sigmoid head, e.g. antispoof): its probability is σ(logit), as in the CLI.
-    const probs = logits.length === 1 ? [1 / (1 + Math.exp(-logits[0]!))] : softmax(logits);
-    const classes = topClasses(probs, model.classNames, o.top);
+    // One sigmoid output (e.g. antispoof) is two classes, as in the CLI: 0, the output's own
+    // (probability σ(z), score z), and 1, the other (1 − σ(z), score −z); both are listed.
+    const binary = logits.length === 1;
+    const own = model.classNames?.[0] ?? 'class 0';
+    const names = binary ? [own, otherClassName(own)] : model.classNames;
+    const probs = binary ? [1 / (1 + Math.exp(-logits[0]!)), 1 / (1 + Math.exp(logits[0]!))] : softmax(logits);
+    const classes = topClasses(probs, names, binary ? 2 : o.top);
     const target = requested === 'top' ? classes[0]!.index : requested;
-    if (target >= logits.length) {
+    if (binary && target > 1) {
+      throw new ArgumentError(`target ${target} is out of range: model '${model.name}' has one sigmoid output: 0 (${own}) or 1 (${otherClassName(own)})`);
+    }
+    if (target >= probs.length) {
       throw new ArgumentError(`target ${target} is out of range: model '${model.name}' has ${logits.length} classes (0..${logits.length - 1})`);
     }
     if (!classes.some((c) => c.index === target)) {
-      classes.push({ index: target, name: model.classNames?.[target] ?? `class ${target}`, probability: probs[target]! });
+      classes.push({ index: target, name: names?.[target] ?? `class ${target}`, probability: probs[target]! });
     }
+    const negate = binary && target === 1;
     if (methodByName(method).progressUnit) this.showProgress({ done: 0, total: o.samples, method });
-    const raw = runMethod(method, model, x, {
-      target,
+    const raw = runMethod(method, negate ? negatedOutput(model) : model, x, {
+      target: negate ? 0 : target,
       layer,
       samples: o.samples,
       noiseLevel: o.noiseLevel,
@@ -566,7 +576,9 @@ export class SaliencyView extends Base {
       signal,
       onProgress: (done, total) => signal.aborted || this.showProgress({ done, total, method }),
     });
-    return { target, ...(await SaliencyView.readMap(raw)), classes };
+    // CAM reads the linear layer's weights, not the output: class 1's map is class 0's, negated.
+    const shown = negate && method === 'cam' ? raw.then((own) => model.gpu.exclusive(() => ops.neg(own)).finally(() => own.dispose())) : raw;
+    return { target, ...(await SaliencyView.readMap(shown)), classes };
   }
 
   private async computeDrise(
@@ -656,7 +668,8 @@ export class SaliencyView extends Base {
     this.drawColorbar();
     this.setState('done', '');
     this.showClasses(r.classes, entry.kind === 'detector' ? -1 : r.target);
-    const targetName = entry.kind === 'detector' ? `detection ${r.target}` : (model.classNames?.[r.target] ?? `class ${r.target}`);
+    const targetName =
+      entry.kind === 'detector' ? `detection ${r.target}` : (r.classes.find((c) => c.index === r.target)?.name ?? model.classNames?.[r.target] ?? `class ${r.target}`);
     this.els.sub.textContent = targetName;
     this.setStatus(`${model.name} · ${r.ms.toFixed(0)} ms`);
   }
