@@ -282,7 +282,8 @@ export function describePrediction(model: { classNames?: readonly string[] | und
 /** Pictures side by side with their labels, and the colour map's key under them (one `size` wide). */
 export function figure(images: RgbaImage[], labels: string[], size: number): RgbaImage {
   const grid = tileImages(images, { columns: Math.min(images.length, 5), labels, gap: FIGURE_GAP });
-  return addColorbarKey(grid, { width: Math.max(8, Math.min(size, grid.width - 2 * FIGURE_GAP)), gap: FIGURE_GAP });
+  const barWidth = Math.min(size, grid.width - 2 * FIGURE_GAP);
+  return barWidth >= 8 ? addColorbarKey(grid, { width: barWidth, gap: FIGURE_GAP }) : grid; // no room for a key on tiny pictures
 }
 
 /** Pixels around and between a figure's pictures: an overlay sits at (FIGURE_GAP, FIGURE_GAP). */
