@@ -102,6 +102,7 @@ export { DataLoader, Rng, type Batch, type DataLoaderOptions, type Augment } fro
 export { SGD, Adam, type Optimizer, type SgdOptions, type AdamOptions } from './nets/optim.js';
 export { crossEntropy, train, evaluate, predict, type TrainOptions, type TrainProgress, type TrainHistory, type EpochSummary } from './nets/train.js';
 export * as saliency from './saliency/index.js';
+export { metrics } from './saliency/index.js';
 export * from './saliency/display.js';
 export * from './saliency/colormaps.js';
 export { displayMap, renderOverlay, renderColorbar, type RenderOptions } from './saliency/render.js';

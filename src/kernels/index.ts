@@ -53,3 +53,4 @@ export * from './resize.js';
 export * from './shape.js';
 export * from './softmax.js';
 export { randomNormal, randomUniform, type RandomOptions } from './random.js';
+export { selectByRank, imputeNoisyLinear, type RankItem, type ImputeOptions, type ImputeResult } from './perturb.js';

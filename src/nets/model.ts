@@ -5,6 +5,7 @@
 import * as ops from '../autodiff/ops/index.js';
 import { activeTape, nameOutput } from '../autodiff/tape.js';
 import { samePadding, type Activation } from '../kernels/common.js';
+import { clone as cloneTensor } from '../kernels/elementwise.js';
 import { conv2dOutputShape } from '../kernels/conv2d.js';
 import { poolOutputShape } from '../kernels/pool.js';
 import { ArgumentError, FormatError, SaliencyError, ShapeError, formatShape } from '../runtime/errors.js';
@@ -65,6 +66,7 @@ export class Model implements Trainable {
   readonly classNames: readonly string[] | undefined;
   private readonly impl: LayerImpl[];
   private readonly dropoutRng: Rng;
+  private readonly seed: number;
   private disposed = false;
 
   /** Use `modelFromSpec`. */
@@ -79,7 +81,19 @@ export class Model implements Trainable {
     this.inputShape = spec.input;
     this.outputShape = layers.length ? layers[layers.length - 1]!.outputShape : spec.input;
     this.classNames = spec.classes;
+    this.seed = seed;
     this.dropoutRng = new Rng(seed ^ 0x9e3779b9);
+  }
+
+  /**
+   * An independent copy: the same spec and weights in new GPU buffers, so that changing the copy's
+   * parameters (e.g. re-initialising layers for the model-randomisation check) leaves this model
+   * as it is. Dispose the copy when done.
+   */
+  clone(): Model {
+    if (this.disposed) throw new ArgumentError(`model '${this.name}' was disposed`);
+    const layers = this.impl.map((l) => ({ ...l, params: new Map([...l.params].map(([k, t]) => [k, this.gpu.keep(cloneTensor(t))])) }));
+    return new Model(this.gpu, this.spec, layers, this.seed);
   }
 
   get name(): string {

@@ -36,3 +36,4 @@ export {
   type MethodName,
 } from './methods.js';
 export { MethodTrace, type TraceOn, type Traced } from './trace.js';
+export * as metrics from './metrics/index.js';
