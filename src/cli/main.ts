@@ -6,10 +6,12 @@ import { limitsFromEnvironment } from '../runtime/limits.js';
 import { doctor } from './doctor.js';
 import { evaluateCommand, trainCommand } from './train.js';
 import { METHODS, explainCommand, featuresCommand, sampleCommand } from './explain.js';
+import { METRIC_METHODS } from '../saliency/metrics/methods.js';
 import { decimal } from './parse.js';
 import { detectCommand, driseCommand, sceneCommand } from './detect.js';
 import { registerBatchCommands } from './batch/command.js';
 import { exitWithParent, runFiltered, runsItself } from './quiet.js';
+import { METRIC_NAMES, metricsCommand } from './metrics.js';
 
 const program = new Command();
 program
@@ -136,6 +138,35 @@ program
   .option('--size <px>', 'side of each tile in pixels', sizeOption('--size'), 160)
   .action(async (opts) => {
     await featuresCommand(opts);
+  });
+
+program
+  .command('metrics')
+  .description(
+    "measure each method's maps (docs/metrics.md): deletion, insertion, ROAD, Average Drop, max-sensitivity, model randomisation, pointing game; " +
+      'prints a table (method × metric, mean ± std over the images, a seeded random map as the control row) and writes metrics.json, curves.png and randomisation.png',
+  )
+  .requiredOption('--model <name|file>', 'a bundled model (fashion-vgg, fashion-gap), a .safetensors file, or a TF.js model.json (graph or layers)')
+  .requiredOption('--image <files...>', 'PNG or JPEG images, or folders of them (each resized to the model input)')
+  .option('--crop <x,y,w,h>', 'use only this region of each image (pixels), e.g. a face')
+  .option('--method <name|all>', `one of ${METRIC_METHODS.join(', ')}; a comma-separated list; or all`, 'all')
+  .option('--metric <name|all>', `one of ${METRIC_NAMES.join(', ')}; a comma-separated list; or all`, 'all')
+  .option('--target <index|top>', "the class the maps explain: an index, or top for each image's predicted class", 'top')
+  .option('--layer <name>', 'layer for Grad-CAM and Guided Grad-CAM (default: the last conv/ReLU layer with a spatial map)')
+  .option('--samples <n>', 'SmoothGrad: noisy samples', positiveInt('--samples'), 50)
+  .option('--noise-level <f>', 'SmoothGrad: noise σ as a fraction of the value range', nonNegativeNumber('--noise-level'), 0.15)
+  .option('--seed <n>', 'seed of everything random: SmoothGrad noise, the control map, ROAD noise, max-sensitivity perturbations, re-initialised weights', positiveIntOrZero('--seed'), 0)
+  .option('--step <n>', 'deletion, insertion: pixels changed per step (default: the image width, one row)', positiveInt('--step'))
+  .option('--batch-size <n>', 'images per forward pass (default: about 4 MiB of input, at most 128)', positiveInt('--batch-size'))
+  .option('--percentages <list>', 'ROAD: percentages of pixels removed, comma-separated, each in (0, 100) (default 10,20,…,90)')
+  .option('--radius <r>', 'max-sensitivity: perturbations uniform in [−r, r], in input units', nonNegativeNumber('--radius'), 0.02)
+  .option('--sensitivity-samples <n>', 'max-sensitivity: perturbed copies per image', positiveInt('--sensitivity-samples'), 10)
+  .option('--order <cascading|independent>', 'randomisation: re-initialise layers from the top down, cumulatively, or one at a time', 'cascading')
+  .option('--box <x1,y1,x2,y2|auto>', "pointing game: the object's box in model-input pixels (edges), or auto: the bounding box of each image's non-zero pixels (an object on black)")
+  .option('--tolerance <px>', 'pointing game: grow the box by this many pixels on every side', nonNegativeNumber('--tolerance'), 0)
+  .option('--out <dir>', 'directory for metrics.json, curves.png and randomisation.png', 'out')
+  .action(async (opts) => {
+    await metricsCommand(opts);
   });
 
 const probability = (name: string) => (v: string) => {

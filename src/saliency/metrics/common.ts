@@ -270,6 +270,21 @@ export async function cleanScores(
   return { classes, scores: scoresOf(all, k, classes, o.score ?? 'probability'), k };
 }
 
+/**
+ * The class each image's maps explain (`target`, default 'top': the predicted class) and its score
+ * f_c on the unperturbed image, computed in batches.
+ */
+export async function classScores(
+  model: ExplainableModel,
+  x: Tensor,
+  options: Pick<MetricOptions, 'target' | 'score' | 'batchSize' | 'signal'> = {},
+): Promise<{ classes: number[]; scores: Float64Array }> {
+  checkCommonOptions('classScores', options);
+  imageDims('classScores', model, x);
+  const { classes, scores } = await cleanScores('classScores', model, x, options);
+  return { classes, scores };
+}
+
 function concatFloat32(parts: Float32Array[]): Float32Array {
   const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
   let at = 0;

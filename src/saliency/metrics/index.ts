@@ -22,6 +22,7 @@ export {
 export { pointingGame, type PointingGameOptions, type PointingGameResult } from './pointing-game.js';
 export { metricMethod, METRIC_METHODS, type MethodFunction, type MetricMethod } from './methods.js';
 export {
+  classScores,
   defaultBatchSize,
   randomMap,
   rankPixels,
