@@ -5,7 +5,7 @@
  * deletion and insertion curves of each method) and, with randomisation, randomisation.png.
  */
 import { readdirSync, statSync } from 'node:fs';
-import { extname, join, resolve } from 'node:path';
+import { extname, join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { ArgumentError } from '../runtime/errors.js';
 import { writeFileAtomic } from '../runtime/files.js';
@@ -324,7 +324,7 @@ export async function metricsCommand(o: MetricsCommandOptions): Promise<void> {
             }
           }
           bar?.stop();
-          if (!bar) console.log(`  ${task}: done`);
+          if (!bar && (method || (metric !== 'maxSensitivity' && metric !== 'randomisation'))) console.log(`  ${task}: done`);
         }
       } finally {
         bar?.stop();
@@ -343,7 +343,7 @@ export async function metricsCommand(o: MetricsCommandOptions): Promise<void> {
 
     const json = {
       model: o.model,
-      images: files.map((f) => resolve(f)),
+      images: files,
       targets,
       options: {
         method: o.method,
@@ -363,7 +363,7 @@ export async function metricsCommand(o: MetricsCommandOptions): Promise<void> {
       results,
     };
     const jsonFile = join(outDir, 'metrics.json');
-    writeFileAtomic(jsonFile, JSON.stringify(json, null, 1) + '\n');
+    writeFileAtomic(jsonFile, JSON.stringify(json) + '\n');
     console.log(`\nall numbers → ${jsonFile}`);
     const panels = (['deletion', 'insertion'] as const).filter((m) => metricList.includes(m)).map((m) => curvesPlot(m, rows, results));
     if (panels.length) {
