@@ -19,11 +19,21 @@ interface BenchJson {
   profiles: Record<string, { gpu_ms: number; dispatches: number }> | null;
   drise: { masks: number; masks_per_second: number } | null;
   batch: { images: number; speedup: number; batch1: { batch_size: number; images_per_second: number; gpu_seconds: number; decode_seconds: number }; auto: { batch_size: number; images_per_second: number } } | null;
+  metrics: {
+    images: number;
+    methods: string[];
+    curves: number;
+    points: number;
+    batched: { curves_per_second: number; forward_images: number };
+    one_at_a_time: { curves_per_second: number; forward_images: number };
+    ratio: number;
+    agreement: number;
+  } | { skipped: string } | null;
 }
 
 describe.runIf(existsSync(bench))('npm run bench', () => {
   it('times every work in both libraries, and their results agree', { timeout: 180_000 }, async () => {
-    const { stdout } = await run('node', [bench, '--size', '32', '--reps', '1', '--samples', '2', '--drise', '4', '--batch', '6', '--no-kernels', '--json'], {
+    const { stdout } = await run('node', [bench, '--size', '32', '--reps', '1', '--samples', '2', '--drise', '4', '--batch', '6', '--metrics', '1', '--no-kernels', '--json'], {
       maxBuffer: 16 << 20,
     });
     const out = JSON.parse(stdout) as BenchJson;
@@ -51,5 +61,16 @@ describe.runIf(existsSync(bench))('npm run bench', () => {
     for (const r of [out.batch!.batch1, out.batch!.auto]) expect(r.images_per_second).toBeGreaterThan(0);
     expect(out.batch!.batch1.gpu_seconds).toBeGreaterThan(0);
     expect(out.batch!.batch1.decode_seconds).toBeGreaterThan(0);
+    // Deletion and insertion curves of the 7 methods fashion-vgg supports, batched and one forward
+    // pass per step: the same curves (skipped only where the Fashion-MNIST test set is missing).
+    const m = out.metrics!;
+    if (!('skipped' in m)) {
+      expect(m.methods).toHaveLength(7);
+      expect(m.curves).toBe(14);
+      expect(m.one_at_a_time.forward_images).toBe(m.points);
+      expect(m.batched.forward_images).toBeLessThanOrEqual(m.points);
+      expect(m.agreement).toBeLessThan(1e-4);
+      expect(m.ratio).toBeCloseTo(m.batched.curves_per_second / m.one_at_a_time.curves_per_second, 1);
+    }
   });
 });

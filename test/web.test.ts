@@ -650,6 +650,41 @@ describe.skipIf(!haveChromium)('<saliency-view> and the demo page in headless Ch
     await page.close();
   });
 
+  it("with the AUC box checked, shows each map's deletion and insertion AUC under it, as Node computes them", { timeout: 240_000 }, async () => {
+    const methods = ['vanilla', 'gradCam'];
+    const { page, errors } = await open(`/web/?model=/__fixtures/vgg.safetensors&methods=${methods.join(',')}&image=/__fixtures/item.png&auc=1`);
+    await page.waitForSelector('body[data-ready]');
+    const events = await waitForEvents(page, methods);
+    await page.waitForFunction(() => [...document.querySelectorAll('figcaption.auc')].filter((c) => (c as HTMLElement).dataset.insertion).length === 2, { timeout: 120_000, polling: 200 });
+    const captions = await page.evaluate(() =>
+      [...document.querySelectorAll('figure')].map((f) => {
+        const c = f.querySelector('figcaption.auc') as HTMLElement;
+        return { method: f.querySelector('saliency-view')!.getAttribute('method')!, text: c.textContent!, deletion: Number(c.dataset.deletion), insertion: Number(c.dataset.insertion) };
+      }),
+    );
+    const model = modelFromSafetensors(gpu, vggBytes);
+    for (const method of methods) {
+      const r = events.find((e) => e.type === 'saliency-result' && e.method === method)!;
+      const caption = captions.find((c) => c.method === method)!;
+      expect(caption.text).toMatch(/^deletion AUC \d\.\d{3} ↓ · insertion AUC \d\.\d{3} ↑$/);
+      // The same map and input, measured in Node.
+      const x = tensor(gpu, r.input!, [1, 1, 28, 28]);
+      const map = { data: Float32Array.from(r.map!), shape: r.shape! };
+      const options = { target: r.target!, kind: method === 'gradCam' ? ('cam' as const) : ('attribution' as const) };
+      const [del] = await saliency.metrics.deletion(model, x, map, options);
+      const [ins] = await saliency.metrics.insertion(model, x, map, options);
+      x.dispose();
+      expect(Math.abs(caption.deletion - del!.auc)).toBeLessThan(TOLERANCE);
+      expect(Math.abs(caption.insertion - ins!.auc)).toBeLessThan(TOLERANCE);
+    }
+    model.dispose();
+    // Unchecked: the captions go.
+    await page.click('#auc');
+    expect(await page.evaluate(() => [...document.querySelectorAll('figcaption.auc')].map((c) => c.textContent))).toEqual(['', '']);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it('cancels SmoothGrad, and says clearly when the model cannot be loaded', async () => {
     const { page } = demo ?? (await open('/web/?methods='));
     const out = await page.evaluate(async () => {

@@ -5,7 +5,8 @@
  * including reading the result back): forward, vanilla gradient, Grad-CAM at the last conv layer,
  * SmoothGrad with 50 samples in one batch, guided backprop (ours only). Also: the first call of
  * each (pipeline compilation included), peak GPU memory, conv/matmul GFLOP/s per VGG16 layer
- * shape, and D-RISE masks per second on the detector.
+ * shape, D-RISE masks per second on the detector, and deletion + insertion curves per second on
+ * fashion-vgg, batched against one forward pass per step.
  */
 import { createRequire } from 'node:module';
 import { Command, InvalidArgumentError } from 'commander';
@@ -28,10 +29,13 @@ import {
 import { matmul } from '../kernels/matmul.js';
 import { randomNormal } from '../kernels/random.js';
 import { detect, FASHION_DETECTOR } from '../nets/detector.js';
+import { loadFashionMnist } from '../nets/idx.js';
+import { loadModel } from '../nets/zoo.js';
 import { modelFromSpec, type Model } from '../nets/model.js';
 import type { LayerSpec, ModelSpec } from '../nets/spec.js';
 import { initGpu, type Gpu } from '../runtime/gpu.js';
 import { empty, tensor, type Tensor } from '../runtime/tensor.js';
+import * as metrics from '../saliency/metrics/index.js';
 import { runMethod } from '../saliency/methods.js';
 import { batchSpeed } from './batch.js';
 
@@ -51,6 +55,7 @@ interface Options {
   tiles?: (Conv2dTile | null)[];
   profile: boolean;
   splitK: boolean;
+  metrics?: number;
 }
 
 
@@ -172,6 +177,7 @@ async function main(): Promise<void> {
     .option('--no-kernels', 'skip the per-kernel GFLOP/s table')
     .option('--drise <masks>', 'D-RISE masks to time on the detector (0 = skip)', (v) => intArg(v, '--drise', true), 256)
     .option('--batch <images>', "images for the 'saliency batch' speed (Grad-CAM on fashion-vgg, batch 1 and auto; 0 = skip)", (v) => intArg(v, '--batch', true), 192)
+    .option('--metrics <images>', 'deletion + insertion curves of every method on fashion-vgg for this many Fashion-MNIST test images, batched and one forward pass per step (0 = skip); default 100 on a GPU, 10 on a software adapter', (v) => intArg(v, '--metrics', true))
     .option('--conv <kind>', "conv2d kernels: auto (direct on a CPU adapter, tiled on a GPU), tiled or direct", convArg, 'auto')
     .option('--tile <TMxTNxTK/RMxRN>', 'tiled conv2d kernels: use this one tile for every layer (default: chosen by shape)', tileArg)
     .option('--tiles <list>', "kernel table: compare these comma-separated tiles ('all': a built-in list; 'auto': the choice by shape; default: auto)", tilesArg)
@@ -298,9 +304,11 @@ async function main(): Promise<void> {
   const kernels = o.kernels ? await kernelTable(gpu, size, reps, o.tile ? [o.tile] : (o.tiles ?? [null]), o.tile ?? null, log) : [];
   const driseResult = o.drise > 0 ? await driseSpeed(gpu, o.drise, log) : null;
   const batchResult = o.batch > 0 ? await batchSpeed(o.batch, log) : null;
+  const metricsImages = o.metrics ?? (gpu.adapter.isSoftware ? 10 : 100);
+  const metricsResult = metricsImages > 0 ? await metricsSpeed(gpu, metricsImages, log) : null;
   if (o.json) {
     process.stdout.write(
-      JSON.stringify({ adapter: gpu.adapter.name, size, reps, conv, tile: o.tile ? formatConv2dTile(o.tile) : 'auto', split_k: o.splitK, results: rows, agreement, memory, profiles, kernels, drise: driseResult, batch: batchResult, date: new Date().toISOString() }) + '\n',
+      JSON.stringify({ adapter: gpu.adapter.name, size, reps, conv, tile: o.tile ? formatConv2dTile(o.tile) : 'auto', split_k: o.splitK, results: rows, agreement, memory, profiles, kernels, drise: driseResult, batch: batchResult, metrics: metricsResult, date: new Date().toISOString() }) + '\n',
     );
   }
   model.dispose();
@@ -483,6 +491,117 @@ async function driseSpeed(gpu: Gpu, masks: number, log: (s: string) => void) {
   map.dispose();
   image.dispose();
   detector.dispose();
+  return result;
+}
+
+/**
+ * Deletion and insertion curves of every method fashion-vgg supports (all but CAM, which needs a
+ * GAP head) on the first `images` Fashion-MNIST test images: the library's batched metrics against
+ * the same curves computed one forward pass per step (each perturbed image built on the CPU,
+ * uploaded, scored and read back alone, as a plain loop does it). Both must give the same curves.
+ */
+async function metricsSpeed(gpu: Gpu, images: number, log: (s: string) => void) {
+  let test: { images: Float32Array };
+  let model: Model;
+  try {
+    test = loadFashionMnist('test', undefined, { limit: images });
+    model = await loadModel(gpu, 'fashion-vgg');
+  } catch (e) {
+    log(`metrics: skipped (${(e as Error).message})`);
+    return { skipped: (e as Error).message };
+  }
+  const methods = metrics.METRIC_METHODS.filter((m) => m !== 'cam');
+  const n = images;
+  const [h, w] = [28, 28];
+  const x = tensor(gpu, test.images.subarray(0, n * h * w), [n, 1, h, w]);
+  const { classes } = await metrics.classScores(model, x);
+  const maps = new Map<string, { data: Float32Array; shape: number[] }>();
+  for (const m of methods) {
+    const method = metrics.metricMethod('bench', m);
+    const raw = await method.run(model, x, { target: classes, ...(m === 'smoothGrad' ? { samples: 10, batchSize: 10 } : {}) });
+    maps.set(m, { data: await raw.read(), shape: [...raw.shape] });
+    raw.dispose();
+  }
+  const kindOf = (m: string) => metrics.metricMethod('bench', m).kind;
+  const curves = 2 * methods.length * n;
+
+  // Batched, as the library runs them; forward images counted (steps that change nothing are skipped).
+  let forwardImages = 0;
+  const counted = Object.create(model) as Model;
+  counted.forward = (t, opts) => {
+    forwardImages += t.shape[0]!;
+    return model.forward(t, opts);
+  };
+  const batched = new Map<string, number[][]>();
+  // Warm-up on the first image (pipelines compiled), not timed.
+  const first = tensor(gpu, test.images.subarray(0, h * w), [1, 1, h, w]);
+  for (const metric of ['deletion', 'insertion'] as const) {
+    await metrics[metric](model, first, { data: maps.get(methods[0]!)!.data.slice(0, h * w), shape: [1, 1, h, w] }, { target: classes[0]!, kind: 'attribution' });
+  }
+  first.dispose();
+  let t0 = performance.now();
+  for (const m of methods) {
+    for (const metric of ['deletion', 'insertion'] as const) {
+      const r = await metrics[metric](counted, x, maps.get(m)!, { target: classes, kind: kindOf(m) });
+      batched.set(`${m} ${metric}`, r.map((c) => c.curve));
+    }
+  }
+  const batchedSeconds = (performance.now() - t0) / 1000;
+
+  // One forward pass per step.
+  const xs = await x.read();
+  const blur = await metrics.blurImages(x);
+  const blurred = await blur.read();
+  blur.dispose();
+  let worst = 0;
+  let loopForwards = 0;
+  t0 = performance.now();
+  for (const m of methods) {
+    const values = metrics.reduceMap(maps.get(m)!, kindOf(m), h, w);
+    for (const metric of ['deletion', 'insertion'] as const) {
+      for (let i = 0; i < n; i++) {
+        const { order } = metrics.rankPixels(values[i]!);
+        const image = xs.slice(i * h * w, (i + 1) * h * w);
+        const base = metric === 'deletion' ? new Float32Array(h * w) : blurred.slice(i * h * w, (i + 1) * h * w);
+        const start = metric === 'deletion' ? image : base.slice();
+        const curve: number[] = [];
+        for (let k = 0; k <= h; k++) {
+          for (let j = (k - 1) * w; k > 0 && j < k * w; j++) start[order[j]!] = metric === 'deletion' ? 0 : image[order[j]!]!;
+          const t = tensor(gpu, start, [1, 1, h, w]);
+          const out = await noGrad(gpu, () => model.forward(t, { logits: true }));
+          const logits = await out.read();
+          out.dispose();
+          t.dispose();
+          loopForwards++;
+          const top = Math.max(...logits);
+          const sum = logits.reduce((a, v) => a + Math.exp(v - top), 0);
+          curve.push(Math.exp(logits[classes[i]!]! - top) / sum);
+        }
+        const ours = batched.get(`${m} ${metric}`)![i]!;
+        for (let k = 0; k <= h; k++) worst = Math.max(worst, Math.abs(curve[k]! - ours[k]!));
+      }
+    }
+  }
+  const loopSeconds = (performance.now() - t0) / 1000;
+  x.dispose();
+  model.dispose();
+  if (worst > AGREEMENT_TOLERANCE) throw new Error(`metrics: the batched curves differ from the one-at-a-time ones by ${worst.toExponential(2)}`);
+  const result = {
+    model: 'fashion-vgg',
+    images: n,
+    methods,
+    curves,
+    points: curves * (h + 1),
+    batched: { seconds: round(batchedSeconds, 2), curves_per_second: round(curves / batchedSeconds, 2), forward_images: forwardImages },
+    one_at_a_time: { seconds: round(loopSeconds, 2), curves_per_second: round(curves / loopSeconds, 2), forward_images: loopForwards },
+    ratio: round(loopSeconds / batchedSeconds, 2),
+    agreement: worst,
+  };
+  log(
+    `metrics: deletion + insertion curves on fashion-vgg, ${methods.length} methods × ${n} images: batched ${result.batched.curves_per_second} curves/s ` +
+      `(${forwardImages} forward images for ${result.points} points: unchanged steps skipped), one forward pass per step ${result.one_at_a_time.curves_per_second} curves/s; ` +
+      `batched/loop ${result.ratio}× (curves agree within ${worst.toExponential(1)})`,
+  );
   return result;
 }
 
