@@ -11,8 +11,7 @@ import { ArgumentError } from '../runtime/errors.js';
 import { writeFileAtomic } from '../runtime/files.js';
 import { initGpu } from '../runtime/gpu.js';
 import { tensor } from '../runtime/tensor.js';
-import { camFeatureLayer } from '../saliency/cam.js';
-import { spatialLayer } from '../saliency/core.js';
+import { methodByName, type ClassifierMethodName, type ClassifierSettings } from '../saliency/methods.js';
 import type { Box, MapData } from '../saliency/display.js';
 import { tileImages, writePng } from '../saliency/image.js';
 import * as metrics from '../saliency/metrics/index.js';
@@ -188,20 +187,17 @@ export async function metricsCommand(o: MetricsCommandOptions): Promise<void> {
     if (model.outputShape.length !== 1) {
       throw new ArgumentError(`'${o.model}' is not a classifier (its output per image is [${model.outputShape.join(', ')}]); the metrics score a class`);
     }
-    if (methods.includes('cam')) {
-      try {
-        camFeatureLayer(model);
-      } catch (e) {
-        if (o.method !== 'all' || !(e instanceof ArgumentError)) throw e;
-        console.log(`  cam: skipped (${e.message})`);
-        methods.splice(methods.indexOf('cam'), 1);
-      }
+    // What the model cannot do (CAM's head) and --layer are checked before any method runs; with
+    // --method all, a method the model cannot do is skipped.
+    for (const name of [...methods]) {
+      const reason = methodByName(name as ClassifierMethodName).unsupported(model);
+      if (reason === null) continue;
+      if (o.method !== 'all') throw new ArgumentError(reason);
+      console.log(`  ${name}: skipped (${reason})`);
+      methods.splice(methods.indexOf(name), 1);
     }
-    if (o.layer !== undefined) {
-      const camMethod = methods.find((m) => m === 'gradCam' || m === 'guidedGradCam');
-      if (camMethod) spatialLayer(camMethod, model, o.layer);
-      else model.layer(o.layer);
-    }
+    for (const name of methods) methodByName(name as ClassifierMethodName).check(model, { layer: o.layer });
+    if (o.layer !== undefined && !methods.some((m) => methodByName(m as ClassifierMethodName).options.includes('layer'))) model.layer(o.layer);
     // Randomisation works on a copy; a model without clone() (an imported graph) is copied by loading it again.
     const clonable = model as LoadedModel & Partial<metrics.ClonableModel>;
     if (typeof clonable.clone !== 'function') Object.assign(model, { clone: () => loadModelArgument(gpu, o.model) });
@@ -223,8 +219,8 @@ export async function metricsCommand(o: MetricsCommandOptions): Promise<void> {
         `metrics: ${metricList.join(', ')}`,
     );
 
-    const methodOptions = (m: string): Record<string, unknown> =>
-      m === 'smoothGrad' ? { samples: o.samples, noiseLevel: o.noiseLevel, seed: o.seed } : m === 'gradCam' || m === 'guidedGradCam' ? { layer: o.layer } : {};
+    // Every method reads the settings its registry entry lists.
+    const methodOptions = (): Omit<ClassifierSettings, 'target'> => ({ layer: o.layer, samples: o.samples, noiseLevel: o.noiseLevel, seed: o.seed });
     const rows = [...methods, RANDOM];
     const results: Record<string, MethodResults> = Object.create(null) as Record<string, MethodResults>;
     const bar = process.stdout.isTTY ? new cliProgress.SingleBar({ format: '  {task} [{bar}] {value}/{total} {eta_formatted}', etaBuffer: 20 }, cliProgress.Presets.shades_classic) : null;
@@ -244,7 +240,7 @@ export async function metricsCommand(o: MetricsCommandOptions): Promise<void> {
         for (let start = 0; start < n; start += batchSize) {
           const b = Math.min(batchSize, n - start);
           const xb = tensor(gpu, all.subarray(start * c * h * w, (start + b) * c * h * w), [b, c, h, w]);
-          const raw = await method.run(model, xb, { ...methodOptions(row), target: targets.slice(start, start + b) }).finally(() => xb.dispose());
+          const raw = await method.run(model, xb, { ...methodOptions(), target: targets.slice(start, start + b) }).finally(() => xb.dispose());
           parts.push(await raw.read());
           shape = [...raw.shape];
           raw.dispose();
@@ -294,7 +290,7 @@ export async function metricsCommand(o: MetricsCommandOptions): Promise<void> {
                 radius: o.radius,
                 samples: o.sensitivitySamples,
                 seed: o.seed,
-                methodOptions: methodOptions(row),
+                methodOptions: methodOptions(),
                 onProgress,
               });
               r.maxSensitivity = summary(res.values);
@@ -308,7 +304,7 @@ export async function metricsCommand(o: MetricsCommandOptions): Promise<void> {
                 batchSize,
                 order: o.order as 'cascading' | 'independent',
                 seed: o.seed,
-                methodOptions: methodOptions(row),
+                methodOptions: methodOptions(),
                 onProgress,
               });
               // Cascading: at full randomisation (the last step); independent: the mean over the layers.

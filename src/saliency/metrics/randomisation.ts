@@ -32,6 +32,7 @@ import {
   sliceImages,
   type MetricOptions,
 } from './common.js';
+import type { ClassifierSettings } from '../methods.js';
 import { metricMethod, type MethodFunction } from './methods.js';
 import { spearman, ssim } from './stats.js';
 
@@ -47,8 +48,8 @@ export interface RandomisationOptions extends Omit<MetricOptions, 'score'> {
   seed?: number;
   /** The layers to re-initialise (default: every conv and linear layer), given in any order. */
   layers?: string[];
-  /** The method's own options (e.g. { layer } for Grad-CAM, { samples, seed } for SmoothGrad). */
-  methodOptions?: Record<string, unknown>;
+  /** The method's own settings (e.g. { layer } for Grad-CAM, { samples, seed } for SmoothGrad). */
+  methodOptions?: Omit<ClassifierSettings, 'target'>;
 }
 
 /** The similarities at one step; per image, and their means. */

@@ -15,6 +15,7 @@ import { ArgumentError } from '../../runtime/errors.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import type { ExplainableModel } from '../core.js';
 import { Progress, checkAborted, checkCommonOptions, cleanScores, defaultBatchSize, imageDims, sliceImages, type MetricOptions } from './common.js';
+import type { ClassifierSettings } from '../methods.js';
 import { metricMethod, type MethodFunction } from './methods.js';
 
 export interface MaxSensitivityOptions extends Omit<MetricOptions, 'kind' | 'score'> {
@@ -24,8 +25,8 @@ export interface MaxSensitivityOptions extends Omit<MetricOptions, 'kind' | 'sco
   samples?: number;
   /** Seed of δ (default 0). */
   seed?: number;
-  /** The method's own options (e.g. { layer } for Grad-CAM, { samples, seed } for SmoothGrad). */
-  methodOptions?: Record<string, unknown>;
+  /** The method's own settings (e.g. { layer } for Grad-CAM, { samples, seed } for SmoothGrad). */
+  methodOptions?: Omit<ClassifierSettings, 'target'>;
 }
 
 export interface MaxSensitivityResult {
