@@ -365,6 +365,32 @@ describe('max-sensitivity', () => {
 });
 
 describe('model randomisation', () => {
+  it('Model.clone() copies the weights into new buffers: same outputs, and changing or disposing the copy leaves the original as it was', async () => {
+    const gpu = await getGpu();
+    const model = modelFromSpec(gpu, { input: [2, 6, 6], layers: [{ name: 'conv', type: 'conv2d', in: 2, out: 3, kernel: 3 }, { name: 'bn', type: 'batchnorm', features: 3 }, { name: 'relu', type: 'relu' }, { name: 'flat', type: 'flatten' }, { name: 'fc', type: 'linear', in: 48, out: 4 }] }, undefined, { seed: 6 });
+    const xt = tensor(gpu, randomArray(2 * 72, 41), [2, 2, 6, 6]);
+    const before = gpu.memory().tensors;
+    const out = async (m: Model) => {
+      const y = await m.forward(xt);
+      const v = await y.read();
+      y.dispose();
+      return [...v];
+    };
+    const original = await out(model);
+    const copy = model.clone();
+    expect(gpu.memory().tensors).toBe(before + model.namedParameters().size);
+    expect(await out(copy)).toEqual(original);
+    for (const [name, t] of copy.namedParameters()) expect(t.buffer).not.toBe(model.namedParameters().get(name)!.buffer);
+    const w = copy.layer('fc').params.get('weight')!;
+    gpu.writeBuffer(w.buffer, new Float32Array(w.size));
+    expect(await out(copy)).not.toEqual(original);
+    copy.dispose();
+    expect(gpu.memory().tensors).toBe(before);
+    expect(await out(model)).toEqual(original);
+    xt.dispose();
+    model.dispose();
+  });
+
   it('a re-initialised copy redraws weights as N(0, σ²) with σ of the trained ones, zeroes biases, and leaves the original as it was', async () => {
     const gpu = await getGpu();
     const big = modelFromSpec(gpu, { input: [1, 8, 8], layers: [{ name: 'conv', type: 'conv2d', in: 1, out: 64, kernel: 5 }, { name: 'flat', type: 'flatten' }, { name: 'fc', type: 'linear', in: 64 * 16, out: 3 }] }, undefined, { seed: 3 });
