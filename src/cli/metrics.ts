@@ -359,7 +359,8 @@ export async function metricsCommand(o: MetricsCommandOptions): Promise<void> {
       results,
     };
     const jsonFile = join(outDir, 'metrics.json');
-    writeFileAtomic(jsonFile, JSON.stringify(json) + '\n');
+    // Six significant digits: the scores are float32 sums, and the file stays small.
+    writeFileAtomic(jsonFile, JSON.stringify(json, (_, v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? Number(v.toPrecision(6)) : v)) + '\n');
     console.log(`\nall numbers → ${jsonFile}`);
     const panels = (['deletion', 'insertion'] as const).filter((m) => metricList.includes(m)).map((m) => curvesPlot(m, rows, results));
     if (panels.length) {
