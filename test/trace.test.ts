@@ -12,7 +12,7 @@ import { maxPool2d } from '../src/autodiff/ops/pool.js';
 import { sum } from '../src/autodiff/ops/reduce.js';
 import { modelFromSpec } from '../src/nets/model.js';
 import { ArgumentError } from '../src/runtime/errors.js';
-import { tensor } from '../src/runtime/tensor.js';
+import { tensor, type Tensor } from '../src/runtime/tensor.js';
 import { RULES, type RuleSet } from '../src/saliency/core.js';
 import * as saliency from '../src/saliency/index.js';
 import { getGpu } from './helpers.js';
@@ -133,6 +133,32 @@ describe('the backward trace', () => {
       grads.dispose();
       tape.dispose();
     });
+  });
+
+  it("with trace: 'tensors', max pooling's entry keeps the switches it unpooled through, until the trace is disposed", async () => {
+    const gpu = await getGpu();
+    const start = gpu.memory();
+    const x = tensor(gpu, [1, 5, 3, 2, 0, 4, 7, 6, 8], [1, 1, 3, 3]);
+    const tape = new Tape(gpu);
+    tape.watch(x);
+    let pooled: Tensor | null = null;
+    const y = await tape.run(async () => sum((pooled = await maxPool2d(x, { kernel: 2, stride: 1 }))));
+    const grads = await tape.backward(y, { trace: 'tensors' });
+    const trace = grads.takeTrace()!;
+    grads.dispose();
+    tape.dispose();
+    for (const t of [y, pooled!, x]) t.dispose();
+    const rule = trace.entries[1]!.rules[0]!;
+    expect(rule.kind).toBe('switches');
+    if (rule.kind !== 'switches') return;
+    // The 2×2 windows of [[1, 5, 3], [2, 0, 4], [7, 6, 8]] have their maxima at flat indices 1 (5),
+    // 1 (5), 6 (7) and 8 (8).
+    expect(rule.tensors!.switches.shape).toEqual([1, 1, 2, 2]);
+    expect([...(await rule.tensors!.switches.readInt32())]).toEqual([1, 1, 6, 8]);
+    expect(JSON.stringify(trace.toJSON())).not.toContain('Tensor');
+    expect(gpu.memory().tensors).toBeGreaterThan(start.tensors);
+    trace.dispose();
+    expect(gpu.memory().tensors).toBe(start.tensors);
   });
 
   it("trace: 'tensors' keeps the tensors until the trace is disposed, and frees them then", async () => {

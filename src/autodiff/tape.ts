@@ -76,8 +76,12 @@ interface TapeEntry {
   fusedLayers: string[];
 }
 
-/** The rule label a trace gives an op's own backward (e.g. max pooling's 'switches'). */
-const traceRules = new Map<string, TraceRule>();
+/**
+ * The rule label a trace gives an op's own backward (e.g. max pooling's 'switches'), from what the
+ * op saved; `hold` (null unless the trace keeps tensors) retains a saved tensor for the trace.
+ */
+type TraceRuleOf<Saved> = (saved: Saved, hold: ((t: Tensor) => Tensor) | null) => TraceRule;
+const traceRules = new Map<string, TraceRuleOf<Record<string, unknown>>>();
 
 const backwardRules = new Map<string, BackwardRule>();
 
@@ -115,14 +119,19 @@ export function defineOp<Saved extends object = Record<string, never>>(
   name: string,
   backward: BackwardRule<Readonly<Saved>>,
   options: {
-    /** How a trace names this op's backward rule, when it has a name of its own (max pooling: switches). */
-    traceRule?: TraceRule;
+    /**
+     * How a trace names this op's backward rule, when it has a name of its own (max pooling:
+     * switches): the rule, or a function of what the op saved that makes it (and, given `hold`,
+     * keeps saved tensors with it for trace: 'tensors').
+     */
+    traceRule?: TraceRule | TraceRuleOf<Readonly<Saved>>;
   } = {},
 ): OpDefinition<Saved> {
   // The tape stores every op's saved values alike; this op's own record() is the only writer of
   // its entries, so they have type Saved.
   registerBackward(name, backward as unknown as BackwardRule);
-  if (options.traceRule) traceRules.set(name, options.traceRule);
+  const { traceRule } = options;
+  if (traceRule) traceRules.set(name, (typeof traceRule === 'function' ? traceRule : () => traceRule) as unknown as TraceRuleOf<Record<string, unknown>>);
   return {
     name,
     record(inputs, output, ...saved) {
@@ -562,7 +571,11 @@ export class Tape {
               inputShapes: e.inputs.map((t) => t?.shape ?? null),
               outputShape: e.output.shape,
               kernels: [],
-              rules: ops[e.op] ? [{ kind: 'override', rule: 'custom' }] : traceRules.has(e.op) ? [traceRules.get(e.op)!] : [],
+              rules: ops[e.op]
+                ? [{ kind: 'override', rule: 'custom' }]
+                : traceRules.has(e.op)
+                  ? [traceRules.get(e.op)!(e.saved, trace.keepsTensors ? (t) => trace.hold(t) : null)]
+                  : [],
               incoming: await statsOf(g),
               outgoing: e.inputs.map(() => null),
             };

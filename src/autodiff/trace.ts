@@ -56,6 +56,11 @@ export type TraceRule =
       /** Max-pool's backward: unpooling through the switches recorded in the forward pass (also DeconvNet's rule). */
       kind: 'switches';
       rule: 'switches';
+      /**
+       * With trace: 'tensors': the switches (int32, the pool's output shape): for each output, the
+       * flat index iy·W + ix in its input plane of the window's maximum (−1 for a window without input).
+       */
+      tensors?: { switches: Tensor };
     }
   | {
       /** The op's whole backward rule was replaced for this call (`rules.ops`). */
@@ -149,7 +154,7 @@ export class Trace {
       label: this.label,
       entries: this.entries.map((e) => {
         const { tensors: _tensors, rules, ...rest } = e;
-        return { ...rest, rules: rules.map((r) => (r.kind === 'activation' ? { ...r, tensors: undefined } : r)) };
+        return { ...rest, rules: rules.map((r) => ('tensors' in r ? { ...r, tensors: undefined } : r)) };
       }),
     };
   }
