@@ -11,12 +11,16 @@
  *
  * URL parameters preset the form: ?image=<url>&model=<name or url>&methods=gradCam,guidedBackprop
  * &target=top&layer=relu4&crop=x,y,w,h&samples=50&detector=<name or url>&auc=1.
+ *
+ * The second view, "Inside the network" (web/inside/, ?view=inside&method=…&layer=…&step=…), shows
+ * one method's trace for the same image, model and target.
  */
 import { BUNDLED_MODELS, FASHION_CLASSES } from '../src/nets/zoo.js';
 import { tensor } from '../src/runtime/tensor.js';
 import { metrics } from '../src/saliency/index.js';
 import { METHODS, methodByName, type MethodName } from '../src/saliency/methods.js';
 import { cachedModel, exclusive, sharedGpu, type ImageInput, type SaliencyResultDetail, type SaliencyView } from '../src/web/index.js';
+import { mountInside } from './inside/page.js';
 
 type ViewMethod = MethodName;
 
@@ -184,6 +188,7 @@ function setAttr(el: HTMLElement, name: string, value: string): void {
 }
 
 function sync(): void {
+  inside.inputsChanged();
   updateDrise();
   modelSelect.disabled = modelUrl.value.trim() !== ''; // the URL, when given, is the model
   const chosen = METHODS.map((m) => m.name).filter((m) => checkboxes.get(m)!.checked);
@@ -194,7 +199,7 @@ function sync(): void {
       views.delete(method);
     }
   }
-  if (!image) return;
+  if (!image || inside.active()) return; // the views run (again) when they are shown
   for (const method of chosen) {
     let view = views.get(method);
     if (!view) {
@@ -351,6 +356,15 @@ $<HTMLButtonElement>('rerun').addEventListener('click', () => {
   }
 });
 $<HTMLFormElement>('controls').addEventListener('submit', (e) => e.preventDefault());
+
+// ------------------------------------------------------------------------------------------------
+// The second view: inside the network, for the same image, model and target
+
+const inside = mountInside({
+  params,
+  inputs: () => ({ model: modelRef(), image, imageUrl: typeof image === 'string' ? image : null, crop: crop.value, target: target.value }),
+  onView: () => sync(),
+});
 
 // ------------------------------------------------------------------------------------------------
 // Start
