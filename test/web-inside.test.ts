@@ -13,6 +13,7 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWebServer, type WebServer } from '../scripts/web.mjs';
@@ -315,6 +316,8 @@ describe.skipIf(!haveChromium)('the "Inside the network" view in headless Chromi
     expect(s.step).toMatchObject({ index: 1, op: 'linear', label: 'fc2' });
     expect(s.step!.count).toBe(traces.get('guidedBackprop')!.backward[0]!.entries.length);
     close((await drawn(page, 'step.in'))!.values, await traces.get('guidedBackprop')!.backward[0]!.entries[0]!.tensors!.incoming!.read(), 'step 1 in');
+    // docs/web.md's picture, refreshed only on request so that test runs leave the tree clean.
+    if (process.env.UPDATE_SCREENSHOT) await (await page.$('#inside'))!.screenshot({ path: fileURLToPath(new URL('../docs/images/inside-the-network.png', import.meta.url)) });
     expect(errors).toEqual([]);
     await page.close();
   });
