@@ -474,6 +474,8 @@ export class InsideView {
     const layers = data.layers;
     // The picked layer: the state's (a layer that ran fused into another is shown as that one), else Grad-CAM's default.
     let layer = layers.find((a) => a.name === this.state.layer) ?? layers.find((a) => this.state.layer !== null && a.label.split('+').includes(this.state.layer));
+    // Default: the last layer with a spatial map and a ReLU rule (where the rules differ), else Grad-CAM's default layer.
+    layer ??= [...layers].reverse().find((a) => a.output.shape.length === 4 && l.data.gradients.ordinary.get(a.name)?.rule);
     if (!layer) {
       let fallback: string | null = null;
       try {
@@ -540,9 +542,9 @@ export class InsideView {
       c.width = thumb.width;
       c.height = thumb.height;
       const zoom = Math.max(1, Math.min(2, Math.floor(96 / Math.max(g.width, g.height))));
-      c.style.width = `${thumb.width * zoom}px`;
+      c.style.width = `${Math.min(thumb.width * zoom, 128)}px`;
       c.getContext('2d')!.putImageData(new ImageData(new Uint8ClampedArray(thumb.data), thumb.width, thumb.height), 0, 0);
-      const b = el('button', { type: 'button', 'aria-pressed': String(a.name === picked), 'data-layer': a.name, title: `${a.label} ${shapeText(a.output.shape)}` }, c, `${a.label}`);
+      const b = el('button', { type: 'button', 'aria-pressed': String(a.name === picked), 'data-layer': a.name, title: `${a.label} ${shapeText(a.output.shape)}` }, c, shortLabel(a.label));
       if (stepped !== null && (a.name === stepped)) b.classList.add('stepped');
       b.addEventListener('click', () => this.update({ layer: a.name, channel: null }));
       strip.append(b);
@@ -603,7 +605,11 @@ export class InsideView {
       col.append(cells);
       columns.append(col);
     }
-    if (!any) section.append(el('p', { class: 'note', text: 'This layer has no ReLU of its own, so the three passes differ here only through the layers above. Pick a conv or linear layer with a ReLU (e.g. conv3+relu3) to see the rules at work.' }));
+    if (!any) {
+      const withRule = l.data.layers.filter((a) => l.data.gradients.ordinary.get(a.name)?.rule).map((a) => shortLabel(a.label));
+      const hint = withRule.length ? ` Pick a layer with one (${withRule.slice(-3).join(', ')}) to see the rules at work.` : ' This model has no ReLU.';
+      section.append(el('p', { class: 'note', text: `This layer has no ReLU of its own, so the three passes differ here only through the layers above.${hint}` }));
+    }
     section.append(columns);
     return section;
   }
@@ -798,6 +804,14 @@ export class InsideView {
     section.append(row);
     return section;
   }
+}
+
+/** A layer's label without the long scopes of imported graphs: 'model_1/conv2d_5/BiasAdd' → 'conv2d_5/BiasAdd'. */
+function shortLabel(label: string): string {
+  return label
+    .split('+')
+    .map((part) => part.split('/').slice(-2).join('/'))
+    .join('+');
 }
 
 function stats(values: ArrayLike<number>): string {
