@@ -326,7 +326,6 @@ export class InsideView {
 
   private async compute(): Promise<void> {
     const id = ++this.runId;
-    const key = this.key();
     const { model: ref, image, crop, target: targetText } = this.inputs;
     const current = () => id === this.runId;
     // Never show the pictures of other inputs: clear them now.
@@ -361,7 +360,8 @@ export class InsideView {
         }
       });
       if (!current()) return;
-      this.loaded = { key, gpu, modelRef: ref, model, input, inputShape, data, cams: new Map() };
+      // The key of what was computed: the method may have been replaced by one the model supports.
+      this.loaded = { key: this.key(), gpu, modelRef: ref, model, input, inputShape, data, cams: new Map() };
       this.sanity.reset();
       this.setStatus('ready', `${model.name} · ${data.layers.length} layers · ${data.method.steps.length} backward steps`);
       this.redraw();
