@@ -21,6 +21,7 @@ import { metrics } from '../../src/saliency/index.js';
 import { runMethod } from '../../src/saliency/methods.js';
 import { renderOverlay } from '../../src/saliency/render.js';
 import { resolveModelRef, type ViewModel } from '../../src/web/models.js';
+import { el } from './dom.js';
 import type { InsideState } from './state.js';
 import type { InsideData, Plane } from './trace-data.js';
 
@@ -102,16 +103,6 @@ function reloader(gpu: Gpu, ref: string): () => Promise<ExplainableModel & { dis
 /** The section: its controls, the trained and randomised maps, and the similarity. */
 export function sanitySection(host: SanityHost) {
   let results = new Map<string, { value: SanityResult | null; error: string | null }>();
-  const el = <K extends keyof HTMLElementTagNameMap>(tag: K, props: Record<string, string> = {}, ...children: (Node | string)[]) => {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(props)) {
-      if (k === 'text') e.textContent = v;
-      else if (k === 'class') e.className = v;
-      else e.setAttribute(k, v);
-    }
-    e.append(...children);
-    return e;
-  };
   return {
     /** Forgets the results (new model, image or method). */
     reset(): void {

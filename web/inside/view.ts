@@ -43,6 +43,7 @@ import {
   tileAt,
   type PlaneDims,
 } from './draw.js';
+import { el } from './dom.js';
 import { sanitySection, type SanityHost } from './sanity.js';
 import { DEFAULT_METHOD, type InsideState } from './state.js';
 import {
@@ -145,18 +146,6 @@ const OP_RULES: Readonly<Record<string, string>> = Object.assign(Object.create(n
 });
 
 const RULE_FORMULAS: Readonly<Record<string, string>> = Object.fromEntries(RULE_METHODS.map((r) => [r.rule, r.formula]));
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<Record<string, string>> = {}, ...children: (Node | string | null)[]): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (v === undefined) continue;
-    if (k === 'text') e.textContent = v;
-    else if (k === 'class') e.className = v;
-    else e.setAttribute(k, v);
-  }
-  for (const c of children) if (c !== null) e.append(c);
-  return e;
-}
 
 const fmt = (v: number) => (v === 0 ? '0' : Math.abs(v) >= 1e3 || Math.abs(v) < 1e-3 ? v.toExponential(2) : v.toPrecision(3));
 const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
