@@ -22,13 +22,14 @@ import { runMethod } from '../../src/saliency/methods.js';
 import { renderOverlay } from '../../src/saliency/render.js';
 import { resolveModelRef, type ViewModel } from '../../src/web/models.js';
 import { el } from './dom.js';
+import type { InputContext } from './view.js';
 import type { InsideState } from './state.js';
 import type { InsideData, Plane } from './trace-data.js';
 
 /** What the section needs from the view. */
 export interface SanityHost {
-  /** Runs `fn` in the page's GPU queue with the input as a tensor. */
-  gpuJob<T>(fn: (ctx: { gpu: Gpu; model: ViewModel; x: Tensor; target: number }) => Promise<T>): Promise<T>;
+  /** Runs `fn` with the input as a tensor. */
+  withInput<T>(fn: (ctx: InputContext) => Promise<T>): Promise<T>;
   /** The reader changed the section's state. */
   changed(change: Partial<InsideState>): void;
   /** A computation finished: draw again. */
@@ -63,8 +64,9 @@ export async function randomisedRun(
 ): Promise<SanityResult> {
   const all = sanityLayers(model);
   const layers = all.slice(all.length - options.k).reverse();
-  const clonable = Object.create(model, { clone: { value: copyModel } }) as metrics.ClonableModel;
-  const copy = await metrics.reinitialisedCopy(typeof (model as Partial<metrics.ClonableModel>).clone === 'function' ? (model as metrics.ClonableModel) : clonable, layers, { seed: options.seed });
+  const clonable = typeof (model as Partial<metrics.ClonableModel>).clone === 'function' ? (model as metrics.ClonableModel) : (Object.create(model, { clone: { value: copyModel } }) as metrics.ClonableModel);
+  // The copy's tensors are made in the device's queue; the method queues itself.
+  const copy = await model.gpu.exclusive(() => metrics.reinitialisedCopy(clonable, layers, { seed: options.seed }));
   let map: Plane;
   try {
     const t = await runMethod(options.method, copy, x, { target: options.target });
@@ -158,7 +160,7 @@ export function sanitySection(host: SanityHost) {
         r = made;
         const mine = results;
         host
-          .gpuJob(({ gpu, model: m, x, target }) =>
+          .withInput(({ gpu, model: m, x, target }) =>
             randomisedRun(m, reloader(gpu, ctx.modelRef), x, { method: data.method.name, target, k, seed: state.seed, trained: data.method.map, display: data.method.display }),
           )
           .then(

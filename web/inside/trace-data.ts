@@ -12,7 +12,9 @@
  * the one the GPU computed.
  *
  * The functions take a model and an input tensor and run the library's methods; they work in Node
- * as in the browser. The caller decides how GPU work is queued (the page's `exclusive`).
+ * as in the browser. The methods queue themselves on their device (`gpu.exclusive`), so in a
+ * browser call these functions outside the queue's jobs (`classify` runs a forward pass of its own:
+ * call it inside one).
  */
 import { noGrad } from '../../src/autodiff/tape.js';
 import { describeLayer, describeRules, type Trace, type TraceEntry, type TraceRule } from '../../src/autodiff/trace.js';
@@ -281,15 +283,9 @@ async function withTraced<T>(run: Promise<Traced>, fn: (t: Traced) => Promise<T>
 
 /**
  * Runs the three ReLU rules' methods and `method` with `trace: 'tensors'` on `x` (one image) for
- * class `target`, and reads back what the view draws. `queue` runs one method call in the caller's
- * GPU queue.
+ * class `target`, and reads back what the view draws.
  */
-export async function traceInside(
-  model: ExplainableModel,
-  x: Tensor,
-  options: { method: ClassifierMethodName; target: number; classes: ClassScore[]; queue?: <T>(job: () => Promise<T>) => Promise<T> },
-): Promise<InsideData> {
-  const queue = options.queue ?? (<T>(job: () => Promise<T>) => job());
+export async function traceInside(model: ExplainableModel, x: Tensor, options: { method: ClassifierMethodName; target: number; classes: ClassScore[] }): Promise<InsideData> {
   const { target } = options;
   const entry = methodByName(options.method);
   const gradients = {} as Record<ReluRule, Map<string, GradientAtLayer>>;
@@ -305,16 +301,14 @@ export async function traceInside(
     passes: t.trace.passes.map((p) => p.label),
   });
   for (const { rule, method: name } of RULE_METHODS) {
-    await queue(() =>
-      withTraced(runMethod(name, model, x, { target, trace: 'tensors' }), async (t) => {
-        gradients[rule] = await gradientsByLayer(t.trace.backward[0]!);
-        if (rule === 'ordinary') layers = await layerActivations(t.trace.forward[0]!);
-        if (rule === 'deconv') pools = await poolsOf(t.trace.forward[0]!, t.trace.backward[0]!);
-        if (name === entry.name) method = await readMethod(t);
-      }),
-    );
+    await withTraced(runMethod(name, model, x, { target, trace: 'tensors' }), async (t) => {
+      gradients[rule] = await gradientsByLayer(t.trace.backward[0]!);
+      if (rule === 'ordinary') layers = await layerActivations(t.trace.forward[0]!);
+      if (rule === 'deconv') pools = await poolsOf(t.trace.forward[0]!, t.trace.backward[0]!);
+      if (name === entry.name) method = await readMethod(t);
+    });
   }
-  method ??= await queue(() => withTraced(runMethod(entry.name, model, x, { target, trace: 'tensors' }), readMethod));
+  method ??= await withTraced(runMethod(entry.name, model, x, { target, trace: 'tensors' }), readMethod);
   return { target, classes: options.classes, layers, gradients, pools, method: method! };
 }
 
@@ -322,23 +316,16 @@ export async function traceInside(
  * Grad-CAM at `layer` with its trace: A and ∂S/∂A as the tape saw them, α_k and α_k·A^k from them,
  * and the GPU's map (at the layer's resolution).
  */
-export async function traceGradCam(
-  model: ExplainableModel,
-  x: Tensor,
-  options: { layer: string; target: number; queue?: <T>(job: () => Promise<T>) => Promise<T> },
-): Promise<GradCamData> {
-  const queue = options.queue ?? (<T>(job: () => Promise<T>) => job());
+export async function traceGradCam(model: ExplainableModel, x: Tensor, options: { layer: string; target: number }): Promise<GradCamData> {
   const { layer, target } = options;
-  return queue(() =>
-    withTraced(runMethod('gradCam', model, x, { target, layer, upsample: 'none', trace: 'tensors' }), async ({ result, trace }) => {
-      const fwd = trace.forward[0]!.entries.filter((e) => e.layer === layer && e.tensors?.output);
-      const back = trace.backward[0]!.entries.find((e) => e.layer === layer && e.tensors?.incoming);
-      if (!fwd.length || !back) throw new Error(`gradCam's trace has no entry for layer '${layer}'`);
-      const A = await plane(fwd.at(-1)!.tensors!.output!);
-      const dA = await plane(back.tensors!.incoming!);
-      return { layer, label: describeLayer(fwd.at(-1)!), A, dA, ...camSums(A, dA), map: await plane(result) };
-    }),
-  );
+  return withTraced(runMethod('gradCam', model, x, { target, layer, upsample: 'none', trace: 'tensors' }), async ({ result, trace }) => {
+    const fwd = trace.forward[0]!.entries.filter((e) => e.layer === layer && e.tensors?.output);
+    const back = trace.backward[0]!.entries.find((e) => e.layer === layer && e.tensors?.incoming);
+    if (!fwd.length || !back) throw new Error(`gradCam's trace has no entry for layer '${layer}'`);
+    const A = await plane(fwd.at(-1)!.tensors!.output!);
+    const dA = await plane(back.tensors!.incoming!);
+    return { layer, label: describeLayer(fwd.at(-1)!), A, dA, ...camSums(A, dA), map: await plane(result) };
+  });
 }
 
 /** α_k = mean of ∂S/∂A^k over the plane, α_k·A^k and their sum over k (one image, [1, K, h, w]). */

@@ -84,6 +84,14 @@ export interface InsideSnapshot {
   drawn: Record<string, { shape: number[]; values: ArrayLike<number> }>;
 }
 
+/** What work on the loaded input gets: the device, the model, the input tensor and the class explained. */
+export interface InputContext {
+  gpu: Gpu;
+  model: ViewModel;
+  x: Tensor;
+  target: number;
+}
+
 /** A loaded model and input, and what was computed for them. */
 interface Loaded {
   key: string;
@@ -208,7 +216,7 @@ export class InsideView {
     this.fillMethods(null);
     method.addEventListener('change', () => this.update({ method: method.value as InsideState['method'], step: 1 }));
     const host: SanityHost = {
-      gpuJob: (fn) => this.gpuJob(fn),
+      withInput: (fn) => (this.loaded ? this.withInput(this.loaded, fn) : Promise.reject(new Error('nothing loaded'))),
       changed: (s) => this.update(s),
       rendered: () => this.redraw(),
       draw: (name, img, zoom, values) => this.canvas(name, img, zoom, values),
@@ -284,18 +292,18 @@ export class InsideView {
     return JSON.stringify([this.inputs.model, imageKey, this.inputs.crop.trim(), this.inputs.target.trim() || 'top', this.state.method]);
   }
 
-  /** Runs `fn` with the input as a tensor, in the page's GPU queue, and frees the tensor after. */
-  private gpuJob<T>(fn: (ctx: { gpu: Gpu; model: ViewModel; x: Tensor; target: number }) => Promise<T>): Promise<T> {
-    const l = this.loaded;
-    if (!l) return Promise.reject(new Error('nothing loaded'));
-    return exclusive(async () => {
-      const x = tensor(l.gpu, l.input, l.inputShape);
-      try {
-        return await fn({ gpu: l.gpu, model: l.model, x, target: l.data.target });
-      } finally {
-        x.dispose();
-      }
-    });
+  /**
+   * Runs `fn` with the input as a tensor, made in the device's queue, and frees the tensor after.
+   * `fn` calls the saliency methods outside the queue's jobs (they queue themselves: nested in a
+   * job, a browser would wait for the job forever) and makes its own tensors inside one (`exclusive`).
+   */
+  private async withInput<T>(l: Loaded, fn: (ctx: InputContext) => Promise<T>): Promise<T> {
+    const x = await exclusive(async () => tensor(l.gpu, l.input, l.inputShape));
+    try {
+      return await fn({ gpu: l.gpu, model: l.model, x, target: l.data.target });
+    } finally {
+      x.dispose();
+    }
   }
 
   private fillMethods(model: ViewModel | null): void {
@@ -339,15 +347,15 @@ export class InsideView {
       const input = imageToTensorData(pixels, { channels, width, height, background: [0, 0, 0] });
       const inputShape = [1, channels, height, width];
       const method = this.state.method;
-      const data = await exclusive(async () => {
-        const x = tensor(gpu, input, inputShape);
-        try {
-          const c = await classify(model, x, target);
-          return await traceInside(model, x, { method, target: c.target, classes: c.classes });
-        } finally {
-          x.dispose();
-        }
-      });
+      // Tensors and the forward pass in the device's queue; the methods queue themselves.
+      const x = await exclusive(async () => tensor(gpu, input, inputShape));
+      let data: InsideData;
+      try {
+        const c = await exclusive(() => classify(model, x, target));
+        data = await traceInside(model, x, { method, target: c.target, classes: c.classes });
+      } finally {
+        x.dispose();
+      }
       if (!current()) return;
       // The key of what was computed: the method may have been replaced by one the model supports.
       this.loaded = { key: this.key(), gpu, modelRef: ref, model, input, inputShape, data, cams: new Map() };
@@ -657,7 +665,7 @@ export class InsideView {
     let entry = l.cams.get(layer);
     if (!entry) {
       const made = { promise: null as unknown as Promise<GradCamData>, value: null as GradCamData | null, error: null as string | null };
-      made.promise = this.gpuJob(({ model, x, target }) => traceGradCam(model, x, { layer, target }));
+      made.promise = this.withInput(l, ({ model, x, target }) => traceGradCam(model, x, { layer, target }));
       made.promise.then(
         (v) => {
           made.value = v;
