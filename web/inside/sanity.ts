@@ -187,7 +187,7 @@ export function sanitySection(host: SanityHost) {
       const base = inputToRgba(ctx.input, channels, width, height);
       const size = 168;
       const picture = (name: string, p: Plane) =>
-        host.draw(name, renderOverlay({ data: p.values, shape: p.shape }, base, { size, kind: data.method.display, colormap: 'viridis', opacity: 0.5 }), 1, { shape: p.shape, values: p.values });
+        host.draw(name, renderOverlay({ data: p.values, shape: p.shape }, base, { size, kind: data.method.display, colormap: 'viridis' }), 1, { shape: p.shape, values: p.values });
       const fig = (canvas: HTMLElement, caption: string) => el('figure', {}, canvas, el('figcaption', { text: caption }));
       section.append(
         el(

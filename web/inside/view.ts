@@ -515,7 +515,7 @@ export class InsideView {
     const size = 168;
     const inputCanvas = this.canvas('input', base, zoomFor(width, height, size), { shape: inputShape, values: input });
     const m = data.method;
-    const overlay = renderOverlay({ data: m.map.values, shape: m.map.shape }, base, { size, kind: m.display, colormap: 'viridis', opacity: 0.5 });
+    const overlay = renderOverlay({ data: m.map.values, shape: m.map.shape }, base, { size, kind: m.display, colormap: 'viridis' });
     const mapCanvas = this.canvas('result', overlay, 1, { shape: m.map.shape, values: m.map.values });
     const top = data.classes.slice(0, 3).map((c) => `${c.index}: ${c.name} ${pct(c.probability)}`).join(' · ');
     const targetName = data.classes.find((c) => c.index === data.target)?.name ?? `class ${data.target}`;
