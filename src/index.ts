@@ -1,7 +1,8 @@
 /**
  * webgpu-saliency: saliency maps for convolutional networks on WebGPU.
  *
- * - runtime: `initGpu`, `Tensor`, `tensor`, scopes and memory counters
+ * - runtime: `initGpu`, `Tensor`, `tensor`, scopes, memory counters, the memory budget and
+ *   automatic batch sizes (`BatchSizer`, `autoBatch`)
  * - `kernels`: the WGSL kernels behind typed wrappers
  * - `ops`: the same operations, differentiable on a `Tape`
  */
@@ -25,7 +26,22 @@ export {
   type ShaderDefines,
 } from './runtime/gpu.js';
 export { Tensor, tensor, empty, shapeSize, type DType } from './runtime/tensor.js';
-export type { PoolStats } from './runtime/pool.js';
+export type { PoolStats, PeakReading, PeakWatch } from './runtime/pool.js';
+export {
+  BatchSizer,
+  autoBatch,
+  chooseBatchSize,
+  checkBatchSize,
+  defaultMemoryBudget,
+  formatBytes,
+  BROWSER_MEMORY_BUDGET,
+  NODE_MEMORY_BUDGET,
+  type BatchCost,
+  type BatchSizerOptions,
+  type ChooseBatchOptions,
+  type MemoryEnvironment,
+  type MessageLevel,
+} from './runtime/memory.js';
 export { fill, zeros, ones, clone } from './kernels/elementwise.js';
 export {
   Tape,

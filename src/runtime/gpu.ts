@@ -12,6 +12,7 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { SHADERS } from '../kernels/shaders.generated.js';
 import { ArgumentError, GpuError, NoGpuError } from './errors.js';
+import { checkMemoryBudget, defaultMemoryBudget, memoryEnvironment, type MessageLevel } from './memory.js';
 import { BufferPool, type PoolStats } from './pool.js';
 import { DeviceQueue, loadAsyncContext } from './queue.js';
 
@@ -40,8 +41,20 @@ export interface InitGpuOptions {
    * kernel that caused it. Slow; for debugging.
    */
   debug?: boolean;
-  /** Called with one line describing the adapter once it is ready. */
-  log?: (message: string) => void;
+  /**
+   * Receives the library's messages, one line each: the adapter once it is ready ('info'), the
+   * batches a batching method ran ('info'), and a batch size given by the caller that had to be
+   * split to fit the memory budget ('warning'). Without it the messages are dropped.
+   */
+  log?: (message: string, level: MessageLevel) => void;
+  /**
+   * GPU memory budget in bytes (Infinity: none). The buffer pool frees unused buffers to stay
+   * within it, and SmoothGrad and D-RISE choose batch sizes that fit it. Default: 2 GiB in Node,
+   * 1 GiB in a browser, at most a quarter of the machine's memory where the adapter uses that
+   * memory (a software adapter, or any adapter in a browser), and at least 256 MiB. WebGPU does
+   * not tell how much memory a GPU has: set it to use more of a large GPU.
+   */
+  memoryBudget?: number;
 }
 
 /** Anything a scope can free. Tensors implement it. */
@@ -213,6 +226,7 @@ export async function initGpu(options: InitGpuOptions = {}): Promise<Gpu> {
   if (powerPreference !== undefined && powerPreference !== 'high-performance' && powerPreference !== 'low-power') {
     throw new ArgumentError(`initGpu: powerPreference must be 'high-performance' or 'low-power', got ${JSON.stringify(powerPreference)}`);
   }
+  if (options.memoryBudget !== undefined) checkMemoryBudget('initGpu', options.memoryBudget);
   if (!adapter) {
     const gpu = await getNavigatorGpu();
     adapter = await gpu.requestAdapter({ powerPreference: powerPreference ?? 'high-performance' });
@@ -235,8 +249,10 @@ export async function initGpu(options: InitGpuOptions = {}): Promise<Gpu> {
   } catch (e) {
     throw new NoGpuError(`the WebGPU adapter refused to create a device: ${(e as Error).message}`);
   }
-  const gpu = new Gpu(device, describeAdapter(adapter), options.debug ?? false);
-  options.log?.(`webgpu-saliency: using ${gpu.adapter.name}`);
+  const report = describeAdapter(adapter);
+  const budget = options.memoryBudget ?? defaultMemoryBudget(report, await memoryEnvironment());
+  const gpu = new Gpu(device, report, options.debug ?? false, { memoryBudget: budget, log: options.log });
+  gpu.log(`webgpu-saliency: using ${gpu.adapter.name}`);
   return gpu;
 }
 
@@ -331,17 +347,22 @@ export class Gpu {
   /** The device's job queue: the saliency methods run one at a time through it (`exclusive`). */
   readonly queue = new DeviceQueue();
 
+  private readonly logger: ((message: string, level: MessageLevel) => void) | undefined;
+
   constructor(
     readonly device: GPUDevice,
     readonly adapter: AdapterReport,
     readonly debug = false,
+    memory: { memoryBudget?: number; log?: (message: string, level: MessageLevel) => void } = {},
   ) {
     this.limits = device.limits;
+    this.logger = memory.log;
     this.pool = new BufferPool(
       device,
       Math.min(device.limits.maxBufferSize, device.limits.maxStorageBufferBindingSize),
       () => this.encoder !== null,
       () => this.flush(),
+      checkMemoryBudget('Gpu', memory.memoryBudget ?? Infinity),
     );
     this.uniformBuffer = device.createBuffer({
       size: this.uniformMirror.byteLength,
@@ -683,9 +704,35 @@ export class Gpu {
     this.bindGroups.clear(); // they may name destroyed buffers
   }
 
-  /** Memory counters of the buffer pool. */
+  /**
+   * Memory counters of the buffer pool, which holds every tensor's buffer: `bytes` is the GPU
+   * memory it holds (buffers in use and free ones kept for reuse), `peakBytes` the most it held
+   * since the last `resetPeak()` (or since initGpu), `inUseBytes`/`peakInUseBytes` the same for
+   * the buffers of live tensors alone, `budgetBytes` the memory budget. The pool's figures leave
+   * out the few fixed buffers of the runtime itself (the 128 KiB uniform buffer, profiling queries).
+   */
   memory(): PoolStats & { tensors: number } {
     return { ...this.pool.snapshot(), tensors: this.liveTensors };
+  }
+
+  /** Starts `peakBytes` and `peakInUseBytes` over from the current figures. */
+  resetPeak(): void {
+    this.pool.resetPeak();
+  }
+
+  /** The memory budget in bytes (Infinity: none); see `InitGpuOptions.memoryBudget`. */
+  get memoryBudget(): number {
+    return this.pool.budget;
+  }
+
+  /** Changes the memory budget; free buffers beyond a lower one are destroyed at once. */
+  setMemoryBudget(bytes: number): void {
+    this.pool.setBudget(checkMemoryBudget('setMemoryBudget', bytes));
+  }
+
+  /** Sends one line to the `log` given to initGpu, if any. */
+  log(message: string, level: MessageLevel = 'info'): void {
+    this.logger?.(message, level);
   }
 
   /** A number that stays with `o` (a buffer or pipeline) for the bind group cache's keys. */
