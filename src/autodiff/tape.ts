@@ -260,6 +260,14 @@ export interface BackwardOptions {
    * true for statistics, 'tensors' to keep the gradients too (freed with the trace). Default false.
    */
   trace?: TraceMode;
+  /**
+   * Release each op's saved tensors, and the layer outputs it named, as soon as the pass has gone
+   * by it, so that memory falls during the backward pass instead of at `dispose()` (the forward
+   * pass's outputs are most of a gradient's memory). The tape can then not run `backward` again nor
+   * give `activation(layer)`; hooks keep what they captured. For one-shot gradients such as the
+   * input gradient of vanilla or SmoothGrad. Default false.
+   */
+  releaseSaved?: boolean;
 }
 
 export interface RunOptions {
@@ -292,6 +300,8 @@ export class Tape {
   private hooks = new Map<string, LayerHook>();
   private fused = new Map<string, string>();
   private disposed = false;
+  /** Set by a backward pass with `releaseSaved`. */
+  private released = false;
 
   constructor(readonly gpu: Gpu) {}
 
@@ -376,6 +386,7 @@ export class Tape {
 
   /** The output of the named layer recorded during `run`. */
   activation(layer: string): Tensor {
+    if (this.released) throw new ArgumentError(`activation('${layer}'): this tape released its saved tensors in backward({ releaseSaved: true })`);
     const t = this.names.get(layer);
     if (!t) throw this.unknownLayer(layer);
     return t;
@@ -456,6 +467,7 @@ export class Tape {
    */
   async backward(output: Tensor, options: BackwardOptions = {}): Promise<Gradients> {
     if (this.disposed) throw new ArgumentError('this tape was disposed');
+    if (this.released) throw new ArgumentError('backward: this tape released its saved tensors in an earlier backward({ releaseSaved: true })');
     for (const layer of this.hooks.keys()) {
       if (!this.names.has(layer)) throw this.unknownLayer(layer);
     }
@@ -550,11 +562,29 @@ export class Tape {
         g.dispose();
       }
     };
+    // With releaseSaved: the names of each tensor, to release them once its op has been passed.
+    const namesOf = new Map<number, string[]>();
+    if (options.releaseSaved) {
+      this.released = true;
+      for (const [name, t] of this.names) namesOf.set(t.id, [...(namesOf.get(t.id) ?? []), name]);
+    }
+    const pass = (e: TapeEntry) => {
+      if (!options.releaseSaved) return;
+      for (const t of e.retained) t.release();
+      e.retained = [];
+      for (const name of namesOf.get(e.outputId) ?? []) {
+        this.names.get(name)?.release();
+        this.names.delete(name);
+      }
+    };
     try {
       for (let i = this.entries.length - 1; i >= 0; i--) {
         const e = this.entries[i]!;
         const g = grads.get(e.outputId);
-        if (!g) continue;
+        if (!g) {
+          pass(e);
+          continue;
+        }
         // From here until it is stored or freed, g is owned by this iteration.
         grads.delete(e.outputId);
         let inGrads: (Tensor | null)[] = [];
@@ -614,6 +644,7 @@ export class Tape {
           for (const t of inGrads) t?.dispose();
           throw err;
         }
+        pass(e);
         if (keep(e.output)) result.set(e.outputId, g);
         else g.dispose();
       }

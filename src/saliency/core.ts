@@ -157,6 +157,11 @@ export interface GradientRunOptions extends ScoreOptions {
   hooks?: string[];
   /** Back-propagate only down to the hooks (`stopAtHooks`): `run.grads` is then empty. */
   hooksOnly?: boolean;
+  /**
+   * Free the forward pass's tensors during the backward pass (`releaseSaved`): for callers that
+   * need only `run.grads`, not `run.tape` afterwards.
+   */
+  releaseSaved?: boolean;
 }
 
 /**
@@ -185,13 +190,14 @@ export async function gradientRun(op: string, model: ExplainableModel, x: Tensor
       if (neuron) {
         const activation = tape.activation(neuron.layer);
         const seed = await neuronSeed(op, activation, neuron, seedMode);
-        const grads = await tape.backward(activation, { seed, rules: o.rules, trace: traces?.mode });
+        const scores = activation.reshape(activation.shape); // our own handle, before releaseSaved can free it
+        const grads = await tape.backward(activation, { seed, rules: o.rules, trace: traces?.mode, releaseSaved: o.releaseSaved });
         traces?.add(grads.takeTrace(), `${backwardLabel} from ${neuron.layer}`);
-        return { tape, grads, scores: activation.reshape(activation.shape), classes: [] }; // our own handle
+        return { tape, grads, scores, classes: [] };
       }
       if (out.rank !== 2) throw new ShapeError(`${op}: the model's scores have shape ${formatShape(out.shape)}; expected [N, classes]`);
       const classes = await classIndices(op, o.target as ClassTarget, out);
-      const grads = await tape.backward(out, { seed: oneHot(gpu, classes, out.shape), rules: o.rules, stopAtHooks: o.hooksOnly, trace: traces?.mode });
+      const grads = await tape.backward(out, { seed: oneHot(gpu, classes, out.shape), rules: o.rules, stopAtHooks: o.hooksOnly, trace: traces?.mode, releaseSaved: o.releaseSaved });
       traces?.add(grads.takeTrace(), backwardLabel);
       return { tape, grads, scores: out, classes };
     });

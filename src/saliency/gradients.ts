@@ -25,7 +25,8 @@ export interface GradientOptions extends ScoreOptions {
 /** ∂S/∂x through the network with the given ReLU rules (a neuron target seeded as `seed` says). */
 export async function inputGradient(op: string, model: ExplainableModel, x: Tensor, options: GradientOptions, rules: RuleSet, defaultSeed: NeuronSeed = 'one'): Promise<Tensor> {
   const seed = neuronSeedMode(op, options.seed, isNeuronTarget(options.target), defaultSeed);
-  const run = await gradientRun(op, model, x, { ...options, seed, rules: RULES[rules] });
+  // Only the input's gradient is kept: the forward pass's tensors go as the backward pass passes them.
+  const run = await gradientRun(op, model, x, { ...options, seed, rules: RULES[rules], releaseSaved: true });
   try {
     return run.grads.take(x);
   } finally {
