@@ -4,7 +4,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { modelFromSpec } from '../src/nets/model.js';
-import { FASHION_GAP } from '../src/nets/zoo.js';
+import { FASHION_GAP, loadModel } from '../src/nets/zoo.js';
+import { initGpu } from '../src/runtime/gpu.js';
+import { MiB, type MessageLevel } from '../src/runtime/memory.js';
 import { noGrad } from '../src/autodiff/tape.js';
 import type { ModelSpec } from '../src/nets/spec.js';
 import { tensor, type Tensor } from '../src/runtime/tensor.js';
@@ -330,5 +332,69 @@ describe('memory', () => {
     image.dispose();
     x.dispose();
     model.dispose();
+  });
+});
+
+describe('memory budget', () => {
+  it('SmoothGrad, 200 samples on fashion-vgg: within 64 MiB, and in batches within 32 MiB (an explicit batch of 200 split with a warning), the map of one batch within 1e-6', async () => {
+    const messages: { message: string; level: MessageLevel }[] = [];
+    const gpu = await initGpu({ memoryBudget: 64 * MiB, log: (message, level) => messages.push({ message, level }) });
+    try {
+      const model = await loadModel(gpu, 'fashion-vgg');
+      const x = tensor(gpu, randomArray(28 * 28, 31, 0, 1), [1, 1, 28, 28]);
+      const options = { target: 3, samples: 200, seed: 5 };
+      const readAndFree = async (t: Promise<Tensor>) => {
+        const map = await t;
+        const values = [...(await map.read())];
+        map.dispose();
+        return values;
+      };
+      await gpu.sync();
+      const start = gpu.memory();
+      const batchesRun = () => Number(/^smoothGrad: 200 samples in (\d+) batch/.exec(messages.find((m) => m.level === 'info')?.message ?? '')?.[1]);
+      gpu.trim();
+      gpu.resetPeak();
+      const within64 = await readAndFree(saliency.smoothGrad(model, x, options)); // batchSize 'auto', the default
+      expect(gpu.memory().peakBytes).toBeLessThan(64 * MiB);
+
+      // 32 MiB: the live tensors of one batch of 200 would not fit.
+      gpu.setMemoryBudget(32 * MiB);
+      messages.length = 0;
+      gpu.resetPeak();
+      const auto = await readAndFree(saliency.smoothGrad(model, x, options));
+      expect(gpu.memory().peakBytes).toBeLessThan(32 * MiB);
+      expect(batchesRun()).toBeGreaterThan(1);
+      // The first call measured a sample's memory on a gradient it threw away: a second call makes
+      // the same batches, and the same map, bit for bit.
+      expect(await readAndFree(saliency.smoothGrad(model, x, options))).toEqual(auto);
+
+      messages.length = 0;
+      gpu.resetPeak();
+      const split = await readAndFree(saliency.smoothGrad(model, x, { ...options, batchSize: 200 }));
+      expect(gpu.memory().peakBytes).toBeLessThan(32 * MiB);
+      const warnings = messages.filter((m) => m.level === 'warning').map((m) => m.message);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/^smoothGrad: a batch of 200 samples needs about \d+ MiB, more than the memory budget leaves \(32 MiB, of which .* in use\); running batches of at most \d+ instead$/);
+
+      // One batch of 200, the budget lifted: what the batches must reproduce, and what the budget saved.
+      gpu.setMemoryBudget(Infinity);
+      gpu.trim();
+      messages.length = 0;
+      gpu.resetPeak();
+      const one = await readAndFree(saliency.smoothGrad(model, x, { ...options, batchSize: 200 }));
+      expect(batchesRun()).toBe(1);
+      expect(gpu.memory().peakInUseBytes).toBeGreaterThan(32 * MiB);
+      expect(gpu.memory().peakBytes).toBeGreaterThan(64 * MiB); // the pool keeps what it freed
+      const scale = Math.max(...one.map(Math.abs));
+      expect(scale).toBeGreaterThan(0);
+      for (const batched of [within64, auto, split]) expectClose(batched, one, 1e-6 * scale, 0);
+      await gpu.sync();
+      expect(gpu.memory().inUse).toBe(start.inUse);
+      expect(gpu.memory().tensors).toBe(start.tensors);
+      x.dispose();
+      model.dispose();
+    } finally {
+      gpu.destroy();
+    }
   });
 });

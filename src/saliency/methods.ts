@@ -61,8 +61,8 @@ export interface ClassifierSettings extends ScoreOptions {
   noiseLevel?: number;
   /** SmoothGrad: the noise seed (default 0). */
   seed?: number;
-  /** SmoothGrad: noisy copies per GPU batch. */
-  batchSize?: number;
+  /** SmoothGrad: noisy copies per GPU batch ('auto', the default: as many as fit the memory budget). */
+  batchSize?: number | 'auto';
   /** Called as long methods progress (SmoothGrad: samples done of the total). */
   onProgress?: (done: number, total: number) => void;
   /** Stops long methods between batches with a CancelledError. */

@@ -61,12 +61,29 @@ export interface Traced<T = Tensor> {
   trace: MethodTrace;
 }
 
-const active = new WeakMap<Gpu, MethodTrace[]>();
+/** Per Gpu, the traces collecting passes, innermost last (null: tracing suspended by `untraced`). */
+const active = new WeakMap<Gpu, (MethodTrace | null)[]>();
 
 /** The method trace collecting passes made on `gpu` now, or null. */
 export function activeMethodTrace(gpu: Gpu): MethodTrace | null {
   const stack = active.get(gpu);
   return stack?.length ? stack[stack.length - 1]! : null;
+}
+
+/**
+ * Runs `fn` with no method trace collecting its passes: for work a method does besides its result,
+ * such as measuring the memory of one sample before choosing batch sizes.
+ */
+export async function untraced<T>(gpu: Gpu, fn: () => Promise<T>): Promise<T> {
+  let stack = active.get(gpu);
+  if (!stack) active.set(gpu, (stack = []));
+  stack.push(null);
+  try {
+    return await fn();
+  } finally {
+    const i = stack.lastIndexOf(null);
+    if (i >= 0) stack.splice(i, 1);
+  }
 }
 
 /**
