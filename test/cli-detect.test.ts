@@ -59,6 +59,13 @@ describe.runIf(existsSync(cli))('detector commands', () => {
     const img = decodeImage(new Uint8Array(readFileSync(join(dir, 'drise-0.png'))));
     expect(img.width).toBe(384);
 
+    // A memory budget too small for even one mask: the masks run one at a time, with a warning on stderr.
+    const tight = await run(process.execPath, [
+      cli, 'drise', '--image', scene, '--detector', weights, '--threshold', '0', '--target', '0', '--masks', '4', '--grid', '8', '--batch-size', '4', '--memory-budget', '1', '--out', dir,
+    ]);
+    expect(tight.stderr).toMatch(/^saliency: drise: one mask needs about .+, more than the memory budget leaves \(1 MiB, of which .+ in use\); running one at a time/m);
+    expect(tight.stdout).toMatch(/4 masks in \d+\.\d s/);
+
     const err = await run(process.execPath, [cli, 'drise', '--image', scene, '--detector', weights, '--target', '999', '--out', dir]).catch((e) => e);
     expect(err.code).toBe(1);
     expect(err.stderr).toMatch(/--target 999: the detector found \d+ detection\(s\)/);
@@ -93,6 +100,8 @@ describe.runIf(existsSync(cli))('detector commands', () => {
       [['detect', '--image', scene, '--detector', 'fashion-vgg', '--out', dir], /'fashion-vgg' is not a detector \(its output per image is \[10\]; a grid detector's is \[5 \+ classes, g, g\]\)/],
       [['drise', '--image', scene, '--target', '0', '--threshold', '1', '--masks', '8', '--out', dir], /--target 0: the detector found no detections at --threshold 1; try a lower --threshold/],
       [['drise', '--image', scene, '--target', '', '--masks', '8', '--out', dir], /--target must be an integer ≥ 0/],
+      [['drise', '--image', scene, '--target', '0', '--batch-size', '0', '--out', dir], /--batch-size must be 'auto' or a positive integer/],
+      [['drise', '--image', scene, '--target', '0', '--memory-budget', '0.5', '--out', dir], /--memory-budget must be a positive integer/],
       [['detect', '--image', scene, '--threshold', ' ', '--out', dir], /--threshold must be a number in \[0, 1\]/],
       [['detect', '--image', scene, '--out', join(file, 'sub')], /--out .*notes\.txt\/sub: cannot write files there \(a part of the path is a file, not a directory\)/],
       [['drise', '--image', scene, '--target', '0', '--masks', '8', '--out', file], /--out .*notes\.txt: cannot write files there/],

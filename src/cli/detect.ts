@@ -19,7 +19,7 @@ import { drawBox, drawText, imageToTensorData, readImage, writePng } from '../sa
 import { renderOverlay } from '../saliency/render.js';
 import { loadInput } from './explain.js';
 import { inputToRgba } from '../saliency/input.js';
-import { checkOutputDirectory, outputDirectory } from './output.js';
+import { checkOutputDirectory, gpuOptions, outputDirectory } from './output.js';
 import { progressLines } from './progress.js';
 import { formatRate } from '../runtime/progress.js';
 import { loadModelArgument } from './train.js';
@@ -164,13 +164,15 @@ export interface DriseCommandOptions extends DetectCommandOptions {
   grid: number;
   p: number;
   seed: number;
-  batchSize: number;
+  batchSize: number | 'auto';
+  /** GPU memory budget in MiB (default: initGpu's). */
+  memoryBudget?: number;
 }
 
 export async function driseCommand(o: DriseCommandOptions): Promise<void> {
   if (o.image === '') throw new ArgumentError('--image must name a PNG or JPEG file');
   checkOutputDirectory('--out', o.out); // before the detector is loaded and run
-  const gpu = await initGpu();
+  const gpu = await initGpu(gpuOptions(o.memoryBudget));
   try {
     const detector = await loadDetector(gpu, o.detector);
     const { x, photo } = detector.input(o.image);

@@ -18,7 +18,7 @@ import { formatTrace, formatTraceComparison } from '../autodiff/trace.js';
 import { writeFileAtomic } from '../runtime/files.js';
 import { negatedOutput, otherClassName } from '../saliency/sigmoid.js';
 import * as ops from '../autodiff/ops/index.js';
-import { checkOutputDirectory, outputDirectory } from './output.js';
+import { checkOutputDirectory, gpuOptions, outputDirectory } from './output.js';
 import { progressLines } from './progress.js';
 import { decimal } from './parse.js';
 import { loadModelArgument } from './train.js';
@@ -40,6 +40,8 @@ export interface ExplainOptions {
   noiseLevel: number;
   seed: number;
   size: number;
+  /** GPU memory budget in MiB (default: initGpu's). */
+  memoryBudget?: number;
   /** x,y,width,height of the region to explain (e.g. a face), before resizing. */
   crop?: string;
   /** Also write each raw map as <method>.npy. */
@@ -98,7 +100,7 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
   const crop = parseCrop(o.crop);
   if (o.image === '') throw new ArgumentError('--image must name a PNG or JPEG file');
   checkOutputDirectory('--out', o.out); // before the model is loaded and run
-  const gpu = await initGpu();
+  const gpu = await initGpu(gpuOptions(o.memoryBudget));
   try {
     const model = await loadModelArgument(gpu, o.model);
     const { data, view } = loadInput(model, o.image, crop);

@@ -57,6 +57,12 @@ const positiveInt = (name: string) => (v: string) => {
   if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer`);
   return n;
 };
+const batchSizeArg = (name: string) => (v: string) => {
+  if (v === 'auto') return 'auto';
+  const n = toNumber(v);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be 'auto' or a positive integer`);
+  return n;
+};
 const positiveIntOrZero = (name: string) => (v: string) => {
   const n = toNumber(v);
   if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be an integer ≥ 0`);
@@ -123,6 +129,7 @@ program
   .option('--size <px>', 'side of the rendered images in pixels', sizeOption('--size'), 224)
   .option('--raw', 'also write each raw map (signed, not normalised, the shape the method returns) as <method>.npy next to its PNG (NumPy float32)')
   .option('--trace', 'print every forward and backward pass step by step (layer, kernels, rule, gradient statistics), the ReLU rules of the methods side by side, and write trace.json')
+  .option('--memory-budget <MiB>', 'GPU memory budget in MiB; SmoothGrad batches its samples to fit (default: 2048, or a quarter of RAM on a software adapter)', positiveInt('--memory-budget'))
   .action(async (opts) => {
     await explainCommand(opts);
   });
@@ -215,7 +222,8 @@ program
   .option('--grid <s>', 'mask grid cells per side', positiveInt('--grid'), 16)
   .option('--p <p>', 'probability that a grid cell is kept', probability('--p'), 0.5)
   .option('--seed <n>', 'mask seed', positiveIntOrZero('--seed'), 0)
-  .option('--batch-size <n>', 'masked images per detector call', positiveInt('--batch-size'), 32)
+  .option('--batch-size <n|auto>', "masked images per detector call ('auto': as many as fit the GPU memory budget, at most 256; a number too large to fit is split, with a warning)", batchSizeArg('--batch-size'), 'auto')
+  .option('--memory-budget <MiB>', 'GPU memory budget in MiB (default: 2048, or a quarter of RAM on a software adapter)', positiveInt('--memory-budget'))
   .option('--threshold <p>', 'minimum objectness of the detections listed', probability('--threshold'), 0.3)
   .option('--out <dir>', 'directory for drise-<index>.png', 'out')
   .option('--size <px>', "longer side of the rendered image in pixels (the photo's aspect ratio is kept)", sizeOption('--size'), 384)

@@ -6,6 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ArgumentError } from '../runtime/errors.js';
 import { makeDirectory, probeWritable, shorten } from '../runtime/files.js';
+import type { InitGpuOptions } from '../runtime/gpu.js';
 
 /** Why a file system call failed, in words (Node's own message where there are none). */
 export function fileProblem(err: unknown): string {
@@ -78,4 +79,17 @@ export function outputFile(option: string, file: string): string {
     throw new ArgumentError(`${option} ${shorten(file)}: cannot write there (${fileProblem(err)})`);
   }
   return path;
+}
+
+/**
+ * initGpu's options for a command: the memory budget from `--memory-budget <MiB>` (when given), and
+ * the library's warnings (a batch size split to fit the budget) on stderr.
+ */
+export function gpuOptions(memoryBudgetMiB?: number): InitGpuOptions {
+  return {
+    ...(memoryBudgetMiB !== undefined ? { memoryBudget: memoryBudgetMiB * 2 ** 20 } : {}),
+    log: (message, level) => {
+      if (level === 'warning') process.stderr.write(`saliency: ${message}\n`);
+    },
+  };
 }
