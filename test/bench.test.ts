@@ -13,11 +13,23 @@ const bench = 'dist/bench/main.js';
 
 interface BenchJson {
   size: number;
-  results: { work: string; ours_ms: number | null; tfjs_ms: number | null; ratio: number | null; tfjs_error?: string }[];
+  results: {
+    work: string;
+    ours_ms: number | null;
+    tfjs_ms: number | null;
+    ratio: number | null;
+    tfjs_error?: string;
+    ours_peak_mib: number;
+    ours_live_peak_mib: number;
+    tfjs_live_peak_mib: number | null;
+    tfjs_pool_mib: number | null;
+    batching?: string;
+  }[];
+  smoothgrad_vs_one_batch: number | null;
   agreement: Record<string, number> | null;
-  memory: { ours_peak_mib: number; tfjs_peak_mib: number | null };
+  memory: { budget_mib: number | null; ours_peak_mib: number; tfjs_live_peak_mib: number | null; tfjs_pool_mib: number | null };
   profiles: Record<string, { gpu_ms: number; dispatches: number }> | null;
-  drise: { masks: number; masks_per_second: number } | null;
+  drise: { masks: number; masks_per_second: number; batches: number[] } | null;
   batch: { images: number; speedup: number; batch1: { batch_size: number; images_per_second: number; gpu_seconds: number; decode_seconds: number }; auto: { batch_size: number; images_per_second: number } } | null;
   metrics: {
     images: number;
@@ -32,27 +44,40 @@ interface BenchJson {
 }
 
 describe.runIf(existsSync(bench))('npm run bench', () => {
-  it('times every work in both libraries, and their results agree', { timeout: 180_000 }, async () => {
-    const { stdout } = await run('node', [bench, '--size', '32', '--reps', '1', '--samples', '2', '--drise', '4', '--batch', '6', '--metrics', '1', '--no-kernels', '--json'], {
+  it('times every work in both libraries, and their results agree', { timeout: 300_000 }, async () => {
+    const { stdout } = await run('node', [bench, '--size', '32', '--reps', '1', '--samples', '2', '--drise', '4', '--batch', '6', '--metrics', '1', '--no-kernels', '--budget', '1024', '--json'], {
       maxBuffer: 16 << 20,
     });
     const out = JSON.parse(stdout) as BenchJson;
     expect(out.size).toBe(32);
-    expect(out.results.map((r) => r.work)).toEqual(['forward', 'vanilla', 'gradcam', 'smoothgrad', 'guided-backprop']);
+    expect(out.results.map((r) => r.work)).toEqual(['forward', 'vanilla', 'gradcam', 'smoothgrad', 'smoothgrad-1batch', 'guided-backprop']);
     for (const r of out.results) {
       expect(r.ours_ms).toBeGreaterThan(0);
-      // TF.js has no guided backprop of its own; it runs everything else.
-      if (r.work === 'guided-backprop') continue;
+      // Each work's peak: the pool holds at least the live tensors, and at least VGG16's weights at
+      // 32×32 (14.7M conv + 2.1M + 16.8M + 4.1M linear parameters: 143.8 MiB).
+      expect(r.ours_live_peak_mib).toBeGreaterThan(143.8);
+      expect(r.ours_peak_mib).toBeGreaterThanOrEqual(r.ours_live_peak_mib);
+      if (r.work.startsWith('smoothgrad')) expect(r.batching).toMatch(/^smoothGrad: 2 samples in \d+ batch(es)? of /);
+      // TF.js has no guided backprop of its own, and runs SmoothGrad in one batch only; it runs everything else.
+      if (r.work === 'guided-backprop' || r.work === 'smoothgrad-1batch') {
+        expect(r.tfjs_ms).toBeNull();
+        continue;
+      }
       expect(r.tfjs_error).toBeUndefined();
       expect(r.tfjs_ms).toBeGreaterThan(0);
       expect(r.ratio).toBeCloseTo(r.tfjs_ms! / r.ours_ms!, 1);
+      expect(r.tfjs_live_peak_mib).toBeGreaterThan(143.8);
+      expect(r.tfjs_pool_mib).toBeGreaterThan(0);
     }
+    expect(out.smoothgrad_vs_one_batch).toBeGreaterThan(0);
     // The same network and input in TF.js: forward, vanilla gradient and Grad-CAM agree closely
     // (SmoothGrad's noise differs between the libraries).
     expect(Object.keys(out.agreement ?? {})).toEqual(['forward', 'vanilla', 'gradcam']);
     for (const v of Object.values(out.agreement!)) expect(v).toBeLessThan(1e-4);
-    expect(out.memory.ours_peak_mib).toBeGreaterThan(0);
+    expect(out.memory.budget_mib).toBe(1024);
+    expect(out.memory.ours_peak_mib).toBe(Math.max(...out.results.map((r) => r.ours_peak_mib)));
     expect(out.drise?.masks).toBe(4);
+    expect(out.drise?.batches.reduce((a, b) => a + b, 0)).toBe(4);
     expect(out.drise?.masks_per_second).toBeGreaterThan(0);
     // saliency batch at batch 1 and at the automatic size, on fashion-vgg.
     expect(out.batch?.images).toBe(6);

@@ -3,10 +3,19 @@
  * `npm run bench`: our library against TF.js's WebGPU backend, in one process, on the same Dawn
  * adapter, on a VGG16-shaped network with random fp32 weights. Times (medians after warm-up, each
  * including reading the result back): forward, vanilla gradient, Grad-CAM at the last conv layer,
- * SmoothGrad with 50 samples in one batch, guided backprop (ours only). Also: the first call of
- * each (pipeline compilation included), peak GPU memory, conv/matmul GFLOP/s per VGG16 layer
- * shape, D-RISE masks per second on the detector, and deletion + insertion curves per second on
+ * SmoothGrad with 50 samples in batches chosen from the memory budget and in one batch (ours;
+ * TF.js runs one batch), guided backprop (ours only). Also: the first call of each (pipeline
+ * compilation included), each work's peak GPU memory, conv/matmul GFLOP/s per VGG16 layer shape,
+ * D-RISE masks per second on the detector, and deletion + insertion curves per second on
  * fashion-vgg, batched against one forward pass per step.
+ *
+ * Memory, per work: ours is the buffer pool (which holds every tensor, the model's weights
+ * included), emptied of free buffers before the work (`gpu.trim()`, `gpu.resetPeak()`): `peak` is
+ * the most GPU memory it held during the work's calls (buffers in use and free ones kept for
+ * reuse), `live` the most held by live tensors. TF.js's `live` is `tf.profile`'s peakBytes over one
+ * more call of the work (the bytes of its live tensors, the weights included); its `pool` is the
+ * bytes its WebGPU buffer manager has allocated after the work, which only grows (freed buffers
+ * are kept), so it is the most TF.js has held so far in the run, all works together.
  */
 import { createRequire } from 'node:module';
 import { Command, InvalidArgumentError } from 'commander';
@@ -34,6 +43,7 @@ import { loadModel } from '../nets/zoo.js';
 import { modelFromSpec, type Model } from '../nets/model.js';
 import type { LayerSpec, ModelSpec } from '../nets/spec.js';
 import { initGpu, type Gpu } from '../runtime/gpu.js';
+import { MiB, formatBytes } from '../runtime/memory.js';
 import { empty, tensor, type Tensor } from '../runtime/tensor.js';
 import * as metrics from '../saliency/metrics/index.js';
 import { runMethod } from '../saliency/methods.js';
@@ -56,6 +66,7 @@ interface Options {
   profile: boolean;
   splitK: boolean;
   metrics?: number;
+  budget?: number;
 }
 
 
@@ -68,6 +79,14 @@ interface Row {
   tfjs_first_ms: number | null;
   /** Why TF.js has no time for this work, when it failed. */
   tfjs_error?: string;
+  /** Our buffer pool's peak over the work's calls: all it held, and what live tensors held (MiB). */
+  ours_peak_mib: number;
+  ours_live_peak_mib: number;
+  /** TF.js: tf.profile's peak of live tensor bytes over one call; its buffer manager's allocation after the work (MiB). */
+  tfjs_live_peak_mib: number | null;
+  tfjs_pool_mib: number | null;
+  /** How our batching method ran its items (the library's own 'info' line), for SmoothGrad. */
+  batching?: string;
 }
 
 /** VGG16 (configuration D) for a size×size RGB input, 1000 classes. */
@@ -183,6 +202,7 @@ async function main(): Promise<void> {
     .option('--tiles <list>', "kernel table: compare these comma-separated tiles ('all': a built-in list; 'auto': the choice by shape; default: auto)", tilesArg)
     .option('--no-split-k', 'tiled conv2d kernels: never split K (deep layers at batch 1 otherwise split it to fill the GPU)')
     .option('--no-profile', 'skip the per-kernel GPU time breakdown of each work (GPU timestamps)')
+    .option('--budget <MiB>', "our GPU memory budget in MiB (default: initGpu's, 2048 in Node or a quarter of RAM on a software adapter)", (v) => intArg(v, '--budget'))
     .option('--json', 'print one JSON object instead of tables');
   program.parse(process.argv);
   const o = program.opts<Options>();
@@ -190,7 +210,16 @@ async function main(): Promise<void> {
     if (!o.json) process.stdout.write(s + '\n');
   };
 
-  const gpu = await initGpu();
+  // The library's 'info' lines say how a batching method ran; the last one per method is kept.
+  const batching = new Map<string, string>();
+  const gpu = await initGpu({
+    ...(o.budget !== undefined ? { memoryBudget: o.budget * MiB } : {}),
+    log: (message, level) => {
+      const method = /^(\w+): /.exec(message)?.[1];
+      if (level === 'info' && method) batching.set(method, message);
+      if (level === 'warning') process.stderr.write(`bench: ${message}\n`);
+    },
+  });
   if (o.conv !== 'auto') setConv2dStrategy(gpu, o.conv);
   if ((o.tile || o.tiles?.some(Boolean)) && conv2dStrategy(gpu) !== 'tiled') {
     throw new InvalidArgumentError(`--tile and --tiles choose tiles of the tiled conv kernels; this adapter uses the ${conv2dStrategy(gpu)} ones: add --conv tiled`);
@@ -202,7 +231,7 @@ async function main(): Promise<void> {
   const reps = o.reps ?? (gpu.adapter.isSoftware ? 3 : 10);
   const warmMs = gpu.adapter.isSoftware ? 0 : 500;
   if (size % 32) throw new InvalidArgumentError('--size must be a multiple of 32');
-  log(`adapter: ${gpu.adapter.name}; VGG16 at ${size}×${size}, batch 1, fp32; ${conv} conv kernels${o.tile ? ` (tile ${formatConv2dTile(o.tile)})` : ''}${o.splitK ? '' : ', K never split'}; medians of ${reps} after a warm-up${warmMs ? ` (≥ ${warmMs} ms)` : ""}, read-back included`);
+  log(`adapter: ${gpu.adapter.name}; VGG16 at ${size}×${size}, batch 1, fp32; ${conv} conv kernels${o.tile ? ` (tile ${formatConv2dTile(o.tile)})` : ''}${o.splitK ? '' : ', K never split'}; medians of ${reps} after a warm-up${warmMs ? ` (≥ ${warmMs} ms)` : ""}, read-back included; our memory budget ${formatBytes(gpu.memoryBudget)}`);
 
   const spec = vgg16Spec(size);
   const model = modelFromSpec(gpu, spec, undefined, { seed: 1 });
@@ -225,12 +254,16 @@ async function main(): Promise<void> {
 
   const ourWork: Record<string, () => Promise<Tensor>> = {
     forward: () => noGrad(gpu, () => model.forward(x)),
-    // The methods through the registry, as every front end runs them.
+    // The methods through the registry, as every front end runs them. SmoothGrad twice: in batches
+    // chosen from the memory budget (the default), and all samples in one batch.
     vanilla: () => runMethod('vanilla', model, x, { target }),
     gradcam: () => runMethod('gradCam', model, x, { target, layer: lastConv, upsample: 'none' }),
-    smoothgrad: () => runMethod('smoothGrad', model, x, { target, samples: o.samples, batchSize: o.samples, seed: 1 }),
+    smoothgrad: () => runMethod('smoothGrad', model, x, { target, samples: o.samples, seed: 1 }),
+    'smoothgrad-1batch': () => runMethod('smoothGrad', model, x, { target, samples: o.samples, batchSize: o.samples, seed: 1 }),
     'guided-backprop': () => runMethod('guidedBackprop', model, x, { target }),
   };
+  /** Works run without a memory budget: one batch, however large. */
+  const unbudgeted = new Set(['smoothgrad-1batch']);
   const ours = Object.fromEntries(Object.entries(ourWork).map(([k, f]) => [k, () => readAndFree(f())]));
   // TF.js's results (NHWC), made inside tf.tidy; timed with the read-back, like ours.
   const theirWork: Record<string, () => import('@tensorflow/tfjs').Tensor> = {};
@@ -263,15 +296,30 @@ async function main(): Promise<void> {
     }
   }
 
-  for (const work of ['forward', 'vanilla', 'gradcam', 'smoothgrad', 'guided-backprop']) {
+  const budget = gpu.memoryBudget;
+  for (const work of Object.keys(ourWork)) {
+    // Each work's memory from an empty pool: the model's weights and what the work adds.
+    if (unbudgeted.has(work)) gpu.setMemoryBudget(Infinity);
+    gpu.trim();
+    gpu.resetPeak();
+    batching.delete('smoothGrad');
     const a = await time(reps, ours[work]!, warmMs);
+    const mem = gpu.memory();
+    gpu.setMemoryBudget(budget);
     // TF.js may fail where we do not (e.g. a batch of 50 at 224×224 over its buffer limits): the
     // row then says why instead of ending the benchmark.
     let b: { first: number; median: number } | null = null;
     let tfjsError: string | undefined;
-    if (theirs[work]) {
+    let tfjsLive: number | null = null;
+    let tfjsPool: number | null = null;
+    if (theirs[work] && tf) {
       try {
         b = await time(reps, theirs[work]!, warmMs);
+        const t = tf;
+        const profile = await t.profile(() => t.tidy(theirWork[work]!));
+        (profile.result as import('@tensorflow/tfjs').Tensor).dispose();
+        tfjsLive = profile.peakBytes;
+        tfjsPool = (tf.memory() as { numBytesAllocatedInGPU?: number }).numBytesAllocatedInGPU ?? null;
       } catch (e) {
         tfjsError = (e as Error).message.split('\n')[0];
       }
@@ -284,21 +332,40 @@ async function main(): Promise<void> {
       ours_first_ms: round(a.first),
       tfjs_first_ms: b ? round(b.first) : null,
       ...(tfjsError ? { tfjs_error: tfjsError } : {}),
+      ours_peak_mib: round(mem.peakBytes / MiB),
+      ours_live_peak_mib: round(mem.peakInUseBytes / MiB),
+      tfjs_live_peak_mib: tfjsLive === null ? null : round(tfjsLive / MiB),
+      tfjs_pool_mib: tfjsPool === null ? null : round(tfjsPool / MiB),
+      ...(work.startsWith('smoothgrad') && batching.has('smoothGrad') ? { batching: batching.get('smoothGrad')! } : {}),
     };
     rows.push(row);
     log(
-      `${work.padEnd(16)} ours ${fmt(row.ours_ms)} ms   tfjs ${fmt(row.tfjs_ms)} ms   tfjs/ours ${row.ratio ?? '—'}   (first call: ours ${fmt(row.ours_first_ms)}, tfjs ${fmt(row.tfjs_first_ms)})` +
-        (tfjsError ? `\n${''.padEnd(16)} tfjs failed: ${tfjsError}` : ''),
+      `${work.padEnd(18)} ours ${fmt(row.ours_ms)} ms   tfjs ${fmt(row.tfjs_ms)} ms   tfjs/ours ${String(row.ratio ?? '—').padEnd(5)}` +
+        `   peak MiB: ours ${row.ours_peak_mib} (live ${row.ours_live_peak_mib}), tfjs live ${row.tfjs_live_peak_mib ?? '—'} (pool ${row.tfjs_pool_mib ?? '—'})` +
+        `   (first call: ours ${fmt(row.ours_first_ms)}, tfjs ${fmt(row.tfjs_first_ms)})` +
+        (row.batching ? `\n${''.padEnd(18)} ${row.batching}` : '') +
+        (tfjsError ? `\n${''.padEnd(18)} tfjs failed: ${tfjsError}` : ''),
     );
+  }
+  const auto = rows.find((r) => r.work === 'smoothgrad');
+  const single = rows.find((r) => r.work === 'smoothgrad-1batch');
+  const smoothgradVsOneBatch = auto?.ours_ms && single?.ours_ms ? round(auto.ours_ms / single.ours_ms, 3) : null;
+  if (smoothgradVsOneBatch !== null) {
+    log(`SmoothGrad in batches within the budget: ${smoothgradVsOneBatch}× the time of one batch; peak ${auto!.ours_peak_mib} MiB against ${single!.ours_peak_mib} MiB`);
   }
   // Both libraries computed the same thing: each result once more, compared (after the timings, so
   // that the first calls above still include compiling).
   const agreement = tf ? await agreeWithTfjs(tf, ourWork, theirWork, rows, log) : null;
   const memory = {
-    ours_peak_mib: round(gpu.memory().peakBytes / 2 ** 20, 1),
-    tfjs_peak_mib: tf ? round(((tf.memory() as { numBytesInGPUAllocated?: number; numBytes: number }).numBytesInGPUAllocated ?? tf.memory().numBytes) / 2 ** 20, 1) : null,
+    budget_mib: Number.isFinite(budget) ? round(budget / MiB) : null,
+    ours_peak_mib: Math.max(...rows.map((r) => r.ours_peak_mib)),
+    tfjs_live_peak_mib: tf ? Math.max(0, ...rows.map((r) => r.tfjs_live_peak_mib ?? 0)) : null,
+    tfjs_pool_mib: tf ? round(((tf.memory() as { numBytesAllocatedInGPU?: number }).numBytesAllocatedInGPU ?? 0) / MiB) : null,
   };
-  log(`GPU memory: ours peak ${memory.ours_peak_mib} MiB (buffer pool); tfjs ${memory.tfjs_peak_mib ?? '—'} MiB allocated at the end`);
+  log(
+    `GPU memory (MiB): ours peak ${memory.ours_peak_mib} over all works (buffer pool, budget ${memory.budget_mib ?? 'none'}); ` +
+      `tfjs live tensors peak ${memory.tfjs_live_peak_mib ?? '—'}, its buffer manager ${memory.tfjs_pool_mib ?? '—'} allocated at the end`,
+  );
 
   const profiles = o.profile && gpu.canProfile ? await profileWorks(gpu, ours, log) : null;
   const kernels = o.kernels ? await kernelTable(gpu, size, reps, o.tile ? [o.tile] : (o.tiles ?? [null]), o.tile ?? null, log) : [];
@@ -308,7 +375,7 @@ async function main(): Promise<void> {
   const metricsResult = metricsImages > 0 ? await metricsSpeed(gpu, metricsImages, log) : null;
   if (o.json) {
     process.stdout.write(
-      JSON.stringify({ adapter: gpu.adapter.name, size, reps, conv, tile: o.tile ? formatConv2dTile(o.tile) : 'auto', split_k: o.splitK, results: rows, agreement, memory, profiles, kernels, drise: driseResult, batch: batchResult, metrics: metricsResult, date: new Date().toISOString() }) + '\n',
+      JSON.stringify({ adapter: gpu.adapter.name, size, reps, conv, tile: o.tile ? formatConv2dTile(o.tile) : 'auto', split_k: o.splitK, results: rows, smoothgrad_vs_one_batch: smoothgradVsOneBatch, agreement, memory, profiles, kernels, drise: driseResult, batch: batchResult, metrics: metricsResult, date: new Date().toISOString() }) + '\n',
     );
   }
   model.dispose();
@@ -482,12 +549,15 @@ async function driseSpeed(gpu: Gpu, masks: number, log: (s: string) => void) {
   const detector: Model = modelFromSpec(gpu, FASHION_DETECTOR, undefined, { seed: 1 });
   const image = await randomNormal(gpu, [1, 1, 96, 96], { seed: 3, mean: 0.3, std: 0.2 });
   const target = { box: [20, 20, 60, 60] as [number, number, number, number], objectness: 1, scores: new Array(10).fill(0.1) };
-  const detectorFn = (b: Tensor) => detect(detector, b, { threshold: 0 });
-  const warm = await runMethod('drise', detectorFn, image, { target, masks: 32, batchSize: 32 });
+  // One detector function for both calls: the warm-up measures the memory per mask, so the timed
+  // call runs its batches ('auto', from the memory budget) from the start.
+  const run = (b: Tensor) => detect(detector, b, { threshold: 0 });
+  const warm = await runMethod('drise', run, image, { target, masks: Math.min(masks, 64) });
   warm.dispose();
-  const map = await runMethod('drise', detectorFn, image, { target, masks, batchSize: 64 });
-  const result = { masks, seconds: round(map.seconds, 2), masks_per_second: round(map.masksPerSecond, 1) };
-  log(`D-RISE on fashion-detector (96×96): ${result.masks_per_second} masks/s (${masks} masks, batches of 64)`);
+  const map = await runMethod('drise', run, image, { target, masks });
+  const sizes = [...new Set(map.batches)].sort((a, b) => b - a);
+  const result = { masks, seconds: round(map.seconds, 2), masks_per_second: round(map.masksPerSecond, 1), batches: map.batches };
+  log(`D-RISE on fashion-detector (96×96): ${result.masks_per_second} masks/s (${masks} masks in ${map.batches.length} batch${map.batches.length === 1 ? '' : 'es'} of ${sizes.join('/')})`);
   map.dispose();
   image.dispose();
   detector.dispose();
