@@ -90,6 +90,8 @@ async function checkCommand(command: string, env: Map<string, string>): Promise<
     // npm's own commands (run by test/package.test.ts, or the whole suite).
   } else if (w0 === 'cd') {
     // moving into the user's own project
+  } else if (w0 === 'bash' && w1?.startsWith('scripts/')) {
+    if (!existsSync(join(ROOT, w1))) problems.push(`${w1}: no such script`);
   } else {
     problems.push(`a command this test does not know: ${command}`);
   }
