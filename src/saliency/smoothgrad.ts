@@ -36,8 +36,9 @@ export interface SmoothGradOptions extends ScoreOptions {
   /** 'mean' (default), 'meanSquare' (SmoothGrad²) or 'variance' (VarGrad). */
   aggregate?: 'mean' | 'meanSquare' | 'variance';
   /**
-   * Noisy copies per GPU batch. 'auto' (default): as many as fit in the Gpu's memory budget. A
-   * number: at most that many; a batch that would not fit is split, with a warning to the Gpu's log.
+   * Noisy copies per GPU batch. 'auto' (default): as many as fit in the Gpu's memory budget, at
+   * most 64. A number: that many, or, when they would not fit, smaller batches and a warning to
+   * the Gpu's log.
    */
   batchSize?: number | 'auto';
   /** Called after each batch with the samples done and the total, over all images. */
@@ -45,6 +46,12 @@ export interface SmoothGradOptions extends ScoreOptions {
   /** Stops the run between batches with a CancelledError; nothing stays allocated. */
   signal?: AbortSignal;
 }
+
+/**
+ * In 'auto', the largest batch: progress (and cancelling) comes at least every 64 samples, and on
+ * a GPU VGG16's 224×224 samples are held to fewer by the memory budget anyway.
+ */
+export const SMOOTHGRAD_MAX_AUTO_BATCH = 64;
 
 export function smoothGrad(model: ExplainableModel, x: Tensor, options: SmoothGradOptions & { trace: TraceOn }): Promise<Traced>;
 export function smoothGrad(model: ExplainableModel, x: Tensor, options: SmoothGradOptions & { trace?: false }): Promise<Tensor>;
@@ -73,7 +80,7 @@ async function smoothGradMap(model: ExplainableModel, x: Tensor, options: Smooth
     label: 'smoothGrad',
     unit: 'sample',
     batchSize: options.batchSize,
-    maxBatch: samples,
+    maxBatch: SMOOTHGRAD_MAX_AUTO_BATCH,
     cacheKey: model,
     signature: `${base}|${aggregate}|${options.score ?? ''}|${sampleShape.join('x')}`,
   });
