@@ -10,7 +10,8 @@
 #                                     'saliency batch' speed)
 #                                     with the default budget (2 GiB in Node): keep it as
 #                                     docs/bench/h200-<date>.json
-#   bench-224-1gib.json               ours only, within a 1 GiB budget (a browser tab's default)
+#   bench-224-1gib.json               our SmoothGrad alone (50 samples), within a 1 GiB budget
+#                                     (a browser tab's default)
 #   centernet-drise-{chelsea,coffee,astronaut}.png
 #                                     D-RISE of CenterNet's detection 0 with the defaults (5000
 #                                     masks, 16×16 grid): the README's three pictures
@@ -37,21 +38,22 @@ step() {
 
 main() {
   source .device/activate || exit 1
+  export PATH=$PATH:/usr/local/nvidia/bin # nvidia-smi, where the driver is mounted
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used --format=csv
 
   # 1. The whole bench at 224×224 (the default size on a GPU), TF.js included.
   step bench-224 200 node dist/bench/main.js --json >"$OUT/bench-224.json"
 
-  # 2. Ours within the 1 GiB a browser tab gets, while nvidia-smi samples the GPU's memory: its
-  #    maximum minus the figure before the run is what the process really took (Dawn's own
-  #    allocations included), to set beside the bench's buffer-pool peaks.
+  # 2. Our SmoothGrad alone within the 1 GiB a browser tab gets, while nvidia-smi samples the GPU's
+  #    memory: its maximum minus the figure before the run is what the process really took (the
+  #    weights, Dawn's own allocations included), to set beside the bench's buffer-pool peak.
   smi=/tmp/smi-1gib.csv
   if command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 >"$smi" &
     smi_pid=$!
     sleep 1
   fi
-  step bench-224-1gib 75 node dist/bench/main.js --budget 1024 --no-tfjs --no-kernels --no-profile --drise 0 --batch 0 --json >"$OUT/bench-224-1gib.json"
+  step bench-224-1gib 75 node dist/bench/main.js --budget 1024 --works smoothgrad --no-tfjs --no-kernels --no-profile --drise 0 --batch 0 --json >"$OUT/bench-224-1gib.json"
   if [ -n "${smi_pid:-}" ]; then
     kill "$smi_pid" 2>/dev/null
     wait "$smi_pid" 2>/dev/null

@@ -44,6 +44,12 @@ interface BenchJson {
 }
 
 describe.runIf(existsSync(bench))('npm run bench', () => {
+  it('refuses an unknown work in --works before opening the GPU', async () => {
+    const err = await run('node', [bench, '--works', 'forward,smoothgrad-2batch']).catch((e) => e);
+    expect(err.code).toBe(1);
+    expect(err.stderr).toMatch(/--works takes a comma-separated list of forward, vanilla, gradcam, smoothgrad, smoothgrad-1batch, guided-backprop; got "forward,smoothgrad-2batch"/);
+  });
+
   it('times every work in both libraries, and their results agree', { timeout: 300_000 }, async () => {
     const { stdout } = await run('node', [bench, '--size', '32', '--reps', '1', '--samples', '2', '--drise', '4', '--batch', '6', '--metrics', '1', '--no-kernels', '--budget', '1024', '--json'], {
       maxBuffer: 16 << 20,

@@ -67,7 +67,12 @@ interface Options {
   splitK: boolean;
   metrics?: number;
   budget?: number;
+  works?: Work[];
 }
+
+/** The works the bench times, in order. */
+const WORKS = ['forward', 'vanilla', 'gradcam', 'smoothgrad', 'smoothgrad-1batch', 'guided-backprop'] as const;
+type Work = (typeof WORKS)[number];
 
 
 interface Row {
@@ -203,6 +208,7 @@ async function main(): Promise<void> {
     .option('--no-split-k', 'tiled conv2d kernels: never split K (deep layers at batch 1 otherwise split it to fill the GPU)')
     .option('--no-profile', 'skip the per-kernel GPU time breakdown of each work (GPU timestamps)')
     .option('--budget <MiB>', "our GPU memory budget in MiB (default: initGpu's, 2048 in Node or a quarter of RAM on a software adapter)", (v) => intArg(v, '--budget'))
+    .option('--works <list>', `comma-separated works to time (default: all of ${WORKS.join(', ')})`, worksArg)
     .option('--json', 'print one JSON object instead of tables');
   program.parse(process.argv);
   const o = program.opts<Options>();
@@ -297,7 +303,8 @@ async function main(): Promise<void> {
   }
 
   const budget = gpu.memoryBudget;
-  for (const work of Object.keys(ourWork)) {
+  const works: readonly Work[] = o.works ?? WORKS;
+  for (const work of works) {
     // Each work's memory from an empty pool: the model's weights and what the work adds.
     if (unbudgeted.has(work)) gpu.setMemoryBudget(Infinity);
     gpu.trim();
@@ -367,7 +374,7 @@ async function main(): Promise<void> {
       `tfjs live tensors peak ${memory.tfjs_live_peak_mib ?? '—'}, its buffer manager ${memory.tfjs_pool_mib ?? '—'} allocated at the end`,
   );
 
-  const profiles = o.profile && gpu.canProfile ? await profileWorks(gpu, ours, log) : null;
+  const profiles = o.profile && gpu.canProfile ? await profileWorks(gpu, Object.fromEntries(works.map((w) => [w, ours[w]!])), log) : null;
   const kernels = o.kernels ? await kernelTable(gpu, size, reps, o.tile ? [o.tile] : (o.tiles ?? [null]), o.tile ?? null, log) : [];
   const driseResult = o.drise > 0 ? await driseSpeed(gpu, o.drise, log) : null;
   const batchResult = o.batch > 0 ? await batchSpeed(o.batch, log) : null;
@@ -399,7 +406,8 @@ async function agreeWithTfjs(
 ): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const work of ['forward', 'vanilla', 'gradcam']) {
-    if (!theirWork[work] || rows.find((r) => r.work === work)?.tfjs_error) continue;
+    const row = rows.find((r) => r.work === work);
+    if (!theirWork[work] || !row || row.tfjs_error) continue;
     const oursT = await ourWork[work]!();
     const a = await oursT.read();
     oursT.dispose();
@@ -708,6 +716,13 @@ function tileArg(v: string): Conv2dTile {
 function tilesArg(v: string): (Conv2dTile | null)[] {
   const names = v === 'all' ? ['auto', ...CONV2D_TILE_CANDIDATES] : v.split(',');
   return names.map((n) => (n.trim() === 'auto' ? null : tileArg(n)));
+}
+
+function worksArg(v: string): Work[] {
+  const names = v.split(',').map((w) => w.trim());
+  const unknown = names.filter((w) => !(WORKS as readonly string[]).includes(w));
+  if (unknown.length || names.length === 0) throw new InvalidArgumentError(`--works takes a comma-separated list of ${WORKS.join(', ')}; got ${JSON.stringify(v)}`);
+  return names as Work[];
 }
 
 function intArg(v: string, name: string, zero = false): number {
