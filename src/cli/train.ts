@@ -318,7 +318,7 @@ export async function loadModelArgument(gpu: Gpu, name: string): Promise<LoadedM
   if (name.endsWith('.json')) {
     if (!existsSync(name)) throw new ArgumentError(`cannot read ${name}: no such file`);
     if (statSync(name).isDirectory()) throw new ArgumentError(`cannot read ${name}: it is a directory`);
-    const classNames = GRAPH_MODEL_CLASSES[basename(name)];
+    const classNames = GRAPH_MODEL_CLASSES.get(basename(name));
     return loadTfjsModel(gpu, name, classNames ? { classNames: [...classNames] } : {});
   }
   if (!name.endsWith('.safetensors')) {

@@ -67,7 +67,7 @@ registerModelLoader('.safetensors', async (gpu, url) => modelFromSafetensors(gpu
 // TF.js graph or layers models (model.json + weight shards, fetched relative to it); code loaded on first use.
 registerModelLoader('.json', async (gpu, url) => {
   const [{ GRAPH_MODEL_CLASSES }, { loadTfjsModel }] = await Promise.all([import('../nets/tfjs-graph.js'), import('../nets/tfjs-layers.js')]);
-  const classNames = GRAPH_MODEL_CLASSES[fileName(url)];
+  const classNames = GRAPH_MODEL_CLASSES.get(fileName(url));
   return loadTfjsModel(gpu, url, classNames ? { classNames: [...classNames] } : {});
 });
 
