@@ -7,9 +7,10 @@
  * module per op family, the graph) on the executor all graph formats share (graph/). This module is
  * its public face.
  */
-export { loadTfjsGraphModel, graphLimits, TfjsGraphModel, type TfjsGraphOptions, type TfjsLayer, type TfjsForwardOptions } from './tfjs/graph.js';
+export { loadTfjsGraphModel, TfjsGraphModel, type TfjsGraphOptions, type TfjsLayer, type TfjsForwardOptions } from './tfjs/graph.js';
 export { readTfjsArtifacts, type TfjsArtifacts, type TfjsGraphSource, type TfjsWeightSource } from './tfjs/artifacts.js';
 export { decodeTfjsWeights } from './tfjs/weights.js';
+export { graphLimits } from './graph/executor.js';
 export { SUPPORTED_TFJS_OPS } from './tfjs/ops/index.js';
 export type { TfjsAttrValue, TfjsShapeProto, TfjsNode, TfjsWeightEntry, TfjsWeightsGroup, TfjsModelJson } from './tfjs/format.js';
 export type { HostTensor, GraphLimits } from './graph/host.js';

@@ -14,6 +14,7 @@
  *   hooks the value between them, finds the logits (the input of a final softmax/sigmoid) and
  *   Grad-CAM's default layer, and lists its layers.
  */
+import * as ops from '../../autodiff/ops/index.js';
 import { activeTape, nameOutput } from '../../autodiff/tape.js';
 import type { Activation } from '../../kernels/common.js';
 import { ArgumentError, FormatError, ShapeError, formatShape } from '../../runtime/errors.js';
@@ -22,7 +23,7 @@ import { tensor, type Tensor } from '../../runtime/tensor.js';
 import type { Layer } from '../model.js';
 import type { LayerSpec, LayerType } from '../spec.js';
 import type { ExplainableModel, ForwardOptions } from '../types.js';
-import { checkedElements, type GraphLimits, type HostTensor } from './host.js';
+import { checkedElements, DEFAULT_GRAPH_LIMITS, type GraphLimits, type HostTensor } from './host.js';
 
 /** A value of the graph while it is built: a constant on the CPU, or computed at run time (shape with −1 for the batch). */
 export type Value = { kind: 'const'; host: HostTensor } | { kind: 'runtime'; shape: number[] };
@@ -72,6 +73,20 @@ export interface GraphStep {
   layer: GraphLayer;
 }
 
+/** The limits for this device: a tensor may not exceed what one storage binding holds. */
+export function graphLimits(gpu: Gpu, given: Partial<GraphLimits> = {}): GraphLimits {
+  const device = Math.floor(Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize) / 4);
+  const limits = { ...DEFAULT_GRAPH_LIMITS, maxElements: Math.min(DEFAULT_GRAPH_LIMITS.maxElements, device), ...given };
+  for (const [k, v] of Object.entries(limits)) if (!Number.isSafeInteger(v) || v < 1) throw new ArgumentError(`limits.${k} must be a positive integer, got ${v}`);
+  return limits;
+}
+
+/** Per-channel input normalisation a loader can put in front of a graph: (x − mean) / std. */
+export interface InputNormalization {
+  mean: readonly number[];
+  std: readonly number[];
+}
+
 /** The values and steps of a graph being built, and the weights uploaded so far. */
 export class GraphBuilder {
   readonly values = new Map<string, Value>();
@@ -84,10 +99,13 @@ export class GraphBuilder {
     readonly limits: GraphLimits,
   ) {}
 
-  /** Uploads a constant (kept until the model is disposed), as float32. */
-  upload(h: HostTensor, shape?: number[]): Tensor {
+  /** Uploads a constant (kept until the model is disposed), as float32; weights must be finite. */
+  upload(h: HostTensor, shape?: number[], what = 'a weight'): Tensor {
     const s = shape ?? (h.shape.length ? h.shape : [1]);
-    checkedElements(s, this.limits, `${this.name}: a constant`);
+    checkedElements(s, this.limits, `${this.name}: ${what}`);
+    for (let i = 0; i < h.data.length; i++) {
+      if (!Number.isFinite(h.data[i]!)) throw new FormatError(`${this.name}: ${what} holds ${h.data[i]} at index ${i}: weights must be finite`);
+    }
     const t = this.gpu.keep(tensor(this.gpu, h.data instanceof Float32Array ? h.data : Float32Array.from(h.data), s));
     this.uploaded.push(t);
     return t;
@@ -134,6 +152,43 @@ export class GraphBuilder {
         outputShape: o.perSample,
         params: new Map(Object.entries(prepared.params ?? {})),
       },
+    });
+  }
+
+  /**
+   * Puts (x − mean)/std per channel in front of the graph: the model then takes `raw` (e.g. pixels
+   * in [0, 1]) and the graph's own input `input` becomes the first step (a hook point like any).
+   */
+  normalizeInput(raw: string, input: string, shape: number[], n: InputNormalization): void {
+    const channels = shape[1]!;
+    const ok = (v: readonly number[], positive: boolean) =>
+      Array.isArray(v) && (v.length === channels || v.length === 1) && v.every((x) => Number.isFinite(x) && (!positive || x > 0));
+    if (shape.length !== 4 || !ok(n.mean, false) || !ok(n.std, true)) {
+      throw new ArgumentError(`${this.name}: normalize needs ${channels} (or 1) finite means and positive standard deviations for an input of shape [${shape.join(', ')}]`);
+    }
+    const per = (v: readonly number[]) => Float32Array.from({ length: channels }, (_, k) => v[v.length === 1 ? 0 : k]!);
+    const mean = this.upload({ dtype: 'float32', shape: [1, channels, 1, 1], data: per(n.mean) }, undefined, 'the normalisation mean');
+    const std = this.upload({ dtype: 'float32', shape: [1, channels, 1, 1], data: per(n.std) }, undefined, 'the normalisation std');
+    this.runtime(raw, shape);
+    this.step({
+      name: input,
+      op: 'Normalize',
+      inputNames: [raw],
+      prepared: {
+        shape,
+        type: 'normalize',
+        spec: { mean: [...per(n.mean)], std: [...per(n.std)] },
+        run: async ([x]) => {
+          const centred = await ops.sub(x!, mean);
+          try {
+            return await ops.div(centred, std);
+          } finally {
+            centred.dispose();
+          }
+        },
+      },
+      perSample: shape.slice(1),
+      inputPerSample: shape.slice(1),
     });
   }
 

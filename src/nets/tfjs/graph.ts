@@ -14,8 +14,8 @@
  */
 import { ArgumentError, FormatError } from '../../runtime/errors.js';
 import type { Gpu } from '../../runtime/gpu.js';
-import { GraphBuilder, GraphModel, isFolded, unsupportedOpsError, type GraphLayer, type GraphForwardOptions } from '../graph/executor.js';
-import { checkedElements, DEFAULT_GRAPH_LIMITS, type GraphLimits, type HostTensor } from '../graph/host.js';
+import { GraphBuilder, GraphModel, graphLimits, isFolded, unsupportedOpsError, type GraphLayer, type GraphForwardOptions } from '../graph/executor.js';
+import { checkedElements, type GraphLimits, type HostTensor } from '../graph/host.js';
 import { readTfjsArtifacts, type TfjsGraphSource } from './artifacts.js';
 import { Attrs, checkModelJson, parseInput, shapeOf, stripIndex, type TfjsModelJson, type TfjsNode } from './format.js';
 import { ours } from './layout.js';
@@ -63,14 +63,6 @@ export async function loadTfjsGraphModel(gpu: Gpu, source: string | URL | TfjsGr
   const model = checkModelJson(artifacts.json, artifacts.where);
   const graph = new GraphDef(model, { ...options, name: options.name ?? artifacts.name ?? 'tfjs-graph' }); // topology errors before reading weights
   return graph.build(gpu, await artifacts.weights(model.weightsManifest), limits);
-}
-
-/** The limits for this device: a tensor may not exceed what one storage binding holds. */
-export function graphLimits(gpu: Gpu, given: Partial<GraphLimits> = {}): GraphLimits {
-  const device = Math.floor(Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize) / 4);
-  const limits = { ...DEFAULT_GRAPH_LIMITS, maxElements: Math.min(DEFAULT_GRAPH_LIMITS.maxElements, device), ...given };
-  for (const [k, v] of Object.entries(limits)) if (!Number.isSafeInteger(v) || v < 1) throw new ArgumentError(`limits.${k} must be a positive integer, got ${v}`);
-  return limits;
 }
 
 /** The topology of a model.json, checked before any weight is read. */
