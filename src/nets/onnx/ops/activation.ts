@@ -1,8 +1,10 @@
 /**
  * ONNX activations: Relu, LeakyRelu, Sigmoid, Tanh (our activation op, so that guided backprop and
  * DeconvNet change every ReLU, also one fused into the conv or Gemm before it), Clip (0 and 6:
- * ReLU6; 0 and no upper bound: ReLU; other bounds: a plain clip), HardSigmoid, HardSwish, PRelu,
- * Softmax and LogSoftmax (opset < 13: over the input flattened from `axis` on; opset 13: one axis).
+ * ReLU6; 0 and no upper bound: ReLU; other bounds: a plain clip), HardSigmoid, HardSwish, PRelu
+ * (not ReLUs: their ordinary gradient under every method, as PyTorch's hooks on ReLU modules
+ * leave them), Softmax and LogSoftmax (opset < 13: over the input flattened from `axis` on;
+ * opset 13: one axis).
  */
 import * as ops from '../../../autodiff/ops/index.js';
 import type { Activation } from '../../../kernels/common.js';
@@ -12,7 +14,6 @@ import type { OpResult, Prepared } from '../../graph/executor.js';
 import { padRank } from '../../graph/host.js';
 import { using } from '../../graph/ops.js';
 import { optionalConst, runtimeInput, constInput, type OnnxContext, type OnnxOpBuilder } from './context.js';
-import { clip as clipOp, hardSigmoid as hardSigmoidOp, hardSwish as hardSwishOp, prelu as preluOp } from './pointwise.js';
 
 /** A step running one of our activations (a conv or Gemm step before it may fuse it). */
 export function activationStep(x: number[], act: Exclude<Activation, 'none'>, alpha = 0.01): Prepared {
@@ -43,18 +44,18 @@ export function clip(c: OnnxContext): OpResult {
   if (hi >= 3.4e38) hi = Infinity;
   if (lo === 0 && hi === 6) return activationStep(x, 'relu6');
   if (lo === 0 && hi === Infinity) return activationStep(x, 'relu');
-  return { shape: x, type: 'clip', spec: { min: lo, max: hi }, run: ([t]) => clipOp(t!, lo, hi) };
+  return { shape: x, type: 'clip', spec: { min: lo, max: hi }, run: ([t]) => ops.clip(t!, lo, hi) };
 }
 
 export function hardSigmoid(c: OnnxContext): OpResult {
   const x = runtimeInput(c, 0);
   const alpha = c.attrs.float('alpha', 0.2);
   const beta = c.attrs.float('beta', 0.5);
-  return { shape: x, type: 'hardsigmoid', spec: { alpha, beta }, run: ([t]) => hardSigmoidOp(t!, alpha, beta) };
+  return { shape: x, type: 'hardsigmoid', spec: { alpha, beta }, run: ([t]) => ops.hardSigmoid(t!, alpha, beta) };
 }
 
 export function hardSwish(c: OnnxContext): OpResult {
-  return { shape: runtimeInput(c, 0), type: 'hardswish', run: ([t]) => hardSwishOp(t!) };
+  return { shape: runtimeInput(c, 0), type: 'hardswish', run: ([t]) => ops.hardSwish(t!) };
 }
 
 /** PRelu: the slope broadcasts against the input (unidirectionally), e.g. [C, 1, 1] per channel. */
@@ -65,7 +66,7 @@ export function prelu(c: OnnxContext): OpResult {
     throw new FormatError(`${c.where}: the slope ${formatShape(s.shape)} does not broadcast to the input ${formatShape(x)}`);
   }
   const slope = c.upload(padRank(s, x.length));
-  return { shape: x, type: 'prelu', params: { slope }, run: ([t]) => preluOp(t!, slope) };
+  return { shape: x, type: 'prelu', params: { slope }, run: ([t]) => ops.prelu(t!, slope) };
 }
 
 export function softmax(log: boolean): OnnxOpBuilder {

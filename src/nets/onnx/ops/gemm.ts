@@ -9,7 +9,6 @@ import { FormatError, formatShape } from '../../../runtime/errors.js';
 import type { Tensor } from '../../../runtime/tensor.js';
 import type { OpResult } from '../../graph/executor.js';
 import { padRank, permuteHost, type HostTensor } from '../../graph/host.js';
-import { using } from '../../graph/ops.js';
 import { constInput, optionalConst, runtimeInput, shapeOfInput, type OnnxContext } from './context.js';
 
 const scaled = (h: HostTensor, k: number): HostTensor => (k === 1 ? h : { ...h, dtype: 'float32', data: Float32Array.from(h.data, (v) => v * k) });
@@ -28,60 +27,31 @@ export function gemm(c: OnnxContext): OpResult {
   if (bShape.length !== 2) throw new FormatError(`${c.where}: B must be a matrix, got ${formatShape(bShape)}`);
   const n = transB ? bShape[0]! : bShape[1]!;
   if ((transB ? bShape[1] : bShape[0]) !== k) throw new FormatError(`${c.where}: A ${formatShape(a)}${transA ? 'ᵀ' : ''} and B ${formatShape(bShape)}${transB ? 'ᵀ' : ''} do not multiply`);
-  // C: a bias row ([n] or [1, n]) goes into linear's bias; anything else is added after.
-  let biasRow: HostTensor | null = null;
-  let addAfter: Tensor | null = null;
-  if (cHost && beta !== 0) {
-    const cs = cHost.shape;
-    const isRow = cs.length === 0 || (cs.length === 1 && (cs[0] === n || cs[0] === 1)) || (cs.length === 2 && cs[0] === 1 && (cs[1] === n || cs[1] === 1));
-    if (isRow) {
-      const v = scaled(cHost, beta).data;
-      biasRow = { dtype: 'float32', shape: [n], data: v.length === n ? Float32Array.from(v) : new Float32Array(n).fill(v[0]!) };
-    } else {
-      if (cs.length > 2 || (cs.length === 2 && ((cs[0] !== m && cs[0] !== 1) || (cs[1] !== n && cs[1] !== 1)))) {
-        throw new FormatError(`${c.where}: C ${formatShape(cs)} does not broadcast to [${m}, ${n}]`);
-      }
-      addAfter = c.upload(padRank(scaled(cHost, beta), 2));
-    }
+  const cs = cHost?.shape ?? [];
+  if (cHost && (cs.length > 2 || (cs.length >= 1 && cs[cs.length - 1] !== n && cs[cs.length - 1] !== 1) || (cs.length === 2 && cs[0] !== m && cs[0] !== 1))) {
+    throw new FormatError(`${c.where}: C ${formatShape(cs)} does not broadcast to [${m}, ${n}]`);
   }
-  const transposeA = (x: Tensor) => (transA ? ops.transpose(x, [1, 0]) : Promise.resolve(x));
-  if (bv?.kind === 'const') {
-    const w = c.upload(scaled(transB ? bv.host : permuteHost(bv.host, [1, 0]), alpha)); // [n, k]
-    const bias = biasRow ? c.upload(biasRow) : null;
+  const isRow = !cHost || beta === 0 || cs.length < 2 || cs[0] === 1;
+  if (bv?.kind === 'const' && !transA && isRow) {
+    // A linear layer: weight [n, k] = α·op(B)ᵀ, bias = β·C.
+    const w = c.upload(scaled(transB ? bv.host : permuteHost(bv.host, [1, 0]), alpha));
+    let bias: Tensor | null = null;
+    if (cHost && beta !== 0) {
+      const v = scaled(cHost, beta).data;
+      bias = c.upload({ dtype: 'float32', shape: [n], data: v.length === n ? Float32Array.from(v) : new Float32Array(n).fill(v[0]!) });
+    }
     const params: Record<string, Tensor> = { weight: w };
     if (bias) params.bias = bias;
-    const run = (act: Activation, al: number) => async (args: (Tensor | undefined)[]) => {
-      const x = await transposeA(args[0]!);
-      let y = x === args[0] ? await ops.linear(x, w, bias, { activation: addAfter ? 'none' : act, alpha: al }) : await using(x, (t) => ops.linear(t, w, bias, { activation: addAfter ? 'none' : act, alpha: al }));
-      if (addAfter) {
-        y = await using(y, (t) => ops.add(t, addAfter!));
-        if (act !== 'none') y = await using(y, (t) => ops.activation(t, act, al));
-      }
-      return y;
-    };
+    const run = (act: Activation, al: number) => (args: (Tensor | undefined)[]) => ops.linear(args[0]!, w, bias, { activation: act, alpha: al });
     return { shape: [m, n], type: 'linear', spec: { in: k, out: n, bias: !!bias }, params, run: run('none', 0.01), fused: run };
   }
-  // B computed: a plain product.
-  const rowBias = biasRow ? c.upload(biasRow) : null;
+  // B computed, A transposed or C a full matrix: the differentiable Gemm op.
+  const cTensor = cHost && beta !== 0 ? c.upload(padRank(cHost, 2)) : null;
+  const bConst = bv?.kind === 'const' ? c.upload(bv.host) : null;
   return {
     shape: [m, n],
     type: 'matmul',
-    run: async ([x, y]) => {
-      const temps: Tensor[] = [];
-      try {
-        const xa = await transposeA(x!);
-        if (xa !== x) temps.push(xa);
-        const yb = transB ? await ops.transpose(y!, [1, 0]) : y!;
-        if (yb !== y) temps.push(yb);
-        let r = await ops.matmul(xa, yb);
-        if (alpha !== 1) r = await using(r, (t) => ops.scale(t, alpha));
-        if (rowBias) r = await using(r, (t) => ops.add(t, rowBias));
-        if (addAfter) r = await using(r, (t) => ops.add(t, addAfter!));
-        return r;
-      } finally {
-        for (const t of temps) t.dispose();
-      }
-    },
+    run: ([x, y]) => ops.gemm(x!, bConst ?? y!, cTensor, { transA, transB, alpha, beta }),
   };
 }
 
@@ -99,29 +69,18 @@ export function matmul(c: OnnxContext): OpResult {
     const run = (act: Activation, al: number) => (args: (Tensor | undefined)[]) => ops.linear(args[0]!, w, null, { activation: act, alpha: al });
     return { shape: [as[0]!, bs[1]!], type: 'linear', spec: { in: bs[0], out: bs[1], bias: false }, params: { weight: w }, run: run('none', 0.01), fused: run };
   }
-  // Batched: the leading axes of both sides must agree, or one side is a plain matrix.
-  const lead = (s: number[]) => s.slice(0, -2);
-  if (as.length > 2 && bs.length > 2 && (as.length !== bs.length || lead(as).some((d, i) => d !== lead(bs)[i] && d !== -1 && lead(bs)[i] !== -1))) {
-    throw new FormatError(`${c.where}: broadcasting the batch axes of ${formatShape(as)} and ${formatShape(bs)} is not supported`);
-  }
-  const out = [...(as.length >= bs.length ? lead(as) : lead(bs)), as[as.length - 2]!, bs[bs.length - 1]!];
+  // NumPy's matrix product with broadcast batch axes (the differentiable matmulNd).
+  const lead = (q: number[]) => q.slice(0, -2);
+  const [la, lb] = [lead(as), lead(bs)];
+  const rank = Math.max(la.length, lb.length);
+  const batch = Array.from({ length: rank }, (_, i) => {
+    const p = la[la.length - rank + i] ?? 1;
+    const q = lb[lb.length - rank + i] ?? 1;
+    if (p !== q && p !== 1 && q !== 1) throw new FormatError(`${c.where}: the batch axes of ${formatShape(as)} and ${formatShape(bs)} do not broadcast`);
+    return p === 1 ? q : p;
+  });
+  const out = [...batch, as[as.length - 2]!, bs[bs.length - 1]!];
+  if (out[0] !== as[0]) throw new FormatError(`${c.where}: the product ${formatShape(as)} · ${formatShape(bs)} moves the batch axis`);
   const consts = [av, bv].map((v) => (v.kind === 'const' ? c.upload(v.host) : null));
-  return {
-    shape: out,
-    type: 'matmul',
-    run: async (args) => {
-      const [x, y] = [consts[0] ?? args[0]!, consts[1] ?? args[1]!];
-      // Our product takes [M, K] or [B, M, K]: fold the leading axes into one.
-      const flat = (t: Tensor) => (t.rank <= 3 ? t.reshape(t.shape) : t.reshape([t.size / (t.shape[t.rank - 2]! * t.shape[t.rank - 1]!), t.shape[t.rank - 2]!, t.shape[t.rank - 1]!]));
-      const [fx, fy] = [flat(x), flat(y)];
-      try {
-        const r = await ops.matmul(fx, fy);
-        const lead2 = (x.rank >= y.rank ? x : y).shape.slice(0, -2);
-        return await using(r, async (t) => t.reshape([...lead2, t.shape[t.rank - 2]!, t.shape[t.rank - 1]!]));
-      } finally {
-        fx.dispose();
-        fy.dispose();
-      }
-    },
-  };
+  return { shape: out, type: 'matmul', run: (args) => ops.matmulNd(consts[0] ?? args[0]!, consts[1] ?? args[1]!) };
 }

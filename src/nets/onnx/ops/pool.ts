@@ -41,8 +41,12 @@ export function globalAveragePool(c: OnnxContext): OpResult {
   };
 }
 
+/** GlobalMaxPool: [N, C, H, W] → [N, C, 1, 1]; the gradient goes to each plane's first maximum. */
 export function globalMaxPool(c: OnnxContext): OpResult {
   const x = runtimeInput(c, 0, [3, 4]);
-  const axes = x.slice(2).map((_, i) => i + 2);
-  return { shape: [x[0]!, x[1]!, ...axes.map(() => 1)], type: 'globalmaxpool', run: ([t]): Promise<Tensor> => ops.max(t!, axes, true) };
+  return {
+    shape: [x[0]!, x[1]!, ...x.slice(2).map(() => 1)],
+    type: 'globalmaxpool',
+    run: ([t]): Promise<Tensor> => as2d(t!, async (v) => using(await ops.globalMaxPool(v), async (y) => y.reshape([y.shape[0]!, y.shape[1]!, 1, 1]))),
+  };
 }

@@ -2,7 +2,6 @@
 import * as ops from '../../../autodiff/ops/index.js';
 import { FormatError, ShapeError, formatShape } from '../../../runtime/errors.js';
 import type { OpResult, Prepared } from '../../graph/executor.js';
-import { zeroPad } from '../../graph/ops.js';
 import { hostInLayout, inTfOrder, ourAxis } from '../layout.js';
 import { constInput, runtimeInput, type TfjsContext } from './context.js';
 
@@ -93,6 +92,6 @@ export function pad(c: TfjsContext): Prepared {
   return {
     shape,
     type: 'pad',
-    run: ([t]) => zeroPad(t!, t!.shape.map((d, i) => d + pads[i]![0] + pads[i]![1]), pads.map((q) => q[0])),
+    run: ([t]) => ops.pad(t!, [...pads.map((q) => q[0]), ...pads.map((q) => q[1])]),
   };
 }
