@@ -313,7 +313,7 @@ function vector(t: HostTensor, n: number, what: string): Float32Array {
 export async function loadTfjsModel(
   gpu: Gpu,
   source: string | URL | TfjsGraphSource,
-  options: { classNames?: string[]; name?: string } = {},
+  options: { classNames?: string[]; name?: string; inputShape?: number[] } = {},
 ): Promise<Model | TfjsGraphModel> {
   try {
     return await loadTfjsGraphModel(gpu, source, options);

@@ -220,22 +220,6 @@ export function unsupportedOpsError(
   );
 }
 
-/** A layer for `describeLayers`: what `saliency layers` prints. */
-export interface LayerInfo {
-  /** The hook point's name (use it as --layer or a neuron target's layer). */
-  name: string;
-  /** The format's op ('Conv', '_FusedConv2D') or our layer type for our own models. */
-  op: string;
-  /** Our nearest layer type. */
-  type: string;
-  /** Output shape per image (our layout: [C, H, W] for feature maps). */
-  outputShape: number[];
-  /** Number of weight values. */
-  parameters: number;
-  /** The node's name where it differs from the hook point's (ONNX). */
-  node?: string;
-}
-
 export interface GraphForwardOptions extends ForwardOptions {
   /** Which values to compute; default the model's outputs. */
   outputs?: string[];
@@ -311,18 +295,6 @@ export class GraphModel implements ExplainableModel {
 
   private step(name: string): GraphStep | undefined {
     return this.byName.get(name) ?? this.byName.get(this.aliases.get(name) ?? '');
-  }
-
-  /** Every hook point: name, op, our type, output shape per image, weight count. */
-  describeLayers(): LayerInfo[] {
-    return this.layers.map((l) => ({
-      name: l.name,
-      op: l.op,
-      type: l.type,
-      outputShape: [...l.outputShape],
-      parameters: [...l.params.values()].reduce((a, t) => a + t.size, 0),
-      ...(l.node !== undefined ? { node: l.node } : {}),
-    }));
   }
 
   /**
