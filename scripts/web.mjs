@@ -255,9 +255,10 @@ export async function startWebServer(options = {}) {
     clearScreen: false,
     plugins: [demoRoutes(mounts)],
     server: { host, port, strictPort, open: false, fs: { strict: true, allow: [ROOT] } },
-    // No dependency pre-bundling: the browser path imports one ESM package (wgsl-preprocessor),
-    // and the optimiser would reload the page when it finishes after the first request.
-    optimizeDeps: { noDiscovery: true, include: [] },
+    // No dependency discovery: the optimiser would reload the page when it finishes after the
+    // first request. The one CommonJS package of the browser path (protobufjs, for ONNX models) is
+    // pre-bundled when the server starts; wgsl-preprocessor is ESM.
+    optimizeDeps: { noDiscovery: true, include: ['protobufjs/light.js'] },
   });
   await server.listen();
   const address = server.httpServer?.address();

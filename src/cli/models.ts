@@ -7,27 +7,15 @@ import type { Command } from 'commander';
 import { readRegularFile } from '../runtime/files.js';
 import { ArgumentError } from '../runtime/errors.js';
 import { initGpu } from '../runtime/gpu.js';
-import type { InputNormalization } from '../nets/graph/executor.js';
+import { parseNormalization, type InputNormalization } from '../nets/normalization.js';
 import { checkLabels, imagenetClasses, LABEL_LIMITS, parseLabels } from '../nets/labels.js';
 import { listLayers } from '../nets/layers.js';
 import { camFeatureLayer, defaultCamLayer } from '../saliency/index.js';
 import { decimal } from './parse.js';
 import { loadModelArgument, type LoadedModel } from './train.js';
 
-/** ImageNet's per-channel mean and standard deviation of pixels in [0, 1] (torchvision's). */
-export const IMAGENET_NORMALIZATION: InputNormalization = Object.freeze({ mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
-
-/** --normalize imagenet | m1,m2,m3/s1,s2,s3 (one value each for a grey model). */
-export function parseNormalize(v: string | undefined): InputNormalization | undefined {
-  if (v === undefined || v === 'none') return undefined;
-  if (v === 'imagenet') return IMAGENET_NORMALIZATION;
-  const parts = v.split('/');
-  const nums = parts.map((p) => p.split(',').map(decimal));
-  if (parts.length !== 2 || nums.some((l) => !l.length || l.some((x) => !Number.isFinite(x))) || nums[1]!.some((x) => x <= 0) || nums[0]!.length !== nums[1]!.length) {
-    throw new ArgumentError(`--normalize must be 'imagenet', 'none' or means/stds such as 0.5,0.5,0.5/0.25,0.25,0.25 (stds > 0), got '${v.slice(0, 100)}'`);
-  }
-  return { mean: nums[0]!, std: nums[1]! };
-}
+/** --normalize imagenet | m1,m2,m3/s1,s2,s3 | none. */
+export const parseNormalize = (v: string | undefined): InputNormalization | undefined => parseNormalization(v, '--normalize');
 
 /** --input-shape C,H,W (positive integers). */
 export function parseInputShape(v: string | undefined): number[] | undefined {
