@@ -6,6 +6,9 @@ import { ArgumentError } from '../runtime/errors.js';
 import type { Gpu } from '../runtime/gpu.js';
 import type { GraphModel, InputNormalization } from './graph/executor.js';
 import { DEFAULT_GRAPH_LIMITS } from './graph/host.js';
+import { openModelSource } from './graph/source.js';
+import { loadOnnxModel } from './onnx/model.js';
+import { loadTfjsModel } from './tfjs-layers.js';
 import { modelFromSafetensors, type Model } from './model.js';
 import { sameConv as conv, type ModelSpec } from './spec.js';
 import { FASHION_CLASSES } from './classes.js';
@@ -104,8 +107,7 @@ export interface LoadModelOptions {
 /**
  * Loads a model: a bundled one by name ('fashion-vgg', 'fashion-gap', 'fashion-detector'), or a
  * file by path (Node) or URL whose name ends in '.onnx' (loadOnnxModel), '.json' (a TF.js graph or
- * layers model.json) or '.safetensors' (our own format, the spec in its metadata). The importers are
- * loaded on first use.
+ * layers model.json) or '.safetensors' (our own format, the spec in its metadata).
  */
 export function loadModel(gpu: Gpu, name: BundledModelName): Promise<Model>;
 export function loadModel(gpu: Gpu, source: string | URL, options?: LoadModelOptions): Promise<AnyModel>;
@@ -118,17 +120,10 @@ export async function loadModel(gpu: Gpu, source: string | URL, options: LoadMod
   }
   if (typeof source !== 'string' && !(source instanceof URL)) throw new ArgumentError('loadModel: the model must be a bundled name, a path or a URL');
   const path = source.toString().replace(/[?#].*$/, '');
-  if (/\.onnx$/i.test(path)) {
-    const { loadOnnxModel } = await import('./onnx/model.js');
-    return loadOnnxModel(gpu, source, options);
-  }
+  if (/\.onnx$/i.test(path)) return loadOnnxModel(gpu, source, options);
   if (options.normalize) throw new ArgumentError(`loadModel: normalize applies to ONNX models; '${path}' is not one`);
-  if (/\.json$/i.test(path)) {
-    const { loadTfjsModel } = await import('./tfjs-layers.js');
-    return loadTfjsModel(gpu, source, { classNames: options.classNames, inputShape: options.inputShape });
-  }
+  if (/\.json$/i.test(path)) return loadTfjsModel(gpu, source, { classNames: options.classNames, inputShape: options.inputShape });
   if (/\.safetensors$/i.test(path)) {
-    const { openModelSource } = await import('./graph/source.js');
     const src = await openModelSource(source, { what: 'loadModel', maxBytes: DEFAULT_GRAPH_LIMITS.maxBytes, extension: /\.safetensors$/i });
     return modelFromSafetensors(gpu, src.bytes, undefined, src.where);
   }
