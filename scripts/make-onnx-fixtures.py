@@ -18,6 +18,11 @@ PyTorch's shape arithmetic (Shape, Gather, Unsqueeze, Concat before the Reshape)
 
 The input is the same LCG stream test code can regenerate: s <- (1664525 s + 1013904223) mod 2^32,
 value = (s >> 8) / 2^24, starting from s = seed, in NCHW order.
+
+For the command line test, cat64.png (assets/chelsea.png, the cat, resized to 64x64 once here with
+scikit-image) and, for resnet18, cat.expected.bin: the logits, the input gradient and the guided
+gradient of the top class with respect to the pixels in [0, 1], the model run on
+(pixels - mean) / std with ImageNet's mean and std, as `explain --normalize imagenet` runs it.
 """
 import json
 import os
@@ -169,6 +174,34 @@ MODELS = [
 ]
 
 
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+
+class Normalized(nn.Module):
+    """The model behind ImageNet normalisation, so that gradients are with respect to pixels in [0, 1]."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.register_buffer('mean', torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1))
+        self.register_buffer('std', torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1))
+
+    def forward(self, x):
+        return self.model((x - self.mean) / self.std)
+
+
+def cat_image():
+    """assets/chelsea.png resized to 64x64 (RGB bytes), written as cat64.png; the pixels / 255 as NCHW."""
+    import numpy as np
+    from skimage import io, transform
+    here = os.path.dirname(os.path.abspath(__file__))
+    img = io.imread(os.path.join(here, '..', 'assets', 'chelsea.png'))[:, :, :3]
+    small = (transform.resize(img, (SIZE, SIZE), anti_aliasing=True) * 255).round().astype(np.uint8)
+    io.imsave(os.path.join(OUT, 'cat64.png'), small, check_contrast=False)
+    return torch.tensor(small.astype(np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
@@ -197,6 +230,18 @@ def main():
         with open(os.path.join(OUT, f'{name}.json'), 'w') as f:
             json.dump(meta, f, indent=1)
         print(f'{name}: {meta["parameters"]} parameters, opset {opset}, {os.path.getsize(path)} bytes, classes {meta["classes"]}')
+        if name == 'resnet18':
+            cat = cat_image()
+            net = Normalized(model).eval()
+            with torch.no_grad():
+                cat_logits = net(cat)
+            top = cat_logits.argmax(1)
+            cat_vanilla = input_gradient(net, cat, top)
+            cat_guided = input_gradient(Normalized(guided_copy(model)).eval(), cat, top)
+            with open(os.path.join(OUT, 'cat.expected.bin'), 'wb') as f:
+                for t in (cat_logits, cat_vanilla, cat_guided):
+                    f.write(struct.pack(f'<{t.numel()}f', *t.flatten().tolist()))
+            print(f'  cat64.png: top class {top.item()}')
 
 
 if __name__ == '__main__':
