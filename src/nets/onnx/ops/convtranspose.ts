@@ -1,35 +1,16 @@
 /**
  * ONNX ConvTranspose (1-D and 2-D: groups, strides, dilations, pads, output_padding, output_shape,
- * auto_pad). Its forward is the input gradient of a convolution with the same weights (our
- * conv2dBackwardInput kernel), so its backward is that convolution (conv2dForward): recorded as one
- * op, 'onnx.convTranspose', with the weight a constant.
+ * auto_pad) on the differentiable convTranspose2d op. The pads follow ONNX Runtime: with
+ * output_shape or SAME_*, the total padding is split (SAME_UPPER puts the larger half at the end,
+ * SAME_LOWER at the start) and a target beyond the full output adds output padding.
  */
 import * as ops from '../../../autodiff/ops/index.js';
-import { recordOp, registerBackward } from '../../../autodiff/tape.js';
-import { conv2dBackwardInput, conv2dForward, type Conv2dParams } from '../../../kernels/conv2d.js';
+import type { ConvTranspose2dParams } from '../../../kernels/conv-transpose.js';
 import { FormatError, formatShape } from '../../../runtime/errors.js';
 import type { Tensor } from '../../../runtime/tensor.js';
 import type { OpResult } from '../../graph/executor.js';
-import { using } from '../../graph/ops.js';
 import { as2d } from './conv.js';
 import { constInput, optionalConst, runtimeInput, type OnnxContext } from './context.js';
-
-async function convTransposeOp(x: Tensor, w: Tensor, outShape: number[], params: Conv2dParams): Promise<Tensor> {
-  const y = await conv2dBackwardInput(x, w, outShape, params);
-  recordOp(x.gpu, 'onnx.convTranspose', [x], y, { w, params, xShape: x.shape, yShape: y.shape });
-  return y;
-}
-
-registerBackward('onnx.convTranspose', async (dy, ctx) => {
-  if (!ctx.needsGrad[0]) return [null];
-  const { w, params, yShape } = ctx.saved as { w: Tensor; params: Conv2dParams; yShape: number[] };
-  const g = dy.reshape(yShape);
-  try {
-    return [await conv2dForward(g, w, null, params)];
-  } finally {
-    g.dispose();
-  }
-});
 
 export function convTranspose(c: OnnxContext): OpResult {
   const x = runtimeInput(c, 0, [3, 4]);
@@ -76,17 +57,17 @@ export function convTranspose(c: OnnxContext): OpResult {
   const out = size.map((n, i) => strides[i]! * (n - 1) + outputPadding[i]! + span[i]! - begin[i]! - end[i]!);
   if (out.some((o) => o < 1)) throw new FormatError(`${c.where}: the output would be empty (${out.join('×')})`);
   const two = (v: number[], one: number): [number, number] => (r === 1 ? [one, v[0]!] : [v[0]!, v[1]!]);
-  const params: Conv2dParams = {
+  const params: ConvTranspose2dParams = {
     stride: two(strides, 1),
     dilation: two(dilations, 1),
     groups: group,
     padding: r === 1 ? [0, 0, begin[0]!, end[0]!] : [begin[0]!, end[0]!, begin[1]!, end[1]!],
+    outputPadding: two(outputPadding, 0),
   };
-  const out2 = two(out, 1);
   const w = c.upload(wh, [cin, coutG, ...two(kernel, 1)]);
   const b = optionalConst(c, 2, 'bias');
   if (b && b.data.length !== cout) throw new FormatError(`${c.where}: the bias has ${b.data.length} values for ${cout} output channels`);
-  const bias = b ? c.upload(b, [1, cout, 1, 1]) : null;
+  const bias = b ? c.upload(b, [cout]) : null;
   const params2: Record<string, Tensor> = { weight: w };
   if (bias) params2.bias = bias;
   return {
@@ -94,10 +75,6 @@ export function convTranspose(c: OnnxContext): OpResult {
     type: 'convtranspose',
     spec: { in: cin, out: cout, kernel: two(kernel, 1), ...params },
     params: params2,
-    run: ([t]) =>
-      as2d(t!, async (v) => {
-        const y = await convTransposeOp(v, w, [v.shape[0]!, cout, ...out2], params);
-        return bias ? using(y, (q) => ops.add(q, bias)) : y;
-      }),
+    run: ([t]) => as2d(t!, (v) => ops.convTranspose2d(v, w, bias, params)),
   };
 }

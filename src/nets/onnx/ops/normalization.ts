@@ -1,11 +1,10 @@
 /**
  * ONNX BatchNormalization in inference (training_mode 0): y = scale·(x − mean)/√(var + ε) + B,
- * folded at load time into one multiply and one add per channel.
+ * the differentiable batchNorm op (one dispatch each way).
  */
 import * as ops from '../../../autodiff/ops/index.js';
 import { FormatError } from '../../../runtime/errors.js';
 import type { OpResult } from '../../graph/executor.js';
-import { using } from '../../graph/ops.js';
 import { constInput, runtimeInput, type OnnxContext } from './context.js';
 
 export function batchNormalization(c: OnnxContext): OpResult {
@@ -19,16 +18,10 @@ export function batchNormalization(c: OnnxContext): OpResult {
   for (const [name, h] of [['scale', scale], ['B', bias], ['mean', mean], ['var', variance]] as const) {
     if (h!.data.length !== ch) throw new FormatError(`${c.where}: ${name} has ${h!.data.length} values for ${ch} channels`);
   }
-  const s = new Float32Array(ch);
-  const t = new Float32Array(ch);
   for (let k = 0; k < ch; k++) {
-    const v = variance!.data[k]! + eps;
-    if (!(v > 0)) throw new FormatError(`${c.where}: channel ${k} has variance ${variance!.data[k]} and ε ${eps}: the variance must be positive`);
-    s[k] = scale!.data[k]! / Math.sqrt(v);
-    t[k] = bias!.data[k]! - mean!.data[k]! * s[k]!;
+    if (!(variance!.data[k]! + eps > 0)) throw new FormatError(`${c.where}: channel ${k} has variance ${variance!.data[k]} and ε ${eps}: the variance must be positive`);
   }
-  const shape = [1, ch, ...x.slice(2).map(() => 1)];
-  const st = c.upload({ dtype: 'float32', shape, data: s });
-  const tt = c.upload({ dtype: 'float32', shape, data: t });
-  return { shape: x, type: 'batchnorm', params: { _scale: st, _shift: tt }, run: async ([v]) => using(await ops.mul(v!, st), (m) => ops.add(m, tt)) };
+  const [st, bt, mt, vt] = [scale, bias, mean, variance].map((h) => c.upload(h!, [ch]));
+  const params = { scale: st!, bias: bt!, mean: mt!, variance: vt!, epsilon: eps };
+  return { shape: x, type: 'batchnorm', params: { weight: st!, bias: bt!, running_mean: mt!, running_var: vt! }, run: ([v]) => ops.batchNorm(v!, params) };
 }

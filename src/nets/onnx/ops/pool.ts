@@ -1,5 +1,5 @@
 /**
- * ONNX pooling: MaxPool (ceil_mode, pads, auto_pad), AveragePool (count_include_pad, ceil_mode),
+ * ONNX pooling: MaxPool (ceil_mode, pads, dilations, auto_pad), AveragePool (count_include_pad, ceil_mode, dilations),
  * GlobalAveragePool and GlobalMaxPool, 1-D and 2-D.
  */
 import * as ops from '../../../autodiff/ops/index.js';
@@ -18,9 +18,8 @@ export function pool(kind: 'max' | 'avg'): OnnxOpBuilder {
     if (kernel.length !== r || kernel.some((k) => !Number.isSafeInteger(k) || k < 1)) throw new FormatError(`${c.where}: kernel_shape ${JSON.stringify(kernel)} must be ${r} positive integers`);
     const ceilMode = c.attrs.int('ceil_mode', 0) === 1;
     const g = window(c, x.slice(2), kernel, { ceil: ceilMode });
-    if (g.dilation.some((d) => d !== 1)) throw new FormatError(`${c.where}: dilated pooling is not supported`);
     const countIncludePad = c.attrs.int('count_include_pad', 0) === 1;
-    const params = { kernel: g.kernel, stride: g.stride, padding: g.padding, ceilMode };
+    const params = { kernel: g.kernel, stride: g.stride, dilation: g.dilation, padding: g.padding, ceilMode };
     return {
       shape: [x[0]!, x[1]!, ...(r === 1 ? [g.out[1]] : g.out)],
       type: kind === 'max' ? 'maxpool2d' : 'avgpool2d',
