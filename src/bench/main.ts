@@ -393,6 +393,30 @@ async function main(): Promise<void> {
   gpu.destroy();
 }
 
+/** Like `time` for two functions, their calls alternating: first calls, warm-ups, then reps pairs. */
+async function timePair(reps: number, f: () => Promise<unknown>, g: () => Promise<unknown>, warmMs = 0): Promise<[{ first: number; median: number }, { first: number; median: number }]> {
+  const once = async (fn: () => Promise<unknown>) => {
+    const t0 = performance.now();
+    await fn();
+    return performance.now() - t0;
+  };
+  const [ff, gf] = [await once(f), await once(g)];
+  for (const fn of [f, g]) {
+    const until = performance.now() + warmMs;
+    do await fn();
+    while (performance.now() < until);
+  }
+  const [fr, gr]: number[][] = [[], []];
+  for (let i = 0; i < reps; i++) {
+    fr.push(await once(f));
+    gr.push(await once(g));
+  }
+  return [
+    { first: ff, median: median(fr) },
+    { first: gf, median: median(gr) },
+  ];
+}
+
 function peerArg(v: string): string[] {
   const names = v.split(',').map((p) => p.trim());
   for (const p of names) if (p !== 'tfjs' && p !== 'ort') throw new InvalidArgumentError(`unknown peer '${p}'; peers: tfjs, ort`);
@@ -430,8 +454,8 @@ async function ortForward(
     }
     const agreement = err / Math.max(scale, 1e-30);
     if (!(agreement <= AGREEMENT_TOLERANCE)) throw new Error(`our forward differs from ONNX Runtime's (${agreement.toExponential(1)} > ${AGREEMENT_TOLERANCE}): the times would compare different work`);
-    const a = await time(reps, oursForward, warmMs);
-    const b = await time(reps, () => peer.forward(xData, shape), warmMs);
+    // Interleaved, so that the load of a shared machine weighs on both alike.
+    const [a, b] = await timePair(reps, oursForward, () => peer.forward(xData, shape), warmMs);
     const row = { provider: peer.provider, ...(peer.webgpuError ? { webgpu_error: peer.webgpuError } : {}), ours_ms: round(a.median), ort_ms: round(b.median), ort_first_ms: round(b.first), ratio: round(b.median / a.median, 2), agreement };
     log(
       `${'forward'.padEnd(16)} ours ${fmt(row.ours_ms)} ms   ort (${peer.provider}) ${fmt(row.ort_ms)} ms   ort/ours ${row.ratio}   (ort's first call ${fmt(row.ort_first_ms)} ms; max |ours − ort| / max |ort| ${agreement.toExponential(1)})` +

@@ -9,7 +9,7 @@ import { FormatError, formatShape } from '../../../runtime/errors.js';
 import type { Tensor } from '../../../runtime/tensor.js';
 import type { OpResult } from '../../graph/executor.js';
 import { padRank, permuteHost, type HostTensor } from '../../graph/host.js';
-import { constInput, optionalConst, runtimeInput, shapeOfInput, type OnnxContext } from './context.js';
+import { runtimeInput, shapeOfInput, type OnnxContext } from './context.js';
 
 const scaled = (h: HostTensor, k: number): HostTensor => (k === 1 ? h : { ...h, dtype: 'float32', data: Float32Array.from(h.data, (v) => v * k) });
 
@@ -22,16 +22,18 @@ export function gemm(c: OnnxContext): OpResult {
   if (transA && a[0] === -1) throw new FormatError(`${c.where}: transA on a value with a dynamic batch is not supported`);
   const [m, k] = transA ? [a[1]!, a[0]!] : [a[0]!, a[1]!];
   const bv = c.inputs[1];
-  const cHost = optionalConst(c, 2, 'C');
+  const cValue = c.inputs[2];
+  const cHost = cValue?.kind === 'const' ? cValue.host : undefined;
+  const cShapeAll = cValue ? shapeOfInput(c, 2) : [];
   const bShape = shapeOfInput(c, 1);
   if (bShape.length !== 2) throw new FormatError(`${c.where}: B must be a matrix, got ${formatShape(bShape)}`);
   const n = transB ? bShape[0]! : bShape[1]!;
   if ((transB ? bShape[1] : bShape[0]) !== k) throw new FormatError(`${c.where}: A ${formatShape(a)}${transA ? 'ᵀ' : ''} and B ${formatShape(bShape)}${transB ? 'ᵀ' : ''} do not multiply`);
-  const cs = cHost?.shape ?? [];
-  if (cHost && (cs.length > 2 || (cs.length >= 1 && cs[cs.length - 1] !== n && cs[cs.length - 1] !== 1) || (cs.length === 2 && cs[0] !== m && cs[0] !== 1))) {
+  const cs = cShapeAll;
+  if (cValue && (cs.length > 2 || (cs.length >= 1 && cs[cs.length - 1] !== n && cs[cs.length - 1] !== 1) || (cs.length === 2 && cs[0] !== m && cs[0] !== 1))) {
     throw new FormatError(`${c.where}: C ${formatShape(cs)} does not broadcast to [${m}, ${n}]`);
   }
-  const isRow = !cHost || beta === 0 || cs.length < 2 || cs[0] === 1;
+  const isRow = !cValue || beta === 0 || (cValue.kind === 'const' && (cs.length < 2 || cs[0] === 1));
   if (bv?.kind === 'const' && !transA && isRow) {
     // A linear layer: weight [n, k] = α·op(B)ᵀ, bias = β·C.
     const w = c.upload(scaled(transB ? bv.host : permuteHost(bv.host, [1, 0]), alpha));
@@ -45,13 +47,20 @@ export function gemm(c: OnnxContext): OpResult {
     const run = (act: Activation, al: number) => (args: (Tensor | undefined)[]) => ops.linear(args[0]!, w, bias, { activation: act, alpha: al });
     return { shape: [m, n], type: 'linear', spec: { in: k, out: n, bias: !!bias }, params, run: run('none', 0.01), fused: run };
   }
-  // B computed, A transposed or C a full matrix: the differentiable Gemm op.
+  // B or C computed, A transposed or C a full matrix: the differentiable Gemm op.
   const cTensor = cHost && beta !== 0 ? c.upload(padRank(cHost, 2)) : null;
   const bConst = bv?.kind === 'const' ? c.upload(bv.host) : null;
   return {
     shape: [m, n],
     type: 'matmul',
-    run: ([x, y]) => ops.gemm(x!, bConst ?? y!, cTensor, { transA, transB, alpha, beta }),
+    run: async ([x, y, z]) => {
+      const cIn = cTensor ?? (z && beta !== 0 ? (z.rank === 2 ? z : z.reshape([...new Array<number>(2 - z.rank).fill(1), ...z.shape])) : null);
+      try {
+        return await ops.gemm(x!, bConst ?? y!, cIn, { transA, transB, alpha, beta });
+      } finally {
+        if (cIn && cIn !== z && cIn !== cTensor) cIn.dispose();
+      }
+    },
   };
 }
 
