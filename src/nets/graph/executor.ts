@@ -73,6 +73,37 @@ export interface GraphStep {
   layer: GraphLayer;
 }
 
+/**
+ * The nodes `roots` depend on, dependencies first (an iterative depth-first search: deep graphs do
+ * not exhaust the stack). `deps` lists a node's producers (it may throw for a missing one); a
+ * cycle is a FormatError naming a node on it.
+ */
+export function dependencyOrder<N>(roots: readonly N[], deps: (n: N) => N[], label: (n: N) => string, model: string): N[] {
+  const out: N[] = [];
+  const state = new Map<N, 1 | 2>();
+  for (const root of roots) {
+    const stack: [N, boolean][] = [[root, false]];
+    while (stack.length) {
+      const [node, done] = stack.pop()!;
+      if (done) {
+        if (state.get(node) !== 2) {
+          state.set(node, 2);
+          out.push(node);
+        }
+        continue;
+      }
+      const s = state.get(node);
+      if (s === 2) continue;
+      if (s === 1) throw new FormatError(`${model}: the graph has a cycle through node '${label(node)}'`);
+      state.set(node, 1);
+      stack.push([node, true]);
+      const d = deps(node);
+      for (let i = d.length - 1; i >= 0; i--) if (state.get(d[i]!) !== 2) stack.push([d[i]!, false]);
+    }
+  }
+  return out;
+}
+
 /** The limits for this device: a tensor may not exceed what one storage binding holds. */
 export function graphLimits(gpu: Gpu, given: Partial<GraphLimits> = {}): GraphLimits {
   const device = Math.floor(Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize) / 4);

@@ -34,6 +34,24 @@ export function halfToFloatTable(): Float32Array {
   return (halfTable = t);
 }
 
+/**
+ * NumPy broadcasting of static shapes; −1 (an unknown batch) broadcasts with 1, with itself and
+ * with any size (taking that size). A FormatError when they do not broadcast.
+ */
+export function broadcastShapes(a: readonly number[], b: readonly number[], where: string): number[] {
+  const rank = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < rank; i++) {
+    const x = a[a.length - rank + i] ?? 1;
+    const y = b[b.length - rank + i] ?? 1;
+    if (x === y || y === 1) out.push(x);
+    else if (x === 1) out.push(y);
+    else if (x === -1 || y === -1) out.push(x === -1 ? y : x);
+    else throw new FormatError(`${where}: shapes ${formatShape(a)} and ${formatShape(b)} cannot be broadcast together`);
+  }
+  return out;
+}
+
 /** A host tensor with its axes permuted: out.shape[i] = shape[perm[i]]. */
 export function permuteHost(h: HostTensor, perm: readonly number[]): HostTensor {
   const shape = perm.map((p) => h.shape[p]!);

@@ -3,7 +3,7 @@
  * Concat → Reshape, Cast, Slice, arithmetic), run once at load time on constants.
  */
 import { FormatError, formatShape } from '../../runtime/errors.js';
-import { permuteHost, shapeElements, type HostTensor } from '../graph/host.js';
+import { broadcastShapes, permuteHost, shapeElements, type HostTensor } from '../graph/host.js';
 import { BATCH } from './ops/context.js';
 
 /** Row-major strides of a shape. */
@@ -16,19 +16,8 @@ export function strides(shape: readonly number[]): number[] {
   return out;
 }
 
-/** NumPy broadcasting of static shapes; −1 (the batch, unknown) broadcasts with 1 and itself. */
-export function broadcast(a: readonly number[], b: readonly number[], where: string): number[] {
-  const rank = Math.max(a.length, b.length);
-  const out: number[] = [];
-  for (let i = 0; i < rank; i++) {
-    const x = a[a.length - rank + i] ?? 1;
-    const y = b[b.length - rank + i] ?? 1;
-    if (x === y || y === 1) out.push(x);
-    else if (x === 1) out.push(y);
-    else throw new FormatError(`${where}: shapes ${formatShape(a)} and ${formatShape(b)} cannot be broadcast together`);
-  }
-  return out;
-}
+/** NumPy broadcasting of static shapes (graph/host.ts). */
+export const broadcast = broadcastShapes;
 
 function hasBatch(h: HostTensor): boolean {
   return h.dtype !== 'float32' && h.data.includes(BATCH);

@@ -14,7 +14,7 @@
  */
 import { ArgumentError, FormatError, formatShape } from '../../runtime/errors.js';
 import type { Gpu } from '../../runtime/gpu.js';
-import { GraphBuilder, GraphModel, graphLimits, isFolded, unsupportedOpsError, type InputNormalization, type Value } from '../graph/executor.js';
+import { dependencyOrder, GraphBuilder, GraphModel, graphLimits, isFolded, unsupportedOpsError, type InputNormalization, type Value } from '../graph/executor.js';
 import { checkedElements, type GraphLimits, type HostTensor } from '../graph/host.js';
 import { openModelSource, type ModelSource, type SiblingReader } from '../graph/source.js';
 import { OnnxAttrs } from './attributes.js';
@@ -141,38 +141,17 @@ class OnnxGraph {
 
   /** The nodes the given values depend on, dependencies first. */
   topologicalOrder(targets: readonly string[]): OnnxNodeProto[] {
-    const out: OnnxNodeProto[] = [];
-    const state = new Map<OnnxNodeProto, 1 | 2>();
     const inputName = this.input.name!;
-    for (const t of targets) {
-      const first = this.producers.get(t)?.node;
-      if (!first) continue;
-      const stack: [OnnxNodeProto, boolean][] = [[first, false]];
-      while (stack.length) {
-        const [node, done] = stack.pop()!;
-        if (done) {
-          if (state.get(node) !== 2) {
-            state.set(node, 2);
-            out.push(node);
-          }
-          continue;
-        }
-        const s = state.get(node);
-        if (s === 2) continue;
-        if (s === 1) throw new FormatError(`${this.name}: the graph has a cycle through node '${nodeLabel(node)}'`);
-        state.set(node, 1);
-        stack.push([node, true]);
-        const deps = node.input ?? [];
-        for (let i = deps.length - 1; i >= 0; i--) {
-          const v = deps[i]!;
-          if (!v || v === inputName || this.initialisers.has(v) || this.options.constants?.has(v)) continue;
+    const roots = targets.map((t) => this.producers.get(t)?.node).filter((n): n is OnnxNodeProto => !!n);
+    const deps = (node: OnnxNodeProto) =>
+      (node.input ?? [])
+        .filter((v) => v && v !== inputName && !this.initialisers.has(v) && !this.options.constants?.has(v))
+        .map((v) => {
           const p = this.producers.get(v);
           if (!p) throw new FormatError(`${this.name}: node '${nodeLabel(node)}' (${node.opType}) reads '${v}', which is neither the input, an initialiser nor any node's output`);
-          if (state.get(p.node) !== 2) stack.push([p.node, false]);
-        }
-      }
-    }
-    return out;
+          return p.node;
+        });
+    return dependencyOrder(roots, deps, nodeLabel, this.name);
   }
 
   private checkOps(): void {

@@ -14,7 +14,7 @@
  */
 import { ArgumentError, FormatError } from '../../runtime/errors.js';
 import type { Gpu } from '../../runtime/gpu.js';
-import { GraphBuilder, GraphModel, graphLimits, isFolded, unsupportedOpsError, type GraphLayer, type GraphForwardOptions } from '../graph/executor.js';
+import { dependencyOrder, GraphBuilder, GraphModel, graphLimits, isFolded, unsupportedOpsError, type GraphLayer, type GraphForwardOptions } from '../graph/executor.js';
 import { checkedElements, type GraphLimits, type HostTensor } from '../graph/host.js';
 import { readTfjsArtifacts, type TfjsGraphSource } from './artifacts.js';
 import { Attrs, checkModelJson, parseInput, shapeOf, stripIndex, type TfjsModelJson, type TfjsNode } from './format.js';
@@ -117,31 +117,13 @@ class GraphDef {
 
   /** The nodes the given nodes depend on (data inputs only), dependencies first. */
   topologicalOrder(targets: readonly string[]): TfjsNode[] {
-    const out: TfjsNode[] = [];
-    const state = new Map<string, 1 | 2>();
-    for (const t of targets) {
-      const stack: [string, boolean][] = [[t, false]];
-      while (stack.length) {
-        const [name, done] = stack.pop()!;
-        if (done) {
-          if (state.get(name) !== 2) {
-            state.set(name, 2);
-            out.push(this.nodes.get(name)!);
-          }
-          continue;
-        }
-        const s = state.get(name);
-        if (s === 2) continue;
-        if (s === 1) throw new FormatError(`${this.options.name}: the graph has a cycle through node '${name}'`);
-        const node = this.nodes.get(name);
-        if (!node) throw new FormatError(`${this.options.name}: an input refers to a missing node '${name}'`);
-        state.set(name, 1);
-        stack.push([name, true]);
-        const deps = (node.input ?? []).map(parseInput).filter((p): p is { node: string; index: number } => !!p);
-        for (let i = deps.length - 1; i >= 0; i--) if (state.get(deps[i]!.node) !== 2) stack.push([deps[i]!.node, false]);
-      }
-    }
-    return out;
+    const node = (name: string) => {
+      const n = this.nodes.get(name);
+      if (!n) throw new FormatError(`${this.options.name}: an input refers to a missing node '${name}'`);
+      return n;
+    };
+    const deps = (n: TfjsNode) => (n.input ?? []).map(parseInput).filter((p): p is { node: string; index: number } => !!p).map((p) => node(p.node));
+    return dependencyOrder(targets.map(node), deps, (n) => n.name, this.options.name);
   }
 
   /** The placeholder's TF shape (−1 unknown), from its attribute or the signature, or the option. */

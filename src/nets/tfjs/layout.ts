@@ -5,9 +5,8 @@
  * H, W, C.
  */
 import * as ops from '../../autodiff/ops/index.js';
-import { ShapeError, formatShape } from '../../runtime/errors.js';
 import type { Tensor } from '../../runtime/tensor.js';
-import { padRank, permuteHost, type HostTensor } from '../graph/host.js';
+import { broadcastShapes, padRank, permuteHost, type HostTensor } from '../graph/host.js';
 import { using } from '../graph/ops.js';
 
 /** Our shape of a TF shape: rank-4 NHWC → NCHW. */
@@ -52,16 +51,4 @@ export async function inTfOrder(x: Tensor, tfRank: number, f: (t: Tensor) => Ten
 }
 
 /** TF broadcasting of static shapes (−1: the batch, unknown). */
-export function broadcastTf(a: readonly number[], b: readonly number[], where: string): number[] {
-  const rank = Math.max(a.length, b.length);
-  const out: number[] = [];
-  for (let i = 0; i < rank; i++) {
-    const x = a[a.length - rank + i] ?? 1;
-    const y = b[b.length - rank + i] ?? 1;
-    if (x === y || y === 1) out.push(x);
-    else if (x === 1) out.push(y);
-    else if (x === -1 || y === -1) out.push(x === -1 ? y : x);
-    else throw new ShapeError(`${where}: shapes ${formatShape(a)} and ${formatShape(b)} cannot be broadcast together`);
-  }
-  return out;
-}
+export const broadcastTf = broadcastShapes;
