@@ -119,6 +119,7 @@ export async function loadModel(gpu: Gpu, source: string | URL, options: LoadMod
     return modelFromSafetensors(gpu, bytes, BUNDLED_MODELS[source], `${source}.safetensors`);
   }
   if (typeof source !== 'string' && !(source instanceof URL)) throw new ArgumentError('loadModel: the model must be a bundled name, a path or a URL');
+  if (typeof source === 'string' && !/[./\\]/.test(source)) throw unknownModel(source); // a name, not a file
   const path = source.toString().replace(/[?#].*$/, '');
   if (/\.onnx$/i.test(path)) return loadOnnxModel(gpu, source, options);
   if (options.normalize) throw new ArgumentError(`loadModel: normalize applies to ONNX models; '${path}' is not one`);
