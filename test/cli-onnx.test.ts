@@ -92,6 +92,9 @@ describe.runIf(existsSync(cli))('saliency explain / layers with ONNX models', ()
     expect(json.layers.map((l) => l.op)).not.toContain('Shape'); // folded at load time
     expect(json.layers.find((l) => l.op === 'Reshape')!.outputShape).toEqual([256]);
     // Our own models: bundled by name and a safetensors file.
+    const bundled = await saliency('layers', '--model', 'fashion-vgg');
+    expect(bundled.code).toBe(0);
+    expect(bundled.stdout).toMatch(/conv1\s+conv2d\s+\[16, 28, 28\]\s+160/);
     const gap = await saliency('layers', '--model', join(dir, 'gap.safetensors'));
     expect(gap.stdout).toMatch(/relu5\s+relu\s+\[128, 7, 7\]\s+Grad-CAM default, CAM features/);
     expect(gap.stdout).toMatch(/fc\s+linear\s+\[10\]\s+1290/);

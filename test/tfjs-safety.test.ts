@@ -129,6 +129,8 @@ describe('op names, declared sizes and malformed fields', () => {
     const huge = tinyGraph();
     huge.weightsManifest[0]!.weights[0]!.shape = [100000, 100000, 2, 3];
     await expectFormatError(loadTfjsGraphModel(gpu, { modelJson: huge, weights }), /weight 'w' declares shape \[100000, 100000, 2, 3\]: more than the limit/);
+    const infinite = new Uint8Array(new Float32Array([1, 2, Infinity, 4, 5, 6]).buffer);
+    await expectFormatError(loadTfjsGraphModel(gpu, { modelJson: tinyGraph(), weights: infinite }), /weight 'w' holds Infinity at index 2: weights must be finite/);
     const negative = tinyGraph();
     negative.weightsManifest[0]!.weights[0]!.shape = [1, -1, 2, 3];
     await expectFormatError(loadTfjsGraphModel(gpu, { modelJson: negative, weights }), /weight 'w' has an invalid shape/);

@@ -42,9 +42,9 @@ function decodeEntry(e: TfjsWeightEntry, bytes: Uint8Array, offset: number, file
     if (e.dtype === 'int32') return { dtype: 'int32', shape: [...e.shape], data: Int32Array.from(values, Math.round) };
   }
   for (let i = 0; i < n; i++) {
-    if (Number.isNaN(values[i]!)) {
-      throw new FormatError(`${file}: weight '${e.name}' holds NaN at index ${i}: the weights file is corrupt`);
-    }
+    const v = values[i]!;
+    if (Number.isNaN(v)) throw new FormatError(`${file}: weight '${e.name}' holds NaN at index ${i}: the weights file is corrupt`);
+    if (!Number.isFinite(v)) throw new FormatError(`${file}: weight '${e.name}' holds ${v} at index ${i}: weights must be finite`);
   }
   return { dtype: 'float32', shape: [...e.shape], data: values };
 }
