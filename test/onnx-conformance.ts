@@ -19,7 +19,7 @@ import * as ort from 'onnxruntime-node';
 import { loadOnnxModel } from '../src/nets/onnx/model.js';
 import { decodeModelProto, decodeTensorProto, encodeModelProto, DATA_TYPES, toNumber, type OnnxTensorProto } from '../src/nets/onnx/schema.js';
 import { decodeTensorSync } from '../src/nets/onnx/tensors.js';
-import { DEFAULT_GRAPH_LIMITS, halfToFloatTable, type HostTensor } from '../src/nets/graph/host.js';
+import { halfToFloatTable, hostLimits, type HostTensor } from '../src/nets/graph/host.js';
 import { SaliencyError } from '../src/runtime/errors.js';
 import type { Gpu } from '../src/runtime/gpu.js';
 import { tensor } from '../src/runtime/tensor.js';
@@ -125,7 +125,7 @@ export async function runCase(gpu: Gpu, c: ConformanceCase, tolerance = 1e-4): P
   const inputs = (graph.input ?? []).filter((i) => !inits.has(i.name));
   const read = (kind: 'input' | 'output', k: number) => {
     const t = decodeTensorProto(readFileSync(join(setDir, `${kind}_${k}.pb`)), `${kind}_${k}.pb`);
-    return { proto: t, host: decodeTensorSync(t, DEFAULT_GRAPH_LIMITS, `${kind}_${k}.pb`) };
+    return { proto: t, host: decodeTensorSync(t, hostLimits(), `${kind}_${k}.pb`) };
   };
   let values: { proto: OnnxTensorProto; host: HostTensor }[];
   try {

@@ -125,28 +125,28 @@ describe('op names, declared sizes and malformed fields', () => {
   it('a 100000×100000 placeholder, or a weight declaring billions of values, is refused before allocation', async () => {
     const json = tinyGraph();
     (json.modelTopology as { node: TfjsNode[] }).node[0]!.attr!.shape = { shape: { dim: [{ size: '-1' }, { size: '100000' }, { size: '100000' }, { size: '2' }] } };
-    await expectFormatError(loadTfjsGraphModel(gpu, { modelJson: json, weights }), /placeholder 'x' declares shape \[2, 100000, 100000\]: more than the limit of \d+ values per tensor/);
+    await expectFormatError(loadTfjsGraphModel(gpu, { modelJson: json, weights }), /the input \[2, 100000, 100000\] has 20000000000 elements, more than the limit of \d+/);
     const huge = tinyGraph();
     huge.weightsManifest[0]!.weights[0]!.shape = [100000, 100000, 2, 3];
-    await expectFormatError(loadTfjsGraphModel(gpu, { modelJson: huge, weights }), /weight 'w' declares shape \[100000, 100000, 2, 3\]: more than the limit/);
+    await expectFormatError(loadTfjsGraphModel(gpu, { modelJson: huge, weights }), /weight 'w' \[100000, 100000, 2, 3\] has 60000000000 elements, more than the limit/);
     const infinite = new Uint8Array(new Float32Array([1, 2, Infinity, 4, 5, 6]).buffer);
     await expectFormatError(loadTfjsGraphModel(gpu, { modelJson: tinyGraph(), weights: infinite }), /weight 'w' holds Infinity at index 2: weights must be finite/);
     const negative = tinyGraph();
     negative.weightsManifest[0]!.weights[0]!.shape = [1, -1, 2, 3];
-    await expectFormatError(loadTfjsGraphModel(gpu, { modelJson: negative, weights }), /weight 'w' has an invalid shape/);
+    await expectFormatError(loadTfjsGraphModel(gpu, { modelJson: negative, weights }), /weight 'w': "shape" must be a list of non-negative integers, got \[1,-1,2,3\]/);
   });
 
   it('malformed fields are FormatErrors, not TypeErrors', async () => {
     const cases: [string, (j: Record<string, any>) => void, RegExp][] = [
-      ['input not a list', (j) => (j.modelTopology.node[3].input = 'conv'), /'input' must be a list of node names/],
-      ['paths a string', (j) => (j.weightsManifest[0].paths = 'w.bin'), /'paths' must be a list of file names/],
-      ['shape a string', (j) => (j.weightsManifest[0].weights[0].shape = '1,1,2,3'), /weight 'w' has an invalid shape/],
+      ['input not a list', (j) => (j.modelTopology.node[3].input = 'conv'), /node 'relu' \(Relu\): "input" must be a list of node names/],
+      ['paths a string', (j) => (j.weightsManifest[0].paths = 'w.bin'), /weightsManifest group 0: "paths" must be a list of file names/],
+      ['shape a string', (j) => (j.weightsManifest[0].weights[0].shape = '1,1,2,3'), /weight 'w': "shape" must be a list of non-negative integers, got "1,1,2,3"/],
       ['bad base64', (j) => (j.modelTopology.node[2].attr.padding = { s: '%%%' }), /attribute 'padding' is not valid base64/],
-      ['strides not numbers', (j) => (j.modelTopology.node[2].attr.strides = { list: { i: ['x', 1, 1, 1] } }), /attribute 'strides' holds "x", not a number/],
-      ['placeholder shape a string', (j) => (j.modelTopology.node[0].attr.shape = { shape: { dim: 'four' } }), /a shape must be \{ dim: \[\.\.\.\] \}/],
+      ['strides not numbers', (j) => (j.modelTopology.node[2].attr.strides = { list: { i: ['x', 1, 1, 1] } }), /attribute 'strides' must be a list of integers/],
+      ['placeholder shape a string', (j) => (j.modelTopology.node[0].attr.shape = { shape: { dim: 'four' } }), /attribute 'shape' is not a valid tensor shape/],
       ['node list of numbers', (j) => (j.modelTopology.node = [1, 2]), /a graph node lacks a name or an op/],
-      ['weights not a list', (j) => (j.weightsManifest[0].weights = {}), /group 0 has no weights list/],
-      ['no manifest', (j) => delete j.weightsManifest, /no weightsManifest list/],
+      ['weights not a list', (j) => (j.weightsManifest[0].weights = {}), /weightsManifest group 0: "weights" must be a list/],
+      ['no manifest', (j) => delete j.weightsManifest, /"weightsManifest" must be a list/],
     ];
     for (const [what, mutate, message] of cases) {
       const json = structuredClone(tinyGraph()) as unknown as Record<string, any>;

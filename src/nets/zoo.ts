@@ -5,7 +5,7 @@
 import { ArgumentError } from '../runtime/errors.js';
 import type { Gpu } from '../runtime/gpu.js';
 import type { GraphModel, InputNormalization } from './graph/executor.js';
-import { DEFAULT_GRAPH_LIMITS } from './graph/host.js';
+import { hostLimits } from './graph/host.js';
 import { openModelSource } from './graph/source.js';
 import { loadOnnxModel } from './onnx/model.js';
 import { loadTfjsModel } from './tfjs-layers.js';
@@ -125,7 +125,7 @@ export async function loadModel(gpu: Gpu, source: string | URL, options: LoadMod
   if (options.normalize) throw new ArgumentError(`loadModel: normalize applies to ONNX models; '${path}' is not one`);
   if (/\.json$/i.test(path)) return loadTfjsModel(gpu, source, { classNames: options.classNames, inputShape: options.inputShape });
   if (/\.safetensors$/i.test(path)) {
-    const src = await openModelSource(source, { what: 'loadModel', maxBytes: DEFAULT_GRAPH_LIMITS.maxBytes, extension: /\.safetensors$/i });
+    const src = await openModelSource(source, { what: 'loadModel', maxBytes: hostLimits().maxBytes, extension: /\.safetensors$/i });
     return modelFromSafetensors(gpu, src.bytes, undefined, src.where);
   }
   throw new ArgumentError(

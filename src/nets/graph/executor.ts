@@ -23,7 +23,8 @@ import { tensor, type Tensor } from '../../runtime/tensor.js';
 import type { Layer } from '../model.js';
 import type { LayerSpec, LayerType } from '../spec.js';
 import type { ExplainableModel, ForwardOptions } from '../types.js';
-import { checkedElements, DEFAULT_GRAPH_LIMITS, type GraphLimits, type HostTensor } from './host.js';
+import { checkedElements, hostLimits, type GraphLimits, type HostTensor } from './host.js';
+import type { Limits } from '../../runtime/limits.js';
 
 /** A value of the graph while it is built: a constant on the CPU, or computed at run time (shape with −1 for the batch). */
 export type Value = { kind: 'const'; host: HostTensor } | { kind: 'runtime'; shape: number[] };
@@ -104,12 +105,13 @@ export function dependencyOrder<N>(roots: readonly N[], deps: (n: N) => N[], lab
   return out;
 }
 
-/** The limits for this device: a tensor may not exceed what one storage binding holds. */
-export function graphLimits(gpu: Gpu, given: Partial<GraphLimits> = {}): GraphLimits {
+/**
+ * The limits for a load on this device: the library's (runtime/limits.ts, `overrides` for this
+ * call), and no tensor larger than one storage binding of the device holds.
+ */
+export function graphLimits(gpu: Gpu, overrides?: Partial<Limits>): GraphLimits {
   const device = Math.floor(Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize) / 4);
-  const limits = { ...DEFAULT_GRAPH_LIMITS, maxElements: Math.min(DEFAULT_GRAPH_LIMITS.maxElements, device), ...given };
-  for (const [k, v] of Object.entries(limits)) if (!Number.isSafeInteger(v) || v < 1) throw new ArgumentError(`limits.${k} must be a positive integer, got ${v}`);
-  return limits;
+  return { ...hostLimits(overrides), deviceElements: device };
 }
 
 /** Per-channel input normalisation a loader can put in front of a graph: (x − mean) / std. */
@@ -161,7 +163,7 @@ export class GraphBuilder {
     if (prepared.shape.some((d, i) => !(Number.isSafeInteger(d) && (d >= 0 || (i === 0 && d === -1))))) {
       throw new ShapeError(`${where}: the output shape ${formatShape(prepared.shape)} is not valid`);
     }
-    checkedElements(o.perSample, this.limits, `${where}: the output (per image)`);
+    checkedElements(o.perSample, this.limits, `${where}: the output per image`);
     this.values.set(name, { kind: 'runtime', shape: prepared.shape });
     const inputs = o.inputNames.map((n) => (n && this.values.get(n)?.kind === 'runtime' ? n : null));
     const type = prepared.type ?? op.toLowerCase();

@@ -3,6 +3,7 @@
  * once at load time: half-float decoding, axis permutation, size checks against limits.
  */
 import { FormatError, formatShape } from '../../runtime/errors.js';
+import { raiseHint, resolveLimits, type Limits } from '../../runtime/limits.js';
 
 /**
  * A constant on the CPU. Floats of any width are decoded to float32; integers (int32, int64 shape
@@ -83,31 +84,40 @@ export function padRank(h: HostTensor, rank: number): HostTensor {
 }
 
 /**
- * Limits an imported graph is held to, checked from the shapes the file declares before anything
- * of that size is allocated.
+ * The limits an imported graph is held to (from runtime/limits.ts: maxTensorElements and
+ * maxModelBytes, process-wide or given per call), checked from the shapes the file declares
+ * before anything of that size is allocated.
  */
 export interface GraphLimits {
   /** The most values one tensor (a weight, or one image's activation) may hold. */
   maxElements: number;
-  /** The most bytes of weights and model file the loader reads. */
+  /** The most bytes of model file and weights the loader reads. */
   maxBytes: number;
+  /** The most values one storage buffer of the device holds (Infinity without a device). */
+  deviceElements: number;
 }
 
-/** 2 GiB of model bytes; 2^28 values (1 GiB of float32) per tensor unless the device allows less. */
-export const DEFAULT_GRAPH_LIMITS: GraphLimits = Object.freeze({ maxElements: 2 ** 28, maxBytes: 2 ** 31 - 1 });
+/** The graph limits from the library's limits (`overrides` for one call), without a device bound. */
+export function hostLimits(overrides?: Partial<Limits>): GraphLimits {
+  const l = resolveLimits(overrides, 'limits');
+  return { maxElements: l.maxTensorElements, maxBytes: l.maxModelBytes, deviceElements: Infinity };
+}
 
 /**
  * The element count of a declared shape, refusing negative, fractional or non-finite dimensions and
  * counts above `limits.maxElements`, before any allocation.
  */
-export function checkedElements(shape: readonly number[], limits: Pick<GraphLimits, 'maxElements'>, what: string): number {
+export function checkedElements(shape: readonly number[], limits: GraphLimits, what: string): number {
   let n = 1;
   for (const d of shape) {
     if (!Number.isSafeInteger(d) || d < 0) throw new FormatError(`${what} has an invalid shape ${formatShape(shape)}`);
     n *= d;
-    if (n > limits.maxElements) {
-      throw new FormatError(`${what} declares shape ${formatShape(shape)}: more than the limit of ${limits.maxElements} values per tensor`);
-    }
+  }
+  if (n > limits.maxElements) {
+    throw new FormatError(`${what} ${formatShape(shape)} has ${n} elements, more than the limit of ${limits.maxElements} (${raiseHint('maxTensorElements')})`);
+  }
+  if (n > limits.deviceElements) {
+    throw new FormatError(`${what} ${formatShape(shape)} has ${n} elements, more than this device's largest storage buffer holds (${limits.deviceElements})`);
   }
   return n;
 }

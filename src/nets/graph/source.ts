@@ -11,6 +11,7 @@
  * Browser-safe: Node's file system is reached through a dynamic import hidden from bundlers.
  */
 import { ArgumentError, FormatError, SaliencyError } from '../../runtime/errors.js';
+import { readResponse } from '../../runtime/fetch.js';
 
 export const isNode = (): boolean => typeof process !== 'undefined' && !!process.versions?.node;
 
@@ -68,14 +69,8 @@ export async function fetchBytes(url: URL, what: string, maxBytes: number): Prom
     throw new FormatError(`cannot fetch ${what} ${url}: ${(e as Error).message}`);
   }
   if (!res.ok) throw new FormatError(`cannot fetch ${what} ${url}: HTTP ${res.status}${res.status === 404 ? ' (not found)' : ''}`);
-  const declared = Number(res.headers.get('content-length'));
-  if (declared > maxBytes) {
-    await res.body?.cancel();
-    throw new FormatError(`${what} ${url} is ${declared} bytes, more than the limit of ${maxBytes}`);
-  }
-  const bytes = new Uint8Array(await res.arrayBuffer());
-  if (bytes.byteLength > maxBytes) throw new FormatError(`${what} ${url} is ${bytes.byteLength} bytes, more than the limit of ${maxBytes}`);
-  return bytes;
+  // The declared length first, then a body without one read in chunks and abandoned past the limit.
+  return readResponse(res, `${what} ${url}`, { maxModelBytes: maxBytes });
 }
 
 /**

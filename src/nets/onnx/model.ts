@@ -16,6 +16,7 @@ import { ArgumentError, FormatError, formatShape } from '../../runtime/errors.js
 import type { Gpu } from '../../runtime/gpu.js';
 import { dependencyOrder, GraphBuilder, GraphModel, graphLimits, isFolded, unsupportedOpsError, type InputNormalization, type Value } from '../graph/executor.js';
 import { checkedElements, type GraphLimits, type HostTensor } from '../graph/host.js';
+import type { Limits } from '../../runtime/limits.js';
 import { openModelSource, type ModelSource, type SiblingReader } from '../graph/source.js';
 import { OnnxAttrs } from './attributes.js';
 import { ONNX_OPS, SUPPORTED_ONNX_OPS } from './ops/index.js';
@@ -43,8 +44,8 @@ export interface OnnxModelOptions {
   constants?: ReadonlyMap<string, HostTensor>;
   /** For a model given as bytes: reads a file it names (external data) from the model's folder. */
   readFile?: SiblingReader;
-  /** Limits on declared sizes (default: 2^28 values per tensor, 2 GiB of files). */
-  limits?: Partial<GraphLimits>;
+  /** Limits on declared sizes for this load (runtime/limits.ts: maxTensorElements, maxModelBytes; default the library's). */
+  limits?: Partial<Limits>;
 }
 
 /** A loaded ONNX model: the shared GraphModel, plus what the file says about itself. */

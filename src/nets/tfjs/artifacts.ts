@@ -5,7 +5,7 @@
  * declares for its group.
  */
 import { ArgumentError, FormatError } from '../../runtime/errors.js';
-import { DEFAULT_GRAPH_LIMITS, type GraphLimits, type HostTensor } from '../graph/host.js';
+import { hostLimits, type GraphLimits, type HostTensor } from '../graph/host.js';
 import { openModelSource } from '../graph/source.js';
 import { checkWeightsManifest, type TfjsWeightsGroup } from './format.js';
 import { decodeTfjsWeights, manifestBytes } from './weights.js';
@@ -49,7 +49,7 @@ const asBytes = (b: ArrayBuffer | Uint8Array) => (b instanceof Uint8Array ? b : 
 export async function readTfjsArtifacts(
   source: string | URL | TfjsGraphSource,
   what = 'loadTfjsGraphModel',
-  limits: GraphLimits = DEFAULT_GRAPH_LIMITS,
+  limits: GraphLimits = hostLimits(),
 ): Promise<TfjsArtifacts> {
   let json: object;
   let readShard: (path: string, maxBytes: number) => Promise<Uint8Array>;

@@ -60,23 +60,33 @@ export interface TfjsModelJson {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
+/** A string from a file, cut for an error message. */
+const cut = (s: string, max = 200) => (s.length <= max ? s : `${s.slice(0, max)}… (${s.length} characters)`);
 
 /**
- * Checks the weightsManifest of a model.json (graph or layers): groups with a list of path strings
- * and a list of entries, each with a name, a shape of non-negative integers and a dtype string.
+ * Checks the weightsManifest of a model.json (graph or layers), a file from a stranger, before any of
+ * it is used: every group has a list of file names and a list of weights, each with a name, a dtype
+ * and a shape of non-negative integers.
  */
 export function checkWeightsManifest(manifest: unknown, where: string): TfjsWeightsGroup[] {
-  if (!Array.isArray(manifest)) throw new FormatError(`${where}: no weightsManifest list`);
-  manifest.forEach((g: unknown, k) => {
-    if (!isObject(g) || !Array.isArray(g.weights)) throw new FormatError(`${where}: weightsManifest group ${k} has no weights list`);
-    if (g.paths !== undefined && !isStringList(g.paths)) throw new FormatError(`${where}: weightsManifest group ${k}: 'paths' must be a list of file names`);
-    for (const e of g.weights as unknown[]) {
-      if (!isObject(e) || typeof e.name !== 'string' || typeof e.dtype !== 'string') throw new FormatError(`${where}: a weight entry of group ${k} lacks a name or a dtype`);
+  if (!Array.isArray(manifest)) throw new FormatError(`${where}: "weightsManifest" must be a list`);
+  manifest.forEach((g: unknown, gi) => {
+    const at = `${where}: weightsManifest group ${gi}`;
+    if (!isObject(g)) throw new FormatError(`${at} is not an object`);
+    if (g.paths !== undefined && !isStringList(g.paths)) throw new FormatError(`${at}: "paths" must be a list of file names`);
+    if (!Array.isArray(g.weights)) throw new FormatError(`${at}: "weights" must be a list`);
+    g.weights.forEach((e: unknown, wi) => {
+      if (!isObject(e)) throw new FormatError(`${at}: weight ${wi} is not an object`);
+      if (typeof e.name !== 'string') throw new FormatError(`${at}: weight ${wi} has no name`);
+      const w = `${at}: weight '${cut(e.name)}'`;
       if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
-        throw new FormatError(`${where}: weight '${e.name.slice(0, 200)}' has an invalid shape ${JSON.stringify(e.shape)?.slice(0, 200)}`);
+        throw new FormatError(`${w}: "shape" must be a list of non-negative integers, got ${cut(String(JSON.stringify(e.shape)))}`);
       }
-      if (e.quantization !== undefined && !isObject(e.quantization)) throw new FormatError(`${where}: weight '${e.name.slice(0, 200)}' has an invalid quantization`);
-    }
+      if (typeof e.dtype !== 'string') throw new FormatError(`${w}: "dtype" must be a string`);
+      if (e.quantization !== undefined && (!isObject(e.quantization) || typeof e.quantization.dtype !== 'string')) {
+        throw new FormatError(`${w}: "quantization" must be an object with a "dtype"`);
+      }
+    });
   });
   return manifest as TfjsWeightsGroup[];
 }
@@ -95,36 +105,35 @@ export function checkModelJson(json: unknown, where: string): TfjsModelJson {
   if (!isObject(topology) || !Array.isArray(topology.node)) throw new FormatError(`${where}: not a TF.js graph model (no modelTopology.node list)`);
   for (const n of topology.node as unknown[]) {
     if (!isObject(n) || typeof n.name !== 'string' || typeof n.op !== 'string') throw new FormatError(`${where}: a graph node lacks a name or an op`);
-    if (n.input !== undefined && !isStringList(n.input)) throw new FormatError(`${where}: node '${n.name.slice(0, 200)}': 'input' must be a list of node names`);
-    if (n.attr !== undefined && !isObject(n.attr)) throw new FormatError(`${where}: node '${n.name.slice(0, 200)}': 'attr' must be an object`);
+    const at = `${where}: node '${cut(n.name)}' (${cut(n.op)})`;
+    if (n.input !== undefined && !isStringList(n.input)) throw new FormatError(`${at}: "input" must be a list of node names`);
+    if (n.attr !== undefined && (!isObject(n.attr) || !Object.values(n.attr).every(isObject))) throw new FormatError(`${at}: "attr" must be an object of attribute values`);
   }
   checkWeightsManifest(json.weightsManifest, where);
-  if (j.signature !== undefined && !isObject(j.signature)) throw new FormatError(`${where}: 'signature' must be an object`);
-  for (const side of ['inputs', 'outputs'] as const) {
-    const s = (j.signature as Record<string, unknown> | undefined)?.[side];
-    if (s === undefined) continue;
-    if (!isObject(s) || !Object.values(s).every((v) => isObject(v) && typeof v.name === 'string')) throw new FormatError(`${where}: signature.${side} must map names to { name }`);
+  const signature = json.signature;
+  if (signature !== undefined && !isObject(signature)) throw new FormatError(`${where}: "signature" must be an object`);
+  for (const kind of ['inputs', 'outputs'] as const) {
+    const sig = signature?.[kind];
+    if (sig === undefined) continue;
+    if (!isObject(sig)) throw new FormatError(`${where}: signature ${kind} must be an object`);
+    for (const [k, v] of Object.entries(sig)) {
+      if (!isObject(v) || typeof v.name !== 'string') throw new FormatError(`${where}: signature ${kind.slice(0, -1)} '${cut(k)}' must be an object with a "name"`);
+    }
   }
   return j;
 }
 
-function decodeBase64(s: unknown, where: string): string {
-  if (typeof s !== 'string') throw new FormatError(`${where} is not base64 text`);
+function decodeBase64(s: unknown, where: string, key: string): string {
   let bin: string;
   try {
+    if (typeof s !== 'string') throw new TypeError('not a string');
     bin = atob(s);
   } catch {
-    throw new FormatError(`${where} is not valid base64`);
+    throw new FormatError(`${where}: attribute '${key}' is not valid base64`);
   }
   const bytes = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
   return new TextDecoder().decode(bytes);
-}
-
-function toNumber(v: unknown, where: string, key: string): number {
-  const n = typeof v === 'number' ? v : typeof v === 'string' && /^-?\d+(\.\d+)?(e[+-]?\d+)?$/i.test(v) ? Number(v) : NaN;
-  if (!Number.isFinite(n)) throw new FormatError(`${where}: attribute '${key}' holds ${JSON.stringify(v)?.slice(0, 100)}, not a number`);
-  return n;
 }
 
 /** Typed, checked access to a node's attributes (a malformed value is a FormatError). */
@@ -136,36 +145,36 @@ export class Attrs {
   private get(key: string): TfjsAttrValue | undefined {
     const a = this.node.attr;
     const v = a && Object.hasOwn(a, key) ? a[key] : undefined;
-    if (v !== undefined && !isObject(v)) throw new FormatError(`${this.where}: attribute '${key}' is not an object`);
+    if (v !== undefined && !isObject(v)) throw new FormatError(`${this.where}: attribute '${key}' is not an attribute value`);
     return v;
   }
   str(key: string, fallback?: string): string {
     const v = this.get(key);
-    if (v?.s !== undefined) return decodeBase64(v.s, `${this.where}: attribute '${key}'`);
+    if (v?.s !== undefined) return decodeBase64(v.s, this.where, key);
     if (fallback !== undefined) return fallback;
     throw new FormatError(`${this.where}: missing string attribute '${key}'`);
   }
   strs(key: string): string[] {
     const l = this.get(key)?.list?.s ?? [];
-    if (!Array.isArray(l)) throw new FormatError(`${this.where}: attribute '${key}' must hold a list`);
-    return l.map((s) => decodeBase64(s, `${this.where}: attribute '${key}'`));
+    if (!Array.isArray(l)) throw new FormatError(`${this.where}: attribute '${key}' must be a list of strings`);
+    return l.map((s) => decodeBase64(s, this.where, key));
   }
   ints(key: string, fallback?: number[]): number[] {
     const v = this.get(key)?.list?.i;
     if (v !== undefined) {
-      if (!Array.isArray(v)) throw new FormatError(`${this.where}: attribute '${key}' must hold a list`);
-      return v.map((x) => {
-        const n = toNumber(x, this.where, key);
-        if (!Number.isSafeInteger(n)) throw new FormatError(`${this.where}: attribute '${key}' holds ${n}, not an integer`);
-        return n;
-      });
+      const out = Array.isArray(v) ? v.map((x) => (typeof x === 'number' || (typeof x === 'string' && /^-?\d+$/.test(x)) ? Number(x) : NaN)) : [NaN];
+      if (!out.every(Number.isSafeInteger)) throw new FormatError(`${this.where}: attribute '${key}' must be a list of integers`);
+      return out;
     }
     if (fallback !== undefined) return fallback;
     throw new FormatError(`${this.where}: missing integer list attribute '${key}'`);
   }
   float(key: string, fallback: number): number {
     const v = this.get(key)?.f;
-    return v === undefined ? fallback : toNumber(v, this.where, key);
+    if (v === undefined) return fallback;
+    const n = typeof v === 'number' || typeof v === 'string' ? Number(v) : NaN;
+    if (Number.isNaN(n)) throw new FormatError(`${this.where}: attribute '${key}' must be a number`);
+    return n;
   }
   bool(key: string, fallback: boolean): boolean {
     const v = this.get(key)?.b;
@@ -179,13 +188,11 @@ export class Attrs {
 
 /** A TensorShapeProto as numbers (−1 unknown), or null for an unknown rank. */
 export function shapeOf(s: TfjsShapeProto | undefined, where: string): number[] | null {
-  if (!s || s.unknownRank) return null;
-  if (!isObject(s) || (s.dim !== undefined && !Array.isArray(s.dim))) throw new FormatError(`${where}: a shape must be { dim: [...] }`);
-  return (s.dim ?? []).map((d) => {
-    const n = isObject(d) && d.size !== undefined ? toNumber(d.size, where, 'size') : -1;
-    if (!Number.isSafeInteger(n) || n < -1) throw new FormatError(`${where}: a shape holds the dimension ${n}`);
-    return n;
-  });
+  if (s === undefined || (isObject(s) && s.unknownRank)) return null;
+  const dims = isObject(s) ? (s.dim ?? []) : null;
+  const out = Array.isArray(dims) ? dims.map((d) => (isObject(d) ? (d.size === undefined ? -1 : typeof d.size === 'number' || typeof d.size === 'string' ? Number(d.size) : NaN) : NaN)) : [NaN];
+  if (!out.every((d) => Number.isSafeInteger(d) && d >= -1)) throw new FormatError(`${where} is not a valid tensor shape`);
+  return out;
 }
 
 /** A data input 'node' or 'node:k'; null for a control input '^node'. */

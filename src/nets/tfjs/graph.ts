@@ -16,6 +16,7 @@ import { ArgumentError, FormatError } from '../../runtime/errors.js';
 import type { Gpu } from '../../runtime/gpu.js';
 import { dependencyOrder, GraphBuilder, GraphModel, graphLimits, isFolded, unsupportedOpsError, type GraphLayer, type GraphForwardOptions } from '../graph/executor.js';
 import { checkedElements, type GraphLimits, type HostTensor } from '../graph/host.js';
+import type { Limits } from '../../runtime/limits.js';
 import { readTfjsArtifacts, type TfjsGraphSource } from './artifacts.js';
 import { Attrs, checkModelJson, parseInput, shapeOf, stripIndex, type TfjsModelJson, type TfjsNode } from './format.js';
 import { ours } from './layout.js';
@@ -33,8 +34,8 @@ export interface TfjsGraphOptions {
   inputShape?: number[];
   /** Names of the outputs of the main output, e.g. class names. */
   classNames?: string[];
-  /** Limits on declared sizes (default: 2^28 values per tensor, 2 GiB of files). */
-  limits?: Partial<GraphLimits>;
+  /** Limits on declared sizes for this load (runtime/limits.ts: maxTensorElements, maxModelBytes; default the library's). */
+  limits?: Partial<Limits>;
 }
 
 /** One layer of an imported TF.js graph: a node, with its TF op and input node names. */
@@ -160,7 +161,7 @@ class GraphDef {
       if (sample.some((d) => !(d > 0))) {
         throw new ArgumentError(`${name}: the input placeholder's shape [${sample.join(', ')}] (per sample, our layout) is not fully known; pass { inputShape }`);
       }
-      checkedElements(sample, limits, `${name}: the input placeholder '${this.input.name}'`);
+      checkedElements(sample, limits, `${name}: the input`);
       b.runtime(this.input.name, [-1, ...(tfShape.length === 4 ? [sample[1]!, sample[2]!, sample[0]!] : sample)]);
       for (const node of this.order) {
         if (node === this.input) continue;

@@ -4,7 +4,7 @@
  * decoding, and a NaN in a decoded weight is reported as a corrupt file.
  */
 import { FormatError } from '../../runtime/errors.js';
-import { checkedElements, DEFAULT_GRAPH_LIMITS, halfToFloatTable, shapeElements, type GraphLimits, type HostTensor } from '../graph/host.js';
+import { checkedElements, halfToFloatTable, hostLimits, shapeElements, type GraphLimits, type HostTensor } from '../graph/host.js';
 import { entryBytes, type TfjsWeightEntry, type TfjsWeightsGroup } from './format.js';
 
 /** Copies `n` values of `bytes` at `offset` into an aligned typed array. */
@@ -53,7 +53,7 @@ function decodeEntry(e: TfjsWeightEntry, bytes: Uint8Array, offset: number, file
  * The bytes each manifest group declares, every entry's shape checked against the limits first (a
  * declared size is never allocated before it passes).
  */
-export function manifestBytes(manifest: readonly TfjsWeightsGroup[], source: string, limits: GraphLimits = DEFAULT_GRAPH_LIMITS): number[] {
+export function manifestBytes(manifest: readonly TfjsWeightsGroup[], source: string, limits: GraphLimits = hostLimits()): number[] {
   const need = manifest.map((g) => g.weights.reduce((a, e) => (checkedElements(e.shape, limits, `${source}: weight '${e.name}'`), a + entryBytes(e, source)), 0));
   const total = need.reduce((a, b) => a + b, 0);
   if (total > limits.maxBytes) throw new FormatError(`${source} lists ${total} bytes of weights, more than the limit of ${limits.maxBytes}`);
@@ -69,7 +69,7 @@ export function decodeTfjsWeights(
   manifest: readonly TfjsWeightsGroup[],
   shards: readonly (readonly Uint8Array[])[],
   source = 'model.json',
-  limits: GraphLimits = DEFAULT_GRAPH_LIMITS,
+  limits: GraphLimits = hostLimits(),
 ): Map<string, HostTensor> {
   const out = new Map<string, HostTensor>();
   const needs = manifestBytes(manifest, source, limits);

@@ -17,6 +17,7 @@ export function fusedBatchNorm(c: TfjsContext): Prepared {
   const s = new Float32Array(n);
   const t = new Float32Array(n);
   for (let k = 0; k < n; k++) {
+    if (!(variance!.data[k]! >= 0)) throw new FormatError(`${c.where}: variance[${k}] is ${variance!.data[k]}; a variance must be ≥ 0 (the scale 1/√(var + eps) would be NaN)`);
     s[k] = scale!.data[k]! / Math.sqrt(variance!.data[k]! + eps);
     t[k] = offset!.data[k]! - mean!.data[k]! * s[k]!;
   }
