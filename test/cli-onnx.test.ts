@@ -18,7 +18,8 @@ import { modelFromSpec } from '../src/nets/model.js';
 import { FASHION_GAP } from '../src/nets/zoo.js';
 import { FormatError } from '../src/runtime/errors.js';
 import { decodeImage, readImage } from '../src/saliency/image.js';
-import { imageToTensorData, inputToRgba } from '../src/saliency/input.js';
+import { cropRgba, imageToTensorData, inputToRgba } from '../src/saliency/input.js';
+import { FIGURE_GAP } from '../src/cli/explain.js';
 import { renderOverlay } from '../src/saliency/render.js';
 import { getGpu } from './helpers.js';
 
@@ -70,7 +71,8 @@ describe.runIf(existsSync(cli))('saliency explain / layers with ONNX models', ()
     const input = imageToTensorData(readImage(`${FIX}/cat64.png`), { channels: 3, width: 64, height: 64, background: [0, 0, 0] });
     for (const [method, map] of [['vanilla', expected.subarray(1000, 1000 + n)], ['guidedBackprop', expected.subarray(1000 + n, 1000 + 2 * n)]] as const) {
       const want = renderOverlay({ data: Float32Array.from(map), shape: [1, 3, 64, 64] }, inputToRgba(input, 3, 64, 64), { size: 64, kind: 'attribution' });
-      const got = decodeImage(new Uint8Array(readFileSync(join(out, `${method}.png`))));
+      // The overlay inside its figure (label and colour key below it).
+      const got = cropRgba(decodeImage(new Uint8Array(readFileSync(join(out, `${method}.png`)))), [FIGURE_GAP, FIGURE_GAP, 64, 64]);
       let worst = 0;
       for (let i = 0; i < got.data.length; i++) worst = Math.max(worst, Math.abs(got.data[i]! - want.data[i]!));
       expect(worst, method).toBeLessThanOrEqual(1);
