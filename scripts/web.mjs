@@ -184,6 +184,10 @@ function demoRoutes(mounts) {
   return {
     name: 'webgpu-saliency-demo',
     configureServer(server) {
+      // Vite's pre-bundled dependencies (protobufjs, see optimizeDeps below), from this server's cache.
+      const deps = posix.join(server.config.cacheDir.split('\\').join('/'), 'deps');
+      const depUrls = [`/@fs${deps.startsWith('/') ? '' : '/'}${deps}/`, `/${posix.relative(ROOT.split('\\').join('/'), deps)}/`];
+      const isDependency = (url) => depUrls.some((prefix) => url.startsWith(prefix) && /^[\w.-]+\.js$/.test(url.slice(prefix.length)));
       server.middlewares.use((req, res, next) => {
         const raw = (req.url ?? '/').split('?')[0];
         let url;
@@ -227,7 +231,7 @@ function demoRoutes(mounts) {
         for (const [prefix, dir] of Object.entries(mounts)) {
           if (url.startsWith(prefix)) return serveDirectory(prefix, dir, url, res);
         }
-        if (!ALLOWED.some((re) => re.test(url))) return send(res, 404, 'not found'); // not something the page needs
+        if (!ALLOWED.some((re) => re.test(url)) && !isDependency(url)) return send(res, 404, 'not found'); // not something the page needs
         next();
       });
     },
@@ -255,9 +259,10 @@ export async function startWebServer(options = {}) {
     clearScreen: false,
     plugins: [demoRoutes(mounts)],
     server: { host, port, strictPort, open: false, fs: { strict: true, allow: [ROOT] } },
-    // No dependency pre-bundling: the browser path imports one ESM package (wgsl-preprocessor),
-    // and the optimiser would reload the page when it finishes after the first request.
-    optimizeDeps: { noDiscovery: true, include: [] },
+    // No dependency discovery: the optimiser would reload the page when it finishes after the
+    // first request. The one CommonJS package of the browser path (protobufjs, for ONNX models) is
+    // pre-bundled when the server starts; wgsl-preprocessor is ESM.
+    optimizeDeps: { noDiscovery: true, include: ['protobufjs/light.js'] },
   });
   await server.listen();
   const address = server.httpServer?.address();

@@ -89,7 +89,14 @@ export { parseSafetensors, serializeSafetensors, type NamedArray, type ParseSafe
 export { modelFromSpec, modelFromSafetensors, Model, type Layer, type ModelOptions, type SafetensorsModelOptions } from './nets/model.js';
 export type { ModelSpec, LayerSpec, LayerType, Weights, ParamValue } from './nets/spec.js';
 export type { ForwardOptions, Trainable } from './nets/types.js';
-export { loadModel, BUNDLED_MODELS, FASHION_VGG, FASHION_GAP, FASHION_CLASSES } from './nets/zoo.js';
+export { loadModel, BUNDLED_MODELS, FASHION_VGG, FASHION_GAP, FASHION_CLASSES, type AnyModel, type BundledModelName, type LoadModelOptions } from './nets/zoo.js';
+export { loadOnnxModel, OnnxModel, ONNX_OPSETS, type OnnxModelOptions } from './nets/onnx/model.js';
+export { SUPPORTED_ONNX_OPS } from './nets/onnx/ops/index.js';
+export { GraphModel, type GraphLayer, type GraphForwardOptions, type InputNormalization } from './nets/graph/executor.js';
+export { listLayers, type LayerInfo } from './nets/layers.js';
+export { parseLabels, imagenetClasses } from './nets/labels.js';
+export { IMAGENET_NORMALIZATION, parseNormalization } from './nets/normalization.js';
+export type { ExplainableModel, Detection, Detector } from './nets/types.js';
 export {
   loadTfjsGraphModel,
   decodeTfjsWeights,

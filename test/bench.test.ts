@@ -41,6 +41,7 @@ interface BenchJson {
     ratio: number;
     agreement: number;
   } | { skipped: string } | null;
+  ort: { provider: string; ours_ms: number; ort_ms: number; ratio: number; agreement: number } | null;
 }
 
 describe.runIf(existsSync(bench))('npm run bench', () => {
@@ -51,7 +52,7 @@ describe.runIf(existsSync(bench))('npm run bench', () => {
   });
 
   it('times every work in both libraries, and their results agree', { timeout: 300_000 }, async () => {
-    const { stdout } = await run('node', [bench, '--size', '32', '--reps', '1', '--samples', '2', '--drise', '4', '--batch', '6', '--metrics', '1', '--no-kernels', '--budget', '1024', '--json'], {
+    const { stdout } = await run('node', [bench, '--size', '32', '--reps', '1', '--samples', '2', '--drise', '4', '--batch', '6', '--metrics', '1', '--no-kernels', '--budget', '1024', '--peer', 'tfjs,ort', '--json'], {
       maxBuffer: 16 << 20,
     });
     const out = JSON.parse(stdout) as BenchJson;
@@ -103,5 +104,9 @@ describe.runIf(existsSync(bench))('npm run bench', () => {
       expect(m.agreement).toBeLessThan(1e-4);
       expect(m.ratio).toBeCloseTo(m.batched.curves_per_second / m.one_at_a_time.curves_per_second, 1);
     }
+    // ONNX Runtime's forward on the same network exported to ONNX (WebGPU where it offers it).
+    expect(['webgpu', 'cpu']).toContain(out.ort?.provider);
+    expect(out.ort!.agreement).toBeLessThan(1e-4);
+    expect(out.ort!.ratio).toBeCloseTo(out.ort!.ort_ms / out.ort!.ours_ms, 1);
   });
 });

@@ -24,7 +24,7 @@ const RSS_CAP_MIB = Number(process.env.FUZZ_RSS_CAP_MIB ?? 1024);
 /** Longest any one case may take (a graph model built on a busy CPU adapter takes well under a second). */
 const CASE_SECONDS = 30;
 /** Share of the time per loader: the slower loaders get more, so each sees enough cases. */
-const WEIGHT: Record<string, number> = { safetensors: 1, 'tfjs-graph': 2, png: 1, jpeg: 1 };
+const WEIGHT: Record<string, number> = { safetensors: 1, 'tfjs-graph': 2, onnx: 2, png: 1, jpeg: 1 };
 
 interface Report {
   done: number;

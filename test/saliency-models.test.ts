@@ -47,7 +47,7 @@ const DOCUMENTED: Record<string, Partial<Record<string, readonly ('deletion' | '
   'fashion-gap': {},
 };
 
-for (const name of ['fashion-vgg', 'fashion-gap']) {
+for (const name of ['fashion-vgg', 'fashion-gap'] as const) {
   const available = existsSync(fileURLToPath(bundledWeightsUrl(name)));
   describe.runIf(available)(`${name}: the maps against a random map and a randomised model (${IMAGES} test images)`, () => {
     let gpu: Gpu;

@@ -9,7 +9,7 @@
  * machine's adapter, lavapipe here) from the same model file and the same PNG, and must agree to
  * 1e-4. With UPDATE_SCREENSHOT=1 it rewrites web/screenshot.png (docs/web.md's picture).
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +32,10 @@ import { cropRgba } from '../src/saliency/input.js';
 import { CHROMIUM, CHROMIUM_FLAGS, haveChromium } from './chromium.js';
 import { FASHION_CLASSES } from '../src/nets/classes.js';
 import { loadTfjsGraphModel } from '../src/nets/tfjs-graph.js';
+import { loadOnnxModel } from '../src/nets/onnx/model.js';
+import { IMAGENET_NORMALIZATION } from '../src/nets/normalization.js';
+import { imagenetClasses } from '../src/nets/labels.js';
+import { runMethod } from '../src/saliency/methods.js';
 
 if (!haveChromium) {
   console.warn(`test/web.test.ts: SKIPPED: ${CHROMIUM} is missing; install it with 'apt-get install chromium' (scripts/setup-system.sh does)`);
@@ -384,6 +388,58 @@ describe.skipIf(!haveChromium)('<saliency-view> and the demo page in headless Ch
     expect(out.shape).toEqual(expected.shape);
     expect(maxAbsDiff(out.map, await expected.read())).toBeLessThanOrEqual(TOLERANCE);
     expected.dispose();
+    x.dispose();
+    model.dispose();
+    expect(errors.slice(errorsBefore)).toEqual([]);
+  });
+
+  it('an ONNX file exported from PyTorch (torchvision resnet18), with labels="imagenet" and normalize="imagenet", as in Node', async () => {
+    const { page, errors } = demo ?? (await open('/web/?methods='));
+    const errorsBefore = errors.length;
+    copyFileSync(join(ROOT, 'test', 'fixtures', 'onnx', 'resnet18.onnx'), join(dir, 'resnet18.onnx'));
+    const methods = ['vanilla', 'guidedBackprop', 'cam', 'gradCam'];
+    const out = await page.evaluate(async (ms: string[]) => {
+      await customElements.whenDefined('saliency-view');
+      const view = document.createElement('saliency-view');
+      view.setAttribute('manual', '');
+      view.setAttribute('model', '/__fixtures/resnet18.onnx');
+      view.setAttribute('labels', 'imagenet');
+      view.setAttribute('normalize', 'imagenet');
+      view.setAttribute('src', '/assets/chelsea.png');
+      document.body.append(view);
+      const results = [];
+      for (const m of ms) {
+        view.setAttribute('method', m);
+        const r = await view.run();
+        results.push({ method: m, map: Array.from(r.map), shape: r.shape, target: r.target, input: Array.from(r.input), top: r.classes[0]! });
+      }
+      view.remove();
+      return results;
+    }, methods);
+    const model = await loadOnnxModel(gpu, join(ROOT, 'test', 'fixtures', 'onnx', 'resnet18.onnx'), { normalize: IMAGENET_NORMALIZATION });
+    const input = imageToTensorData(readImage(join(ROOT, 'assets', 'chelsea.png')), { channels: 3, width: 64, height: 64, background: [0, 0, 0] });
+    const x = tensor(gpu, input, [1, 3, 64, 64]);
+    const logits = await noGrad(gpu, () => model.forward(x, { logits: true }));
+    const l = await logits.read();
+    logits.dispose();
+    const top = l.indexOf(Math.max(...l));
+    const names = await imagenetClasses();
+    const diffs: string[] = [];
+    for (const r of out) {
+      expect(maxAbsDiff(r.input, input), `${r.method} input`).toBe(0);
+      expect(r.target).toBe(top);
+      expect(r.top.name).toBe(names[top]);
+      const expected = await runMethod(r.method as 'vanilla', model, x, { target: top });
+      expect(r.shape).toEqual(expected.shape);
+      const want = await expected.read();
+      expected.dispose();
+      const scale = Math.max(...want.map(Math.abs));
+      const d = maxAbsDiff(r.map, want);
+      diffs.push(`${r.method} ${d.toExponential(1)} (${scale.toExponential(1)})`);
+      expect(scale, `${r.method} is not all zero`).toBeGreaterThan(0);
+      expect(d, r.method).toBeLessThanOrEqual(TOLERANCE * Math.max(1, scale));
+    }
+    console.log(`resnet18.onnx, page vs Node, max |difference| (max |value|): ${diffs.join(', ')}`);
     x.dispose();
     model.dispose();
     expect(errors.slice(errorsBefore)).toEqual([]);

@@ -57,6 +57,7 @@ interface Options {
   json?: boolean;
   samples: number;
   tfjs: boolean;
+  peer?: string[];
   kernels: boolean;
   drise: number;
   batch: number;
@@ -198,6 +199,7 @@ async function main(): Promise<void> {
     .option('--reps <n>', 'timed repetitions after one warm-up; default 10 on a GPU, 3 on a software adapter', (v) => intArg(v, '--reps'))
     .option('--samples <n>', 'SmoothGrad samples', (v) => intArg(v, '--samples'), 50)
     .option('--no-tfjs', 'time our library only')
+    .option('--peer <names>', "the peers to time against, comma-separated: tfjs (TF.js WebGPU, every work; the default) and ort (ONNX Runtime's forward pass on the same network exported to ONNX, on its WebGPU provider where it offers one, else its CPU one)", peerArg)
     .option('--no-kernels', 'skip the per-kernel GFLOP/s table')
     .option('--drise <masks>', 'D-RISE masks to time on the detector (0 = skip)', (v) => intArg(v, '--drise', true), 256)
     .option('--batch <images>', "images for the 'saliency batch' speed (Grad-CAM on fashion-vgg, batch 1 and auto; 0 = skip)", (v) => intArg(v, '--batch', true), 192)
@@ -245,9 +247,10 @@ async function main(): Promise<void> {
   const x = tensor(gpu, xData, [1, 3, size, size]);
   const target = 7;
 
+  const peers = o.peer ?? ['tfjs'];
   let tf: Tf | null = null;
   let tfNet: TfVgg | null = null;
-  if (o.tfjs) {
+  if (o.tfjs && peers.includes('tfjs')) {
     const require = createRequire(import.meta.url);
     (globalThis as { navigator?: unknown }).navigator = { gpu: await nodeGpu() };
     tf = require('@tensorflow/tfjs') as Tf;
@@ -360,6 +363,7 @@ async function main(): Promise<void> {
   if (smoothgradVsOneBatch !== null) {
     log(`SmoothGrad in batches within the budget: ${smoothgradVsOneBatch}× the time of one batch; peak ${auto!.ours_peak_mib} MiB against ${single!.ours_peak_mib} MiB`);
   }
+  const ort = peers.includes('ort') ? await ortForward(model, ours.forward!, xData, size, reps, warmMs, log) : null;
   // Both libraries computed the same thing: each result once more, compared (after the timings, so
   // that the first calls above still include compiling).
   const agreement = tf ? await agreeWithTfjs(tf, ourWork, theirWork, rows, log) : null;
@@ -382,11 +386,85 @@ async function main(): Promise<void> {
   const metricsResult = metricsImages > 0 ? await metricsSpeed(gpu, metricsImages, log) : null;
   if (o.json) {
     process.stdout.write(
-      JSON.stringify({ adapter: gpu.adapter.name, size, reps, conv, tile: o.tile ? formatConv2dTile(o.tile) : 'auto', split_k: o.splitK, results: rows, smoothgrad_vs_one_batch: smoothgradVsOneBatch, agreement, memory, profiles, kernels, drise: driseResult, batch: batchResult, metrics: metricsResult, date: new Date().toISOString() }) + '\n',
+      JSON.stringify({ adapter: gpu.adapter.name, size, reps, conv, tile: o.tile ? formatConv2dTile(o.tile) : 'auto', split_k: o.splitK, results: rows, smoothgrad_vs_one_batch: smoothgradVsOneBatch, agreement, memory, profiles, kernels, drise: driseResult, batch: batchResult, metrics: metricsResult, ort, date: new Date().toISOString() }) + '\n',
     );
   }
   model.dispose();
   gpu.destroy();
+}
+
+/** Like `time` for two functions, their calls alternating: first calls, warm-ups, then reps pairs. */
+async function timePair(reps: number, f: () => Promise<unknown>, g: () => Promise<unknown>, warmMs = 0): Promise<[{ first: number; median: number }, { first: number; median: number }]> {
+  const once = async (fn: () => Promise<unknown>) => {
+    const t0 = performance.now();
+    await fn();
+    return performance.now() - t0;
+  };
+  const [ff, gf] = [await once(f), await once(g)];
+  for (const fn of [f, g]) {
+    const until = performance.now() + warmMs;
+    do await fn();
+    while (performance.now() < until);
+  }
+  const [fr, gr]: number[][] = [[], []];
+  for (let i = 0; i < reps; i++) {
+    fr.push(await once(f));
+    gr.push(await once(g));
+  }
+  return [
+    { first: ff, median: median(fr) },
+    { first: gf, median: median(gr) },
+  ];
+}
+
+function peerArg(v: string): string[] {
+  const names = v.split(',').map((p) => p.trim());
+  for (const p of names) if (p !== 'tfjs' && p !== 'ort') throw new InvalidArgumentError(`unknown peer '${p}'; peers: tfjs, ort`);
+  return names;
+}
+
+/**
+ * ONNX Runtime's forward pass on our network (exported to ONNX), timed like ours, its output checked
+ * against ours first (the times must compare the same work).
+ */
+async function ortForward(
+  model: Model,
+  oursForward: () => Promise<unknown>,
+  xData: Float32Array,
+  size: number,
+  reps: number,
+  warmMs: number,
+  log: (s: string) => void,
+): Promise<{ provider: string; webgpu_error?: string; ours_ms: number; ort_ms: number; ort_first_ms: number; ratio: number; agreement: number }> {
+  const { ortPeer } = await import('./ort.js');
+  const peer = await ortPeer(model);
+  try {
+    const shape = [1, 3, size, size];
+    const theirs = await peer.forward(xData, shape);
+    const x = tensor(model.gpu, xData, shape);
+    const y = await noGrad(model.gpu, () => model.forward(x));
+    const mine = await y.read();
+    x.dispose();
+    y.dispose();
+    let scale = 0;
+    let err = 0;
+    for (let i = 0; i < mine.length; i++) {
+      scale = Math.max(scale, Math.abs(theirs[i]!));
+      err = Math.max(err, Math.abs(mine[i]! - theirs[i]!));
+    }
+    const agreement = err / Math.max(scale, 1e-30);
+    if (!(agreement <= AGREEMENT_TOLERANCE)) throw new Error(`our forward differs from ONNX Runtime's (${agreement.toExponential(1)} > ${AGREEMENT_TOLERANCE}): the times would compare different work`);
+    // Interleaved, so that the load of a shared machine weighs on both alike.
+    const [a, b] = await timePair(reps, oursForward, () => peer.forward(xData, shape), warmMs);
+    const row = { provider: peer.provider, ...(peer.webgpuError ? { webgpu_error: peer.webgpuError } : {}), ours_ms: round(a.median), ort_ms: round(b.median), ort_first_ms: round(b.first), ratio: round(b.median / a.median, 2), agreement };
+    log(
+      `${'forward'.padEnd(16)} ours ${fmt(row.ours_ms)} ms   ort (${peer.provider}) ${fmt(row.ort_ms)} ms   ort/ours ${row.ratio}   (ort's first call ${fmt(row.ort_first_ms)} ms; max |ours − ort| / max |ort| ${agreement.toExponential(1)})` +
+        (peer.webgpuError ? `\n${''.padEnd(16)} ONNX Runtime's WebGPU provider is not used: ${peer.webgpuError}` : ''),
+    );
+    return row;
+  } finally {
+    await peer.release();
+  }
 }
 
 /** Results further apart than this (relative to the largest value) mean the two did different work. */

@@ -21,7 +21,7 @@ import * as ops from '../autodiff/ops/index.js';
 import { checkOutputDirectory, gpuOptions, outputDirectory } from './output.js';
 import { progressLines } from './progress.js';
 import { decimal } from './parse.js';
-import { loadModelArgument } from './train.js';
+import { loadModelWithArguments, type ModelArguments } from './models.js';
 import { loadFashionMnist } from '../nets/idx.js';
 import { FASHION_CLASSES } from '../nets/classes.js';
 
@@ -29,8 +29,7 @@ import { FASHION_CLASSES } from '../nets/classes.js';
 export const METHODS = CLASSIFIER_METHOD_NAMES;
 export type MethodName = ClassifierMethodName;
 
-export interface ExplainOptions {
-  model: string;
+export interface ExplainOptions extends ModelArguments {
   image: string;
   method: string;
   target: string;
@@ -102,7 +101,7 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
   checkOutputDirectory('--out', o.out); // before the model is loaded and run
   const gpu = await initGpu(gpuOptions(o.memoryBudget));
   try {
-    const model = await loadModelArgument(gpu, o.model);
+    const { model, classNames } = await loadModelWithArguments(gpu, o);
     const { data, view } = loadInput(model, o.image, crop);
     if (model.outputShape.length !== 1) {
       throw new ArgumentError(`'${o.model}' is not a classifier (its output per image is [${model.outputShape.join(', ')}]); for a detector use 'saliency detect' and 'saliency drise'`);
@@ -126,7 +125,7 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
     out.dispose();
     const bad = logits.findIndex((v) => !Number.isFinite(v));
     if (bad >= 0) throw new ArgumentError(`model ${model.name} gave non-finite scores for this image (class ${bad}: ${logits[bad]}); its weights or the image are broken`);
-    const prediction = describePrediction(model, logits, asked);
+    const prediction = describePrediction({ classNames }, logits, asked);
     console.log(`model ${model.name}: ${prediction.text}`);
     for (const note of notes) console.log(note);
     // One sigmoid output explained for its other class: the score is the negated logit.
@@ -298,8 +297,7 @@ function softmax(v: Float32Array): number[] {
   return e.map((z) => z / s);
 }
 
-export interface FeaturesOptions {
-  model: string;
+export interface FeaturesOptions extends ModelArguments {
   image: string;
   layer: string;
   top: number;
@@ -315,7 +313,7 @@ export async function featuresCommand(o: FeaturesOptions): Promise<void> {
   checkOutputDirectory('--out', o.out); // before the model is loaded and run
   const gpu = await initGpu();
   try {
-    const model = await loadModelArgument(gpu, o.model);
+    const { model } = await loadModelWithArguments(gpu, o);
     const layer = model.layer(o.layer);
     if (layer.outputShape.length !== 3) throw new ArgumentError(`--layer ${o.layer} has no feature maps (output ${JSON.stringify(layer.outputShape)}); choose a conv, activation or pooling layer`);
     const { data, view } = loadInput(model, o.image);

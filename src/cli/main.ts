@@ -12,6 +12,7 @@ import { detectCommand, driseCommand, sceneCommand } from './detect.js';
 import { registerBatchCommands } from './batch/command.js';
 import { exitWithParent, runFiltered, runsItself } from './quiet.js';
 import { METRIC_NAMES, metricsCommand } from './metrics.js';
+import { addModelOptions, registerLayersCommand } from './models.js';
 
 const program = new Command();
 program
@@ -113,10 +114,10 @@ program
     await evaluateCommand(opts);
   });
 
-program
+addModelOptions(program
   .command('explain')
   .description('explain what a model looks at in an image: one PNG per method, plus overview.png side by side')
-  .requiredOption('--model <name|file>', 'a bundled model (fashion-vgg, fashion-gap), a .safetensors file, or a TF.js model.json (graph or layers)')
+  .requiredOption('--model <name|file>', 'a bundled model (fashion-vgg, fashion-gap), a .safetensors file, a TF.js model.json (graph or layers) or an ONNX file')
   .requiredOption('--image <file>', 'a PNG or JPEG image; it is resized to the model input')
   .option('--crop <x,y,w,h>', 'explain only this region of the image (pixels), e.g. a face')
   .option('--method <name|all>', `one of ${METHODS.join(', ')}; a comma-separated list; or all`, 'all')
@@ -129,20 +130,20 @@ program
   .option('--size <px>', 'side of the rendered images in pixels', sizeOption('--size'), 224)
   .option('--raw', 'also write each raw map (signed, not normalised, the shape the method returns) as <method>.npy next to its PNG (NumPy float32)')
   .option('--trace', 'print every forward and backward pass step by step (layer, kernels, rule, gradient statistics), the ReLU rules of the methods side by side, and write trace.json')
-  .option('--memory-budget <MiB>', 'GPU memory budget in MiB; SmoothGrad batches its samples to fit (default: 2048, or a quarter of RAM on a software adapter)', positiveInt('--memory-budget'))
+  .option('--memory-budget <MiB>', 'GPU memory budget in MiB; SmoothGrad batches its samples to fit (default: 2048, or a quarter of RAM on a software adapter)', positiveInt('--memory-budget')))
   .action(async (opts) => {
     await explainCommand(opts);
   });
 
-program
+addModelOptions(program
   .command('features')
   .description("DeconvNet's layer picture: the most active feature maps of a layer, each projected back to pixels")
-  .requiredOption('--model <name|file>', 'a bundled model, a .safetensors file, or a TF.js model.json (graph or layers)')
+  .requiredOption('--model <name|file>', 'a bundled model, a .safetensors file, a TF.js model.json (graph or layers) or an ONNX file')
   .requiredOption('--image <file>', 'a PNG or JPEG image')
   .requiredOption('--layer <name>', 'the layer whose feature maps to show')
   .option('--top <n>', 'how many feature maps', positiveInt('--top'), 9)
   .option('--out <dir>', 'directory for the PNG file', 'out')
-  .option('--size <px>', 'side of each tile in pixels', sizeOption('--size'), 160)
+  .option('--size <px>', 'side of each tile in pixels', sizeOption('--size'), 160))
   .action(async (opts) => {
     await featuresCommand(opts);
   });
@@ -175,6 +176,8 @@ program
   .action(async (opts) => {
     await metricsCommand(opts);
   });
+
+registerLayersCommand(program);
 
 const probability = (name: string) => (v: string) => {
   const n = toNumber(v);

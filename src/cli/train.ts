@@ -1,7 +1,6 @@
 /** `saliency train` and `saliency evaluate`: train a bundled architecture on Fashion-MNIST, or measure one. */
 import { existsSync, statSync } from 'node:fs';
-import { GRAPH_MODEL_CLASSES, type TfjsGraphModel } from '../nets/tfjs-graph.js';
-import { loadTfjsModel } from '../nets/tfjs-layers.js';
+import { GRAPH_MODEL_CLASSES } from '../nets/tfjs-graph.js';
 import { basename, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initGpu, type Gpu } from '../runtime/gpu.js';
@@ -11,7 +10,7 @@ import { loadFashionMnist } from '../nets/idx.js';
 import { Model, modelFromSafetensors, modelFromSpec } from '../nets/model.js';
 import { Adam } from '../nets/optim.js';
 import { evaluate, train } from '../nets/train.js';
-import { BUNDLED_MODELS, bundledWeightsUrl, loadModel } from '../nets/zoo.js';
+import { BUNDLED_MODELS, bundledWeightsUrl, loadModel, type AnyModel, type LoadModelOptions } from '../nets/zoo.js';
 import type { ModelSpec, Weights } from '../nets/spec.js';
 import { FASHION_DETECTOR, evaluateDetector, heldOutScene, trainDetector } from '../nets/detector.js';
 import { parseSafetensors } from '../nets/safetensors.js';
@@ -309,21 +308,25 @@ export interface EvaluateCommandOptions {
 }
 
 
-/** What the commands need of a model: ours (Model) or an imported TF.js graph (TfjsGraphModel). */
-export type LoadedModel = Model | TfjsGraphModel;
+/** What the commands need of a model: ours (Model) or an imported graph (TF.js graph, ONNX). */
+export type LoadedModel = AnyModel;
 
-/** Loads a bundled model by name, a .safetensors file written by `train`, or a TF.js graph model.json. */
-export async function loadModelArgument(gpu: Gpu, name: string): Promise<LoadedModel> {
-  if (BUNDLED_MODELS[name]) return loadModel(gpu, name);
-  if (name.endsWith('.json')) {
+/**
+ * Loads a bundled model by name, a .safetensors file written by `train`, a TF.js model.json or an
+ * ONNX file (`options`: see LoadModelOptions).
+ */
+export async function loadModelArgument(gpu: Gpu, name: string, options: Omit<LoadModelOptions, 'classNames'> = {}): Promise<LoadedModel> {
+  if (BUNDLED_MODELS[name] && !options.normalize && !options.inputShape) return loadModel(gpu, name);
+  if (name.endsWith('.json') || name.endsWith('.onnx')) {
     if (!existsSync(name)) throw new ArgumentError(`cannot read ${name}: no such file`);
     if (statSync(name).isDirectory()) throw new ArgumentError(`cannot read ${name}: it is a directory`);
-    const classNames = GRAPH_MODEL_CLASSES[basename(name)];
-    return loadTfjsModel(gpu, name, classNames ? { classNames: [...classNames] } : {});
+    const classNames = GRAPH_MODEL_CLASSES.get(basename(name));
+    return loadModel(gpu, name, { ...options, ...(classNames ? { classNames: [...classNames] } : {}) });
   }
   if (!name.endsWith('.safetensors')) {
-    throw new ArgumentError(`'${name}' is neither a bundled model (${Object.keys(BUNDLED_MODELS).join(', ')}), a .safetensors file, nor a TF.js model.json`);
+    throw new ArgumentError(`'${name}' is neither a bundled model (${Object.keys(BUNDLED_MODELS).join(', ')}), a .safetensors file, a TF.js model.json nor an ONNX file`);
   }
+  if (options.normalize || options.inputShape) throw new ArgumentError('--normalize and --input-shape apply to imported graphs (ONNX, TF.js)');
   let bytes: Uint8Array;
   try {
     bytes = readModelFile(name); // a regular file only, within maxModelBytes

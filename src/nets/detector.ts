@@ -12,7 +12,7 @@ import { noGrad, Tape } from '../autodiff/tape.js';
 import { formatDuration, remainingSeconds } from '../runtime/progress.js';
 import { ArgumentError, ShapeError, formatShape } from '../runtime/errors.js';
 import { tensor, type Tensor } from '../runtime/tensor.js';
-import type { Detection } from '../saliency/drise.js';
+import type { Detection } from './types.js';
 import { meanAveragePrecision, nms, type ScoredBox } from './boxes.js';
 import type { Model } from './model.js';
 import type { Optimizer } from './optim.js';

@@ -9,21 +9,13 @@ import { Tape, type Gradients, type RuleOverrides } from '../autodiff/tape.js';
 import type { TraceMode } from '../autodiff/trace.js';
 import { activeMethodTrace } from './trace.js';
 import type { Layer } from '../nets/model.js';
-import type { ForwardOptions } from '../nets/types.js';
+import type { ExplainableModel } from '../nets/types.js';
 import { ArgumentError, ShapeError, formatShape } from '../runtime/errors.js';
 import type { Gpu } from '../runtime/gpu.js';
 import { tensor, type Tensor } from '../runtime/tensor.js';
 
-/** The model interface the methods use; `Model` from `modelFromSpec` and `loadModel` implements it. */
-export interface ExplainableModel {
-  readonly gpu: Gpu;
-  readonly name: string;
-  readonly inputShape: readonly number[];
-  readonly layers: readonly Layer[];
-  readonly layerNames: string[];
-  layer(name: string): Layer;
-  forward(x: Tensor, options?: ForwardOptions): Promise<Tensor>;
-}
+/** The model interface the methods use (defined in nets/types.ts, below the methods). */
+export type { ExplainableModel };
 
 /**
  * One neuron of an inner layer (Zeiler & Fergus; Springenberg et al.): channel `channel` of layer
@@ -267,8 +259,13 @@ export function disposeRun(run: GradientRun): void {
   run.tape.dispose();
 }
 
-/** The layer Grad-CAM uses by default: the last conv or activation layer with a spatial map. */
+/**
+ * The layer Grad-CAM uses by default: the model's own choice where it has one (imported graphs:
+ * the last spatial map before the global pooling), else the last conv or activation layer with a
+ * spatial map.
+ */
 export function defaultCamLayer(op: string, model: ExplainableModel): string {
+  if (model.defaultCamLayer) return model.defaultCamLayer;
   const spatial = (l: Layer) => l.outputShape.length === 3 && (l.outputShape[1]! > 1 || l.outputShape[2]! > 1);
   const kinds = new Set(['conv2d', 'relu', 'relu6', 'leakyrelu', 'sigmoid', 'tanh']);
   for (let i = model.layers.length - 1; i >= 0; i--) {

@@ -23,15 +23,10 @@ import { checkFinite, methodJob } from './job.js';
 
 export { iou };
 
-/** One detection: box in pixels [x1, y1, x2, y2], objectness (1 if the detector has none), class probabilities. */
-export interface Detection {
-  box: [number, number, number, number];
-  objectness?: number;
-  scores: number[];
-}
+import type { Detection, Detector } from '../nets/types.js';
 
-/** Any detector: an image batch [B, C, H, W] in, one list of detections per image out. */
-export type Detector = (images: Tensor) => Promise<Detection[][]>;
+/** One detection (box in pixels [x1, y1, x2, y2], objectness, class probabilities) and any detector: defined in nets/types.ts. */
+export type { Detection, Detector };
 
 export interface DriseOptions {
   /** The detection(s) to explain, usually from running the detector on the clean image. */

@@ -5,21 +5,28 @@
  * same checks as files on disk (src/runtime/limits.ts, docs/security.md).
  *
  * A model is named by a bundled name ('fashion-vgg') or a URL; the URL's ending picks the loader
- * (`registerModelLoader`): '.safetensors' (our own files, spec in the metadata) and 'model.json'
- * (TF.js graph models, through src/nets/tfjs-graph.ts) are built in.
+ * (`registerModelLoader`): '.safetensors' (our own files, spec in the metadata), '.json' (TF.js
+ * graph or layers models) and '.onnx' (ONNX models, through src/nets/onnx/model.ts) are built in.
  */
 import { ArgumentError } from '../runtime/errors.js';
 import { readResponse } from '../runtime/fetch.js';
 import { initGpu, type Gpu } from '../runtime/gpu.js';
 import { modelFromSafetensors } from '../nets/model.js';
-import { BUNDLED_MODELS, loadModel } from '../nets/zoo.js';
+import { BUNDLED_MODELS, loadModel, type BundledModelName } from '../nets/zoo.js';
+import type { InputNormalization } from '../nets/normalization.js';
+import { imagenetClasses, parseLabels } from '../nets/labels.js';
 import type { ExplainableModel } from '../saliency/core.js';
 
 /** What the component needs of a model: the methods' interface, class names and disposal. */
 export type ViewModel = ExplainableModel & { readonly classNames?: readonly string[]; dispose(): void };
 
+/** How a page asks for a model beyond its URL: input normalisation (ONNX models). */
+export interface ViewModelOptions {
+  normalize?: InputNormalization;
+}
+
 /** Loads a model from a URL onto `gpu`. */
-export type ModelLoader = (gpu: Gpu, url: URL) => Promise<ViewModel>;
+export type ModelLoader = (gpu: Gpu, url: URL, options?: ViewModelOptions) => Promise<ViewModel>;
 
 interface LoaderEntry {
   suffix: string;
@@ -67,8 +74,14 @@ registerModelLoader('.safetensors', async (gpu, url) => modelFromSafetensors(gpu
 // TF.js graph or layers models (model.json + weight shards, fetched relative to it); code loaded on first use.
 registerModelLoader('.json', async (gpu, url) => {
   const [{ GRAPH_MODEL_CLASSES }, { loadTfjsModel }] = await Promise.all([import('../nets/tfjs-graph.js'), import('../nets/tfjs-layers.js')]);
-  const classNames = GRAPH_MODEL_CLASSES[fileName(url)];
+  const classNames = GRAPH_MODEL_CLASSES.get(fileName(url));
   return loadTfjsModel(gpu, url, classNames ? { classNames: [...classNames] } : {});
+});
+
+// ONNX models (external data fetched from the model's own origin and folder); code loaded on first use.
+registerModelLoader('.onnx', async (gpu, url, options = {}) => {
+  const { loadOnnxModel } = await import('../nets/onnx/model.js');
+  return loadOnnxModel(gpu, url, { normalize: options.normalize });
 });
 
 let gpuPromise: Promise<Gpu> | null = null;
@@ -121,12 +134,15 @@ const cache = new Map<string, Promise<ViewModel>>();
  * The model named `ref`, loaded once per page. Call inside `exclusive` (loading creates tensors,
  * which must not land in another job's scope). A failed load is forgotten, so it can be retried.
  */
-export function cachedModel(gpu: Gpu, ref: string): Promise<ViewModel> {
+export function cachedModel(gpu: Gpu, ref: string, options: ViewModelOptions = {}): Promise<ViewModel> {
   const where = resolveModelRef(ref);
-  const key = 'bundled' in where ? `bundled:${where.bundled}` : where.url.href;
+  if (options.normalize && ('bundled' in where || !where.url.pathname.toLowerCase().endsWith('.onnx'))) {
+    throw new ArgumentError(`normalize applies to ONNX models; '${ref}' is not one`);
+  }
+  const key = ('bundled' in where ? `bundled:${where.bundled}` : where.url.href) + (options.normalize ? ` normalize:${JSON.stringify(options.normalize)}` : '');
   let p = cache.get(key);
   if (!p) {
-    p = 'bundled' in where ? loadModel(gpu, where.bundled) : where.loader(gpu, where.url);
+    p = 'bundled' in where ? loadModel(gpu, where.bundled as BundledModelName) : where.loader(gpu, where.url, options);
     cache.set(key, p);
     p.catch(() => cache.delete(key));
   }
@@ -143,4 +159,35 @@ export async function clearModelCache(): Promise<void> {
   const gpu = gpuPromise ? await gpuPromise.catch(() => null) : null;
   if (gpu) await gpu.exclusive(free);
   else await free();
+}
+
+const labelsCache = new Map<string, Promise<readonly string[]>>();
+
+/**
+ * Class names named by a page: 'imagenet' (the built-in 1,000 ImageNet names) or the URL of a
+ * .txt (one per line) or .json labels file (resolved against the page), fetched once.
+ */
+export function cachedLabels(ref: string): Promise<readonly string[]> {
+  const name = ref.trim();
+  let key = name;
+  let load: () => Promise<readonly string[]>;
+  if (name === 'imagenet') load = imagenetClasses;
+  else {
+    const base = (globalThis as { document?: { baseURI: string } }).document?.baseURI ?? (globalThis as { location?: { href: string } }).location?.href;
+    let url: URL;
+    try {
+      url = new URL(name, base);
+    } catch {
+      throw new ArgumentError(`labels '${name.slice(0, 200)}' is neither 'imagenet' nor a URL`);
+    }
+    key = url.href;
+    load = async () => parseLabels(await fetchBytes(url, 'labels file'), url.pathname);
+  }
+  let p = labelsCache.get(key);
+  if (!p) {
+    p = load();
+    labelsCache.set(key, p);
+    p.catch(() => labelsCache.delete(key));
+  }
+  return p;
 }

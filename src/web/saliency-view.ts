@@ -5,7 +5,9 @@
  *   <script type="module" src="…/web/index.js"></script>
  *   <saliency-view model="fashion-vgg" src="boot.png" method="gradCam"></saliency-view>
  *
- * Attributes: model (a bundled name, or a URL of a .safetensors / model.json file), src (image
+ * Attributes: model (a bundled name, or a URL of a .safetensors / model.json / .onnx file),
+ * labels ('imagenet', or the URL of a .txt / .json list of class names), normalize (ONNX models:
+ * 'imagenet' or 'm,m,m/s,s,s', per-channel mean and std applied to pixels in [0, 1]), src (image
  * URL), method (vanilla, deconvnet, guidedBackprop, gradTimesInput, smoothGrad, cam, gradCam,
  * guidedGradCam, drise), target ('top' or a class index), layer (Grad-CAM's layer), crop
  * ('x,y,width,height' in image pixels: explain that region, e.g. a face), samples,
@@ -36,7 +38,9 @@ import { cropRgba, imageToTensorData, inputToRgba } from '../saliency/input.js';
 import { DEFAULT_OPACITY, renderColorbar, renderOverlay } from '../saliency/render.js';
 import { negatedOutput, otherClassName } from '../saliency/sigmoid.js';
 import * as ops from '../autodiff/ops/index.js';
-import { cachedModel, sharedGpu, type ViewModel } from './models.js';
+import { cachedLabels, cachedModel, sharedGpu, type ViewModel } from './models.js';
+import { checkLabels } from '../nets/labels.js';
+import { parseNormalization } from '../nets/normalization.js';
 
 /** The methods, in the registry's order (src/saliency/methods.ts): every method, D-RISE included. */
 export const VIEW_METHODS: readonly MethodName[] = METHOD_NAMES;
@@ -79,6 +83,8 @@ export interface SaliencyResultDetail {
 
 const ATTRIBUTES = [
   'model',
+  'labels',
+  'normalize',
   'src',
   'method',
   'target',
@@ -487,9 +493,13 @@ export class SaliencyView extends Base {
 
     // The work goes through the device's queue in steps: loading and the input tensor in one job,
     // then the saliency method, which queues itself (a browser cannot run it nested in a job).
+    const normalize = parseNormalization(this.getAttribute('normalize') ?? undefined, 'normalize');
+    const labelsRef = (this.getAttribute('labels') ?? '').trim();
+    const labels = labelsRef ? await cachedLabels(labelsRef) : undefined;
+    check();
     const { model, input, inputShape, x } = await gpu.exclusive(async () => {
       check();
-      const model = await cachedModel(gpu, modelRef);
+      const model = await cachedModel(gpu, modelRef, { normalize });
       check();
       const [channels, height, width] = model.inputShape as [number, number, number];
       if (model.inputShape.length !== 3 || (channels !== 1 && channels !== 3)) {
@@ -499,16 +509,17 @@ export class SaliencyView extends Base {
       const inputShape = [1, channels, height, width];
       return { model, input, inputShape, x: gpu.keep(tensor(gpu, input, inputShape)) };
     });
+    const classNames = labels ?? model.classNames;
     try {
       status(`running ${METHOD_LABELS[method]}…`);
       const t0 = performance.now();
       const entry = methodByName(method);
       const out =
-        entry.kind === 'detector' ? await this.computeDrise(model, x, opts, signal, current) : await this.computeClassifier(entry.name, model, x, target, layer, opts, signal);
+        entry.kind === 'detector' ? await this.computeDrise(model, x, opts, signal, current) : await this.computeClassifier(entry.name, model, classNames, x, target, layer, opts, signal);
       const ms = performance.now() - t0;
       check();
       const detail: SaliencyResultDetail = { method, ...out, input, inputShape, ms };
-      this.show(detail, model);
+      this.show(detail, model, classNames);
       return detail;
     } finally {
       x.dispose();
@@ -528,6 +539,7 @@ export class SaliencyView extends Base {
   private async computeClassifier(
     method: ClassifierMethodName,
     model: ViewModel,
+    classNames: readonly string[] | undefined,
     x: Tensor,
     requested: number | 'top',
     layer: string | undefined,
@@ -548,11 +560,12 @@ export class SaliencyView extends Base {
         out.dispose();
       }
     });
+    if (classNames && classNames !== model.classNames) checkLabels(classNames, logits.length, model.name, 'the labels');
     // One sigmoid output (e.g. antispoof) is two classes, as in the CLI: 0, the output's own
     // (probability σ(z), score z), and 1, the other (1 − σ(z), score −z); both are listed.
     const binary = logits.length === 1;
-    const own = model.classNames?.[0] ?? 'class 0';
-    const names = binary ? [own, otherClassName(own)] : model.classNames;
+    const own = classNames?.[0] ?? 'class 0';
+    const names = binary ? [own, otherClassName(own)] : classNames;
     const probs = binary ? [1 / (1 + Math.exp(-logits[0]!)), 1 / (1 + Math.exp(logits[0]!))] : softmax(logits);
     const classes = topClasses(probs, names, binary ? 2 : o.top);
     const target = requested === 'top' ? classes[0]!.index : requested;
@@ -640,7 +653,7 @@ export class SaliencyView extends Base {
     canvas.getContext('2d')?.putImageData(new ImageData(new Uint8ClampedArray(img.data), img.width, img.height), 0, 0);
   }
 
-  private show(r: SaliencyResultDetail, model: ViewModel): void {
+  private show(r: SaliencyResultDetail, model: ViewModel, classNames: readonly string[] | undefined = model.classNames): void {
     const size = this.size();
     const [, channels, height, width] = r.inputShape as [number, number, number, number];
     const view = inputToRgba(r.input, channels, width, height);
@@ -669,7 +682,7 @@ export class SaliencyView extends Base {
     this.setState('done', '');
     this.showClasses(r.classes, entry.kind === 'detector' ? -1 : r.target);
     const targetName =
-      entry.kind === 'detector' ? `detection ${r.target}` : (r.classes.find((c) => c.index === r.target)?.name ?? model.classNames?.[r.target] ?? `class ${r.target}`);
+      entry.kind === 'detector' ? `detection ${r.target}` : (r.classes.find((c) => c.index === r.target)?.name ?? classNames?.[r.target] ?? `class ${r.target}`);
     this.els.sub.textContent = targetName;
     this.setStatus(`${model.name} · ${r.ms.toFixed(0)} ms`);
   }
