@@ -1,12 +1,13 @@
 /**
  * The methods the metrics re-run (max-sensitivity, randomisation, the command line): the classifier
- * methods of the registry (../methods.ts), found by name, or a function of the caller's own.
+ * methods of the registry (../methods.ts), found by name, or a function of the caller's own; and
+ * running one over a batch of images in batches within the memory budget.
  */
 import { ArgumentError } from '../../runtime/errors.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import type { ExplainableModel } from '../core.js';
-import { CLASSIFIER_METHOD_NAMES, isMethodName, methodByName, type ClassifierSettings } from '../methods.js';
-import type { MapKind } from './common.js';
+import { CLASSIFIER_METHOD_NAMES, isMethodName, methodByName, type ClassifierMethod, type ClassifierSettings } from '../methods.js';
+import { inBatches, sliceImages, type MapKind, type MetricOptions } from './common.js';
 
 /** A method as the metrics call it: the model, a batch of images, one class per image and the method's settings. */
 export type MethodFunction = (model: ExplainableModel, x: Tensor, settings: ClassifierSettings & { target: number[] }) => Promise<Tensor>;
@@ -16,21 +17,98 @@ export interface MetricMethod {
   /** How its maps are reduced to H×W (the registry's display kind: 'cam' is one channel, used as it is). */
   kind: MapKind;
   run: MethodFunction;
+  /**
+   * Settings that make one image's work the smallest the method allows, used only to measure the
+   * memory an image takes in a metric's batches: SmoothGrad, which batches its own noisy samples
+   * within the memory budget, is measured on one sample ({ samples: 1, batchSize: 1 }), so that a
+   * metric's batch counts what each image keeps alive and SmoothGrad fills what is left of the
+   * budget with its samples. Empty for the other methods and for functions.
+   */
+  smallest: Partial<ClassifierSettings>;
+  /** Tells apart the costs of methods in the memory cache: the registry name, or one per function. */
+  id: string;
 }
 
 /** The methods the metrics know by name: the registry's classifier methods, in its order. */
 export const METRIC_METHODS: readonly string[] = CLASSIFIER_METHOD_NAMES;
+
+const functionIds = new WeakMap<MethodFunction, string>();
+let nextFunctionId = 0;
+
+/**
+ * Settings that make one image's work the smallest a registry method allows, for measuring its
+ * memory (see MetricMethod.smallest): a method that batches its own samples within the memory
+ * budget (it reads both `samples` and `batchSize`: SmoothGrad) runs one sample in one batch.
+ */
+export function smallestSettings(entry: Pick<ClassifierMethod, 'options'>): Partial<ClassifierSettings> {
+  return entry.options.includes('samples') && entry.options.includes('batchSize') ? { samples: 1, batchSize: 1 } : {};
+}
 
 /**
  * A registry method by name, or a method function (whose maps are reduced as `kind` says, default
  * 'attribution'). An unknown name is an error naming the metric and listing the methods.
  */
 export function metricMethod(metric: string, method: string | MethodFunction, kind?: MapKind): MetricMethod {
-  if (typeof method === 'function') return { name: method.name || 'method', kind: kind ?? 'attribution', run: method };
+  if (typeof method === 'function') {
+    let id = functionIds.get(method);
+    if (id === undefined) functionIds.set(method, (id = `function ${nextFunctionId++}`));
+    return { name: method.name || 'method', kind: kind ?? 'attribution', run: method, smallest: {}, id };
+  }
   const entry = isMethodName(method) ? methodByName(method) : null;
   if (entry?.kind === 'detector') throw new ArgumentError(`${metric}: ${entry.name} explains object detectors; the metrics score classifier maps (methods: ${METRIC_METHODS.join(', ')})`);
   if (!entry) {
     throw new ArgumentError(`${metric}: unknown method ${JSON.stringify(method)}; methods: ${METRIC_METHODS.join(', ')}`);
   }
-  return { name: entry.name, kind: kind ?? entry.display, run: (model, x, settings) => entry.run(model, x, settings) };
+  return { name: entry.name, kind: kind ?? entry.display, run: (model, x, settings) => entry.run(model, x, settings), smallest: smallestSettings(entry), id: entry.name };
+}
+
+export interface ExplainBatchesOptions extends Pick<MetricOptions, 'batchSize' | 'signal'> {
+  /** The model the method explains (default: `model`; randomisation's re-initialised copies). */
+  net?: ExplainableModel;
+  /** What an image is in messages (default 'image'). */
+  unit?: string;
+}
+
+/**
+ * The method's maps of `count` images in batches within the memory budget (see `inBatches`):
+ * `images(start, count)` makes images start..start+count−1 (a new tensor, disposed here) and
+ * `classes[i]` is image i's class; `onBatch(start, maps)` gets each batch's maps, disposed after
+ * it returns. The memory of one image is measured once per model, method, settings and input
+ * shape, with the method's `smallest` settings.
+ */
+export async function explainInBatches(
+  metric: string,
+  model: ExplainableModel,
+  method: MetricMethod,
+  total: number,
+  images: (start: number, count: number) => Promise<Tensor>,
+  classes: readonly number[],
+  settings: Omit<ClassifierSettings, 'target'>,
+  o: ExplainBatchesOptions,
+  onBatch: (start: number, maps: Tensor) => Promise<void>,
+): Promise<number[]> {
+  const net = o.net ?? model;
+  const explain = async (start: number, count: number, s: Omit<ClassifierSettings, 'target'>) => {
+    const x = await images(start, count);
+    try {
+      return await method.run(net, x, { ...s, target: classes.slice(start, start + count) });
+    } finally {
+      x.dispose();
+    }
+  };
+  const measure = async () => (await explain(0, 1, { ...settings, ...method.smallest })).dispose();
+  const signature = `maps|${method.id}|${JSON.stringify(settings)}`;
+  return inBatches(metric, model, total, o, { unit: o.unit ?? 'image', signature, measure }, async (start, count) => {
+    const maps = await explain(start, count, settings);
+    try {
+      await onBatch(start, maps);
+    } finally {
+      maps.dispose();
+    }
+  });
+}
+
+/** Images start..start+count−1 of x, as a new tensor: `images` for explainInBatches. */
+export function imagesOf(x: Tensor): (start: number, count: number) => Promise<Tensor> {
+  return async (start, count) => sliceImages(x, start, count);
 }
