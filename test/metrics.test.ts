@@ -601,8 +601,8 @@ describe('memory budget', () => {
         averageDrop: (e) => metrics.averageDrop(model, x, map, e),
         maxSensitivity: (e) => metrics.maxSensitivity(model, 'vanilla', x, { samples: 6, ...e }),
         randomisation: (e) => metrics.randomisation(model, 'gradTimesInput', x, { layers: ['fc2', 'conv4'], ...e }),
-        // SmoothGrad batches its own samples: each image's memory is measured on one sample, and
-        // SmoothGrad fills what the metric's batch leaves of the budget.
+        // SmoothGrad batches its own samples: it gets one image per call, and fills the budget with
+        // its samples; its map of an image does not depend on the batches.
         'maxSensitivity of smoothGrad': (e) => metrics.maxSensitivity(model, 'smoothGrad', x, { samples: 2, methodOptions: { samples: 24 }, ...e }),
       };
       /** The batches of the metric's main loop, from its 'info' line (the last one it sent). */
@@ -631,7 +631,7 @@ describe('memory budget', () => {
       expect(batches.deletion).toBeGreaterThan(1);
       expect(batches.maxSensitivity).toBeGreaterThan(1);
       // SmoothGrad's samples ran in batches that fit what was left.
-      // SmoothGrad's samples ran in batches that fit what the metric's batch left (24 samples per image would not).
+      // SmoothGrad's samples ran in batches that fit what the metric left (24 samples would not).
       const sampleBatches = messages.map((m) => /^smoothGrad: (\d+) samples in \d+ batch(?:es)? of (\d+)/.exec(m.message)).filter((r) => r !== null && Number(r[1]) >= 24);
       expect(sampleBatches.length).toBeGreaterThan(0);
       for (const r of sampleBatches) expect(Number(r![2])).toBeLessThan(24);

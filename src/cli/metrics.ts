@@ -284,7 +284,7 @@ export async function metricsCommand(o: MetricsCommandOptions): Promise<void> {
             }
             case 'maxSensitivity': {
               if (!method) break; // the control ignores the input: 0 by construction
-              // By name: SmoothGrad's memory is then measured on one sample (metrics.smallestSettings).
+              // By name, so that the metric knows that SmoothGrad batches its own samples (metrics.batchesItself).
               const res = await metrics.maxSensitivity(model, row, x, {
                 target: targets,
                 batchSize,

@@ -21,7 +21,7 @@ export {
   type RandomisationStep,
 } from './randomisation.js';
 export { pointingGame, type PointingGameOptions, type PointingGameResult } from './pointing-game.js';
-export { metricMethod, explainInBatches, smallestSettings, METRIC_METHODS, type ExplainBatchesOptions, type MethodFunction, type MetricMethod } from './methods.js';
+export { metricMethod, explainInBatches, batchesItself, smallestSettings, METRIC_METHODS, type ExplainBatchesOptions, type MethodFunction, type MetricMethod } from './methods.js';
 export {
   classScores,
   METRIC_MAX_AUTO_BATCH,

@@ -7,7 +7,7 @@ import { ArgumentError } from '../../runtime/errors.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import type { ExplainableModel } from '../core.js';
 import { CLASSIFIER_METHOD_NAMES, isMethodName, methodByName, type ClassifierMethod, type ClassifierSettings } from '../methods.js';
-import { inBatches, sliceImages, type MapKind, type MetricOptions } from './common.js';
+import { checkAborted, inBatches, sliceImages, type MapKind, type MetricOptions } from './common.js';
 
 /** A method as the metrics call it: the model, a batch of images, one class per image and the method's settings. */
 export type MethodFunction = (model: ExplainableModel, x: Tensor, settings: ClassifierSettings & { target: number[] }) => Promise<Tensor>;
@@ -18,13 +18,10 @@ export interface MetricMethod {
   kind: MapKind;
   run: MethodFunction;
   /**
-   * Settings that make one image's work the smallest the method allows, used only to measure the
-   * memory an image takes in a metric's batches: SmoothGrad, which batches its own noisy samples
-   * within the memory budget, is measured on one sample ({ samples: 1, batchSize: 1 }), so that a
-   * metric's batch counts what each image keeps alive and SmoothGrad fills what is left of the
-   * budget with its samples. Empty for the other methods and for functions.
+   * Whether it batches its own work within the memory budget (SmoothGrad: its noisy samples). Such
+   * a method is called one image at a time (see `explainInBatches`).
    */
-  smallest: Partial<ClassifierSettings>;
+  batchesItself: boolean;
   /** Tells apart the costs of methods in the memory cache: the registry name, or one per function. */
   id: string;
 }
@@ -36,12 +33,20 @@ const functionIds = new WeakMap<MethodFunction, string>();
 let nextFunctionId = 0;
 
 /**
- * Settings that make one image's work the smallest a registry method allows, for measuring its
- * memory (see MetricMethod.smallest): a method that batches its own samples within the memory
- * budget (it reads both `samples` and `batchSize`: SmoothGrad) runs one sample in one batch.
+ * Whether a registry method batches its own work within the memory budget: it reads both `samples`
+ * and `batchSize` (SmoothGrad, whose noisy samples run in batches that fit).
+ */
+export function batchesItself(entry: Pick<ClassifierMethod, 'options'>): boolean {
+  return entry.options.includes('samples') && entry.options.includes('batchSize');
+}
+
+/**
+ * Settings that make one image's work the smallest a registry method allows, for measuring the
+ * memory an image takes in a batch of images: a method that batches its own samples runs one
+ * sample in one batch ({} for the others). Its own batches then fill what the batch leaves.
  */
 export function smallestSettings(entry: Pick<ClassifierMethod, 'options'>): Partial<ClassifierSettings> {
-  return entry.options.includes('samples') && entry.options.includes('batchSize') ? { samples: 1, batchSize: 1 } : {};
+  return batchesItself(entry) ? { samples: 1, batchSize: 1 } : {};
 }
 
 /**
@@ -52,14 +57,14 @@ export function metricMethod(metric: string, method: string | MethodFunction, ki
   if (typeof method === 'function') {
     let id = functionIds.get(method);
     if (id === undefined) functionIds.set(method, (id = `function ${nextFunctionId++}`));
-    return { name: method.name || 'method', kind: kind ?? 'attribution', run: method, smallest: {}, id };
+    return { name: method.name || 'method', kind: kind ?? 'attribution', run: method, batchesItself: false, id };
   }
   const entry = isMethodName(method) ? methodByName(method) : null;
   if (entry?.kind === 'detector') throw new ArgumentError(`${metric}: ${entry.name} explains object detectors; the metrics score classifier maps (methods: ${METRIC_METHODS.join(', ')})`);
   if (!entry) {
     throw new ArgumentError(`${metric}: unknown method ${JSON.stringify(method)}; methods: ${METRIC_METHODS.join(', ')}`);
   }
-  return { name: entry.name, kind: kind ?? entry.display, run: (model, x, settings) => entry.run(model, x, settings), smallest: smallestSettings(entry), id: entry.name };
+  return { name: entry.name, kind: kind ?? entry.display, run: (model, x, settings) => entry.run(model, x, settings), batchesItself: batchesItself(entry), id: entry.name };
 }
 
 export interface ExplainBatchesOptions extends Pick<MetricOptions, 'batchSize' | 'signal'> {
@@ -70,11 +75,15 @@ export interface ExplainBatchesOptions extends Pick<MetricOptions, 'batchSize' |
 }
 
 /**
- * The method's maps of `count` images in batches within the memory budget (see `inBatches`):
+ * The method's maps of `total` images in batches within the memory budget (see `inBatches`):
  * `images(start, count)` makes images start..start+count−1 (a new tensor, disposed here) and
  * `classes[i]` is image i's class; `onBatch(start, maps)` gets each batch's maps, disposed after
- * it returns. The memory of one image is measured once per model, method, settings and input
- * shape, with the method's `smallest` settings.
+ * it returns. The memory of one image is measured once per model, method, settings and input shape.
+ *
+ * A method that batches its own work (SmoothGrad) is called one image at a time instead, whatever
+ * `batchSize` says: it fills the budget with its own batches (of noisy samples), and its map of
+ * an image depends on that image alone, not on the images batched with it (SmoothGrad's noise
+ * stream starts afresh for each call's first image, as when the image is explained alone).
  */
 export async function explainInBatches(
   metric: string,
@@ -86,26 +95,34 @@ export async function explainInBatches(
   settings: Omit<ClassifierSettings, 'target'>,
   o: ExplainBatchesOptions,
   onBatch: (start: number, maps: Tensor) => Promise<void>,
-): Promise<number[]> {
+): Promise<void> {
   const net = o.net ?? model;
-  const explain = async (start: number, count: number, s: Omit<ClassifierSettings, 'target'>) => {
+  const explain = async (start: number, count: number) => {
     const x = await images(start, count);
     try {
-      return await method.run(net, x, { ...s, target: classes.slice(start, start + count) });
+      return await method.run(net, x, { ...settings, target: classes.slice(start, start + count) });
     } finally {
       x.dispose();
     }
   };
-  const measure = async () => (await explain(0, 1, { ...settings, ...method.smallest })).dispose();
-  const signature = `maps|${method.id}|${JSON.stringify(settings)}`;
-  return inBatches(metric, model, total, o, { unit: o.unit ?? 'image', signature, measure }, async (start, count) => {
-    const maps = await explain(start, count, settings);
+  const batch = async (start: number, count: number) => {
+    const maps = await explain(start, count);
     try {
       await onBatch(start, maps);
     } finally {
       maps.dispose();
     }
-  });
+  };
+  if (method.batchesItself) {
+    for (let i = 0; i < total; i++) {
+      checkAborted(metric, o.signal);
+      await batch(i, 1);
+    }
+    return;
+  }
+  const measure = async () => (await explain(0, 1)).dispose();
+  const signature = `maps|${method.id}|${JSON.stringify(settings)}`;
+  await inBatches(metric, model, total, o, { unit: o.unit ?? 'image', signature, measure }, batch);
 }
 
 /** Images start..start+count−1 of x, as a new tensor: `images` for explainInBatches. */
