@@ -85,6 +85,28 @@ describe.runIf(existsSync(cli))('saliency metrics', () => {
     for (const [r, g, b] of PLOT_COLORS.slice(0, 2)) expect(colours.has((r << 16) | (g << 8) | b)).toBe(true);
   });
 
+  it('--memory-budget and --batch-size: an explicit batch too large for the budget is split, with one warning, and gives the numbers of one batch', async () => {
+    const args = (out: string, ...more: string[]) => [cli, 'metrics', '--model', 'fashion-vgg', '--image', images, '--method', 'vanilla', '--metric', 'deletion,maxSensitivity', '--sensitivity-samples', '3', '--out', out, ...more];
+    // 4 MiB: fashion-vgg's weights take about 1 MiB, and 56 perturbed images (28 steps of 2) about 6 MiB.
+    const split = await run(process.execPath, args(join(dir, 'split'), '--memory-budget', '4', '--batch-size', '56'), { maxBuffer: 1 << 24 });
+    const warnings = split.stderr.split('\n').filter((l) => l.startsWith('saliency: '));
+    expect(warnings.filter((l) => l.startsWith('saliency: deletion: '))).toHaveLength(1); // the vanilla and random rows: said once
+    expect(warnings[0]).toMatch(/^saliency: deletion: a batch of 56 perturbed images needs about [\d.]+ MiB, more than the memory budget leaves \(4 MiB, of which .* in use\); running batches of at most \d+ instead$/);
+    const one = await run(process.execPath, args(join(dir, 'one'), '--batch-size', '1000'), { maxBuffer: 1 << 24 });
+    expect(one.stderr).not.toMatch(/^saliency: /m);
+    const auto = await run(process.execPath, args(join(dir, 'auto'), '--memory-budget', '4'), { maxBuffer: 1 << 24 });
+    expect(auto.stderr).not.toMatch(/^saliency: /m);
+    const read = (out: string) => JSON.parse(readFileSync(join(dir, out, 'metrics.json'), 'utf8'));
+    expect(read('split').options.batchSize).toBe(56);
+    expect(read('auto').options.batchSize).toBe('auto');
+    for (const out of ['split', 'auto']) {
+      for (const row of ['vanilla', 'random']) {
+        read(out).results[row].deletion.curves.flat().forEach((v: number, i: number) => expect(v).toBeCloseTo(read('one').results[row].deletion.curves.flat()[i], 5));
+      }
+      read(out).results.vanilla.maxSensitivity.values.forEach((v: number, i: number) => expect(v).toBeCloseTo(read('one').results.vanilla.maxSensitivity.values[i], 5));
+    }
+  });
+
   it('refuses bad options in one line, before the GPU work', async () => {
     const img = join(images, 'fashion-0.png');
     expect(await fails(['--model', 'fashion-vgg', '--image', img, '--metric', 'deletion,speed'])).toMatch(/^saliency: unknown metric 'speed'; choose from deletion, insertion, road, averageDrop, maxSensitivity, randomisation, pointingGame, or all$/m);
@@ -93,8 +115,10 @@ describe.runIf(existsSync(cli))('saliency metrics', () => {
     expect(await fails(['--model', 'fashion-vgg', '--image', img, '--metric', 'pointingGame'])).toMatch(/pointingGame needs the object's box/);
     expect(await fails(['--model', 'fashion-vgg', '--image', join(dir, 'nothing.png')])).toMatch(/--image .*nothing\.png: no such file or folder/);
     expect(await fails(['--model', 'fashion-vgg', '--image', img, '--step', '1000', '--metric', 'deletion', '--method', 'vanilla'])).toMatch(/^saliency: --step must be at most H·W = 784 \(the model input's pixels\), got 1000$/m);
+    expect(await fails(['--model', 'fashion-vgg', '--image', img, '--batch-size', '0'])).toMatch(/--batch-size must be 'auto' or a positive integer/);
+    expect(await fails(['--model', 'fashion-vgg', '--image', img, '--memory-budget', 'lots'])).toMatch(/--memory-budget must be a positive integer/);
     const help = (await run(process.execPath, [cli, 'metrics', '--help'])).stdout;
-    for (const option of ['--model', '--image', '--crop', '--method', '--metric', '--target', '--layer', '--samples', '--noise-level', '--seed', '--step', '--batch-size', '--percentages', '--radius', '--sensitivity-samples', '--order', '--box', '--tolerance', '--out']) {
+    for (const option of ['--model', '--image', '--crop', '--method', '--metric', '--target', '--layer', '--samples', '--noise-level', '--seed', '--step', '--batch-size', '--memory-budget', '--percentages', '--radius', '--sensitivity-samples', '--order', '--box', '--tolerance', '--out']) {
       expect(help).toContain(option);
     }
   });

@@ -7,8 +7,10 @@
 import { describe, expect, it } from 'vitest';
 import { imputeNoisyLinear } from '../src/kernels/perturb.js';
 import { modelFromSpec, type Model } from '../src/nets/model.js';
+import { loadModel } from '../src/nets/zoo.js';
 import { CancelledError } from '../src/runtime/errors.js';
-import type { Gpu } from '../src/runtime/gpu.js';
+import { initGpu, type Gpu } from '../src/runtime/gpu.js';
+import { MiB, type MessageLevel } from '../src/runtime/memory.js';
 import { tensor, type Tensor } from '../src/runtime/tensor.js';
 import * as metrics from '../src/saliency/metrics/index.js';
 import { rankTensor } from '../src/saliency/metrics/common.js';
@@ -176,9 +178,15 @@ describe('deletion and insertion on a linear model', () => {
     const expected = Array.from({ length: 10 }, (_, k) => b0 + dot(w, [...x.slice(0, k), ...blurred.slice(k)]));
     expectClose(r!.curve, expected, 1e-5, 1e-5);
     // Deletion of an image that is 0 but for pixels 0 and 1: after them, nothing changes.
-    const calls0 = calls();
     const sparse = tensor(gpu, [1, 2, 0, 0, 0, 0, 0, 0, 0], [1, 1, 3, 3]);
-    const [d] = await metrics.deletion(model, sparse, { data: new Float32Array(9).fill(1), shape: [1, 1, 3, 3] }, { step: 1, score: 'logit', target: 0 });
+    const run = () => metrics.deletion(model, sparse, { data: new Float32Array(9).fill(1), shape: [1, 1, 3, 3] }, { step: 1, score: 'logit', target: 0 });
+    // The first deletion on this model also measures the memory of one perturbed image (a forward
+    // pass whose scores are thrown away); later ones know it.
+    let calls0 = calls();
+    await run();
+    expect(calls() - calls0).toBe(3);
+    calls0 = calls();
+    const [d] = await run();
     expectClose(d!.curve, [b0 + 3 - 2, b0 - 2, b0, b0, b0, b0, b0, b0, b0, b0], 1e-5, 1e-5);
     // One forward pass for the clean image and one batch for points 1 and 2 only.
     expect(calls() - calls0).toBe(2);
@@ -516,7 +524,7 @@ describe('bad input is refused, naming the metric, before any forward pass', () 
       ['road', () => metrics.road(model, xt, ok, { percentages: [-5] }), /road: percentages must lie in \(0, 100\), got -5/],
       ['maxSensitivity', () => metrics.maxSensitivity(model, 'vanila', xt), /maxSensitivity: unknown method "vanila"; methods: vanilla, deconvnet/],
       ['randomisation', () => metrics.randomisation(model, 'gradcam', xt), /randomisation: unknown method "gradcam"/],
-      ['deletion', () => metrics.deletion(model, xt, ok, { batchSize: 0 }), /deletion: batchSize must be a positive integer/],
+      ['deletion', () => metrics.deletion(model, xt, ok, { batchSize: 0 }), /deletion: batchSize must be 'auto' or a positive integer, got 0/],
       ['insertion', () => metrics.insertion(model, xt, ok, { baseline: 'noise' as never }), /insertion: baseline must be 'zero', 'blur', 'mean' or a Tensor/],
       ['averageDrop', () => metrics.averageDrop(model, xt, ok, { score: 'logit' as never }), /averageDrop: score must be 'probability'/],
       ['randomisation', () => metrics.randomisation(big.model, 'vanilla', x8, { layers: ['flat'] }), /randomisation: layer 'flat' has no weights/],
@@ -574,4 +582,89 @@ describe('long runs', () => {
     xt.dispose();
     model.dispose();
   });
+});
+
+describe('memory budget', () => {
+  it('every metric batches within a small budget by default, with the results of one batch (within 1e-6); a batchSize too large to fit is split, with one warning', async () => {
+    const messages: { message: string; level: MessageLevel }[] = [];
+    const budget = 4 * MiB; // fashion-vgg's weights take about 1 MiB, a 28×28 image's forward pass about 0.1 MiB
+    const gpu = await initGpu({ memoryBudget: budget, log: (message, level) => messages.push({ message, level }) });
+    try {
+      const model = await loadModel(gpu, 'fashion-vgg');
+      const n = 2;
+      const x = tensor(gpu, randomArray(n * 784, 41, 0.05, 1), [n, 1, 28, 28]); // no pixel 0: deletion scores every step
+      const map = { data: randomArray(n * 784, 42), shape: [n, 1, 28, 28] };
+      const runs: Record<string, (extra: { batchSize?: number }) => Promise<unknown>> = {
+        deletion: (e) => metrics.deletion(model, x, map, e),
+        insertion: (e) => metrics.insertion(model, x, map, e),
+        road: (e) => metrics.road(model, x, map, { percentages: [20, 60], ...e }),
+        averageDrop: (e) => metrics.averageDrop(model, x, map, e),
+        maxSensitivity: (e) => metrics.maxSensitivity(model, 'vanilla', x, { samples: 6, ...e }),
+        randomisation: (e) => metrics.randomisation(model, 'gradTimesInput', x, { layers: ['fc2', 'conv4'], ...e }),
+        // SmoothGrad batches its own samples: it gets one image per call, and fills the budget with
+        // its samples; its map of an image does not depend on the batches.
+        'maxSensitivity of smoothGrad': (e) => metrics.maxSensitivity(model, 'smoothGrad', x, { samples: 2, methodOptions: { samples: 24 }, ...e }),
+      };
+      /** The batches of the metric's main loop, from its 'info' line (the last one it sent). */
+      const batchesOf = (name: string) => {
+        const metric = name.split(' ')[0]!;
+        const line = messages.filter((m) => m.level === 'info' && m.message.startsWith(`${metric}: `)).at(-1)?.message ?? '';
+        return Number(/ in (\d+) batch/.exec(line)?.[1]);
+      };
+      const numbers = (r: unknown): number[] => (typeof r === 'number' ? [r] : Array.isArray(r) ? r.flatMap(numbers) : r && typeof r === 'object' ? Object.values(r).flatMap(numbers) : []);
+      await gpu.sync();
+      const start = gpu.memory();
+      const within: Record<string, unknown> = {};
+      const peaks: string[] = [];
+      const batches: Record<string, number> = {};
+      for (const [name, run] of Object.entries(runs)) {
+        gpu.trim();
+        gpu.resetPeak();
+        within[name] = await run({}); // batchSize 'auto', the default
+        const m = gpu.memory();
+        expect(m.peakBytes, name).toBeLessThanOrEqual(budget);
+        batches[name] = batchesOf(name);
+        peaks.push(`${name} ${(m.peakBytes / MiB).toFixed(2)} MiB (live ${(m.peakInUseBytes / MiB).toFixed(2)} MiB; ${batches[name]} batches)`);
+      }
+      expect(messages.filter((m) => m.level === 'warning')).toEqual([]);
+      // The budget, not the cap of 128, decided: 56 perturbed images (28 steps of 2 images) and 12 perturbed copies to explain.
+      expect(batches.deletion).toBeGreaterThan(1);
+      expect(batches.maxSensitivity).toBeGreaterThan(1);
+      // SmoothGrad's samples ran in batches that fit what was left.
+      // SmoothGrad's samples ran in batches that fit what the metric left (24 samples would not).
+      const sampleBatches = messages.map((m) => /^smoothGrad: (\d+) samples in \d+ batch(?:es)? of (\d+)/.exec(m.message)).filter((r) => r !== null && Number(r[1]) >= 24);
+      expect(sampleBatches.length).toBeGreaterThan(0);
+      for (const r of sampleBatches) expect(Number(r![2])).toBeLessThan(24);
+
+      // An explicit batch of 56 cannot fit: split, with one warning, and still within the budget.
+      messages.length = 0;
+      gpu.resetPeak();
+      const split = await runs.deletion!({ batchSize: 56 });
+      expect(gpu.memory().peakBytes).toBeLessThanOrEqual(budget);
+      const warnings = messages.filter((m) => m.level === 'warning').map((m) => m.message);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/^deletion: a batch of 56 perturbed images needs about .*, more than the memory budget leaves \(4 MiB, of which .* in use\); running batches of at most \d+ instead$/);
+      expect(batchesOf('deletion')).toBeGreaterThan(1);
+
+      // One batch each, the budget lifted: the same numbers within 1e-6.
+      gpu.setMemoryBudget(Infinity);
+      for (const [name, run] of Object.entries(runs)) {
+        messages.length = 0;
+        const one = numbers(await run({ batchSize: 1000 }));
+        expect(batchesOf(name), name).toBe(1);
+        const batched = numbers(within[name]);
+        expect(batched.length, name).toBe(one.length);
+        expectClose(batched, one, 1e-6, 0);
+        if (name === 'deletion') expectClose(numbers(split), one, 1e-6, 0);
+      }
+      await gpu.sync();
+      expect(gpu.memory().tensors).toBe(start.tensors);
+      expect(gpu.memory().inUse).toBe(start.inUse);
+      console.log(`metrics within ${budget / MiB} MiB, peaks: ${peaks.join(', ')}`);
+      x.dispose();
+      model.dispose();
+    } finally {
+      gpu.destroy();
+    }
+  }, 120_000);
 });

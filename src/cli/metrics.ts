@@ -17,7 +17,7 @@ import { tileImages, writePng } from '../saliency/image.js';
 import * as metrics from '../saliency/metrics/index.js';
 import { linePlot, type PlotSeries } from '../saliency/plot.js';
 import { loadInput, parseCrop } from './explain.js';
-import { outputDirectory } from './output.js';
+import { gpuOptions, outputDirectory } from './output.js';
 import { decimal } from './parse.js';
 import { loadModelArgument, type LoadedModel } from './train.js';
 
@@ -39,7 +39,10 @@ export interface MetricsCommandOptions {
   noiseLevel: number;
   seed: number;
   step?: number;
-  batchSize?: number;
+  /** Images per forward pass (and per method call), or 'auto': as many as fit the memory budget. */
+  batchSize: number | 'auto';
+  /** GPU memory budget in MiB (default: initGpu's). */
+  memoryBudget?: number;
   percentages?: string;
   radius: number;
   sensitivitySamples: number;
@@ -181,7 +184,7 @@ export async function metricsCommand(o: MetricsCommandOptions): Promise<void> {
   const files = imageFiles(o.image);
   const outDir = outputDirectory('--out', o.out);
 
-  const gpu = await initGpu();
+  const gpu = await initGpu(gpuOptions(o.memoryBudget));
   try {
     const model = await loadModelArgument(gpu, o.model);
     if (model.outputShape.length !== 1) {
@@ -210,7 +213,7 @@ export async function metricsCommand(o: MetricsCommandOptions): Promise<void> {
     inputs.forEach((d, i) => all.set(d, i * c * h * w));
     const x = tensor(gpu, all, [n, c, h, w]);
     const boxes = box === undefined ? undefined : inputs.map((d) => (box === 'auto' ? contentBox(d, c, h, w) : box));
-    const batchSize = o.batchSize ?? metrics.defaultBatchSize(model);
+    const batchSize = o.batchSize ?? 'auto';
     // The class explained for each image, decided once on the clean image.
     const { classes: targets } = await metrics.classScores(model, x, { target: targetArg, batchSize });
     const className = (k: number) => model.classNames?.[k] ?? `class ${k}`;
@@ -235,19 +238,16 @@ export async function metricsCommand(o: MetricsCommandOptions): Promise<void> {
       const method = row === RANDOM ? null : metrics.metricMethod('metrics', row);
       let maps: MapData;
       if (method) {
-        const parts: Float32Array[] = [];
+        const parts: { start: number; values: Float32Array }[] = [];
         let shape: number[] = [];
-        for (let start = 0; start < n; start += batchSize) {
-          const b = Math.min(batchSize, n - start);
-          const xb = tensor(gpu, all.subarray(start * c * h * w, (start + b) * c * h * w), [b, c, h, w]);
-          const raw = await method.run(model, xb, { ...methodOptions(), target: targets.slice(start, start + b) }).finally(() => xb.dispose());
-          parts.push(await raw.read());
+        const images = async (start: number, count: number) => tensor(gpu, all.subarray(start * c * h * w, (start + count) * c * h * w), [count, c, h, w]);
+        await metrics.explainInBatches(row, model, method, n, images, targets, methodOptions(), { batchSize }, async (start, raw) => {
+          parts.push({ start, values: await raw.read() });
           shape = [...raw.shape];
-          raw.dispose();
-        }
-        const data = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-        parts.reduce((at, p) => (data.set(p, at), at + p.length), 0);
-        maps = { data, shape: [n, ...shape.slice(1)] };
+        });
+        const per = shape.slice(1).reduce((a, b) => a * b, 1);
+        maps = { data: parts.length === 1 ? parts[0]!.values : new Float32Array(n * per), shape: [n, ...shape.slice(1)] };
+        if (parts.length > 1) for (const p of parts) maps.data.set(p.values, p.start * per);
       } else maps = metrics.randomMap(n, h, w, o.seed);
       const kind = method?.kind ?? 'attribution';
       const common = { target: targets, kind, batchSize };
@@ -284,7 +284,8 @@ export async function metricsCommand(o: MetricsCommandOptions): Promise<void> {
             }
             case 'maxSensitivity': {
               if (!method) break; // the control ignores the input: 0 by construction
-              const res = await metrics.maxSensitivity(model, method.run, x, {
+              // By name, so that the metric knows that SmoothGrad batches its own samples (metrics.batchesItself).
+              const res = await metrics.maxSensitivity(model, row, x, {
                 target: targets,
                 batchSize,
                 radius: o.radius,
@@ -298,7 +299,7 @@ export async function metricsCommand(o: MetricsCommandOptions): Promise<void> {
             }
             case 'randomisation': {
               if (!method) break; // the control ignores the model: similarity 1 by construction
-              const res = await metrics.randomisation(model, method.run, x, {
+              const res = await metrics.randomisation(model, row, x, {
                 target: targets,
                 kind,
                 batchSize,

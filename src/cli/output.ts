@@ -83,13 +83,17 @@ export function outputFile(option: string, file: string): string {
 
 /**
  * initGpu's options for a command: the memory budget from `--memory-budget <MiB>` (when given), and
- * the library's warnings (a batch size split to fit the budget) on stderr.
+ * the library's warnings (a batch size split to fit the budget) on stderr, each different one once
+ * (a command that runs the same work on several methods or rows would repeat it).
  */
 export function gpuOptions(memoryBudgetMiB?: number): InitGpuOptions {
+  const said = new Set<string>();
   return {
     ...(memoryBudgetMiB !== undefined ? { memoryBudget: memoryBudgetMiB * 2 ** 20 } : {}),
     log: (message, level) => {
-      if (level === 'warning') process.stderr.write(`saliency: ${message}\n`);
+      if (level !== 'warning' || said.has(message)) return;
+      said.add(message);
+      process.stderr.write(`saliency: ${message}\n`);
     },
   };
 }

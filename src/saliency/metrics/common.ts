@@ -1,11 +1,12 @@
 /**
  * What the metrics share (docs/metrics.md, "Shared conventions"): checking options before any GPU
- * work, reducing a map to H×W, ranking its pixels, the score f_c, the target, batches, progress and
- * cancelling.
+ * work, reducing a map to H×W, ranking its pixels, the score f_c, the target, batches within the
+ * memory budget, progress and cancelling.
  */
 import { noGrad } from '../../autodiff/tape.js';
 import { Rng } from '../../nets/data.js';
 import { ArgumentError, CancelledError, ShapeError, formatShape } from '../../runtime/errors.js';
+import { BatchSizer, checkBatchSize } from '../../runtime/memory.js';
 import { empty, tensor, type Tensor } from '../../runtime/tensor.js';
 import { resample } from '../colormaps.js';
 import { checkInput, isClassList, type ExplainableModel } from '../core.js';
@@ -37,26 +38,25 @@ export interface MetricOptions {
    * one-channel images: they are signed or non-negative as they are, not |·|.
    */
   kind?: MapKind;
-  /** Images per forward pass (default: `defaultBatchSize(model)`). */
-  batchSize?: number;
+  /**
+   * Images per forward pass (and per call of the method that maxSensitivity and randomisation
+   * re-run). 'auto' (default): as many as fit the Gpu's memory budget, at most
+   * METRIC_MAX_AUTO_BATCH, from the memory of one image measured once per model, metric and input
+   * shape (src/runtime/memory.ts). A number: that many, or, when they would not fit, smaller
+   * batches and a warning to the Gpu's log.
+   */
+  batchSize?: number | 'auto';
   /** Called after each batch with the work done and the total. */
   onProgress?: (done: number, total: number) => void;
   /** Stops the run between batches with a CancelledError; nothing stays allocated. */
   signal?: AbortSignal;
 }
 
-/** Input values per forward pass that the default batch size aims at (4 MiB of input). */
-const BATCH_INPUT_VALUES = 1 << 20;
-const MAX_DEFAULT_BATCH = 128;
-
 /**
- * The default number of images per forward pass: as many as make about 4 MiB of input, at most
- * 128 and at least 1 (the one place this is decided).
+ * In 'auto', the most images per batch: progress (and cancelling) comes at least every 128 images;
+ * the memory budget usually allows fewer for large inputs.
  */
-export function defaultBatchSize(model: ExplainableModel): number {
-  const size = model.inputShape.reduce((a, b) => a * b, 1);
-  return Math.max(1, Math.min(MAX_DEFAULT_BATCH, Math.floor(BATCH_INPUT_VALUES / size)));
-}
+export const METRIC_MAX_AUTO_BATCH = 128;
 
 /** Checks the options every metric shares; call first, before any GPU work. */
 export function checkCommonOptions(metric: string, o: MetricOptions): void {
@@ -71,9 +71,7 @@ export function checkCommonOptions(metric: string, o: MetricOptions): void {
   if (o.kind !== undefined && o.kind !== 'attribution' && o.kind !== 'cam') {
     throw new ArgumentError(`${metric}: kind must be 'attribution' or 'cam', got ${JSON.stringify(o.kind)}`);
   }
-  if (o.batchSize !== undefined && (!Number.isInteger(o.batchSize) || o.batchSize < 1)) {
-    throw new ArgumentError(`${metric}: batchSize must be a positive integer, got ${o.batchSize}`);
-  }
+  checkBatchSize(metric, o.batchSize);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new ArgumentError(`${metric}: onProgress must be a function`);
   if (o.signal !== undefined && (o.signal === null || typeof o.signal.aborted !== 'boolean')) {
     throw new ArgumentError(`${metric}: signal must be an AbortSignal`);
@@ -250,21 +248,21 @@ export async function cleanScores(
 ): Promise<{ classes: number[]; scores: Float64Array; k: number }> {
   const n = x.shape[0]!;
   const per = x.size / n;
-  const batch = o.batchSize ?? defaultBatchSize(model);
   const parts: Float32Array[] = [];
   let k = 0;
-  for (let start = 0; start < n; start += batch) {
-    checkAborted(metric, o.signal);
-    const b = Math.min(batch, n - start);
-    const images = n <= batch ? x : sliceImages(x, start, b, per);
+  const logitsOfImages = async (start: number, count: number) => {
+    const images = count === n ? x : sliceImages(x, start, count, per);
     try {
-      const r = await logitsOf(metric, model, images);
-      parts.push(r.values);
-      k = r.k;
+      return await logitsOf(metric, model, images);
     } finally {
       if (images !== x) images.dispose();
     }
-  }
+  };
+  await inBatches(metric, model, n, o, { unit: 'image', signature: 'clean', measure: () => logitsOfImages(0, 1) }, async (start, count) => {
+    const r = await logitsOfImages(start, count);
+    parts.push(r.values);
+    k = r.k;
+  });
   const all = parts.length === 1 ? parts[0]! : concatFloat32(parts);
   const classes = targetClasses(metric, o.target ?? 'top', n, all, k);
   return { classes, scores: scoresOf(all, k, classes, o.score ?? 'probability'), k };
@@ -302,6 +300,59 @@ export function sliceImages(x: Tensor, start: number, count: number, per = x.siz
   return out;
 }
 
+/** One loop of a metric over items (perturbed images, images to explain) in GPU batches. */
+export interface BatchLoop {
+  /** What one item is, in messages ('image', 'perturbed image'). */
+  unit: string;
+  /** Tells this loop's memory apart from the metric's other loops (the input shape is added). */
+  signature: string;
+  /** The memory measured is remembered under this object (default: the model). */
+  cacheKey?: object;
+  /**
+   * Does one item's work, result thrown away, freeing what it made: its memory is the cost per
+   * item. Run once per model, metric, loop and input shape on a Gpu (and never for a loop of one
+   * item, whose one batch is measured instead), so that the batches never depend on whether the
+   * cost was known before.
+   */
+  measure: () => Promise<unknown>;
+}
+
+/**
+ * Runs `work(start, count)` over items 0..total−1 in batches within the Gpu's memory budget
+ * (src/runtime/memory.ts): `batchSize` 'auto' takes as many as fit, at most METRIC_MAX_AUTO_BATCH;
+ * a number runs as asked, or split with a warning when it cannot fit. Checks the signal before
+ * each batch; `work` must free its temporaries. Returns the batch sizes.
+ */
+export async function inBatches(
+  metric: string,
+  model: ExplainableModel,
+  total: number,
+  o: Pick<MetricOptions, 'batchSize' | 'signal'>,
+  loop: BatchLoop,
+  work: (start: number, count: number) => Promise<void>,
+): Promise<number[]> {
+  const sizer = new BatchSizer(model.gpu, {
+    label: metric,
+    unit: loop.unit,
+    batchSize: o.batchSize,
+    maxBatch: METRIC_MAX_AUTO_BATCH,
+    cacheKey: loop.cacheKey ?? model,
+    signature: `${loop.signature}|${model.inputShape.join('x')}`,
+  });
+  if (total > 1 && sizer.needsMeasurement && o.batchSize !== 1) {
+    checkAborted(metric, o.signal);
+    await sizer.measure(loop.measure);
+  }
+  for (let done = 0; done < total; ) {
+    checkAborted(metric, o.signal);
+    const b = sizer.next(total - done);
+    await sizer.run(b, () => work(done, b));
+    done += b;
+  }
+  sizer.report();
+  return sizer.batches;
+}
+
 /** Scores items in batches: `build(items)` makes their images on the GPU; returns f_c per item. */
 export async function scoreItems<T>(
   metric: string,
@@ -312,21 +363,22 @@ export async function scoreItems<T>(
   o: MetricOptions & { kind?: MapKind },
   progress: Progress,
 ): Promise<Float64Array> {
-  const batch = o.batchSize ?? defaultBatchSize(model);
   const out = new Float64Array(items.length);
-  for (let start = 0; start < items.length; start += batch) {
-    checkAborted(metric, o.signal);
-    const part = items.slice(start, start + batch);
+  const logitsOfItems = async (part: readonly T[]) => {
     const images = await build(part);
-    let logits: { values: Float32Array; k: number };
     try {
-      logits = await logitsOf(metric, model, images);
+      return await logitsOf(metric, model, images);
     } finally {
       images.dispose();
     }
+  };
+  const measure = () => logitsOfItems(items.slice(0, 1));
+  await inBatches(metric, model, items.length, o, { unit: 'perturbed image', signature: 'scores', measure }, async (start, count) => {
+    const part = items.slice(start, start + count);
+    const logits = await logitsOfItems(part);
     out.set(scoresOf(logits.values, logits.k, part.map(classOf), o.score ?? 'probability'), start);
     progress.add(part.length);
-  }
+  });
   return out;
 }
 

@@ -2,8 +2,9 @@
  * Measuring saliency maps (docs/metrics.md): faithfulness (deletion, insertion, ROAD, Average Drop
  * and Increase in Confidence), stability (max-sensitivity), the model-randomisation sanity check and
  * the pointing game. Every metric takes a batch of images x [N, C, H, W] and their maps; perturbed
- * images are made on the GPU and scored in batches of `batchSize`; long runs report progress and
- * stop on an AbortSignal, leaving no GPU memory behind.
+ * images are made on the GPU and scored in batches that fit the Gpu's memory budget (`batchSize`,
+ * default 'auto'); long runs report progress and stop on an AbortSignal, leaving no GPU memory
+ * behind.
  */
 export { deletion, insertion, blurImages, gaussianKernel, type Baseline, type CurveOptions, type CurveResult } from './curves.js';
 export { road, removedPixels, ROAD_PERCENTAGES, type RoadOptions, type RoadResult } from './road.js';
@@ -20,10 +21,10 @@ export {
   type RandomisationStep,
 } from './randomisation.js';
 export { pointingGame, type PointingGameOptions, type PointingGameResult } from './pointing-game.js';
-export { metricMethod, METRIC_METHODS, type MethodFunction, type MetricMethod } from './methods.js';
+export { metricMethod, explainInBatches, batchesItself, smallestSettings, METRIC_METHODS, type ExplainBatchesOptions, type MethodFunction, type MetricMethod } from './methods.js';
 export {
   classScores,
-  defaultBatchSize,
+  METRIC_MAX_AUTO_BATCH,
   randomMap,
   rankPixels,
   reduceMap,

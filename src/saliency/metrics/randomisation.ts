@@ -25,15 +25,13 @@ import {
   checkCommonOptions,
   checkMap,
   cleanScores,
-  defaultBatchSize,
   imageDims,
   mapValues,
   reduceMap,
-  sliceImages,
   type MetricOptions,
 } from './common.js';
 import type { ClassifierSettings } from '../methods.js';
-import { metricMethod, type MethodFunction } from './methods.js';
+import { explainInBatches, imagesOf, metricMethod, type MethodFunction } from './methods.js';
 import { spearman, ssim } from './stats.js';
 
 /** A model that can copy itself (new buffers, same weights): what randomisation needs. */
@@ -162,30 +160,24 @@ export async function randomisation(
   }
   // Top (the logits) first.
   const layers = all.filter((l) => chosen.includes(l)).reverse();
-  const batch = options.batchSize ?? defaultBatchSize(model);
-  const per = x.size / n;
   const { classes } = await cleanScores(metric, model, x, { ...options, score: 'logit' });
   const progress = new Progress(n * (layers.length + 1), options.onProgress);
 
-  /** The method's maps of every image on `net`, reduced to H×W: |E|-like ('abs') and signed. */
+  /**
+   * The method's maps of every image on `net`, reduced to H×W: |E|-like ('abs') and signed. The
+   * batches' memory is the trained model's (the copies have the same shapes).
+   */
   const explainAll = async (net: ExplainableModel) => {
     const abs: Float32Array[] = [];
     const signed: Float32Array[] = [];
-    for (let start = 0; start < n; start += batch) {
-      checkAborted(metric, options.signal);
-      const b = Math.min(batch, n - start);
-      const images = sliceImages(x, start, b, per);
-      const maps = await m.run(net, images, { ...methodOptions, target: classes.slice(start, start + b) }).finally(() => images.dispose());
-      try {
-        const kind = checkMap(metric, maps, { ...dims, n: b }, m.kind);
-        const values = await mapValues(metric, maps);
-        abs.push(...reduceMap(values, kind, h, w, 'abs'));
-        signed.push(...reduceMap(values, kind, h, w, 'signed'));
-      } finally {
-        maps.dispose();
-      }
+    await explainInBatches(metric, model, m, n, imagesOf(x), classes, methodOptions, { batchSize: options.batchSize, signal: options.signal, net }, async (_, maps) => {
+      const b = maps.shape[0]!;
+      const kind = checkMap(metric, maps, { ...dims, n: b }, m.kind);
+      const values = await mapValues(metric, maps);
+      abs.push(...reduceMap(values, kind, h, w, 'abs'));
+      signed.push(...reduceMap(values, kind, h, w, 'signed'));
       progress.add(b);
-    }
+    });
     return { abs, signed };
   };
   const scaled = (v: Float32Array) => normalize({ data: v, shape: [1, h, w] }).data;

@@ -5,7 +5,7 @@
  *
  * with Φ the method explaining the same class as on x. The perturbed copies are made on the GPU
  * from a seeded stream (sample j of image i is values (i·n + j)·C·H·W … of the seed's stream) and
- * explained in batches. Lower is more stable. Where Φ(x) = 0, SENS is 0 if every Φ(x + δ) is 0 too,
+ * explained in batches within the memory budget (the same values whatever the batches). Lower is more stable. Where Φ(x) = 0, SENS is 0 if every Φ(x + δ) is 0 too,
  * else Infinity.
  */
 import { add } from '../../kernels/elementwise.js';
@@ -14,9 +14,9 @@ import { concat } from '../../kernels/shape.js';
 import { ArgumentError } from '../../runtime/errors.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import type { ExplainableModel } from '../core.js';
-import { Progress, checkAborted, checkCommonOptions, cleanScores, defaultBatchSize, imageDims, sliceImages, type MetricOptions } from './common.js';
+import { Progress, checkAborted, checkCommonOptions, cleanScores, imageDims, sliceImages, type MetricOptions } from './common.js';
 import type { ClassifierSettings } from '../methods.js';
-import { metricMethod, type MethodFunction } from './methods.js';
+import { explainInBatches, imagesOf, metricMethod, type MethodFunction } from './methods.js';
 
 export interface MaxSensitivityOptions extends Omit<MetricOptions, 'kind' | 'score'> {
   /** r: δ is uniform in [−r, r] per input value (default 0.02, in input units). */
@@ -59,7 +59,7 @@ export async function maxSensitivity(
 ): Promise<MaxSensitivityResult> {
   const metric = 'maxSensitivity';
   checkCommonOptions(metric, options);
-  const run = metricMethod(metric, method).run;
+  const m = metricMethod(metric, method);
   const { radius = 0.02, samples = 10, seed = 0, methodOptions = {} } = options;
   if (!(radius >= 0) || !Number.isFinite(radius)) throw new ArgumentError(`${metric}: radius must be a finite number ≥ 0, got ${radius}`);
   if (!Number.isInteger(samples) || samples < 1) throw new ArgumentError(`${metric}: samples must be a positive integer, got ${samples}`);
@@ -68,45 +68,41 @@ export async function maxSensitivity(
   const { n } = imageDims(metric, model, x);
   const per = x.size / n;
   if ((n * samples + 1) * per > 2 ** 31) throw new ArgumentError(`${metric}: ${n} images × ${samples} samples exceed the random stream (2^31 values); use fewer`);
-  const batch = options.batchSize ?? defaultBatchSize(model);
   const gpu = x.gpu;
-  const explain = (images: Tensor, classes: number[]) => run(model, images, { ...methodOptions, target: classes });
-
   const { classes } = await cleanScores(metric, model, x, { ...options, score: 'logit' });
   const progress = new Progress(n * (samples + 1), options.onProgress);
+  const batching = { batchSize: options.batchSize, signal: options.signal };
   // Φ(x), in batches of images.
-  const clean: Float32Array[] = [];
-  for (let start = 0; start < n; start += batch) {
-    checkAborted(metric, options.signal);
-    const b = Math.min(batch, n - start);
-    const images = sliceImages(x, start, b, per);
-    const maps = await explain(images, classes.slice(start, start + b)).finally(() => images.dispose());
-    clean.push(await maps.read().finally(() => maps.dispose()));
-    progress.add(b);
-  }
-  const mapSize = clean[0]!.length / Math.min(batch, n);
-  const cleanOf = (i: number) => ({ values: clean[Math.floor(i / batch)]!, at: (i % batch) * mapSize });
+  const parts: { start: number; values: Float32Array }[] = [];
+  let mapSize = 0;
+  await explainInBatches(metric, model, m, n, imagesOf(x), classes, methodOptions, batching, async (start, maps) => {
+    mapSize = maps.size / maps.shape[0]!;
+    parts.push({ start, values: await maps.read() });
+    progress.add(maps.shape[0]!);
+  });
+  const cleanMaps = new Float32Array(n * mapSize);
+  for (const p of parts) cleanMaps.set(p.values, p.start * mapSize);
 
   // Φ(x + δ) for sample j of image i, global index g = i·n + j, in batches of samples.
   const values = new Array<number>(n).fill(0);
-  const total = n * samples;
-  for (let g0 = 0; g0 < total; g0 += batch) {
-    checkAborted(metric, options.signal);
-    const b = Math.min(batch, total - g0);
-    const owners = Array.from({ length: b }, (_, k) => Math.floor((g0 + k) / samples));
-    const maps = await gpu.scope(async () => {
+  const owner = (g: number) => Math.floor(g / samples);
+  const perturbed = (g0: number, b: number) =>
+    gpu.scope(async () => {
       const delta = await randomUniform(gpu, [b, ...x.shape.slice(1)], { seed, offset: g0 * per, lo: -radius, hi: radius });
-      const sources = owners.map((i) => sliceImages(x, i, 1, per));
-      const perturbed = await add(sources.length === 1 ? sources[0]! : await concat(sources, 0), delta);
-      return explain(perturbed, owners.map((i) => classes[i]!));
+      const sources = Array.from({ length: b }, (_, k) => sliceImages(x, owner(g0 + k), 1, per));
+      return add(sources.length === 1 ? sources[0]! : await concat(sources, 0), delta);
     });
-    const v = await maps.read().finally(() => maps.dispose());
-    owners.forEach((i, k) => {
-      const c = cleanOf(i);
-      values[i] = Math.max(values[i]!, relativeChange(v, c.values, k * mapSize, mapSize, c.at));
-    });
+  const sampleClasses = Array.from({ length: n * samples }, (_, g) => classes[owner(g)]!);
+  await explainInBatches(metric, model, m, n * samples, perturbed, sampleClasses, methodOptions, { ...batching, unit: 'perturbed image' }, async (g0, maps) => {
+    const b = maps.shape[0]!;
+    const v = await maps.read();
+    for (let k = 0; k < b; k++) {
+      const i = owner(g0 + k);
+      values[i] = Math.max(values[i]!, relativeChange(v, cleanMaps, k * mapSize, mapSize, i * mapSize));
+    }
     progress.add(b);
-  }
+  });
+  checkAborted(metric, options.signal);
   const finite = values.filter(Number.isFinite);
   return { values, mean: finite.length ? finite.reduce((a, b) => a + b, 0) / finite.length : NaN, targets: classes };
 }
