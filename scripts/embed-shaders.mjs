@@ -16,3 +16,6 @@ for (const f of files) {
 out += '};\n';
 const target = join(root, 'src', 'kernels', 'shaders.generated.ts');
 if (!existsSync(target) || readFileSync(target, 'utf8') !== out) writeFileSync(target, out);
+
+// The other build-time source: the ImageNet class names (scripts/imagenet-classes.mjs).
+await import('./imagenet-classes.mjs');

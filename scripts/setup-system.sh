@@ -3,6 +3,7 @@
 #   - Mesa lavapipe (software Vulkan) from bookworm-backports: Dawn rejects bookworm's own Mesa 22.3.
 #   - dataset-fashion-mnist: the training and test images of the bundled models.
 #   - chromium: the browser tests (test/web.test.ts) drive it headless through puppeteer-core.
+#   - libonnx-testdata: ONNX's conformance models, run against ONNX Runtime (test/onnx-conformance.test.ts).
 # Safe to run twice. Needs root (or sudo). Skips what is already installed.
 set -euo pipefail
 
@@ -28,6 +29,11 @@ fi
 if [ ! -x /usr/bin/chromium ]; then
   apt_update
   $SUDO apt-get install -y -q chromium
+fi
+
+if [ ! -d /usr/share/libonnx-testdata/data/node ]; then
+  apt_update
+  $SUDO apt-get install -y -q libonnx-testdata
 fi
 
 if have_backports_lavapipe; then

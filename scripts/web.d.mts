@@ -23,7 +23,12 @@ export interface WebServer {
   port: number;
   /** The demo page, e.g. http://127.0.0.1:5173/web/ */
   url: string;
+  /** A warning to show when the server listens beyond loopback (null on 127.0.0.1, ::1, localhost). */
+  warning: string | null;
   close(): Promise<void>;
 }
 
 export declare function startWebServer(options?: WebServerOptions): Promise<WebServer>;
+
+/** True for addresses only this machine can reach: 127.0.0.0/8, ::1 and localhost. */
+export declare function isLoopback(host: string): boolean;

@@ -14,10 +14,16 @@
  *   /samples/scene-<i>.png     first held-out detector scenes (96×96, made by src/nets/detector.ts's
  *                              heldOutScene, for D-RISE), and the photographs in assets/
  *
+ * Only what the page needs is served (see `ALLOWED`): the page, the library's browser-side sources,
+ * the two npm modules it loads, the models, the samples and the mounts; everything else of the
+ * repository (the CLI and bench sources, tests, scripts, package files, node_modules, .git) is 404.
+ * A malformed URL gets 400, never a stack trace. Listening beyond loopback (`--host 0.0.0.0`)
+ * prints a warning: anyone who can reach the machine can then use the demo and read those files.
+ *
  * `startWebServer(options)` does the same from code (the browser tests use it).
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { extname, join, normalize, resolve, sep } from 'node:path';
+import { extname, join, normalize, posix, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { Command, InvalidArgumentError } from 'commander';
@@ -47,6 +53,36 @@ const CONTENT_TYPES = {
   '.mjs': 'text/javascript',
   '.wasm': 'application/wasm',
 };
+
+/**
+ * URL paths the page needs: its own files, the library's browser-side sources (Vite compiles them
+ * on request), Vite's client and the one npm module the library imports in a browser, and the
+ * routes below. Mounts (human's models, test fixtures) are added per server.
+ */
+const ALLOWED = [
+  /^\/web\//,
+  /^\/src\/(autodiff|kernels|nets|runtime|saliency|web)\/[\w.-]+(\/[\w.-]+)*\.ts$/,
+  /^\/models\/index\.json$/,
+  /^\/models\/[\w.-]+\.safetensors$/,
+  /^\/samples\//,
+  /^\/assets\/[\w.-]+\.(png|jpe?g)$/i,
+  /^\/@vite\/(client|env)$/,
+  /^\/node_modules\/vite\/dist\/client\/[\w.-]+\.m?js$/,
+  /^\/node_modules\/wgsl-preprocessor\/[\w.-]+\.js$/,
+];
+
+/** True for addresses only this machine can reach: 127.0.0.0/8, ::1 and localhost. */
+export function isLoopback(host) {
+  const h = String(host).replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+function send(res, status, text) {
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+  res.setHeader('Cache-Control', 'no-store');
+  res.end(text);
+}
 
 function sendJson(res, value) {
   res.setHeader('Content-Type', 'application/json');
@@ -142,10 +178,9 @@ function fashionSamples() {
   return samples;
 }
 
-/** Serves `dir`'s files under the URL prefix `prefix` ('/fixtures/'). */
-function serveDirectory(prefix, dir, req, res) {
-  const path = decodeURIComponent(req.url.split('?')[0].slice(prefix.length));
-  const file = normalize(join(dir, path));
+/** Serves `dir`'s files under the URL prefix `prefix` ('/fixtures/'); `path` is already decoded. */
+function serveDirectory(prefix, dir, path, res) {
+  const file = normalize(join(dir, path.slice(prefix.length)));
   if (!file.startsWith(resolve(dir) + sep) || !existsSync(file) || !statSync(file).isFile()) {
     res.statusCode = 404;
     res.end('not found');
@@ -160,8 +195,21 @@ function demoRoutes(mounts) {
   return {
     name: 'webgpu-saliency-demo',
     configureServer(server) {
+      // Vite's pre-bundled dependencies (protobufjs, see optimizeDeps below), from this server's cache.
+      const deps = posix.join(server.config.cacheDir.split('\\').join('/'), 'deps');
+      const depUrls = [`/@fs${deps.startsWith('/') ? '' : '/'}${deps}/`, `/${posix.relative(ROOT.split('\\').join('/'), deps)}/`];
+      const isDependency = (url) => depUrls.some((prefix) => url.startsWith(prefix) && /^[\w.-]+\.js$/.test(url.slice(prefix.length)));
       server.middlewares.use((req, res, next) => {
-        const url = (req.url ?? '/').split('?')[0];
+        const raw = (req.url ?? '/').split('?')[0];
+        let url;
+        try {
+          url = decodeURIComponent(raw);
+        } catch {
+          return send(res, 400, 'bad request: malformed percent-encoding in the URL');
+        }
+        // Vite decodes and normalises paths itself: judge the normalised one ('/web/../x' is '/x').
+        url = posix.normalize(url);
+        if (url.includes('\0') || url.includes('\\')) return send(res, 400, 'bad request');
         if (url === '/' || url === '/index.html') {
           res.statusCode = 302;
           res.setHeader('Location', '/web/');
@@ -192,8 +240,9 @@ function demoRoutes(mounts) {
           return;
         }
         for (const [prefix, dir] of Object.entries(mounts)) {
-          if (url.startsWith(prefix)) return serveDirectory(prefix, dir, req, res);
+          if (url.startsWith(prefix)) return serveDirectory(prefix, dir, url, res);
         }
+        if (!ALLOWED.some((re) => re.test(url)) && !isDependency(url)) return send(res, 404, 'not found'); // not something the page needs
         next();
       });
     },
@@ -221,15 +270,19 @@ export async function startWebServer(options = {}) {
     clearScreen: false,
     plugins: [demoRoutes(mounts)],
     server: { host, port, strictPort, open: false, fs: { strict: true, allow: [ROOT] } },
-    // No dependency pre-bundling: the browser path imports one ESM package (wgsl-preprocessor),
-    // and the optimiser would reload the page when it finishes after the first request.
-    optimizeDeps: { noDiscovery: true, include: [] },
+    // No dependency discovery: the optimiser would reload the page when it finishes after the
+    // first request. The one CommonJS package of the browser path (protobufjs, for ONNX models) is
+    // pre-bundled when the server starts; wgsl-preprocessor is ESM.
+    optimizeDeps: { noDiscovery: true, include: ['protobufjs/light.js'] },
   });
   await server.listen();
   const address = server.httpServer?.address();
   const actualPort = typeof address === 'object' && address ? address.port : port;
   const shownHost = host.includes(':') ? `[${host}]` : host;
-  return { server, port: actualPort, url: `http://${shownHost}:${actualPort}/web/`, close: () => server.close() };
+  const warning = isLoopback(host)
+    ? null
+    : `warning: listening on ${host}, beyond this machine: anyone who can reach it can use the demo and download the models and the library's sources it serves. Use the default --host 127.0.0.1 unless you mean that.`;
+  return { server, port: actualPort, url: `http://${shownHost}:${actualPort}/web/`, warning, close: () => server.close() };
 }
 
 function parsePort(value) {
@@ -248,7 +301,8 @@ async function main(argv) {
   program.parse(argv);
   const o = program.opts();
   try {
-    const { url } = await startWebServer({ port: o.port, host: o.host, strictPort: o.strictPort, logLevel: 'warn' });
+    const { url, warning } = await startWebServer({ port: o.port, host: o.host, strictPort: o.strictPort, logLevel: 'warn' });
+    if (warning) console.warn(warning);
     console.log(`webgpu-saliency demo: ${url}  (Ctrl+C to stop)`);
     const models = listModels();
     const trained = models.filter((m) => m.kind === 'safetensors').map((m) => m.name);

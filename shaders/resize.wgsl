@@ -1,78 +1,47 @@
 // 2-D resize (bilinear or nearest) of the last two dimensions, and its exact adjoint (the gradient).
 // Layout: [..., H, W] contiguous (NCHW: a "plane" is one (n, c) image); out is [..., out_h, out_w].
+// The coordinate maps come precomputed per axis in Taps (src/kernels/resize.ts computes them for
+// every mode: the library's half-pixel / align-corners / TF-legacy maps and ONNX Resize's
+// coordinate transformation and nearest modes):
+//   at y_taps (out_h entries) and x_taps (out_w entries): i0, i1, bits of w1 — output o reads
+//     (1 − w1)·x[i0] + w1·x[i1] along that axis (separable); nearest has i0 = i1 and w1 = 0;
+//   at y_range (in_h entries) and x_range (in_w entries): lo, hi — the outputs [lo, hi) whose taps
+//     include that input index (contiguous: the taps never decrease along an axis).
 // Workgroup: 256 threads, one element each, grid folded into 2-D (flat index =
 // gid.x + gid.y · num_workgroups.x · 256).
-//
-// Source coordinate of output index o along an axis of size in → out, src = o·a + b:
-//   half-pixel centres (align_corners = false, the default):
-//     a = in / out, b = a/2 − 1/2, i.e. src = (o + 0.5)·in/out − 0.5
-//   align_corners = true:  a = (in − 1)/(out − 1) (0 when out = 1), b = 0
-//   TF legacy (align_corners = half_pixel_centers = false): a = in / out, b = 0
-// Bilinear (PyTorch F.interpolate(mode='bilinear'), TF half_pixel_centers / align_corners):
-//   s = max(src, 0), i0 = floor(s), i1 = min(i0 + 1, in − 1), λ = s − i0;
-//   value = (1 − λ)·x[i0] + λ·x[i1] along each axis (separable).
-// Nearest, computed exactly in integers as i = min((o·P + Q) / R, in − 1):
-//   half-pixel:    i = floor((o + 0.5)·in/out)              (P = 2·in, Q = in, R = 2·out;
-//                  PyTorch 'nearest-exact', TF half_pixel_centers)
-//   align_corners: i = round(o·(in − 1)/(out − 1)), halves up (P = 2(in − 1), Q = out − 1,
-//                  R = 2(out − 1); P = Q = 0, R = 1 when out = 1)
-//   TF legacy:     i = floor(o·in/out)                      (P = in, Q = 0, R = out)
-//
-// Entry points (bindings: 1 = Src, 2 = Dst):
+// Entry points (bindings: 1 = Src, 2 = Dst, 3 = Taps):
 //   forward   Src = x, Dst = y; one thread per output element.
-//   backward  Src = dy, Dst = dx; one thread per INPUT element, a gather over the outputs that
-//             sample it: a conservative output range from the inverse map (src ∈ [i − 1, i + 1],
-//             widened by one), in which the forward weights are recomputed by the same code, so
-//             the result is the exact adjoint of `forward`. No atomics; deterministic.
-// Variants: NEAREST (true: nearest, false: bilinear).
+//   backward  Src = dy, Dst = dx; one thread per INPUT element, a gather over the outputs in its
+//             ranges, with the forward's weights, so the result is the exact adjoint of `forward`.
+//             No atomics; deterministic.
+// Variants: NEAREST (true: one read per output instead of four).
 
 struct Params {
-  n: u32,                        // number of threads (outputs for forward, inputs for backward)
+  n: u32,                  // number of threads (outputs for forward, inputs for backward)
   in_h: u32, in_w: u32,
   out_h: u32, out_w: u32,
-  a_y: f32, b_y: f32,            // src = o·a + b
-  a_x: f32, b_x: f32,
-  p_y: u32, q_y: u32, r_y: u32,  // nearest: i = (o·P + Q) / R
-  p_x: u32, q_x: u32, r_x: u32,
+  y_taps: u32, x_taps: u32, y_range: u32, x_range: u32,   // offsets into Taps
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> Src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Dst: array<f32>;
+@group(0) @binding(3) var<storage, read> Taps: array<u32>;
 
-// The two taps and the weight of the second along one axis.
-struct Taps {
+struct Tap {
   i0: u32,
   i1: u32,
   w1: f32,
 }
 
-fn taps(o: u32, a: f32, b: f32, pp: u32, q: u32, r: u32, n_in: u32) -> Taps {
-#if ${NEAREST}
-  let i = min((o * pp + q) / r, n_in - 1u);
-  return Taps(i, i, 0.0);
-#else
-  let s = max(f32(o) * a + b, 0.0);
-  let i0 = min(u32(floor(s)), n_in - 1u);
-  let i1 = min(i0 + 1u, n_in - 1u);
-  return Taps(i0, i1, s - f32(i0));
-#endif
+fn tap(at: u32, o: u32) -> Tap {
+  let k = at + 3u * o;
+  return Tap(Taps[k], Taps[k + 1u], bitcast<f32>(Taps[k + 2u]));
 }
 
-fn taps_y(o: u32) -> Taps { return taps(o, p.a_y, p.b_y, p.p_y, p.q_y, p.r_y, p.in_h); }
-fn taps_x(o: u32) -> Taps { return taps(o, p.a_x, p.b_x, p.p_x, p.q_x, p.r_x, p.in_w); }
-
-// Weight of input index i in output o's interpolation along one axis.
-fn weight(t: Taps, i: u32) -> f32 {
+// Weight of input index i in a tap.
+fn weight(t: Tap, i: u32) -> f32 {
   return select(0.0, 1.0 - t.w1, t.i0 == i) + select(0.0, t.w1, t.i1 == i);
-}
-
-// Outputs [lo, hi) along one axis that may sample input index i (conservative).
-fn output_range(i: u32, a: f32, b: f32, n_out: u32) -> vec2<u32> {
-  if (a <= 0.0) { return vec2<u32>(0u, n_out); }
-  let lo = i32(floor((f32(i) - 1.0 - b) / a)) - 1;
-  let hi = i32(ceil((f32(i) + 1.0 - b) / a)) + 2;
-  return vec2<u32>(u32(clamp(lo, 0, i32(n_out))), u32(clamp(hi, 0, i32(n_out))));
 }
 
 @compute @workgroup_size(256)
@@ -83,8 +52,8 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
   let t = i / p.out_w;
   let oy = t % p.out_h;
   let base = (t / p.out_h) * p.in_h * p.in_w;
-  let ty = taps_y(oy);
-  let tx = taps_x(ox);
+  let ty = tap(p.y_taps, oy);
+  let tx = tap(p.x_taps, ox);
 #if ${NEAREST}
   Dst[i] = Src[base + ty.i0 * p.in_w + tx.i0];
 #else
@@ -104,16 +73,18 @@ fn backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
   let t = i / p.in_w;
   let iy = t % p.in_h;
   let base = (t / p.in_h) * p.out_h * p.out_w;
-  let ry = output_range(iy, p.a_y, p.b_y, p.out_h);
-  let rx = output_range(ix, p.a_x, p.b_x, p.out_w);
+  let ylo = Taps[p.y_range + 2u * iy];
+  let yhi = Taps[p.y_range + 2u * iy + 1u];
+  let xlo = Taps[p.x_range + 2u * ix];
+  let xhi = Taps[p.x_range + 2u * ix + 1u];
   var sum = 0.0;
-  for (var oy = ry.x; oy < ry.y; oy++) {
-    let wy = weight(taps_y(oy), iy);
+  for (var oy = ylo; oy < yhi; oy++) {
+    let wy = weight(tap(p.y_taps, oy), iy);
     if (wy == 0.0) { continue; }
     let row = base + oy * p.out_w;
     var s = 0.0;
-    for (var ox = rx.x; ox < rx.y; ox++) {
-      s += weight(taps_x(ox), ix) * Src[row + ox];
+    for (var ox = xlo; ox < xhi; ox++) {
+      s += weight(tap(p.x_taps, ox), ix) * Src[row + ox];
     }
     sum += wy * s;
   }

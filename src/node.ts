@@ -13,7 +13,10 @@ export {
   drawText,
   drawBox,
   detectFormat,
+  type DecodeImageOptions,
+  type ReadImageOptions,
   type ImageToTensorOptions,
   type TileOptions,
 } from './saliency/image.js';
 export { encodeNpy, decodeNpy, writeNpy, type NpyArray } from './runtime/npy.js';
+export { readRegularFile, readModelFile, resolveInside, writeFileAtomic, makeDirectory, type ReadLimits } from './runtime/files.js';

@@ -147,7 +147,9 @@ describe.runIf(existsSync(cli))('saliency batch', () => {
   });
 
   it('a run killed with SIGKILL at 5 random points, then resumed, ends with the same files byte for byte as a run never stopped', async () => {
-    const args = (out: string) => ['batch', '--model', modelFile, '--input', images, '--method', 'gradCam,guidedBackprop', '--png', '--size', '32', '--batch-size', '4', '--out', out, '--workers', '2'];
+    // Automatic batches within a small memory budget (a few images each): every run, resumed or
+    // not, must choose the same ones.
+    const args = (out: string) => ['batch', '--model', modelFile, '--input', images, '--method', 'gradCam,guidedBackprop', '--png', '--size', '32', '--memory-budget', '2', '--out', out, '--workers', '2'];
     const whole = join(dir, 'whole');
     const ref = await saliencyCli(args(whole));
     expect(ref.code, ref.stderr).toBe(0);
@@ -174,7 +176,7 @@ describe.runIf(existsSync(cli))('saliency batch', () => {
     }
     expect(kills).toBeGreaterThanOrEqual(3); // the kills did land during runs
     // A kill in the middle of appending a line leaves it cut short: the resumed run must redo that
-    // image inside the same batch of 4 as before, or its maps would differ in the last bits.
+    // image inside the same batch as before, or its maps would differ in the last bits.
     const file = join(killed, 'results.jsonl');
     if (existsSync(file) && statSync(file).size > 0) {
       const text = readFileSync(file, 'utf8');
@@ -191,6 +193,79 @@ describe.runIf(existsSync(cli))('saliency batch', () => {
     }
     // The same lines in the same order, each image once; only the measured times differ.
     expect(lines(join(killed, 'results.jsonl')).map(timeless)).toEqual(lines(join(whole, 'results.jsonl')).map(timeless));
+  });
+
+  it('under a small --memory-budget: stays within it, in batches the budget chose (the same in every run); maps within 1e-6 of one batch, SmoothGrad\'s those of each image alone', async () => {
+    const MiB = 2 ** 20;
+    const args = (out: string, ...more: string[]) => ['batch', '--model', modelFile, '--input', join(images, 'sub'), '--method', 'gradCam,smoothGrad', '--samples', '8', '--json', '--out', join(dir, out), ...more];
+    type Summary = { done: number; batchSize: number; memory: { budgetBytes: number; peakBytes: number; bytesPerImage: number; tensorsStart: number; tensorsEnd: number } };
+    const summaryOf = (r: Run) => {
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as Summary;
+    };
+    // 2 MiB: the model takes about 0.25 MiB, one image through Grad-CAM (and SmoothGrad's one sample) about 0.3 MiB.
+    const [a, b, forced, one] = await Promise.all([
+      saliencyCli(args('budget-a', '--memory-budget', '2')),
+      saliencyCli(args('budget-b', '--memory-budget', '2')),
+      saliencyCli(args('budget-forced', '--memory-budget', '2', '--batch-size', '10')),
+      saliencyCli(args('budget-none', '--batch-size', '10')), // the default budget: one batch of the 10 images
+    ]);
+    const sa = summaryOf(a);
+    expect(sa.done).toBe(10);
+    expect(sa.memory.budgetBytes).toBe(2 * MiB);
+    expect(sa.memory.peakBytes).toBeLessThanOrEqual(2 * MiB); // the whole run, the model's loading included
+    expect(sa.batchSize).toBeGreaterThan(1);
+    expect(sa.batchSize).toBeLessThan(10); // the budget decided, not the 10 images or the cap of 64
+    expect(sa.memory.tensorsEnd).toBe(sa.memory.tensorsStart);
+    expect(a.stderr).not.toMatch(/^saliency: /m);
+    expect(a.stderr).toContain(`batches of ${sa.batchSize} (about `);
+    // The same command in another process: the same batches, the same files byte for byte.
+    const sb = summaryOf(b);
+    expect(sb.batchSize).toBe(sa.batchSize);
+    expect(sb.memory.bytesPerImage).toBe(sa.memory.bytesPerImage);
+    const maps = tree(join(dir, 'budget-a', 'maps'));
+    expect(maps).toHaveLength(20);
+    expect(tree(join(dir, 'budget-b', 'maps'))).toEqual(maps);
+    for (const f of maps) expect(readFileSync(join(dir, 'budget-b', 'maps', f)).equals(readFileSync(join(dir, 'budget-a', 'maps', f))), f).toBe(true);
+    // An explicit batch of 10 cannot fit: split, with one warning.
+    const sf = summaryOf(forced);
+    expect(sf.batchSize).toBeLessThan(10);
+    expect(sf.memory.peakBytes).toBeLessThanOrEqual(2 * MiB);
+    expect(forced.stderr.split('\n').filter((l) => l.startsWith('saliency: '))).toEqual([
+      expect.stringMatching(/^saliency: batch: a batch of 10 images needs about [\d.]+ MiB, more than the memory budget leaves \(2 MiB, of which .* in use\); running batches of at most \d+ instead$/),
+    ]);
+    // One batch without the small budget: the same maps within 1e-6.
+    const so = summaryOf(one);
+    expect(so.batchSize).toBe(10);
+    expect(so.memory.peakBytes).toBeGreaterThan(2 * MiB);
+    for (const f of maps) {
+      const want = decodeNpy(new Uint8Array(readFileSync(join(dir, 'budget-none', 'maps', f)))).data;
+      const scale = Math.max(...Array.from(want, Math.abs));
+      expect(scale, f).toBeGreaterThan(0);
+      for (const out of ['budget-a', 'budget-forced']) {
+        const got = decodeNpy(new Uint8Array(readFileSync(join(dir, out, 'maps', f)))).data;
+        let worst = 0;
+        got.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - want[i]!))));
+        expect(worst, `${out} ${f}`).toBeLessThanOrEqual(1e-6 * scale);
+      }
+    }
+    // SmoothGrad runs one image per call: an image's map is its map alone, wherever it sits in its batch.
+    const gpu = await getGpu();
+    const model = modelFromSafetensors(gpu, new Uint8Array(readFileSync(modelFile)));
+    for (const line of lines(join(dir, 'budget-a', 'results.jsonl')).slice(0, sa.batchSize + 1)) {
+      const input = imageToTensorData(decodeImage(new Uint8Array(readFileSync(line.path as string))), { channels: 1, width: 28, height: 28, background: [0, 0, 0] });
+      const x = tensor(gpu, input, [1, 1, 28, 28]);
+      const alone = await saliency.smoothGrad(model, x, { target: line.target as number, samples: 8 });
+      const want = await alone.read();
+      alone.dispose();
+      x.dispose();
+      const file = (line.methods as Record<string, { files: string[] }>).smoothGrad!.files[0]!;
+      const got = decodeNpy(new Uint8Array(readFileSync(join(dir, 'budget-a', file)))).data;
+      const scale = Math.max(...Array.from(want, Math.abs));
+      got.forEach((v, i) => expect(Math.abs(v - want[i]!), line.id as string).toBeLessThanOrEqual(1e-6 * scale));
+    }
+    model.dispose();
+    console.log(`batch within 2 MiB: batches of ${sa.batchSize} (about ${(sa.memory.bytesPerImage / 1024).toFixed(0)} KiB per image), peak ${(sa.memory.peakBytes / MiB).toFixed(2)} MiB; one batch of 10: peak ${(so.memory.peakBytes / MiB).toFixed(2)} MiB`);
   });
 
   it('drops a last line cut short by a kill, and redoes only what a changed --method needs', async () => {
@@ -317,7 +392,7 @@ describe.runIf(existsSync(cli))('saliency batch', () => {
       const x = tensor(gpu, data, [inputs.length, 1, 28, 28]);
       const targets = inputs.map((_, k) => (start + k) % 10);
       for (const method of ['gradCam', 'guidedBackprop'] as const) {
-        const raw = await saliency[method](model, x, { target: targets });
+        const raw = await saliency.runMethod(method, model, x, { target: targets });
         const want = await raw.read();
         raw.dispose();
         for (let k = 0; k < inputs.length; k++) {

@@ -12,6 +12,7 @@ import { FASHION_CLASSES } from '../src/nets/classes.js';
 import { parseSafetensors } from '../src/nets/safetensors.js';
 import { decodeImage, encodePng } from '../src/saliency/image.js';
 import { inputToRgba } from '../src/saliency/input.js';
+import { pictureSize, toPhotoBox } from '../src/cli/detect.js';
 
 const run = promisify(execFile);
 const cli = 'dist/cli/main.js';
@@ -52,10 +53,18 @@ describe.runIf(existsSync(cli))('detector commands', () => {
       cli, 'drise', '--image', scene, '--detector', weights, '--threshold', '0', '--target', '0', '--masks', '48', '--grid', '8', '--batch-size', '16', '--out', dir,
     ]);
     expect(explained.stdout).toMatch(/explaining detection 0: /);
-    expect(explained.stdout).toMatch(/masks 48\/48/);
-    expect(explained.stdout).toMatch(/48 masks in \d+\.\d s \(\d+ masks\/s\) → .*drise-0\.png/);
+    expect(explained.stdout).toMatch(/drise: 48\/48 masks \(100%\), .* in /);
+    expect(explained.stdout).toMatch(/drise: \d+\/48 masks \(\d+%\), .*, ETA /);
+    expect(explained.stdout).toMatch(/48 masks in \d+\.\d s \((\d+(\.\d)? masks\/(s|min)|\d+(\.\d)? s\/mask)\) → .*drise-0\.png/);
     const img = decodeImage(new Uint8Array(readFileSync(join(dir, 'drise-0.png'))));
     expect(img.width).toBe(384);
+
+    // A memory budget too small for even one mask: the masks run one at a time, with a warning on stderr.
+    const tight = await run(process.execPath, [
+      cli, 'drise', '--image', scene, '--detector', weights, '--threshold', '0', '--target', '0', '--masks', '4', '--grid', '8', '--batch-size', '4', '--memory-budget', '1', '--out', dir,
+    ]);
+    expect(tight.stderr).toMatch(/^saliency: drise: one mask needs about .+, more than the memory budget leaves \(1 MiB, of which .+ in use\); running one at a time/m);
+    expect(tight.stdout).toMatch(/4 masks in \d+\.\d s/);
 
     const err = await run(process.execPath, [cli, 'drise', '--image', scene, '--detector', weights, '--target', '999', '--out', dir]).catch((e) => e);
     expect(err.code).toBe(1);
@@ -68,9 +77,17 @@ describe.runIf(existsSync(cli))('detector commands', () => {
     // The cat photograph fills the frame: one box covering most of it (human's CenterNet calls it a dog).
     const line = /^ {2}0: (\w+) (\d+)%  box \[(.+)\]$/m.exec(found.stdout);
     expect(line, found.stdout).not.toBeNull();
+    // In the photo's own pixels (451×300), not the detector's 512×512 input.
+    expect(found.stdout).toMatch(/detections in assets\/chelsea\.png's pixels \(451×300\)/);
     const [x1, y1, x2, y2] = line![3]!.split(', ').map(Number);
-    expect((x2! - x1!) * (y2! - y1!)).toBeGreaterThan(0.5 * 512 * 512);
-    expect(decodeImage(new Uint8Array(readFileSync(join(dir, 'detections.png')))).width).toBe(384);
+    expect(x1).toBeGreaterThanOrEqual(0);
+    expect(y1).toBeGreaterThanOrEqual(0);
+    expect(x2).toBeLessThanOrEqual(451);
+    expect(y2).toBeLessThanOrEqual(300);
+    expect((x2! - x1!) * (y2! - y1!)).toBeGreaterThan(0.5 * 451 * 300);
+    // The picture keeps the photo's aspect ratio: 384 wide, 300·384/451 high.
+    const picture = decodeImage(new Uint8Array(readFileSync(join(dir, 'detections.png'))));
+    expect([picture.width, picture.height]).toEqual([384, 255]);
     const err = await run(process.execPath, [cli, 'detect', '--image', 'assets/chelsea.png', '--detector', join(models, 'emotion.json'), '--out', dir]).catch((e) => e);
     expect(err.code).toBe(1);
     expect(err.stderr).toMatch(/not a CenterNet graph \(it has no tower_0\/keypoints \/ tower_0\/wh nodes\)/);
@@ -83,6 +100,8 @@ describe.runIf(existsSync(cli))('detector commands', () => {
       [['detect', '--image', scene, '--detector', 'fashion-vgg', '--out', dir], /'fashion-vgg' is not a detector \(its output per image is \[10\]; a grid detector's is \[5 \+ classes, g, g\]\)/],
       [['drise', '--image', scene, '--target', '0', '--threshold', '1', '--masks', '8', '--out', dir], /--target 0: the detector found no detections at --threshold 1; try a lower --threshold/],
       [['drise', '--image', scene, '--target', '', '--masks', '8', '--out', dir], /--target must be an integer ≥ 0/],
+      [['drise', '--image', scene, '--target', '0', '--batch-size', '0', '--out', dir], /--batch-size must be 'auto' or a positive integer/],
+      [['drise', '--image', scene, '--target', '0', '--memory-budget', '0.5', '--out', dir], /--memory-budget must be a positive integer/],
       [['detect', '--image', scene, '--threshold', ' ', '--out', dir], /--threshold must be a number in \[0, 1\]/],
       [['detect', '--image', scene, '--out', join(file, 'sub')], /--out .*notes\.txt\/sub: cannot write files there \(a part of the path is a file, not a directory\)/],
       [['drise', '--image', scene, '--target', '0', '--masks', '8', '--out', file], /--out .*notes\.txt: cannot write files there/],
@@ -96,8 +115,38 @@ describe.runIf(existsSync(cli))('detector commands', () => {
       expect(err.code, args.join(' ')).toBe(1);
       expect(err.stderr).toMatch(message);
       expect(err.stderr).not.toMatch(/at .*\.js:\d+/);
-      expect(err.stdout).not.toMatch(/masks \d|→/);
+      expect(err.stdout).toBe(''); // refused before the detector ran: no detections, no masks
     }
+  });
+
+  it('prints and draws boxes in the photo\'s own pixels, whatever its aspect ratio', async () => {
+    expect(toPhotoBox([10, 20, 30, 40], [512, 512], { width: 600, height: 400 })).toEqual([10 * 600 / 512, 20 * 400 / 512, 30 * 600 / 512, 40 * 400 / 512]);
+    expect(pictureSize({ width: 600, height: 400 }, 384)).toEqual([384, 256]);
+    expect(pictureSize({ width: 300, height: 600 }, 384)).toEqual([192, 384]);
+    // The same scene twice as wide (each column doubled): the detector sees the same 96×96 image,
+    // and the boxes come back with their x coordinates doubled.
+    const narrow = decodeImage(new Uint8Array(readFileSync(scene)));
+    const wide = { width: 192, height: 96, data: new Uint8ClampedArray(192 * 96 * 4) };
+    for (let y = 0; y < 96; y++) for (let x = 0; x < 192; x++) wide.data.set(narrow.data.subarray(4 * (y * 96 + (x >> 1)), 4 * (y * 96 + (x >> 1)) + 4), 4 * (y * 192 + x));
+    const wideFile = join(dir, 'wide.png');
+    writeFileSync(wideFile, encodePng(wide));
+    const boxes = async (file: string) => {
+      const { stdout } = await run(process.execPath, [cli, 'detect', '--image', file, '--threshold', '0.3', '--out', join(dir, 'wide')]);
+      return [...stdout.matchAll(/box \[(.+)\]/g)].map((m) => m[1]!.split(', ').map(Number));
+    };
+    const a = await boxes(scene);
+    const b = await boxes(wideFile);
+    expect(a.length).toBeGreaterThan(0);
+    expect(b.length).toBe(a.length);
+    a.forEach((box, i) => {
+      const [x1, y1, x2, y2] = b[i]!;
+      expect(Math.abs(x1! - 2 * box[0]!), `box ${i}`).toBeLessThan(3);
+      expect(Math.abs(x2! - 2 * box[2]!)).toBeLessThan(3);
+      expect(Math.abs(y1! - box[1]!)).toBeLessThan(1.5);
+      expect(Math.abs(y2! - box[3]!)).toBeLessThan(1.5);
+    });
+    const picture = decodeImage(new Uint8Array(readFileSync(join(dir, 'wide', 'detections.png'))));
+    expect([picture.width, picture.height]).toEqual([384, 192]);
   });
 
   it('scene writes a held-out scene as a PNG and lists its objects', async () => {

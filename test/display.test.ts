@@ -19,7 +19,8 @@ import {
   resizeRgba,
   type RgbaImage,
 } from '../src/saliency/colormaps.js';
-import { displayMap } from '../src/saliency/render.js';
+import { DEFAULT_OPACITY, displayMap, renderOverlay } from '../src/saliency/render.js';
+import { addColorbarKey } from '../src/saliency/image.js';
 import { ArgumentError, ShapeError } from '../src/runtime/errors.js';
 import { expectClose } from './helpers.js';
 
@@ -337,6 +338,44 @@ describe('overlay', () => {
     expect(() => overlay(base, image(1, 1, [[0, 0, 0, 0]]))).toThrow(/base image is 2×1 but heat image is 1×1/);
     expect(() => overlay(base, heat, 1.5)).toThrow(/opacity must be a number in \[0, 1\], got 1.5/);
     expect(() => overlay(base, { width: 2, height: 1, data: new Uint8ClampedArray(4) })).toThrow(/needs 8 bytes of RGBA, but has 4/);
+  });
+});
+
+describe('renderOverlay: low values leave the image as it is', () => {
+  // A one-channel CAM map 0, 0.5, 1 (min-max normalised as it is) over a mid-grey image, at its own size.
+  const grey = image(3, 1, [[100, 100, 100, 255], [100, 100, 100, 255], [100, 100, 100, 255]]);
+  const cam = map([0, 0.5, 1], [1, 1, 1, 3]);
+
+  it("each pixel's opacity rises with its value, from 0 to the opacity", () => {
+    const out = renderOverlay(cam, grey, { kind: 'cam', width: 3, height: 1 });
+    expect(Array.from(out.data.subarray(0, 4))).toEqual([100, 100, 100, 255]); // value 0: untouched
+    for (const [p, v] of [[1, 0.5], [2, 1]] as const) {
+      const heat = colormap('viridis', v);
+      const a = DEFAULT_OPACITY * Math.round(255 * v) / 255;
+      const want = heat.map((c) => Math.round(a * c + (1 - a) * 100));
+      const got = Array.from(out.data.subarray(4 * p, 4 * p + 3));
+      got.forEach((g, k) => expect(Math.abs(g - want[k]!), `pixel ${p}`).toBeLessThanOrEqual(1));
+    }
+  });
+
+  it("alpha: 'constant' tints every pixel alike, as before", () => {
+    const out = renderOverlay(cam, grey, { kind: 'cam', width: 3, height: 1, alpha: 'constant', opacity: 0.5 });
+    const dark = colormap('viridis', 0);
+    expect(Array.from(out.data.subarray(0, 3))).toEqual(dark.map((c) => Math.round(0.5 * c + 50)));
+    expect(() => renderOverlay(cam, grey, { alpha: 'linear' as 'value' })).toThrow(/alpha must be 'value' or 'constant'/);
+  });
+
+  it('addColorbarKey puts the colour map, low to high, under a picture', () => {
+    const pic = image(40, 2, Array.from({ length: 80 }, () => [9, 9, 9, 255]));
+    const out = addColorbarKey(pic, { width: 28, gap: 6 });
+    expect(out.width).toBe(40);
+    expect(Array.from(out.data.subarray(0, 4 * 80))).toEqual(Array.from(pic.data)); // the picture, unchanged
+    const row = 2; // the bar starts right under the picture
+    const px = (x: number) => Array.from(out.data.subarray(4 * (row * 40 + x), 4 * (row * 40 + x) + 3));
+    expect(px(6)).toEqual(colormap('viridis', 0).map(Math.round));
+    expect(px(6 + 27)).toEqual(colormap('viridis', 1).map(Math.round));
+    expect(px(2)).toEqual([255, 255, 255]);
+    expect(() => addColorbarKey(pic, { width: 4 })).toThrow(/at least 8 pixels/);
   });
 });
 

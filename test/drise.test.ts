@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { drise, driseMasks, driseWeights, iou, type Detection } from '../src/saliency/drise.js';
 import { tensor, type Tensor } from '../src/runtime/tensor.js';
+import { initGpu } from '../src/runtime/gpu.js';
+import { type MessageLevel } from '../src/runtime/memory.js';
 import { expectClose, getGpu, randomArray } from './helpers.js';
 import { maskReference, maskShift } from './reference/drise.js';
 
@@ -208,7 +210,10 @@ describe('drise end to end', () => {
     for (const normalize of ['none', 'masks', 'np'] as const) {
       batches.length = 0;
       const map = await drise(detector, image, { target: targets, masks: N, gridSize: s, p, seed, batchSize, normalize });
-      expect(batches).toEqual([16, 16, 8]);
+      // The first call with this detector (and normalisation) measures one mask's memory on a
+      // detector call of its own; 'np' finds what 'none' measured. The batches are as asked.
+      expect(batches).toEqual(normalize === 'np' ? [16, 16, 8] : [1, 16, 16, 8]);
+      expect(map.batches).toEqual([16, 16, 8]);
       expect(map.shape).toEqual([2, 1, H, W]);
       const ours = await map.read();
       map.dispose();
@@ -218,6 +223,47 @@ describe('drise end to end', () => {
       expectClose(ours, want, 1e-5 * scale, 1e-5);
     }
     image.dispose();
+  });
+
+  it("batchSize 'auto', and an explicit batch split to fit a 256 KiB budget, give the map of one batch within 1e-6", async () => {
+    const messages: { message: string; level: MessageLevel }[] = [];
+    const gpu = await initGpu({ memoryBudget: Infinity, log: (message, level) => messages.push({ message, level }) });
+    try {
+      const image = tensor(gpu, randomArray(32 * 32, 9, 0.2, 1), [1, 1, 32, 32]);
+      const options = { target: { box: region as [number, number, number, number], scores: [1, 0] }, masks: 96, gridSize: 8, seed: 3 };
+      const run = async (batchSize: number | 'auto') => {
+        const map = await drise(detector, image, { ...options, batchSize });
+        const values = await map.read();
+        map.dispose();
+        return { values, batches: map.batches };
+      };
+      // One batch of 96; the first call measured a mask's memory first, which changes nothing.
+      const one = await run(96);
+      expect(one.batches).toEqual([96]);
+      expect(await run(96)).toEqual(one);
+
+      const budget = 256 * 1024;
+      gpu.setMemoryBudget(budget);
+      gpu.trim();
+      gpu.resetPeak();
+      messages.length = 0;
+      const auto = await run('auto');
+      expect(auto.batches.length).toBeGreaterThan(2);
+      expect(auto.batches.reduce((a, b) => a + b, 0)).toBe(96);
+      const split = await run(96);
+      expect(gpu.memory().peakBytes).toBeLessThanOrEqual(budget);
+      const warnings = messages.filter((m) => m.level === 'warning').map((m) => m.message);
+      expect(warnings).toHaveLength(1);
+      const most = Number(/^drise: a batch of 96 masks needs about .*, more than the memory budget leaves \(256 KiB, of which .* in use\); running batches of at most (\d+) instead$/.exec(warnings[0]!)?.[1]);
+      expect(most).toBeGreaterThan(1);
+      expect(Math.max(...split.batches)).toBeLessThanOrEqual(most);
+      const scale = Math.max(...one.values.map(Math.abs));
+      expectClose(auto.values, one.values, 1e-6 * scale, 0);
+      expectClose(split.values, one.values, 1e-6 * scale, 0);
+      image.dispose();
+    } finally {
+      gpu.destroy();
+    }
   });
 
   it('leaves tensors the detector keeps between calls alone', async () => {
@@ -251,8 +297,8 @@ describe('drise end to end', () => {
         onProgress: (done) => done >= 30 && controller.abort(),
       }),
     ).rejects.toThrow('drise: cancelled');
-    await expect(drise(async () => [], image, { target: { box: [0, 0, 4, 4], scores: [1] }, masks: 5 })).rejects.toThrow(
-      /returned 0 results for a batch of 5 images/,
+    await expect(drise(async () => [], image, { target: { box: [0, 0, 4, 4], scores: [1] }, masks: 5, batchSize: 'auto' })).rejects.toThrow(
+      'drise: the detector returned 0 results for a batch of 1 image; it must return one list of detections per image', // the measurement's call, with mask 0
     );
     await gpu.sync();
     expect(gpu.memory().inUse).toBe(before.inUse);

@@ -73,7 +73,7 @@ describe('the method registry', () => {
     const start = gpu.memory();
     const model = modelFromSpec(gpu, gapSpec, undefined, { seed: 3 });
     const x = tensor(gpu, randomArray(25, 4, 0, 1), [1, 1, 5, 5]);
-    const settings: ClassifierSettings = { target: 2, layer: 'conv1', samples: 3, noiseLevel: 0.1, seed: 7, upsample: 'nearest' };
+    const settings: ClassifierSettings & { trace?: false } = { target: 2, layer: 'conv1', samples: 3, noiseLevel: 0.1, seed: 7, upsample: 'nearest' };
     const direct: Record<string, () => Promise<Tensor>> = {
       vanilla: () => saliency.vanilla(model, x, { target: 2 }),
       deconvnet: () => saliency.deconvnet(model, x, { target: 2 }),

@@ -4,41 +4,19 @@
  */
 import { describe, expect, it } from 'vitest';
 import { modelFromSpec } from '../src/nets/model.js';
-import { FASHION_GAP } from '../src/nets/zoo.js';
+import { FASHION_GAP, loadModel } from '../src/nets/zoo.js';
+import { initGpu } from '../src/runtime/gpu.js';
+import { MiB, type MessageLevel } from '../src/runtime/memory.js';
 import { noGrad } from '../src/autodiff/tape.js';
 import type { ModelSpec } from '../src/nets/spec.js';
 import { tensor, type Tensor } from '../src/runtime/tensor.js';
 import * as saliency from '../src/saliency/index.js';
 import { resize } from '../src/kernels/resize.js';
 import { expectClose, getGpu, randomArray } from './helpers.js';
+import { CONV, X, setupTiny, tinyGapSpec } from './tiny-model.js';
 
-//   x = [[1, 2, 3], [4, 5, 6], [7, 8, -9]]
-//   conv1 (2×2, no padding): filter 0 = [[1, 0], [0, 0]] (copies the top-left pixel),
-//                            filter 1 = [[0, 0], [0, -1]] (minus the bottom-right pixel)
-//   relu1: map 0 = [[1, 2], [4, 5]];  map 1 = relu([[-5, -6], [-8, 9]]) = [[0, 0], [0, 9]]
-//   flatten: [1, 2, 4, 5, 0, 0, 0, 9]
-const X = [1, 2, 3, 4, 5, 6, 7, 8, -9];
-const CONV = { weight: [1, 0, 0, 0, 0, 0, 0, -1], bias: [0, 0] };
-const W0 = [1, 1, 1, 1, 1, 1, 1, 1]; // class 0: every feature
-const W1 = [0, 0, 0, 0, 1, 1, 1, -1]; // class 1: map 1 only, the last unit negatively
-
-const tinySpec: ModelSpec = {
-  name: 'tiny',
-  input: [1, 3, 3],
-  layers: [
-    { name: 'conv1', type: 'conv2d', in: 1, out: 2, kernel: 2 },
-    { name: 'relu1', type: 'relu' },
-    { name: 'flat', type: 'flatten' },
-    { name: 'fc', type: 'linear', in: 8, out: 2 },
-  ],
-};
-
-async function setup() {
-  const gpu = await getGpu();
-  const model = modelFromSpec(gpu, tinySpec, { conv1: CONV, fc: { weight: [...W0, ...W1], bias: [0.5, -0.5] } });
-  const x = tensor(gpu, X, [1, 1, 3, 3]);
-  return { gpu, model, x };
-}
+// The tiny network of tiny-model.ts (its values are worked out there).
+const setup = setupTiny;
 
 const read = async (t: Promise<Tensor>) => [...(await (await t).read())];
 
@@ -70,13 +48,45 @@ describe('gradient methods by hand', () => {
     expect(await read(saliency.gradTimesInput(model, x, { target: 0, base: 'guidedBackprop' }))).toEqual([1, 2, 0, 4, 5, 0, 0, 0, 9]);
   });
 
-  it('a neuron target projects one activation back to the pixels', async () => {
+  it("a neuron target: its gradient ∂a/∂x by default, the projection of its activation with seed: 'activation' (DeconvNet's default)", async () => {
     const { model, x } = await setup();
-    // Map 1 of relu1 is strongest at (1,1) with 9; the seed keeps 9 there and zeros the rest, and
-    // filter 1 sends −9 to x(2,2).
-    expect(await read(saliency.vanilla(model, x, { target: { layer: 'relu1', channel: 1 } }))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, -9]);
-    // Position (0,1) of map 0 holds 2 and copies x(0,1).
-    expect(await read(saliency.deconvnet(model, x, { target: { layer: 'relu1', channel: 0, position: [0, 1] } }))).toEqual([0, 2, 0, 0, 0, 0, 0, 0, 0]);
+    const neuron = { layer: 'relu1', channel: 1 };
+    // Map 1 of relu1 is strongest at (1,1): a = relu(−x(2,2)) = 9, so ∂a/∂x is −1 at x(2,2), 0 elsewhere.
+    expect(await read(saliency.vanilla(model, x, { target: neuron }))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, -1]);
+    // Guided: the seed 1 > 0 and a > 0 both pass the guided rule at relu1: the same −1.
+    expect(await read(saliency.guidedBackprop(model, x, { target: neuron }))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, -1]);
+    // Seeding with the activation (9 there, 0 elsewhere) projects a itself: a·∂a/∂x = −9.
+    expect(await read(saliency.vanilla(model, x, { target: neuron, seed: 'activation' }))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, -9]);
+    expect(await read(saliency.guidedBackprop(model, x, { target: neuron, seed: 'activation' }))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, -9]);
+    // DeconvNet projects by default (relu(9) = 9 through filter 1), and passes 1 with seed 'one'.
+    expect(await read(saliency.deconvnet(model, x, { target: neuron }))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, -9]);
+    expect(await read(saliency.deconvnet(model, x, { target: neuron, seed: 'one' }))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, -1]);
+    // Position (0,1) of map 0 holds 2 and copies x(0,1): gradient 1 there, projection 2.
+    const at01 = { layer: 'relu1', channel: 0, position: [0, 1] as [number, number] };
+    expect(await read(saliency.vanilla(model, x, { target: at01 }))).toEqual([0, 1, 0, 0, 0, 0, 0, 0, 0]);
+    expect(await read(saliency.deconvnet(model, x, { target: at01 }))).toEqual([0, 2, 0, 0, 0, 0, 0, 0, 0]);
+    // Through the registry, the setting is neuronSeed.
+    expect(await read(saliency.runMethod('vanilla', model, x, { target: neuron, neuronSeed: 'activation' }))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, -9]);
+  });
+
+  it('a neuron target without a position: the strongest activation, ties to the first in row-major order', async () => {
+    const { gpu, model } = await setup();
+    // x(1,1) = x(1,2) = x(2,2) = −5: map 1 = relu(−x(1..2, 1..2)) = [[5, 5], [0, 5]], three ties at 5.
+    // The first, (0,0), is a = relu(−x(1,1)): ∂a/∂x is −1 at x(1,1) (index 4).
+    const x = tensor(gpu, [1, 2, 3, 4, -5, -5, 7, 8, -5], [1, 1, 3, 3]);
+    expect(await read(saliency.vanilla(model, x, { target: { layer: 'relu1', channel: 1 } }))).toEqual([0, 0, 0, 0, -1, 0, 0, 0, 0]);
+    // A batch: each image gets its own strongest neuron (image 2 is the first test's: (1,1), x(2,2)).
+    const batch = tensor(gpu, [1, 2, 3, 4, -5, -5, 7, 8, -5, ...X], [2, 1, 3, 3]);
+    expect(await read(saliency.vanilla(model, batch, { target: { layer: 'relu1', channel: 1 } }))).toEqual([0, 0, 0, 0, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1]);
+    x.dispose();
+    batch.dispose();
+  });
+
+  it('rejects a seed other than one or activation, and an activation seed for a class score', async () => {
+    const { model, x } = await setup();
+    await expect(saliency.vanilla(model, x, { target: { layer: 'relu1', channel: 1 }, seed: 'ones' as never })).rejects.toThrow(/vanilla: seed must be 'one' or 'activation', got "ones"/);
+    await expect(saliency.vanilla(model, x, { target: 1, seed: 'activation' })).rejects.toThrow(/seed 'activation' is for neuron targets/);
+    expect(await read(saliency.vanilla(model, x, { target: 1, seed: 'one' }))).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 1]);
   });
 });
 
@@ -141,18 +151,7 @@ describe('CAM family by hand', () => {
 
   it('CAM = Σ_k w_k^c A^k on a GAP head; Grad-CAM there is CAM/(h·w) where positive', async () => {
     const { gpu, x } = await setup();
-    const spec: ModelSpec = {
-      name: 'tiny-gap',
-      input: [1, 3, 3],
-      layers: [
-        { name: 'conv1', type: 'conv2d', in: 1, out: 2, kernel: 2 },
-        { name: 'relu1', type: 'relu' },
-        { name: 'gap', type: 'gap' },
-        { name: 'fc', type: 'linear', in: 2, out: 2 },
-        { name: 'probs', type: 'softmax' },
-      ],
-    };
-    const model = modelFromSpec(gpu, spec, { conv1: CONV, fc: { weight: [1, 2, 3, -1], bias: [5, 5] } });
+    const model = modelFromSpec(gpu, tinyGapSpec, { conv1: CONV, fc: { weight: [1, 2, 3, -1], bias: [5, 5] } });
     expect(saliency.camFeatureLayer(model)).toBe('relu1'); // the features entering GAP
     // score 'output' differentiates the softmax instead of the logit. GAP gives a = [3, 2.25], so
     // z = [1·3 + 2·2.25 + 5, 3·3 − 2.25 + 5] = [12.5, 11.75] and p0 = σ(z0 − z1) = σ(0.75); then
@@ -178,7 +177,7 @@ describe('CAM family by hand', () => {
     // Image 2 = −x: map 0 = relu(−[[1,2],[4,5]]) = 0, map 1 = relu([[5,6],[8,−9]]) = [[5,6],[8,0]] → 3·0 − map 1.
     expect(both.slice(4)).toEqual([-5, -6, -8, 0]);
     // The usual PyTorch head, GAP → flatten → linear, is a CAM head too.
-    const flatSpec = { ...spec, name: 'gap-flatten', layers: [...spec.layers.slice(0, 3), { name: 'flat', type: 'flatten' as const }, ...spec.layers.slice(3)] };
+    const flatSpec = { ...tinyGapSpec, name: 'gap-flatten', layers: [...tinyGapSpec.layers.slice(0, 3), { name: 'flat', type: 'flatten' as const }, ...tinyGapSpec.layers.slice(3)] };
     const flat = modelFromSpec(gpu, flatSpec, { conv1: CONV, fc: { weight: [1, 2, 3, -1], bias: [5, 5] } });
     expect(await read(saliency.cam(flat, x, { target: 0, upsample: 'none' }))).toEqual([1, 2, 4, 23]);
     // A rejected target leaves nothing allocated.
@@ -333,5 +332,69 @@ describe('memory', () => {
     image.dispose();
     x.dispose();
     model.dispose();
+  });
+});
+
+describe('memory budget', () => {
+  it('SmoothGrad, 200 samples on fashion-vgg: within 64 MiB, and in batches within 32 MiB (an explicit batch of 200 split with a warning), the map of one batch within 1e-6', async () => {
+    const messages: { message: string; level: MessageLevel }[] = [];
+    const gpu = await initGpu({ memoryBudget: 64 * MiB, log: (message, level) => messages.push({ message, level }) });
+    try {
+      const model = await loadModel(gpu, 'fashion-vgg');
+      const x = tensor(gpu, randomArray(28 * 28, 31, 0, 1), [1, 1, 28, 28]);
+      const options = { target: 3, samples: 200, seed: 5 };
+      const readAndFree = async (t: Promise<Tensor>) => {
+        const map = await t;
+        const values = [...(await map.read())];
+        map.dispose();
+        return values;
+      };
+      await gpu.sync();
+      const start = gpu.memory();
+      const batchesRun = () => Number(/^smoothGrad: 200 samples in (\d+) batch/.exec(messages.find((m) => m.level === 'info')?.message ?? '')?.[1]);
+      gpu.trim();
+      gpu.resetPeak();
+      const within64 = await readAndFree(saliency.smoothGrad(model, x, options)); // batchSize 'auto', the default
+      expect(gpu.memory().peakBytes).toBeLessThan(64 * MiB);
+
+      // 32 MiB: the live tensors of one batch of 200 would not fit.
+      gpu.setMemoryBudget(32 * MiB);
+      messages.length = 0;
+      gpu.resetPeak();
+      const auto = await readAndFree(saliency.smoothGrad(model, x, options));
+      expect(gpu.memory().peakBytes).toBeLessThan(32 * MiB);
+      expect(batchesRun()).toBeGreaterThan(1);
+      // The first call measured a sample's memory on a gradient it threw away: a second call makes
+      // the same batches, and the same map, bit for bit.
+      expect(await readAndFree(saliency.smoothGrad(model, x, options))).toEqual(auto);
+
+      messages.length = 0;
+      gpu.resetPeak();
+      const split = await readAndFree(saliency.smoothGrad(model, x, { ...options, batchSize: 200 }));
+      expect(gpu.memory().peakBytes).toBeLessThan(32 * MiB);
+      const warnings = messages.filter((m) => m.level === 'warning').map((m) => m.message);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/^smoothGrad: a batch of 200 samples needs about \d+ MiB, more than the memory budget leaves \(32 MiB, of which .* in use\); running batches of at most \d+ instead$/);
+
+      // One batch of 200, the budget lifted: what the batches must reproduce, and what the budget saved.
+      gpu.setMemoryBudget(Infinity);
+      gpu.trim();
+      messages.length = 0;
+      gpu.resetPeak();
+      const one = await readAndFree(saliency.smoothGrad(model, x, { ...options, batchSize: 200 }));
+      expect(batchesRun()).toBe(1);
+      expect(gpu.memory().peakInUseBytes).toBeGreaterThan(32 * MiB);
+      expect(gpu.memory().peakBytes).toBeGreaterThan(64 * MiB); // the pool keeps what it freed
+      const scale = Math.max(...one.map(Math.abs));
+      expect(scale).toBeGreaterThan(0);
+      for (const batched of [within64, auto, split]) expectClose(batched, one, 1e-6 * scale, 0);
+      await gpu.sync();
+      expect(gpu.memory().inUse).toBe(start.inUse);
+      expect(gpu.memory().tensors).toBe(start.tensors);
+      x.dispose();
+      model.dispose();
+    } finally {
+      gpu.destroy();
+    }
   });
 });

@@ -193,6 +193,47 @@ describe('tape autodiff', () => {
     expect(gpu.memory().inUse).toBe(start.inUse);
   });
 
+  it('releaseSaved frees the forward pass\'s tensors during backward, with the same gradients; hooks keep theirs', async () => {
+    const gpu = await getGpu();
+    const start = gpu.memory();
+    const x = tensor(gpu, [1, 2, 3], [3]);
+    // x → a = 2x → b = a·a → c = 3b, the intermediates' own references dropped as Model.forward does.
+    const run = async (releaseSaved: boolean) => {
+      const tape = new Tape(gpu);
+      tape.watch(x);
+      const hook = tape.hook('double');
+      const c = await tape.run(async () => {
+        const a = nameOutput(gpu, 'double', await tScale(x, 2));
+        const b = nameOutput(gpu, 'square', await tMul(a, a));
+        a.dispose();
+        const out = await tScale(b, 3);
+        b.dispose();
+        return out;
+      });
+      const grads = await tape.backward(c, { releaseSaved });
+      const held = gpu.memory().inUse; // x, c, the gradient, the hook's captures, and what the tape still holds
+      const dx = [...(await grads.of(x).read())];
+      expect([...(await hook.activation!.read())]).toEqual([2, 4, 6]);
+      expect([...(await hook.gradient!.read())]).toEqual([12, 24, 36]); // d(3a²)/da = 6a
+      if (releaseSaved) {
+        await expect(tape.backward(c)).rejects.toThrow('backward: this tape released its saved tensors in an earlier backward({ releaseSaved: true })');
+        expect(() => tape.activation('square')).toThrow(/released its saved tensors/);
+      }
+      grads.dispose();
+      tape.dispose();
+      c.dispose();
+      return { dx, held };
+    };
+    const kept = await run(false);
+    const released = await run(true);
+    expect(released.dx).toEqual([24, 48, 72]); // d(12x²)/dx = 24x
+    expect(released.dx).toEqual(kept.dx);
+    // b (named 'square', saved by both ops that use it) is gone; a stays with the hook.
+    expect(released.held).toBe(kept.held - 1);
+    x.dispose();
+    expect(gpu.memory().inUse).toBe(start.inUse);
+  });
+
   it('stopAtHooks back-propagates only down to the hooked layers', async () => {
     const gpu = await getGpu();
     const start = gpu.memory();

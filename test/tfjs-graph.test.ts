@@ -18,7 +18,7 @@ import { loadTfjsGraphModel, SUPPORTED_TFJS_OPS, type TfjsGraphModel, type TfjsM
 import { Tape } from '../src/autodiff/tape.js';
 import { randomNormal } from '../src/kernels/random.js';
 import { resize as resizeKernel, resizeBackward } from '../src/kernels/resize.js';
-import { ArgumentError } from '../src/runtime/errors.js';
+import { FormatError } from '../src/runtime/errors.js';
 import type { Gpu } from '../src/runtime/gpu.js';
 import { tensor, type Tensor } from '../src/runtime/tensor.js';
 import { RULES, disposeRun, gradientRun, type RuleSet } from '../src/saliency/core.js';
@@ -572,23 +572,30 @@ describe('saliency methods on imported graphs', () => {
     // The swapped rule took effect: far from the ordinary input gradient.
     expect(maxRelError(await tfInputGradient(split, 'input_1', logitsNode, xt, top), dcRef)).toBeGreaterThan(0.1);
 
-    // A neuron target: feature map 5 of block3_sepconv2_act at its strongest activation (every
-    // other activation zeroed): TF.js's gradient of activation × that one-hot activation.
+    // A neuron target: feature map 5 of block3_sepconv2_act at its strongest activation a.
+    // By default its gradient ∂a/∂x: TF.js's gradient of the activations × a one-hot at a (Captum's
+    // NeuronGradient). With seed: 'activation', the projection: the one-hot scaled by a.
     const act = split.execute({ input_1: xt }, block3) as tf.Tensor4D; // [1, h, w, K]
     const [, h, w, K] = act.shape;
     const av = (await act.data()) as Float32Array;
     let best = 0;
     for (let p = 1; p < h * w; p++) if (av[p * K + 5]! > av[best * K + 5]!) best = p;
     expect(av[best * K + 5]).toBeGreaterThan(0);
+    const oneHotData = new Float32Array(av.length);
+    oneHotData[best * K + 5] = 1;
+    const oneHotTf = tf.tensor4d(oneHotData, act.shape);
     const seedData = new Float32Array(av.length);
     seedData[best * K + 5] = av[best * K + 5]!;
     const seedTf = tf.tensor4d(seedData, act.shape);
+    const gOne = tf.grad((xx: tf.Tensor) => (split.execute({ input_1: xx }, block3) as tf.Tensor).mul(oneHotTf).sum())(xt);
     const gNeuron = tf.grad((xx: tf.Tensor) => (split.execute({ input_1: xx }, block3) as tf.Tensor).mul(seedTf).sum())(xt);
-    const neuron = await saliency.vanilla(model, x, { target: { layer: block3, channel: 5 } });
+    const neuronGrad = await saliency.vanilla(model, x, { target: { layer: block3, channel: 5 } });
+    expect(maxRelError(await neuronGrad.read(), await nchwData(gOne))).toBeLessThan(1e-3);
+    const neuron = await saliency.vanilla(model, x, { target: { layer: block3, channel: 5 }, seed: 'activation' });
     expect(maxRelError(await neuron.read(), await nchwData(gNeuron))).toBeLessThan(1e-3);
 
-    for (const t of [cam, inner, sg, dc, neuron]) t.dispose();
-    tf.dispose([xt, camRef, camUp, innerRef, noisyTf, act, seedTf, gNeuron]);
+    for (const t of [cam, inner, sg, dc, neuron, neuronGrad]) t.dispose();
+    tf.dispose([xt, camRef, camUp, innerRef, noisyTf, act, seedTf, gNeuron, oneHotTf, gOne]);
     split.dispose();
     await expect(saliency.gradCam(model, x, { target: 0, layer: 'nope' })).rejects.toThrow(/no layer 'nope'; layers: StatefulPartitionedCall\/model_1\/block1_conv1_act\/Relu/);
     x.dispose();
@@ -605,7 +612,7 @@ describe('clear errors', () => {
     const nodes = (bad.modelTopology as { node: TfjsNode[] }).node;
     nodes.find((n) => n.name === 'StatefulPartitionedCall/sequential/activation_1/Relu')!.op = 'Elu';
     const err = await loadTfjsGraphModel(gpu, { modelJson: bad, weights }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ArgumentError);
+    expect(err).toBeInstanceOf(FormatError);
     expect(String(err)).toMatch(/op 'Elu' of node 'StatefulPartitionedCall\/sequential\/activation_1\/Relu' is not supported/);
     expect(String(err)).toContain(`Supported ops: ${SUPPORTED_TFJS_OPS.join(', ')}`);
     // A fused activation we lack (found after the weights are on the GPU: they are freed again).
@@ -634,7 +641,7 @@ describe('clear errors', () => {
         new RegExp(`weights file 'antispoof.bin' holds ${weights.length - 1000} bytes, but .*model.json lists ${weights.length} bytes of weights for it: the file is truncated`),
       );
       rmSync(join(dir, 'antispoof.bin'));
-      await expect(loadTfjsGraphModel(gpu, join(dir, 'model.json'))).rejects.toThrow(/weights file '.*antispoof.bin' does not exist/);
+      await expect(loadTfjsGraphModel(gpu, join(dir, 'model.json'))).rejects.toThrow(/weights file .*antispoof.bin: no such file/);
       // A flipped float16 that decodes to NaN.
       const corrupt = weights.slice();
       corrupt.set([0xff, 0x7f], 1000);
@@ -644,7 +651,7 @@ describe('clear errors', () => {
       rmSync(dir, { recursive: true, force: true });
     }
     await expect(loadTfjsGraphModel(gpu, { modelJson: json, weights: weights.subarray(1) })).rejects.toThrow(/weight data holds \d+ bytes, but model.json lists \d+ bytes of weights: it is truncated/);
-    await expect(loadTfjsGraphModel(gpu, `${MODELS}/missing.json`)).rejects.toThrow(/model file '.*missing.json' does not exist/);
+    await expect(loadTfjsGraphModel(gpu, `${MODELS}/missing.json`)).rejects.toThrow(/model file .*missing.json: no such file/);
     expect(gpu.memory().inUse).toBe(before.inUse);
   });
 

@@ -213,8 +213,10 @@ describe('training on Fashion-MNIST', () => {
     expect(acc).toBeGreaterThan(0.6); // chance is 0.1
     expect(acc).toBeGreaterThan(accBefore + 0.3);
 
-    // Progress lines: epoch, step/steps, loss, running loss, throughput.
-    expect(lines[0]).toMatch(/^epoch 1\/5 {2}step 4\/8 {2}loss \d+\.\d{4} {2}running \d+\.\d{4} {2}\d+ img\/s$/);
+    // Progress lines: epoch, step/steps, loss, running loss, throughput, and the epoch's ETA
+    // (none on its last step).
+    expect(lines[0]).toMatch(/^epoch 1\/5 {2}step 4\/8 {2}loss \d+\.\d{4} {2}running \d+\.\d{4} {2}\d+ img\/s {2}epoch ETA (\d+\.\d s|\d+ s|\d+m \d\ds)$/);
+    expect(lines[1]).toMatch(/^epoch 1\/5 {2}step 8\/8 {2}.* img\/s$/);
     expect(lines.some((l) => /^epoch 5\/5 done: mean loss \d\.\d{4}, \d+\.\d s, \d+ img\/s$/.test(l))).toBe(true);
 
     // No growth: no new pool buffers after the first steps; afterwards only the model and the

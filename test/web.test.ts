@@ -9,7 +9,7 @@
  * machine's adapter, lavapipe here) from the same model file and the same PNG, and must agree to
  * 1e-4. With UPDATE_SCREENSHOT=1 it rewrites web/screenshot.png (docs/web.md's picture).
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,7 +30,12 @@ import { decodeImage, imageToTensorData, readImage, writePng } from '../src/sali
 import { inputToRgba } from '../src/saliency/input.js';
 import { cropRgba } from '../src/saliency/input.js';
 import { CHROMIUM, CHROMIUM_FLAGS, haveChromium } from './chromium.js';
+import { FASHION_CLASSES } from '../src/nets/classes.js';
 import { loadTfjsGraphModel } from '../src/nets/tfjs-graph.js';
+import { loadOnnxModel } from '../src/nets/onnx/model.js';
+import { IMAGENET_NORMALIZATION } from '../src/nets/normalization.js';
+import { imagenetClasses } from '../src/nets/labels.js';
+import { runMethod } from '../src/saliency/methods.js';
 
 if (!haveChromium) {
   console.warn(`test/web.test.ts: SKIPPED: ${CHROMIUM} is missing; install it with 'apt-get install chromium' (scripts/setup-system.sh does)`);
@@ -267,7 +272,7 @@ describe.skipIf(!haveChromium)('<saliency-view> and the demo page in headless Ch
       expect(r.classes![0]!.index).toBe(top);
       let expected: Tensor;
       if (method === 'smoothGrad') expected = await saliency.smoothGrad(model, x, { target: top, samples: 8, noiseLevel: 0.15, seed: 0 });
-      else expected = await saliency[method as 'vanilla' | 'guidedBackprop' | 'gradCam' | 'guidedGradCam'](model, x, { target: top });
+      else expected = await saliency.runMethod(method as 'vanilla' | 'guidedBackprop' | 'gradCam' | 'guidedGradCam', model, x, { target: top });
       expect(r.shape).toEqual(expected.shape);
       const want = await expected.read();
       expected.dispose();
@@ -322,7 +327,7 @@ describe.skipIf(!haveChromium)('<saliency-view> and the demo page in headless Ch
       expect(maxAbsDiff(r.input!, input), `${method} input`).toBe(0);
       expect(r.target).toBe(top);
       expect(r.classes![0]!.name).toBe(model.classNames![top]);
-      const expected = await saliency[method as 'vanilla' | 'guidedBackprop' | 'gradTimesInput' | 'gradCam' | 'guidedGradCam'](model, x, { target: top });
+      const expected = await saliency.runMethod(method as 'vanilla' | 'guidedBackprop' | 'gradTimesInput' | 'gradCam' | 'guidedGradCam', model, x, { target: top });
       expect(r.shape).toEqual(expected.shape);
       const want = await expected.read();
       expected.dispose();
@@ -383,6 +388,58 @@ describe.skipIf(!haveChromium)('<saliency-view> and the demo page in headless Ch
     expect(out.shape).toEqual(expected.shape);
     expect(maxAbsDiff(out.map, await expected.read())).toBeLessThanOrEqual(TOLERANCE);
     expected.dispose();
+    x.dispose();
+    model.dispose();
+    expect(errors.slice(errorsBefore)).toEqual([]);
+  });
+
+  it('an ONNX file exported from PyTorch (torchvision resnet18), with labels="imagenet" and normalize="imagenet", as in Node', async () => {
+    const { page, errors } = demo ?? (await open('/web/?methods='));
+    const errorsBefore = errors.length;
+    copyFileSync(join(ROOT, 'test', 'fixtures', 'onnx', 'resnet18.onnx'), join(dir, 'resnet18.onnx'));
+    const methods = ['vanilla', 'guidedBackprop', 'cam', 'gradCam'];
+    const out = await page.evaluate(async (ms: string[]) => {
+      await customElements.whenDefined('saliency-view');
+      const view = document.createElement('saliency-view');
+      view.setAttribute('manual', '');
+      view.setAttribute('model', '/__fixtures/resnet18.onnx');
+      view.setAttribute('labels', 'imagenet');
+      view.setAttribute('normalize', 'imagenet');
+      view.setAttribute('src', '/assets/chelsea.png');
+      document.body.append(view);
+      const results = [];
+      for (const m of ms) {
+        view.setAttribute('method', m);
+        const r = await view.run();
+        results.push({ method: m, map: Array.from(r.map), shape: r.shape, target: r.target, input: Array.from(r.input), top: r.classes[0]! });
+      }
+      view.remove();
+      return results;
+    }, methods);
+    const model = await loadOnnxModel(gpu, join(ROOT, 'test', 'fixtures', 'onnx', 'resnet18.onnx'), { normalize: IMAGENET_NORMALIZATION });
+    const input = imageToTensorData(readImage(join(ROOT, 'assets', 'chelsea.png')), { channels: 3, width: 64, height: 64, background: [0, 0, 0] });
+    const x = tensor(gpu, input, [1, 3, 64, 64]);
+    const logits = await noGrad(gpu, () => model.forward(x, { logits: true }));
+    const l = await logits.read();
+    logits.dispose();
+    const top = l.indexOf(Math.max(...l));
+    const names = await imagenetClasses();
+    const diffs: string[] = [];
+    for (const r of out) {
+      expect(maxAbsDiff(r.input, input), `${r.method} input`).toBe(0);
+      expect(r.target).toBe(top);
+      expect(r.top.name).toBe(names[top]);
+      const expected = await runMethod(r.method as 'vanilla', model, x, { target: top });
+      expect(r.shape).toEqual(expected.shape);
+      const want = await expected.read();
+      expected.dispose();
+      const scale = Math.max(...want.map(Math.abs));
+      const d = maxAbsDiff(r.map, want);
+      diffs.push(`${r.method} ${d.toExponential(1)} (${scale.toExponential(1)})`);
+      expect(scale, `${r.method} is not all zero`).toBeGreaterThan(0);
+      expect(d, r.method).toBeLessThanOrEqual(TOLERANCE * Math.max(1, scale));
+    }
+    console.log(`resnet18.onnx, page vs Node, max |difference| (max |value|): ${diffs.join(', ')}`);
     x.dispose();
     model.dispose();
     expect(errors.slice(errorsBefore)).toEqual([]);
@@ -517,6 +574,171 @@ describe.skipIf(!haveChromium)('<saliency-view> and the demo page in headless Ch
       for (let p = 0; p < 96 * 96; p++) expect(Math.abs(png.data[p * 4]! - expected.image[p]! * 255)).toBeLessThanOrEqual(0.5);
     }
     expect((await fetch(`${base}/samples/scene-99.png`)).headers.get('content-type')).not.toBe('image/png');
+  });
+
+  it.skipIf(!existsSync(EMOTION))("model and image changed mid-run: no card shows the old model's classes; a failed card shows only its error", { timeout: 300_000 }, async () => {
+    const methods = ['vanilla', 'gradCam', 'smoothGrad'];
+    const bundled = existsSync(fileURLToPath(bundledWeightsUrl('fashion-vgg')));
+    const { page, errors } = await open(`/web/?model=${bundled ? 'fashion-vgg' : '/__fixtures/vgg.safetensors'}&methods=${methods.join(',')}&samples=16&image=/__fixtures/item.png`);
+    await page.waitForSelector('body[data-ready]');
+    // In the page: at the first result, switch to the emotion model and the astronaut at once
+    // (the other cards are still running or waiting), then watch every card until the end.
+    await page.evaluate((fashion: string[]) => {
+      const w = window as unknown as { __switched: boolean; __violations: string[] };
+      w.__switched = false;
+      w.__violations = [];
+      const views = () => [...document.querySelectorAll('saliency-view')];
+      const look = () => {
+        for (const v of views()) {
+          const root = v.shadowRoot!;
+          const state = (v as HTMLElement & { state: string }).state;
+          const classes = root.querySelector('ol.classes') as HTMLElement;
+          const shownClasses = getComputedStyle(classes).display !== 'none' ? classes.textContent ?? '' : '';
+          const canvasShown = getComputedStyle(root.querySelector('canvas.overlay')!).display !== 'none';
+          const method = v.getAttribute('method');
+          if (state !== 'done' && (canvasShown || shownClasses)) w.__violations.push(`${method}: ${state} but a map or classes are shown`);
+          if (w.__switched) {
+            const sub = root.querySelector('.sub')!.textContent ?? '';
+            for (const name of fashion) {
+              if (shownClasses.includes(name) || sub.includes(name)) w.__violations.push(`${method} (${state}) shows '${name}' of the old model`);
+            }
+          }
+          const card = root.querySelector('.card') as HTMLElement;
+          const stage = root.querySelector('.stage') as HTMLElement;
+          if (card.getBoundingClientRect().width > 224 + 2 * 8 + 2 + 0.5) w.__violations.push(`${method} (${state}): the card widened to ${card.getBoundingClientRect().width}px`);
+          if (getComputedStyle(stage).display !== 'none' && stage.getBoundingClientRect().width !== 224) w.__violations.push(`${method}: the map area is ${stage.getBoundingClientRect().width}px wide`);
+        }
+        const summary = document.getElementById('summary')!.textContent ?? '';
+        const claimed = Number(/^(\d+)\//.exec(summary)?.[1] ?? 0);
+        const done = views().filter((v) => (v as HTMLElement & { state: string }).state === 'done').length;
+        if (claimed > done) w.__violations.push(`summary '${summary}' with ${done} cards done`);
+      };
+      document.addEventListener('saliency-result', () => {
+        look();
+        if (w.__switched) return;
+        w.__switched = true;
+        const model = document.getElementById('model') as HTMLSelectElement;
+        model.value = '/human-models/emotion.json';
+        model.dispatchEvent(new Event('change'));
+        const sample = document.getElementById('sample') as HTMLSelectElement;
+        sample.value = '/assets/astronaut.png';
+        sample.dispatchEvent(new Event('change'));
+        look();
+      });
+      setInterval(look, 15);
+    }, [...FASHION_CLASSES]);
+    const events = await waitForEvents(page, methods, 240_000, 64 * 64);
+    const state = await page.evaluate(() => ({
+      switched: (window as unknown as { __switched: boolean }).__switched,
+      violations: (window as unknown as { __violations: string[] }).__violations,
+      summary: document.getElementById('summary')!.textContent,
+      classes: [...document.querySelectorAll('saliency-view')].map((v) => v.shadowRoot!.querySelector('ol.classes')!.textContent),
+    }));
+    expect(state.switched).toBe(true);
+    expect([...new Set(state.violations)]).toEqual([]);
+    expect(state.summary).toMatch(/^3\/3 done/);
+    const emotions = ['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral'];
+    for (const text of state.classes) expect(emotions.some((e) => text!.includes(e)), text!).toBe(true);
+    // The runs for the old inputs ended as cancelled or replaced, never as results for the new ones.
+    expect(events.filter((e) => e.type === 'saliency-result' && e.input!.length === 64 * 64).length).toBeGreaterThanOrEqual(3);
+
+    // A target the model does not have: every card shows only its error, no map and no classes.
+    await page.evaluate(() => {
+      const target = document.getElementById('target') as HTMLInputElement;
+      target.value = '42';
+      target.dispatchEvent(new Event('change'));
+    });
+    await page.waitForFunction(() => [...document.querySelectorAll('saliency-view')].every((v) => (v as HTMLElement & { state: string }).state === 'failed'), { timeout: 60_000 });
+    const failed = await page.evaluate(() =>
+      [...document.querySelectorAll('saliency-view')].map((v) => {
+        const root = v.shadowRoot!;
+        const shown = (sel: string) => getComputedStyle(root.querySelector(sel)!).display !== 'none';
+        return {
+          stage: shown('.stage'),
+          classes: shown('ol.classes'),
+          bar: shown('.bar'),
+          message: root.querySelector('.message')!.textContent,
+          width: root.querySelector('.card')!.getBoundingClientRect().width,
+          summary: document.getElementById('summary')!.textContent,
+        };
+      }),
+    );
+    for (const f of failed) {
+      expect(f).toMatchObject({ stage: false, classes: false, bar: false });
+      expect(f.message).toMatch(/target 42 is out of range: model 'emotion' has 7 classes/);
+      expect(f.width).toBeLessThanOrEqual(224 + 2 * 8 + 2 + 0.5);
+      expect(f.summary).toBe('0/3 done · 3 failed');
+    }
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it.skipIf(!existsSync(EMOTION))('a one-output (sigmoid) model lists both classes and explains the predicted one, as the CLI does', async () => {
+    const { page, errors } = await open('/web/?methods=');
+    const out = await page.evaluate(async () => {
+      await customElements.whenDefined('saliency-view');
+      const make = (target: string) => {
+        const v = document.createElement('saliency-view');
+        v.setAttribute('manual', '');
+        v.setAttribute('model', '/human-models/antispoof.json');
+        v.setAttribute('method', 'vanilla');
+        v.setAttribute('src', '/assets/astronaut.png');
+        v.setAttribute('crop', '170,40,120,120');
+        v.setAttribute('target', target);
+        document.body.append(v);
+        return v;
+      };
+      const top = await make('top').run();
+      const own = await make('0').run();
+      const sub = document.querySelector('saliency-view')!.shadowRoot!.querySelector('.sub')!.textContent;
+      return { top: { target: top.target, classes: top.classes, map: Array.from(top.map) }, own: { target: own.target, map: Array.from(own.map) }, sub };
+    });
+    // human's antispoof says 37.2% "real face" for this face (the CLI's figure): the other side wins.
+    expect(out.top.classes.map((c) => c.name)).toEqual(['spoof', 'real face']);
+    expect(out.top.classes[1]!.probability).toBeCloseTo(0.372, 3);
+    expect(out.top.target).toBe(1);
+    expect(out.sub).toBe('spoof');
+    expect(out.own.target).toBe(0);
+    // The vanilla gradient of −z is minus that of z.
+    expect(maxAbsDiff(out.top.map, out.own.map.map((v) => -v))).toBeLessThanOrEqual(1e-6 * Math.max(...out.own.map.map(Math.abs)));
+    expect(Math.max(...out.own.map.map(Math.abs))).toBeGreaterThan(0);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it("with the AUC box checked, shows each map's deletion and insertion AUC under it, as Node computes them", { timeout: 240_000 }, async () => {
+    const methods = ['vanilla', 'gradCam'];
+    const { page, errors } = await open(`/web/?model=/__fixtures/vgg.safetensors&methods=${methods.join(',')}&image=/__fixtures/item.png&auc=1`);
+    await page.waitForSelector('body[data-ready]');
+    const events = await waitForEvents(page, methods);
+    await page.waitForFunction(() => [...document.querySelectorAll('figcaption.auc')].filter((c) => (c as HTMLElement).dataset.insertion).length === 2, { timeout: 120_000, polling: 200 });
+    const captions = await page.evaluate(() =>
+      [...document.querySelectorAll('figure')].map((f) => {
+        const c = f.querySelector('figcaption.auc') as HTMLElement;
+        return { method: f.querySelector('saliency-view')!.getAttribute('method')!, text: c.textContent!, deletion: Number(c.dataset.deletion), insertion: Number(c.dataset.insertion) };
+      }),
+    );
+    const model = modelFromSafetensors(gpu, vggBytes);
+    for (const method of methods) {
+      const r = events.find((e) => e.type === 'saliency-result' && e.method === method)!;
+      const caption = captions.find((c) => c.method === method)!;
+      expect(caption.text).toMatch(/^deletion AUC \d\.\d{3} ↓ · insertion AUC \d\.\d{3} ↑$/);
+      // The same map and input, measured in Node.
+      const x = tensor(gpu, r.input!, [1, 1, 28, 28]);
+      const map = { data: Float32Array.from(r.map!), shape: r.shape! };
+      const options = { target: r.target!, kind: method === 'gradCam' ? ('cam' as const) : ('attribution' as const) };
+      const [del] = await saliency.metrics.deletion(model, x, map, options);
+      const [ins] = await saliency.metrics.insertion(model, x, map, options);
+      x.dispose();
+      expect(Math.abs(caption.deletion - del!.auc)).toBeLessThan(TOLERANCE);
+      expect(Math.abs(caption.insertion - ins!.auc)).toBeLessThan(TOLERANCE);
+    }
+    model.dispose();
+    // Unchecked: the captions go.
+    await page.click('#auc');
+    expect(await page.evaluate(() => [...document.querySelectorAll('figcaption.auc')].map((c) => c.textContent))).toEqual(['', '']);
+    expect(errors).toEqual([]);
+    await page.close();
   });
 
   it('cancels SmoothGrad, and says clearly when the model cannot be loaded', async () => {

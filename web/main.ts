@@ -5,12 +5,22 @@
  * The server (scripts/web.mjs) lists trained and imported models in /models/index.json and sample
  * images in /samples/index.json; served from elsewhere, the page works without them.
  *
+ * With "deletion and insertion AUC" checked, each classifier map gets its deletion and insertion
+ * AUC (docs/metrics.md) underneath, computed on the page's GPU from the map and the model input
+ * the view used.
+ *
  * URL parameters preset the form: ?image=<url>&model=<name or url>&methods=gradCam,guidedBackprop
- * &target=top&layer=relu4&crop=x,y,w,h&samples=50&detector=<name or url>.
+ * &target=top&layer=relu4&crop=x,y,w,h&samples=50&detector=<name or url>&auc=1.
+ *
+ * The second view, "Inside the network" (web/inside/, ?view=inside&method=…&layer=…&step=…), shows
+ * one method's trace for the same image, model and target.
  */
 import { BUNDLED_MODELS, FASHION_CLASSES } from '../src/nets/zoo.js';
+import { tensor } from '../src/runtime/tensor.js';
+import { metrics } from '../src/saliency/index.js';
 import { METHODS, methodByName, type MethodName } from '../src/saliency/methods.js';
-import { sharedGpu, type ImageInput, type SaliencyView } from '../src/web/index.js';
+import { cachedModel, exclusive, sharedGpu, type ImageInput, type SaliencyResultDetail, type SaliencyView } from '../src/web/index.js';
+import { mountInside } from './inside/page.js';
 
 type ViewMethod = MethodName;
 
@@ -49,6 +59,7 @@ const colormap = $<HTMLSelectElement>('colormap');
 const methodsBox = $<HTMLFieldSetElement>('methods');
 const preview = $<HTMLImageElement>('preview');
 const summary = $<HTMLElement>('summary');
+const aucBox = $<HTMLInputElement>('auc');
 
 /** Checked at first: every classifier method that needs nothing of the model (CAM needs a GAP head). */
 const DEFAULT_METHODS: ViewMethod[] = METHODS.filter((m) => m.kind === 'classifier' && m.requires === null).map((m) => m.name);
@@ -59,6 +70,8 @@ let trained = new Set<string>();
 let imported: ListedModel[] = [];
 const views = new Map<ViewMethod, SaliencyView>();
 const checkboxes = new Map<ViewMethod, HTMLInputElement>();
+/** Each view sits in a figure with a caption for its AUCs. */
+const figures = new Map<ViewMethod, { figure: HTMLElement; caption: HTMLElement; key: string; result: SaliencyResultDetail | null }>();
 
 async function getJson<T>(url: string, fallback: T): Promise<T> {
   try {
@@ -175,22 +188,29 @@ function setAttr(el: HTMLElement, name: string, value: string): void {
 }
 
 function sync(): void {
+  inside.inputsChanged();
   updateDrise();
   modelSelect.disabled = modelUrl.value.trim() !== ''; // the URL, when given, is the model
   const chosen = METHODS.map((m) => m.name).filter((m) => checkboxes.get(m)!.checked);
-  for (const [method, view] of views) {
+  for (const [method] of views) {
     if (!chosen.includes(method)) {
-      view.remove();
+      figures.get(method)!.figure.remove();
+      figures.delete(method);
       views.delete(method);
     }
   }
-  if (!image) return;
+  if (!image || inside.active()) return; // the views run (again) when they are shown
   for (const method of chosen) {
     let view = views.get(method);
     if (!view) {
       view = document.createElement('saliency-view');
       view.setAttribute('method', method);
       views.set(method, view);
+      const figure = document.createElement('figure');
+      const caption = document.createElement('figcaption');
+      caption.className = 'auc';
+      figure.append(view, caption);
+      figures.set(method, { figure, caption, key: '', result: null });
     }
     // Each view gets the inputs its method reads (the registry's `options`).
     const m = methodByName(method);
@@ -204,14 +224,99 @@ function sync(): void {
     setAttr(view, 'crop', crop.value.trim());
     setAttr(view, 'colormap', colormap.value);
     if (view.image !== image) view.image = image;
+    // Inputs changed: the view runs again, and the AUCs under it are stale until its next result.
+    const f = figures.get(method)!;
+    const key = JSON.stringify(view.getAttributeNames().map((n) => [n, view!.getAttribute(n)])) + imageKey();
+    if (key !== f.key) {
+      f.key = key;
+      showAuc(method, null);
+    }
   }
-  // Keep the registry's order (appending an element already in place moves it).
-  for (const method of chosen) results.append(views.get(method)!);
+  // Keep the registry's order, moving only cards out of place: a moved element is
+  // disconnected, which cancels its run.
+  chosen.forEach((method, i) => {
+    const figure = figures.get(method)!.figure;
+    if (results.children[i] !== figure) results.insertBefore(figure, results.children[i] ?? null);
+  });
+  updateSummary();
 }
 
+/** How many cards have their result for the current inputs (a card's state is reset when they change). */
+function updateSummary(last?: string): void {
+  const states = [...views.values()].map((v) => v.state);
+  const done = states.filter((st) => st === 'done').length;
+  const failed = states.filter((st) => st === 'failed').length;
+  const parts = [`${done}/${views.size} done`];
+  if (failed) parts.push(`${failed} failed`);
+  if (last && done) parts.push(last);
+  summary.textContent = views.size ? parts.join(' · ') : '';
+}
+
+
+let imageCount = 0;
+const imageIds = new WeakMap<object, number>();
+/** Tells images apart for the staleness key (a File, a URL string, …). */
+function imageKey(): string {
+  if (image === null) return '';
+  if (typeof image === 'string') return image;
+  if (!imageIds.has(image)) imageIds.set(image, ++imageCount);
+  return `#${imageIds.get(image)}`;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Deletion and insertion AUC under each map
+
+/**
+ * Shows the AUCs of `result` (null: none yet) under the method's map when the box is checked. The
+ * metrics run on the page's GPU, queued like the views' own work, for the map and model input the
+ * view used.
+ */
+async function showAuc(method: ViewMethod, result: SaliencyResultDetail | null): Promise<void> {
+  const f = figures.get(method);
+  if (!f) return;
+  f.result = result;
+  f.caption.textContent = '';
+  if (!aucBox.checked || !result) return;
+  const entry = methodByName(method);
+  if (entry.kind !== 'classifier') {
+    f.caption.textContent = 'AUC: for classifier maps only';
+    return;
+  }
+  f.caption.textContent = 'deletion / insertion AUC: computing…';
+  const modelRef = views.get(method)?.getAttribute('model') ?? '';
+  try {
+    const gpu = await sharedGpu();
+    const [del, ins] = await exclusive(async () => {
+      const model = await cachedModel(gpu, modelRef);
+      const x = tensor(gpu, result.input, result.inputShape);
+      try {
+        const map = { data: result.map, shape: result.shape };
+        const options = { target: result.target, kind: entry.display };
+        return [await metrics.deletion(model, x, map, options), await metrics.insertion(model, x, map, options)];
+      } finally {
+        x.dispose();
+      }
+    });
+    if (figures.get(method)?.result !== result) return; // a newer result, or the view is gone
+    f.caption.dataset.deletion = String(del[0]!.auc);
+    f.caption.dataset.insertion = String(ins[0]!.auc);
+    f.caption.textContent = `deletion AUC ${del[0]!.auc.toFixed(3)} ↓ · insertion AUC ${ins[0]!.auc.toFixed(3)} ↑`;
+  } catch (e) {
+    if (figures.get(method)?.result === result) f.caption.textContent = `AUC: ${(e as Error).message}`;
+  }
+}
+
+aucBox.addEventListener('change', () => {
+  for (const [method, view] of views) void showAuc(method, view.result ?? null);
+});
+
 results.addEventListener('saliency-result', (e) => {
-  const done = [...views.values()].filter((v) => v.result).length;
-  summary.textContent = `${done}/${views.size} done · ${e.detail.method} ${e.detail.ms.toFixed(0)} ms`;
+  updateSummary(`${e.detail.method} ${e.detail.ms.toFixed(0)} ms`);
+  if (views.get(e.detail.method) === e.target) void showAuc(e.detail.method, e.detail);
+});
+results.addEventListener('saliency-error', (e) => {
+  updateSummary();
+  if (views.get(e.detail.method as ViewMethod) === e.target) void showAuc(e.detail.method as ViewMethod, null);
 });
 
 // ------------------------------------------------------------------------------------------------
@@ -245,9 +350,21 @@ sampleSelect.addEventListener('change', () => {
 
 for (const el of [modelSelect, modelUrl, target, layer, crop, samplesInput, noise, masks, detector, colormap]) el.addEventListener('change', sync);
 $<HTMLButtonElement>('rerun').addEventListener('click', () => {
-  for (const view of views.values()) view.run().catch(() => undefined);
+  for (const [method, view] of views) {
+    void showAuc(method, null);
+    view.run().catch(() => undefined);
+  }
 });
 $<HTMLFormElement>('controls').addEventListener('submit', (e) => e.preventDefault());
+
+// ------------------------------------------------------------------------------------------------
+// The second view: inside the network, for the same image, model and target
+
+const inside = mountInside({
+  params,
+  inputs: () => ({ model: modelRef(), image, imageUrl: typeof image === 'string' ? image : null, crop: crop.value, target: target.value }),
+  onView: () => sync(),
+});
 
 // ------------------------------------------------------------------------------------------------
 // Start
@@ -272,6 +389,7 @@ if (params.get('target')) target.value = params.get('target')!;
 if (params.get('layer')) layer.value = params.get('layer')!;
 if (params.get('crop')) crop.value = params.get('crop')!;
 if (params.get('samples')) samplesInput.value = params.get('samples')!;
+aucBox.checked = params.get('auc') === '1';
 buildModelSelect();
 buildMethods();
 sampleSelect.append(

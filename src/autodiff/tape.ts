@@ -16,6 +16,7 @@ import { HOLDS_TENSORS, type Gpu } from '../runtime/gpu.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { add, fill } from '../kernels/elementwise.js';
 import { ACTIVATION_RULES, activationBackward, isActivationRule, type ActivationName, type ActivationRules } from '../kernels/activation.js';
+import { Trace, statsOf, type TraceEntry, type TraceKernel, type TraceMode, type TraceRule } from './trace.js';
 
 export type { ActivationName, ActivationRuleName, ActivationRules, ReluRule } from '../kernels/activation.js';
 
@@ -70,7 +71,17 @@ interface TapeEntry {
   output: Tensor;
   saved: Record<string, unknown>;
   retained: Tensor[];
+  /** The layer whose output this op computed (or helped compute); set when the layer is named. */
+  layer: string | null;
+  fusedLayers: string[];
 }
+
+/**
+ * The rule label a trace gives an op's own backward (e.g. max pooling's 'switches'), from what the
+ * op saved; `hold` (null unless the trace keeps tensors) retains a saved tensor for the trace.
+ */
+type TraceRuleOf<Saved> = (saved: Saved, hold: ((t: Tensor) => Tensor) | null) => TraceRule;
+const traceRules = new Map<string, TraceRuleOf<Record<string, unknown>>>();
 
 const backwardRules = new Map<string, BackwardRule>();
 
@@ -104,10 +115,23 @@ export interface OpDefinition<Saved extends object> {
  *     return y;
  *   }
  */
-export function defineOp<Saved extends object = Record<string, never>>(name: string, backward: BackwardRule<Readonly<Saved>>): OpDefinition<Saved> {
+export function defineOp<Saved extends object = Record<string, never>>(
+  name: string,
+  backward: BackwardRule<Readonly<Saved>>,
+  options: {
+    /**
+     * How a trace names this op's backward rule, when it has a name of its own (max pooling:
+     * switches): the rule, or a function of what the op saved that makes it (and, given `hold`,
+     * keeps saved tensors with it for trace: 'tensors').
+     */
+    traceRule?: TraceRule | TraceRuleOf<Readonly<Saved>>;
+  } = {},
+): OpDefinition<Saved> {
   // The tape stores every op's saved values alike; this op's own record() is the only writer of
   // its entries, so they have type Saved.
   registerBackward(name, backward as unknown as BackwardRule);
+  const { traceRule } = options;
+  if (traceRule) traceRules.set(name, (typeof traceRule === 'function' ? traceRule : () => traceRule) as unknown as TraceRuleOf<Record<string, unknown>>);
   return {
     name,
     record(inputs, output, ...saved) {
@@ -126,12 +150,14 @@ export function activationVariants(name: ActivationName): string[] {
 
 /** The innermost active tape, or null under no-grad or outside any tape. */
 export function activeTape(gpu: Gpu): Tape | null {
+  if (gpu.queue.foreign()) return null; // the running job's tape is not the caller's
   const s = gpu.tapeStack;
   return s.length ? (s[s.length - 1] as Tape | null) : null;
 }
 
 /** Runs `fn` with gradient recording switched off. */
 export async function noGrad<T>(gpu: Gpu, fn: () => Promise<T> | T): Promise<T> {
+  if (gpu.queue.foreign()) return fn(); // outside the running job no tape is active anyway
   gpu.tapeStack.push(null);
   try {
     return await fn();
@@ -175,7 +201,11 @@ export class LayerHook {
 
 /** Gradients returned by `backward`; the caller owns them (a `gpu.scope` returning them keeps them). */
 export class Gradients {
-  constructor(private readonly byId: Map<number, Tensor>) {}
+  constructor(
+    private readonly byId: Map<number, Tensor>,
+    /** The backward pass's trace, when `backward` was asked for one (disposed with the gradients unless taken). */
+    public trace: Trace | null = null,
+  ) {}
   [HOLDS_TENSORS](): Iterable<Tensor> {
     return this.byId.values();
   }
@@ -198,9 +228,18 @@ export class Gradients {
   get size(): number {
     return this.byId.size;
   }
+  /** Hands the trace to the caller, who then disposes it; null when none was asked for. */
+  takeTrace(): Trace | null {
+    const t = this.trace;
+    this.trace = null;
+    return t;
+  }
+  /** Frees the gradients, and the trace unless it was taken. */
   dispose(): void {
     for (const g of this.byId.values()) g.dispose();
     this.byId.clear();
+    this.trace?.dispose();
+    this.trace = null;
   }
 }
 
@@ -216,16 +255,53 @@ export interface BackwardOptions {
    * the weights. Default false.
    */
   stopAtHooks?: boolean;
+  /**
+   * Record a trace of this pass, one entry per tape step (see trace.ts), returned as `grads.trace`:
+   * true for statistics, 'tensors' to keep the gradients too (freed with the trace). Default false.
+   */
+  trace?: TraceMode;
+  /**
+   * Release each op's saved tensors, and the layer outputs it named, as soon as the pass has gone
+   * by it, so that memory falls during the backward pass instead of at `dispose()` (the forward
+   * pass's outputs are most of a gradient's memory). The tape can then not run `backward` again nor
+   * give `activation(layer)`; hooks keep what they captured. For one-shot gradients such as the
+   * input gradient of vanilla or SmoothGrad. Default false.
+   */
+  releaseSaved?: boolean;
+}
+
+export interface RunOptions {
+  /**
+   * Record a trace of the forward pass, one entry per op (see trace.ts), kept as `tape.forwardTrace`:
+   * true for statistics, 'tensors' to keep the outputs too. Default false.
+   */
+  trace?: TraceMode;
+}
+
+/** The forward trace being recorded by `run`. */
+interface ForwardTracing {
+  trace: Trace;
+  kernels: TraceKernel[];
+  /** Entries whose output statistics are read when the run ends, with their (retained) outputs. */
+  pending: { entry: TraceEntry; output: Tensor }[];
+  /** First entry not yet given a layer name. */
+  unnamed: number;
 }
 
 export class Tape {
   private entries: TapeEntry[] = [];
+  /** First entry not yet given a layer name. */
+  private unnamed = 0;
+  private tracing: ForwardTracing | null = null;
+  private forward: Trace | null = null;
   private tracked = new Set<number>();
   private watched = new Map<number, Tensor>();
   private names = new Map<string, Tensor>();
   private hooks = new Map<string, LayerHook>();
   private fused = new Map<string, string>();
   private disposed = false;
+  /** Set by a backward pass with `releaseSaved`. */
+  private released = false;
 
   constructor(readonly gpu: Gpu) {}
 
@@ -236,16 +312,61 @@ export class Tape {
     return t;
   }
 
-  /** Runs `fn` with this tape recording. */
-  async run<T>(fn: () => Promise<T> | T): Promise<T> {
+  /** Runs `fn` with this tape recording; with `{ trace }`, records the forward trace too. */
+  async run<T>(fn: () => Promise<T> | T, options: RunOptions = {}): Promise<T> {
     if (this.disposed) throw new ArgumentError('this tape was disposed');
+    if (this.gpu.queue.foreign()) return this.gpu.exclusive(() => this.run(fn, options)); // after the running job
+    const mode = checkTraceMode('run', options.trace);
+    const tracing: ForwardTracing | null = mode ? { trace: new Trace('forward', mode), kernels: [], pending: [], unnamed: 0 } : null;
+    const observe = (name: string, workgroups: [number, number, number]) => tracing!.kernels.push({ name, workgroups });
+    if (tracing) {
+      if (this.tracing) throw new ArgumentError('run: this tape is already recording a forward trace');
+      this.tracing = tracing;
+      this.gpu.dispatchObservers.add(observe);
+    }
     this.gpu.tapeStack.push(this);
+    let result: T;
     try {
-      return await fn();
+      result = await fn();
+    } catch (e) {
+      if (tracing) {
+        for (const p of tracing.pending) p.output.release();
+        tracing.trace.dispose();
+      }
+      throw e;
     } finally {
       const i = this.gpu.tapeStack.lastIndexOf(this);
       if (i >= 0) this.gpu.tapeStack.splice(i, 1);
+      if (tracing) {
+        this.gpu.dispatchObservers.delete(observe);
+        this.tracing = null;
+      }
     }
+    if (tracing) {
+      try {
+        for (const { entry, output } of tracing.pending) {
+          entry.output = await statsOf(output);
+          if (tracing.trace.keepsTensors) entry.tensors = { output: tracing.trace.hold(output) };
+        }
+      } finally {
+        for (const p of tracing.pending) p.output.release();
+      }
+      this.forward?.dispose();
+      this.forward = tracing.trace;
+    }
+    return result;
+  }
+
+  /** The trace of the last `run(fn, { trace })`, owned by the tape (freed with it); null without one. */
+  get forwardTrace(): Trace | null {
+    return this.forward;
+  }
+
+  /** Hands the forward trace to the caller, who then disposes it. */
+  takeForwardTrace(): Trace | null {
+    const t = this.forward;
+    this.forward = null;
+    return t;
   }
 
   /**
@@ -265,6 +386,7 @@ export class Tape {
 
   /** The output of the named layer recorded during `run`. */
   activation(layer: string): Tensor {
+    if (this.released) throw new ArgumentError(`activation('${layer}'): this tape released its saved tensors in backward({ releaseSaved: true })`);
     const t = this.names.get(layer);
     if (!t) throw this.unknownLayer(layer);
     return t;
@@ -287,18 +409,44 @@ export class Tape {
 
   /** @internal Used by recordOp. */
   record(op: string, inputs: readonly (Tensor | null)[], output: Tensor, saved: Record<string, unknown>): void {
-    if (!inputs.some((t) => t && this.isTracked(t))) return;
+    const tracked = inputs.some((t) => t && this.isTracked(t));
+    const tracing = this.tracing;
+    if (tracing) {
+      // Traced even when untracked (nothing watched, as in CAM): the forward pass is the lesson.
+      const entry: TraceEntry = {
+        pass: 'forward',
+        step: tracked ? this.entries.length : null,
+        op,
+        layer: null,
+        fusedLayers: [],
+        inputShapes: inputs.map((t) => t?.shape ?? null),
+        outputShape: output.shape,
+        kernels: tracing.kernels.splice(0),
+        rules: [],
+      };
+      tracing.trace.entries.push(entry);
+      tracing.pending.push({ entry, output: output.retain() });
+    }
+    if (!tracked) return;
     const retained: Tensor[] = [];
     for (const v of Object.values(saved)) {
       if (isTensor(v)) retained.push(v.retain());
     }
     // The inputs are needed to decide which gradients to compute, not their data; no retain.
-    this.entries.push({ op, inputs: [...inputs], outputId: output.id, output, saved, retained });
+    this.entries.push({ op, inputs: [...inputs], outputId: output.id, output, saved, retained, layer: null, fusedLayers: [] });
     this.tracked.add(output.id);
   }
 
   /** @internal Used by nameOutput. */
   name(name: string, t: Tensor): void {
+    // The ops recorded since the last named layer computed this one.
+    const fusedLayers = [...this.fused].filter(([, into]) => into === name).map(([layer]) => layer);
+    for (; this.unnamed < this.entries.length; this.unnamed++) Object.assign(this.entries[this.unnamed]!, { layer: name, fusedLayers });
+    const tracing = this.tracing;
+    if (tracing) {
+      const list = tracing.trace.entries;
+      for (; tracing.unnamed < list.length; tracing.unnamed++) Object.assign(list[tracing.unnamed]!, { layer: name, fusedLayers });
+    }
     const old = this.names.get(name);
     if (old && old !== t) old.release();
     if (old !== t) this.names.set(name, t.retain());
@@ -319,6 +467,7 @@ export class Tape {
    */
   async backward(output: Tensor, options: BackwardOptions = {}): Promise<Gradients> {
     if (this.disposed) throw new ArgumentError('this tape was disposed');
+    if (this.released) throw new ArgumentError('backward: this tape released its saved tensors in an earlier backward({ releaseSaved: true })');
     for (const layer of this.hooks.keys()) {
       if (!this.names.has(layer)) throw this.unknownLayer(layer);
     }
@@ -341,6 +490,7 @@ export class Tape {
         throw new ArgumentError(`unknown backward rule ${typeof v === 'string' ? `'${v}'` : String(v)} for ${name}; known: ${activationVariants(name as ActivationName).join(', ')}`);
       }
     }
+    const mode = checkTraceMode('backward', options.trace);
     let seed: Tensor;
     if (options.seed) {
       if (options.seed.size !== output.size) {
@@ -352,10 +502,27 @@ export class Tape {
       seed = await fill(this.gpu, output.shape, 1);
     }
 
-    const activation = (name: ActivationName, gradOut: Tensor, forward: ActivationForward): Promise<Tensor> => {
+    // The trace: the entry of the step running now collects its kernels and rules.
+    const trace = mode ? new Trace('backward', mode) : null;
+    let step: TraceEntry | null = null;
+    const observe = (name: string, workgroups: [number, number, number]) => step?.kernels.push({ name, workgroups });
+    if (trace) this.gpu.dispatchObservers.add(observe);
+
+    const activation = async (name: ActivationName, gradOut: Tensor, forward: ActivationForward): Promise<Tensor> => {
       const o = activationOverrides[name];
-      if (typeof o === 'function') return o(gradOut, forward);
-      return activationBackward(name, o ?? 'ordinary', gradOut, forward.y, forward.alpha ?? 0.01);
+      const g = typeof o === 'function' ? await o(gradOut, forward) : await activationBackward(name, o ?? 'ordinary', gradOut, forward.y, forward.alpha ?? 0.01);
+      if (step && trace) {
+        const rule: TraceRule = {
+          kind: 'activation',
+          activation: name,
+          rule: typeof o === 'function' ? 'custom' : (o ?? 'ordinary'),
+          fused: step.op !== 'activation',
+          after: await statsOf(g),
+        };
+        if (trace.keepsTensors) rule.tensors = { y: trace.hold(forward.y), after: trace.hold(g) };
+        step.rules.push(rule);
+      }
+      return g;
     };
 
     const hooksByTensor = new Map<number, LayerHook[]>();
@@ -395,17 +562,56 @@ export class Tape {
         g.dispose();
       }
     };
+    // With releaseSaved: the names of each tensor, to release them once its op has been passed.
+    const namesOf = new Map<number, string[]>();
+    if (options.releaseSaved) {
+      this.released = true;
+      for (const [name, t] of this.names) namesOf.set(t.id, [...(namesOf.get(t.id) ?? []), name]);
+    }
+    const pass = (e: TapeEntry) => {
+      if (!options.releaseSaved) return;
+      for (const t of e.retained) t.release();
+      e.retained = [];
+      for (const name of namesOf.get(e.outputId) ?? []) {
+        this.names.get(name)?.release();
+        this.names.delete(name);
+      }
+    };
     try {
       for (let i = this.entries.length - 1; i >= 0; i--) {
         const e = this.entries[i]!;
         const g = grads.get(e.outputId);
-        if (!g) continue;
+        if (!g) {
+          pass(e);
+          continue;
+        }
         // From here until it is stored or freed, g is owned by this iteration.
         grads.delete(e.outputId);
         let inGrads: (Tensor | null)[] = [];
         try {
           capture(e.outputId, g);
           const needsGrad = e.inputs.map(needed);
+          if (trace) {
+            step = {
+              pass: 'backward',
+              step: i,
+              op: e.op,
+              layer: e.layer,
+              fusedLayers: e.fusedLayers,
+              inputShapes: e.inputs.map((t) => t?.shape ?? null),
+              outputShape: e.output.shape,
+              kernels: [],
+              rules: ops[e.op]
+                ? [{ kind: 'override', rule: 'custom' }]
+                : traceRules.has(e.op)
+                  ? [traceRules.get(e.op)!(e.saved, trace.keepsTensors ? (t) => trace.hold(t) : null)]
+                  : [],
+              incoming: await statsOf(g),
+              outgoing: e.inputs.map(() => null),
+            };
+            if (trace.keepsTensors) step.tensors = { incoming: trace.hold(g), outgoing: e.inputs.map(() => null) };
+            trace.entries.push(step);
+          }
           if (needsGrad.some(Boolean)) {
             const rule = ops[e.op] ?? backwardRules.get(e.op);
             if (!rule) throw new ArgumentError(`no backward rule registered for op '${e.op}'`);
@@ -424,15 +630,21 @@ export class Tape {
                 gi.dispose();
                 throw new ShapeError(`backward of '${e.op}' returned a gradient of shape ${formatShape(gi.shape)} for input ${formatShape(t.shape)}`);
               }
+              if (step && trace) {
+                step.outgoing![k] = await statsOf(gi);
+                if (trace.keepsTensors) step.tensors!.outgoing![k] = trace.hold(gi);
+              }
               const sameShape = gi.rank === t.rank && gi.shape.every((d, j) => d === t.shape[j]);
               await accumulate(t, sameShape ? gi : reshapeOwned(gi, t.shape));
             }
           }
+          step = null;
         } catch (err) {
           g.dispose();
           for (const t of inGrads) t?.dispose();
           throw err;
         }
+        pass(e);
         if (keep(e.output)) result.set(e.outputId, g);
         else g.dispose();
       }
@@ -442,11 +654,14 @@ export class Tape {
         result.set(id, g);
       }
       grads.clear();
-      return new Gradients(result);
+      return new Gradients(result, trace);
     } catch (err) {
       for (const g of grads.values()) g.dispose();
       for (const g of result.values()) g.dispose();
+      trace?.dispose();
       throw err;
+    } finally {
+      if (trace) this.gpu.dispatchObservers.delete(observe);
     }
   }
 
@@ -467,6 +682,8 @@ export class Tape {
     this.fused.clear();
     this.tracked.clear();
     this.watched.clear();
+    this.forward?.dispose();
+    this.forward = null;
   }
 
   private unknownLayer(layer: string): ArgumentError {
@@ -479,6 +696,12 @@ export class Tape {
     const known = [...this.names.keys()];
     return new ArgumentError(`unknown layer '${layer}'; layers: ${known.length ? known.join(', ') : '(none recorded yet)'}`);
   }
+}
+
+function checkTraceMode(op: string, trace: unknown): Exclude<TraceMode, false> | null {
+  if (trace === undefined || trace === false) return null;
+  if (trace === true || trace === 'tensors') return trace;
+  throw new ArgumentError(`${op}: trace must be true, false or 'tensors', got ${JSON.stringify(trace)}`);
 }
 
 function isTensor(v: unknown): v is Tensor {

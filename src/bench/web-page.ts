@@ -17,11 +17,11 @@
  */
 import { conv2dStrategy, setConv2dStrategy } from '../kernels/conv2d.js';
 import { modelFromSpec } from '../nets/model.js';
+import { modelToOnnx } from '../nets/onnx/export.js';
 import { initGpu, type Gpu } from '../runtime/gpu.js';
 import { tensor, type Tensor } from '../runtime/tensor.js';
 import { isMethodName } from '../saliency/methods.js';
 import { sharedGpu, type SaliencyResultDetail, type SaliencyView } from '../web/index.js';
-import { modelToOnnx } from './onnx-export.js';
 import {
   TfVgg,
   WORKS,
@@ -30,9 +30,9 @@ import {
   ourWorks,
   profileWorks,
   relativeDifference,
-  median,
   round,
   tfjsWorks,
+  timeInTurn,
   vgg16Spec,
   type Tf,
   type Work,
@@ -138,46 +138,6 @@ function firstLine(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
 }
 
-/**
- * `time` for several libraries doing the same work, taking turns: each one's first call, then its
- * warm-up, then `reps` rounds in which each library runs once. On a shared machine whose load
- * changes from minute to minute, a slow spell then falls on every library alike. A library that
- * throws gets its error instead of times and is left out of the later rounds; null: not run.
- */
-async function timeInTurn(
-  reps: number,
-  warmMs: number,
-  warmup: number,
-  fns: ((() => Promise<unknown>) | null)[],
-): Promise<({ first: number; median: number } | Error | null)[]> {
-  const out: ({ first: number; median: number } | Error | null)[] = fns.map(() => null);
-  const runs: number[][] = fns.map(() => []);
-  const call = async (i: number): Promise<number | null> => {
-    if (!fns[i] || out[i] instanceof Error) return null;
-    const t0 = performance.now();
-    try {
-      await fns[i]!();
-    } catch (e) {
-      out[i] = e instanceof Error ? e : new Error(String(e));
-      return null;
-    }
-    return performance.now() - t0;
-  };
-  const firsts: (number | null)[] = [];
-  for (let i = 0; i < fns.length; i++) {
-    firsts.push(await call(i));
-    const until = performance.now() + warmMs;
-    for (let w = 0; w < warmup || performance.now() < until; w++) if ((await call(i)) === null) break;
-  }
-  for (let r = 0; r < reps; r++) {
-    for (let i = 0; i < fns.length; i++) {
-      const t = await call(i);
-      if (t !== null) runs[i]!.push(t);
-    }
-  }
-  return fns.map((f, i) => (out[i] instanceof Error ? out[i] : f ? { first: firsts[i]!, median: runs[i]!.length ? median(runs[i]!) : NaN } : null));
-}
-
 /** NHWC → NCHW, on the CPU: TF.js's input-shaped results in our layout. */
 function nhwcToNchw(data: Float32Array, shape: readonly number[]): Float32Array {
   if (shape.length !== 4) return data;
@@ -248,8 +208,9 @@ async function works(q: URLSearchParams): Promise<WorksResult> {
     }
   };
   const ortForward = async () => {
-    const out = await session!.run({ input: new ort!.Tensor('float32', xData, [1, 3, size, size]) });
-    last.ort.set('forward', (await out.output!.getData()) as Float32Array);
+    const s = session!;
+    const out = await s.run({ [s.inputNames[0]!]: new ort!.Tensor('float32', xData, [1, 3, size, size]) });
+    last.ort.set('forward', (await out[s.outputNames[0]!]!.getData()) as Float32Array);
     for (const t of Object.values(out)) t.dispose();
   };
 

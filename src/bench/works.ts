@@ -15,9 +15,16 @@ import { runMethod } from '../saliency/methods.js';
 export type Tf = typeof import('@tensorflow/tfjs');
 type TfTensor = import('@tensorflow/tfjs').Tensor;
 
-/** The works timed in both libraries, in the order of the tables; guided backprop is ours only. */
-export const WORKS = ['forward', 'vanilla', 'gradcam', 'smoothgrad', 'guided-backprop'] as const;
+/**
+ * The works timed, in the order of the tables. SmoothGrad twice: in batches chosen from the memory
+ * budget (the default), and all samples in one batch (TF.js runs one batch, against the first);
+ * guided backprop is ours only.
+ */
+export const WORKS = ['forward', 'vanilla', 'gradcam', 'smoothgrad', 'smoothgrad-1batch', 'guided-backprop'] as const;
 export type Work = (typeof WORKS)[number];
+
+/** Works run without a memory budget: one batch, however large. */
+export const UNBUDGETED: ReadonlySet<Work> = new Set<Work>(['smoothgrad-1batch']);
 
 /** Grad-CAM's layer: VGG16's last conv block, after its ReLU. */
 export const LAST_CONV = 'relu5_3';
@@ -110,7 +117,8 @@ export function ourWorks(model: Model, x: Tensor, samples: number): Record<Work,
     // The methods through the registry, as every front end runs them.
     vanilla: () => runMethod('vanilla', model, x, { target: TARGET }),
     gradcam: () => runMethod('gradCam', model, x, { target: TARGET, layer: LAST_CONV, upsample: 'none' }),
-    smoothgrad: () => runMethod('smoothGrad', model, x, { target: TARGET, samples, batchSize: samples, seed: 1 }),
+    smoothgrad: () => runMethod('smoothGrad', model, x, { target: TARGET, samples, seed: 1 }),
+    'smoothgrad-1batch': () => runMethod('smoothGrad', model, x, { target: TARGET, samples, batchSize: samples, seed: 1 }),
     'guided-backprop': () => runMethod('guidedBackprop', model, x, { target: TARGET }),
   };
 }
@@ -196,6 +204,46 @@ export async function profileWorks(gpu: Gpu, works: Record<string, () => Promise
 export function median(v: number[]): number {
   const s = [...v].sort((a, b) => a - b);
   return s[Math.floor((s.length - 1) / 2)]! + (s.length % 2 ? 0 : (s[s.length / 2]! - s[Math.floor((s.length - 1) / 2)]!) / 2);
+}
+
+/**
+ * `time` for several libraries doing the same work, taking turns: each one's first call, then its
+ * warm-up, then `reps` rounds in which each library runs once. On a shared machine whose load
+ * changes from minute to minute, a slow spell then falls on every library alike. A library that
+ * throws gets its error instead of times and is left out of the later rounds; null: not run.
+ */
+export async function timeInTurn(
+  reps: number,
+  warmMs: number,
+  warmup: number,
+  fns: ((() => Promise<unknown>) | null)[],
+): Promise<({ first: number; median: number } | Error | null)[]> {
+  const out: ({ first: number; median: number } | Error | null)[] = fns.map(() => null);
+  const runs: number[][] = fns.map(() => []);
+  const call = async (i: number): Promise<number | null> => {
+    if (!fns[i] || out[i] instanceof Error) return null;
+    const t0 = performance.now();
+    try {
+      await fns[i]!();
+    } catch (e) {
+      out[i] = e instanceof Error ? e : new Error(String(e));
+      return null;
+    }
+    return performance.now() - t0;
+  };
+  const firsts: (number | null)[] = [];
+  for (let i = 0; i < fns.length; i++) {
+    firsts.push(await call(i));
+    const until = performance.now() + warmMs;
+    for (let w = 0; w < warmup || performance.now() < until; w++) if ((await call(i)) === null) break;
+  }
+  for (let r = 0; r < reps; r++) {
+    for (let i = 0; i < fns.length; i++) {
+      const t = await call(i);
+      if (t !== null) runs[i]!.push(t);
+    }
+  }
+  return fns.map((f, i) => (out[i] instanceof Error ? out[i] : f ? { first: firsts[i]!, median: runs[i]!.length ? median(runs[i]!) : NaN } : null));
 }
 
 /**

@@ -19,7 +19,9 @@ import { drawBox, drawText, imageToTensorData, readImage, writePng } from '../sa
 import { renderOverlay } from '../saliency/render.js';
 import { loadInput } from './explain.js';
 import { inputToRgba } from '../saliency/input.js';
-import { outputDirectory } from './output.js';
+import { checkOutputDirectory, gpuOptions, outputDirectory } from './output.js';
+import { progressLines } from './progress.js';
+import { formatRate } from '../runtime/progress.js';
 import { loadModelArgument } from './train.js';
 
 export interface DetectCommandOptions {
@@ -36,8 +38,11 @@ export interface DetectCommandOptions {
  */
 interface CliDetector {
   classNames: readonly string[] | undefined;
-  /** The image as the detector's input [1, C, H, W], and the same pixels as an RGBA view. */
-  input(path: string): { x: Tensor; view: RgbaImage };
+  /**
+   * The image as the detector's input [1, C, H, W] (resized to the detector's size, whatever the
+   * photo's aspect ratio), and the photo itself, whose pixels the results are given in.
+   */
+  input(path: string): { x: Tensor; photo: RgbaImage };
   run(images: Tensor, threshold: number): Promise<Detection[][]>;
   dispose(): void;
 }
@@ -59,9 +64,10 @@ async function loadDetector(gpu: Gpu, arg: string): Promise<CliDetector> {
     return {
       classNames: COCO_CLASSES,
       input: (path) => {
-        const data = imageToTensorData(readImage(path), { channels: 3, width, height });
+        const photo = readImage(path);
+        const data = imageToTensorData(photo, { channels: 3, width, height });
         // human's CenterNet takes RGB in 0..255.
-        return { x: tensor(gpu, data.map((v) => v * 255), [1, 3, height, width]), view: inputToRgba(data, 3, width, height) };
+        return { x: tensor(gpu, data.map((v) => v * 255), [1, 3, height, width]), photo };
       },
       run: (images, threshold) => centernetDetect(model, images, { minScore: threshold }),
       dispose: () => model.dispose(),
@@ -78,8 +84,8 @@ async function loadDetector(gpu: Gpu, arg: string): Promise<CliDetector> {
   return {
     classNames: model.classNames,
     input: (path) => {
-      const { data, view } = loadInput(model, path);
-      return { x: tensor(gpu, data, [1, 1, height, width]), view };
+      const { data, image } = loadInput(model, path);
+      return { x: tensor(gpu, data, [1, 1, height, width]), photo: image };
     },
     run: (images, threshold) => detect(model, images, { threshold }),
     dispose: () => model.dispose(),
@@ -92,10 +98,27 @@ function describe(d: Detection, classes: readonly string[] | undefined): { label
   return { label, text: `${name} ${((d.objectness ?? 1) * d.scores[label]! * 100).toFixed(0)}%` };
 }
 
-/** Draws detections scaled to `size`, numbered as the CLI lists them. */
-function drawDetections(base: RgbaImage, dets: Detection[], size: number, classes: readonly string[] | undefined): RgbaImage {
-  const img = resizeRgba(base, size, size, 'bilinear');
-  const k = size / base.width;
+/**
+ * A detection's box in the photo's own pixels: the detector saw the photo resized to its input
+ * (inputWidth × inputHeight, aspect ratio not kept), so each axis scales back by its own factor.
+ */
+export function toPhotoBox(box: readonly number[], input: readonly [number, number], photo: { width: number; height: number }): [number, number, number, number] {
+  const sx = photo.width / input[0];
+  const sy = photo.height / input[1];
+  return [box[0]! * sx, box[1]! * sy, box[2]! * sx, box[3]! * sy];
+}
+
+/** Width and height of a picture of the photo whose longer side is `size` pixels (the aspect ratio kept). */
+export function pictureSize(photo: { width: number; height: number }, size: number): [number, number] {
+  const k = size / Math.max(photo.width, photo.height);
+  return [Math.max(1, Math.round(photo.width * k)), Math.max(1, Math.round(photo.height * k))];
+}
+
+/** Draws detections (boxes in photo pixels) on the photo, its longer side `size`, numbered as the CLI lists them. */
+function drawDetections(photo: RgbaImage, dets: Detection[], size: number, classes: readonly string[] | undefined): RgbaImage {
+  const [w, h] = pictureSize(photo, size);
+  const img = resizeRgba(photo, w, h, 'bilinear');
+  const k = w / photo.width;
   dets.forEach((d, i) => {
     const box = d.box.map((v) => v * k);
     drawBox(img, box, [255, 64, 64, 255], 2);
@@ -104,17 +127,30 @@ function drawDetections(base: RgbaImage, dets: Detection[], size: number, classe
   return img;
 }
 
+/** The detections with their boxes in the photo's pixels, clipped to the photo (for printing and drawing). */
+function inPhotoPixels(dets: Detection[], x: Tensor, photo: RgbaImage): Detection[] {
+  const input: [number, number] = [x.shape[3]!, x.shape[2]!];
+  const clip = (v: number, max: number) => Math.min(Math.max(v, 0), max);
+  return dets.map((d) => {
+    const [x1, y1, x2, y2] = toPhotoBox(d.box, input, photo);
+    return { ...d, box: [clip(x1, photo.width), clip(y1, photo.height), clip(x2, photo.width), clip(y2, photo.height)] };
+  });
+}
+
 export async function detectCommand(o: DetectCommandOptions): Promise<void> {
+  if (o.image === '') throw new ArgumentError('--image must name a PNG or JPEG file');
+  checkOutputDirectory('--out', o.out); // before the detector is loaded and run
   const gpu = await initGpu();
   try {
     const detector = await loadDetector(gpu, o.detector);
-    const { x, view } = detector.input(o.image);
-    const [dets] = await detector.run(x, o.threshold);
-    dets!.forEach((d, i) => console.log(`  ${i}: ${describe(d, detector.classNames).text}  box [${d.box.map((v) => v.toFixed(1)).join(', ')}]`));
-    if (!dets!.length) console.log('  no detections above the threshold');
+    const { x, photo } = detector.input(o.image);
+    const dets = inPhotoPixels((await detector.run(x, o.threshold))[0]!, x, photo);
+    console.log(`detections in ${o.image}'s pixels (${photo.width}×${photo.height}), boxes as [x1, y1, x2, y2] inside the photo:`);
+    dets.forEach((d, i) => console.log(`  ${i}: ${describe(d, detector.classNames).text}  box [${d.box.map((v) => v.toFixed(1)).join(', ')}]`));
+    if (!dets.length) console.log('  no detections above the threshold');
     const file = join(outputDirectory('--out', o.out), 'detections.png');
-    writePng(file, drawDetections(view, dets!, o.size, detector.classNames));
-    console.log(`${dets!.length} detection(s) → ${file}`);
+    writePng(file, drawDetections(photo, dets, o.size, detector.classNames));
+    console.log(`${dets.length} detection(s) → ${file}`);
     x.dispose();
     detector.dispose();
   } finally {
@@ -128,14 +164,18 @@ export interface DriseCommandOptions extends DetectCommandOptions {
   grid: number;
   p: number;
   seed: number;
-  batchSize: number;
+  batchSize: number | 'auto';
+  /** GPU memory budget in MiB (default: initGpu's). */
+  memoryBudget?: number;
 }
 
 export async function driseCommand(o: DriseCommandOptions): Promise<void> {
-  const gpu = await initGpu();
+  if (o.image === '') throw new ArgumentError('--image must name a PNG or JPEG file');
+  checkOutputDirectory('--out', o.out); // before the detector is loaded and run
+  const gpu = await initGpu(gpuOptions(o.memoryBudget));
   try {
     const detector = await loadDetector(gpu, o.detector);
-    const { x, view } = detector.input(o.image);
+    const { x, photo } = detector.input(o.image);
     const [dets] = await detector.run(x, o.threshold);
     const target = dets![o.target];
     if (!target) {
@@ -146,8 +186,8 @@ export async function driseCommand(o: DriseCommandOptions): Promise<void> {
       );
     }
     const outDir = outputDirectory('--out', o.out);
-    console.log(`explaining detection ${o.target}: ${describe(target, detector.classNames).text}`);
-    let last = 0;
+    const [shown] = inPhotoPixels([target], x, photo);
+    console.log(`explaining detection ${o.target}: ${describe(target, detector.classNames).text}  box [${shown!.box.map((v) => v.toFixed(1)).join(', ')}]`);
     // Every proposal counts in D-RISE's weights, so the masked images are decoded without a threshold.
     const map = await drise((images) => detector.run(images, 0), x, {
       target,
@@ -156,19 +196,16 @@ export async function driseCommand(o: DriseCommandOptions): Promise<void> {
       p: o.p,
       seed: o.seed,
       batchSize: o.batchSize,
-      onProgress: (done, total) => {
-        if (done === total || done - last >= total / 10) {
-          last = done;
-          console.log(`  masks ${done}/${total}`);
-        }
-      },
+      onProgress: progressLines({ label: '  drise:', unit: 'mask' }),
     });
     const raw = { data: await map.read(), shape: [...map.shape] };
-    const image = renderOverlay(raw, view, { kind: 'cam', size: o.size, opacity: 0.6 });
-    drawBox(image, target.box.map((v) => (v * o.size) / view.width), [255, 64, 64, 255], 2);
+    // The map is in the detector's input coordinates: stretched back over the photo's own shape.
+    const [w, h] = pictureSize(photo, o.size);
+    const image = renderOverlay(raw, photo, { kind: 'cam', width: w, height: h });
+    drawBox(image, shown!.box.map((v) => (v * w) / photo.width), [255, 64, 64, 255], 2);
     const file = join(outDir, `drise-${o.target}.png`);
     writePng(file, image);
-    console.log(`${o.masks} masks in ${map.seconds.toFixed(1)} s (${map.masksPerSecond.toFixed(0)} masks/s) → ${file}`);
+    console.log(`${o.masks} masks in ${map.seconds.toFixed(1)} s (${formatRate(o.masks, map.seconds, 'mask')}) → ${file}`);
     map.dispose();
     x.dispose();
     detector.dispose();

@@ -2,19 +2,46 @@
 /** The `saliency` command line. */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { SaliencyError } from '../runtime/errors.js';
+import { limitsFromEnvironment } from '../runtime/limits.js';
 import { doctor } from './doctor.js';
 import { evaluateCommand, trainCommand } from './train.js';
 import { METHODS, explainCommand, featuresCommand, sampleCommand } from './explain.js';
+import { METRIC_METHODS } from '../saliency/metrics/methods.js';
 import { decimal } from './parse.js';
 import { detectCommand, driseCommand, sceneCommand } from './detect.js';
 import { registerBatchCommands } from './batch/command.js';
+import { exitWithParent, runFiltered, runsItself } from './quiet.js';
+import { METRIC_NAMES, metricsCommand } from './metrics.js';
+import { addModelOptions, registerLayersCommand } from './models.js';
 
 const program = new Command();
 program
   .name('saliency')
   .description('Saliency maps for convolutional networks, computed on the GPU through WebGPU.')
   .showHelpAfterError('(run with --help for usage)')
-  .exitOverride();
+  .option('--verbose', "also show the GPU driver's own messages (Dawn, Vulkan) on stderr")
+  .exitOverride()
+  // Set before the commands are added, so that every command inherits it.
+  .configureOutput({ outputError: (text, write) => write(cutArguments(text)) });
+
+/** Sides of the rendered images: larger ones would take gigabytes (an overview holds up to 9 tiles). */
+const MAX_SIZE = 2048;
+
+/**
+ * `message` with every long command-line argument in it cut short, and any remaining run of more
+ * than 300 characters without a space cut too: a 100 KB argument is not echoed back in full.
+ */
+function cutArguments(message: string, argv: readonly string[] = process.argv): string {
+  let out = message;
+  for (const arg of new Set(argv.filter((a) => a.length > 200))) {
+    const cut = `${arg.slice(0, 100)}… (${arg.length} characters)`;
+    out = out.split(arg).join(cut);
+    // Commander quotes option names without their value ('--xxx=…'), and paths get resolved.
+    const bare = arg.replace(/^-+/, '');
+    if (bare.length > 200) out = out.split(bare).join(`${bare.slice(0, 100)}… (${bare.length} characters)`);
+  }
+  return out.replace(/\S{301,}/g, (run) => `${run.slice(0, 100)}… (${run.length} characters)`);
+}
 
 program
   .command('doctor')
@@ -31,6 +58,12 @@ const positiveInt = (name: string) => (v: string) => {
   if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer`);
   return n;
 };
+const batchSizeArg = (name: string) => (v: string) => {
+  if (v === 'auto') return 'auto';
+  const n = toNumber(v);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be 'auto' or a positive integer`);
+  return n;
+};
 const positiveIntOrZero = (name: string) => (v: string) => {
   const n = toNumber(v);
   if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be an integer ≥ 0`);
@@ -39,6 +72,11 @@ const positiveIntOrZero = (name: string) => (v: string) => {
 const nonNegativeNumber = (name: string) => (v: string) => {
   const n = toNumber(v);
   if (!(n >= 0) || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number ≥ 0`);
+  return n;
+};
+const sizeOption = (name: string) => (v: string) => {
+  const n = toNumber(v);
+  if (!Number.isSafeInteger(n) || n < 1 || n > MAX_SIZE) throw new InvalidArgumentError(`${name} must be an integer from 1 to ${MAX_SIZE}`);
   return n;
 };
 const positiveNumber = (name: string) => (v: string) => {
@@ -76,36 +114,71 @@ program
     await evaluateCommand(opts);
   });
 
-program
+addModelOptions(program
   .command('explain')
   .description('explain what a model looks at in an image: one PNG per method, plus overview.png side by side')
-  .requiredOption('--model <name|file>', 'a bundled model (fashion-vgg, fashion-gap), a .safetensors file, or a TF.js model.json (graph or layers)')
+  .requiredOption('--model <name|file>', 'a bundled model (fashion-vgg, fashion-gap), a .safetensors file, a TF.js model.json (graph or layers) or an ONNX file')
   .requiredOption('--image <file>', 'a PNG or JPEG image; it is resized to the model input')
   .option('--crop <x,y,w,h>', 'explain only this region of the image (pixels), e.g. a face')
   .option('--method <name|all>', `one of ${METHODS.join(', ')}; a comma-separated list; or all`, 'all')
-  .option('--target <index|top>', 'the class to explain: an index, or top for the predicted class', 'top')
+  .option('--target <index|top>', 'the class to explain: an index, or top for the predicted class (a model with one sigmoid output: 0 its class, 1 the other)', 'top')
   .option('--layer <name>', 'layer for Grad-CAM and Guided Grad-CAM (default: the last conv/ReLU layer with a spatial map)')
   .option('--out <dir>', 'directory for the PNG files', 'out')
   .option('--samples <n>', 'SmoothGrad: noisy samples', positiveInt('--samples'), 50)
   .option('--noise-level <f>', 'SmoothGrad: noise σ as a fraction of the value range (0 gives the vanilla gradient)', nonNegativeNumber('--noise-level'), 0.15)
   .option('--seed <n>', 'SmoothGrad: noise seed', positiveIntOrZero('--seed'), 0)
-  .option('--size <px>', 'side of the rendered images in pixels', positiveInt('--size'), 224)
+  .option('--size <px>', 'side of the rendered images in pixels', sizeOption('--size'), 224)
+  .option('--raw', 'also write each raw map (signed, not normalised, the shape the method returns) as <method>.npy next to its PNG (NumPy float32)')
+  .option('--trace', 'print every forward and backward pass step by step (layer, kernels, rule, gradient statistics), the ReLU rules of the methods side by side, and write trace.json')
+  .option('--memory-budget <MiB>', 'GPU memory budget in MiB; SmoothGrad batches its samples to fit (default: 2048, or a quarter of RAM on a software adapter)', positiveInt('--memory-budget')))
   .action(async (opts) => {
     await explainCommand(opts);
   });
 
-program
+addModelOptions(program
   .command('features')
   .description("DeconvNet's layer picture: the most active feature maps of a layer, each projected back to pixels")
-  .requiredOption('--model <name|file>', 'a bundled model, a .safetensors file, or a TF.js model.json (graph or layers)')
+  .requiredOption('--model <name|file>', 'a bundled model, a .safetensors file, a TF.js model.json (graph or layers) or an ONNX file')
   .requiredOption('--image <file>', 'a PNG or JPEG image')
   .requiredOption('--layer <name>', 'the layer whose feature maps to show')
   .option('--top <n>', 'how many feature maps', positiveInt('--top'), 9)
   .option('--out <dir>', 'directory for the PNG file', 'out')
-  .option('--size <px>', 'side of each tile in pixels', positiveInt('--size'), 160)
+  .option('--size <px>', 'side of each tile in pixels', sizeOption('--size'), 160))
   .action(async (opts) => {
     await featuresCommand(opts);
   });
+
+program
+  .command('metrics')
+  .description(
+    "measure each method's maps (docs/metrics.md): deletion, insertion, ROAD, Average Drop, max-sensitivity, model randomisation, pointing game; " +
+      'prints a table (method × metric, mean ± std over the images, a seeded random map as the control row) and writes metrics.json, curves.png and randomisation.png',
+  )
+  .requiredOption('--model <name|file>', 'a bundled model (fashion-vgg, fashion-gap), a .safetensors file, or a TF.js model.json (graph or layers)')
+  .requiredOption('--image <files...>', 'PNG or JPEG images, or folders of them (each resized to the model input)')
+  .option('--crop <x,y,w,h>', 'use only this region of each image (pixels), e.g. a face')
+  .option('--method <name|all>', `one of ${METRIC_METHODS.join(', ')}; a comma-separated list; or all`, 'all')
+  .option('--metric <name|all>', `one of ${METRIC_NAMES.join(', ')}; a comma-separated list; or all`, 'all')
+  .option('--target <index|top>', "the class the maps explain: an index, or top for each image's predicted class", 'top')
+  .option('--layer <name>', 'layer for Grad-CAM and Guided Grad-CAM (default: the last conv/ReLU layer with a spatial map)')
+  .option('--samples <n>', 'SmoothGrad: noisy samples', positiveInt('--samples'), 50)
+  .option('--noise-level <f>', 'SmoothGrad: noise σ as a fraction of the value range', nonNegativeNumber('--noise-level'), 0.15)
+  .option('--seed <n>', 'seed of everything random: SmoothGrad noise, the control map, ROAD noise, max-sensitivity perturbations, re-initialised weights', positiveIntOrZero('--seed'), 0)
+  .option('--step <n>', 'deletion, insertion: pixels changed per step (default: the image width, one row)', positiveInt('--step'))
+  .option('--batch-size <n|auto>', "images per forward pass and per method call ('auto': as many as fit the GPU memory budget, at most 128; a number too large to fit is split, with a warning)", batchSizeArg('--batch-size'), 'auto')
+  .option('--memory-budget <MiB>', 'GPU memory budget in MiB (default: 2048, or a quarter of RAM on a software adapter)', positiveInt('--memory-budget'))
+  .option('--percentages <list>', 'ROAD: percentages of pixels removed, comma-separated, each in (0, 100) (default 10,20,…,90)')
+  .option('--radius <r>', 'max-sensitivity: perturbations uniform in [−r, r], in input units', nonNegativeNumber('--radius'), 0.02)
+  .option('--sensitivity-samples <n>', 'max-sensitivity: perturbed copies per image', positiveInt('--sensitivity-samples'), 10)
+  .option('--order <cascading|independent>', 'randomisation: re-initialise layers from the top down, cumulatively, or one at a time', 'cascading')
+  .option('--box <x1,y1,x2,y2|auto>', "pointing game: the object's box in model-input pixels (edges), or auto: the bounding box of each image's non-zero pixels (an object on black)")
+  .option('--tolerance <px>', 'pointing game: grow the box by this many pixels on every side', nonNegativeNumber('--tolerance'), 0)
+  .option('--out <dir>', 'directory for metrics.json, curves.png and randomisation.png', 'out')
+  .action(async (opts) => {
+    await metricsCommand(opts);
+  });
+
+registerLayersCommand(program);
 
 const probability = (name: string) => (v: string) => {
   const n = toNumber(v);
@@ -120,7 +193,7 @@ program
   .option('--detector <name|file>', 'a bundled detector, a .safetensors grid detector, or a CenterNet model.json (e.g. human\'s centernet.json)', 'fashion-detector')
   .option('--threshold <p>', 'minimum objectness', probability('--threshold'), 0.3)
   .option('--out <dir>', 'directory for detections.png', 'out')
-  .option('--size <px>', 'side of the rendered image in pixels', positiveInt('--size'), 384)
+  .option('--size <px>', "longer side of the rendered image in pixels (the photo's aspect ratio is kept)", sizeOption('--size'), 384)
   .action(async (opts) => {
     await detectCommand(opts);
   });
@@ -153,10 +226,11 @@ program
   .option('--grid <s>', 'mask grid cells per side', positiveInt('--grid'), 16)
   .option('--p <p>', 'probability that a grid cell is kept', probability('--p'), 0.5)
   .option('--seed <n>', 'mask seed', positiveIntOrZero('--seed'), 0)
-  .option('--batch-size <n>', 'masked images per detector call', positiveInt('--batch-size'), 32)
+  .option('--batch-size <n|auto>', "masked images per detector call ('auto': as many as fit the GPU memory budget, at most 256; a number too large to fit is split, with a warning)", batchSizeArg('--batch-size'), 'auto')
+  .option('--memory-budget <MiB>', 'GPU memory budget in MiB (default: 2048, or a quarter of RAM on a software adapter)', positiveInt('--memory-budget'))
   .option('--threshold <p>', 'minimum objectness of the detections listed', probability('--threshold'), 0.3)
   .option('--out <dir>', 'directory for drise-<index>.png', 'out')
-  .option('--size <px>', 'side of the rendered image in pixels', positiveInt('--size'), 384)
+  .option('--size <px>', "longer side of the rendered image in pixels (the photo's aspect ratio is kept)", sizeOption('--size'), 384)
   .action(async (opts) => {
     await driseCommand(opts);
   });
@@ -165,12 +239,13 @@ registerBatchCommands(program);
 
 async function main(): Promise<number> {
   try {
+    limitsFromEnvironment(process.env); // SALIENCY_MAX_IMAGE_PIXELS and the like (docs/security.md)
     await program.parseAsync(process.argv);
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode;
     if (e instanceof SaliencyError) {
-      process.stderr.write(`saliency: ${e.message}\n`);
+      process.stderr.write(`saliency: ${cutArguments(e.message)}\n`);
       return 1;
     }
     process.stderr.write(`saliency: unexpected error: ${(e as Error).stack ?? e}\n`);
@@ -178,5 +253,12 @@ async function main(): Promise<number> {
   }
 }
 
+// Output piped into a reader that stopped (`saliency … | head`): stop quietly, as other tools do.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 // Dawn keeps the process alive while its GPU object exists: exit explicitly.
-main().then((code) => process.exit(code));
+exitWithParent();
+(runsItself() ? main() : runFiltered()).then((code) => process.exit(code));

@@ -1,8 +1,6 @@
 /** `saliency train` and `saliency evaluate`: train a bundled architecture on Fashion-MNIST, or measure one. */
 import { existsSync, statSync } from 'node:fs';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { GRAPH_MODEL_CLASSES, type TfjsGraphModel } from '../nets/tfjs-graph.js';
-import { loadTfjsModel } from '../nets/tfjs-layers.js';
+import { GRAPH_MODEL_CLASSES } from '../nets/tfjs-graph.js';
 import { basename, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initGpu, type Gpu } from '../runtime/gpu.js';
@@ -12,11 +10,11 @@ import { loadFashionMnist } from '../nets/idx.js';
 import { Model, modelFromSafetensors, modelFromSpec } from '../nets/model.js';
 import { Adam } from '../nets/optim.js';
 import { evaluate, train } from '../nets/train.js';
-import { BUNDLED_MODELS, bundledWeightsUrl, loadModel } from '../nets/zoo.js';
+import { BUNDLED_MODELS, bundledWeightsUrl, loadModel, type AnyModel, type LoadModelOptions } from '../nets/zoo.js';
 import type { ModelSpec, Weights } from '../nets/spec.js';
 import { FASHION_DETECTOR, evaluateDetector, heldOutScene, trainDetector } from '../nets/detector.js';
 import { parseSafetensors } from '../nets/safetensors.js';
-import { makeDirectory } from '../saliency/image.js';
+import { makeDirectory, readModelFile, writeFileAtomic } from '../runtime/files.js';
 import { fileProblem, outputFile } from './output.js';
 
 export interface TrainCommandOptions {
@@ -75,7 +73,7 @@ function matchingWeights(gpu: Gpu, spec: ModelSpec, bytes: Uint8Array, file: str
 /** The bytes of a file named by a command-line option, or one clear line saying it cannot be read. */
 async function readOptionFile(option: string, file: string): Promise<Uint8Array> {
   try {
-    return new Uint8Array(await readFile(file));
+    return readModelFile(file); // a regular file only, within maxModelBytes
   } catch (err) {
     throw new ArgumentError(`${option}: cannot read ${file} (${fileProblem(err)})`);
   }
@@ -86,13 +84,10 @@ async function readOptionFile(option: string, file: string): Promise<Uint8Array>
  * and a failed write removes what it had written.
  */
 async function writeAtomically(out: string, bytes: Uint8Array): Promise<void> {
-  const partial = `${out}.partial`;
   try {
     makeDirectory(dirname(out));
-    await writeFile(partial, bytes);
-    await rename(partial, out);
+    writeFileAtomic(out, bytes); // an exclusively created temporary file, renamed over `out`
   } catch (err) {
-    await rm(partial, { force: true }).catch(() => {});
     throw new ArgumentError(`cannot write ${out} (${fileProblem(err)})`);
   }
   console.log(`wrote ${out} (${(bytes.length / 1024).toFixed(0)} KiB)`);
@@ -313,26 +308,32 @@ export interface EvaluateCommandOptions {
 }
 
 
-/** What the commands need of a model: ours (Model) or an imported TF.js graph (TfjsGraphModel). */
-export type LoadedModel = Model | TfjsGraphModel;
+/** What the commands need of a model: ours (Model) or an imported graph (TF.js graph, ONNX). */
+export type LoadedModel = AnyModel;
 
-/** Loads a bundled model by name, a .safetensors file written by `train`, or a TF.js graph model.json. */
-export async function loadModelArgument(gpu: Gpu, name: string): Promise<LoadedModel> {
-  if (BUNDLED_MODELS[name]) return loadModel(gpu, name);
-  if (name.endsWith('.json')) {
+/**
+ * Loads a bundled model by name, a .safetensors file written by `train`, a TF.js model.json or an
+ * ONNX file (`options`: see LoadModelOptions).
+ */
+export async function loadModelArgument(gpu: Gpu, name: string, options: Omit<LoadModelOptions, 'classNames'> = {}): Promise<LoadedModel> {
+  if (BUNDLED_MODELS[name] && !options.normalize && !options.inputShape) return loadModel(gpu, name);
+  if (name.endsWith('.json') || name.endsWith('.onnx')) {
     if (!existsSync(name)) throw new ArgumentError(`cannot read ${name}: no such file`);
     if (statSync(name).isDirectory()) throw new ArgumentError(`cannot read ${name}: it is a directory`);
-    const classNames = GRAPH_MODEL_CLASSES[basename(name)];
-    return loadTfjsModel(gpu, name, classNames ? { classNames: [...classNames] } : {});
+    const classNames = GRAPH_MODEL_CLASSES.get(basename(name));
+    return loadModel(gpu, name, { ...options, ...(classNames ? { classNames: [...classNames] } : {}) });
   }
   if (!name.endsWith('.safetensors')) {
-    throw new ArgumentError(`'${name}' is neither a bundled model (${Object.keys(BUNDLED_MODELS).join(', ')}), a .safetensors file, nor a TF.js model.json`);
+    throw new ArgumentError(`'${name}' is neither a bundled model (${Object.keys(BUNDLED_MODELS).join(', ')}), a .safetensors file, a TF.js model.json nor an ONNX file`);
   }
+  if (options.normalize || options.inputShape) throw new ArgumentError('--normalize and --input-shape apply to imported graphs (ONNX, TF.js)');
   let bytes: Uint8Array;
   try {
-    bytes = new Uint8Array(await readFile(name));
+    bytes = readModelFile(name); // a regular file only, within maxModelBytes
   } catch (e) {
-    throw new ArgumentError(`cannot read ${name}: ${fileProblem(e)}`);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'EISDIR' || code === 'EACCES') throw new ArgumentError(`cannot read ${name}: ${fileProblem(e)}`);
+    throw e;
   }
   return modelFromSafetensors(gpu, bytes, undefined, name);
 }

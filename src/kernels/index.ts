@@ -30,10 +30,12 @@ export {
   type Conv2dParams,
   type NormalizedConv2dParams,
 } from './conv2d.js';
+export * from './conv-transpose.js';
 export * from './elementwise.js';
 export * from './matmul.js';
 export * from './gemm.js';
 export * from './pad.js';
+export * from './batchnorm.js';
 export * from './piecewise.js';
 export * from './pool.js';
 export {
@@ -51,3 +53,4 @@ export * from './resize.js';
 export * from './shape.js';
 export * from './softmax.js';
 export { randomNormal, randomUniform, type RandomOptions } from './random.js';
+export { selectByRank, imputeNoisyLinear, type RankItem, type ImputeOptions, type ImputeResult } from './perturb.js';

@@ -18,7 +18,7 @@
 import { noGrad } from '../autodiff/tape.js';
 import { ArgumentError, ShapeError, formatShape } from '../runtime/errors.js';
 import type { Tensor } from '../runtime/tensor.js';
-import type { Detection, Detector } from '../saliency/drise.js';
+import type { Detection, Detector } from './types.js';
 import { iou } from './boxes.js';
 import type { TfjsGraphModel } from './tfjs-graph.js';
 

@@ -9,9 +9,10 @@
  */
 import * as ops from '../autodiff/ops/index.js';
 import { noGrad, Tape } from '../autodiff/tape.js';
+import { formatDuration, remainingSeconds } from '../runtime/progress.js';
 import { ArgumentError, ShapeError, formatShape } from '../runtime/errors.js';
 import { tensor, type Tensor } from '../runtime/tensor.js';
-import type { Detection } from '../saliency/drise.js';
+import type { Detection } from './types.js';
 import { meanAveragePrecision, nms, type ScoredBox } from './boxes.js';
 import type { Model } from './model.js';
 import type { Optimizer } from './optim.js';
@@ -304,7 +305,8 @@ export async function trainDetector(model: Model, o: TrainDetectorOptions): Prom
       losses.push(loss);
       if (log && ((step + 1) % Math.max(1, Math.round(steps / 10)) === 0 || step === steps - 1)) {
         const seconds = (performance.now() - t0) / 1000;
-        log(`epoch ${epoch + 1}/${epochs}  step ${step + 1}/${steps}  loss ${loss.toFixed(4)}  ${(((step + 1) * batchSize) / seconds).toFixed(0)} scenes/s`);
+        const eta = step === steps - 1 ? '' : `  epoch ETA ${formatDuration(remainingSeconds(step + 1, steps, seconds))}`;
+        log(`epoch ${epoch + 1}/${epochs}  step ${step + 1}/${steps}  loss ${loss.toFixed(4)}  ${(((step + 1) * batchSize) / seconds).toFixed(0)} scenes/s${eta}`);
       }
     }
     await o.onEpochEnd?.(epoch + 1);

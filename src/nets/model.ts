@@ -5,9 +5,11 @@
 import * as ops from '../autodiff/ops/index.js';
 import { activeTape, nameOutput } from '../autodiff/tape.js';
 import { samePadding, type Activation } from '../kernels/common.js';
+import { clone as cloneTensor } from '../kernels/elementwise.js';
 import { conv2dOutputShape } from '../kernels/conv2d.js';
 import { poolOutputShape } from '../kernels/pool.js';
-import { ArgumentError, ShapeError, formatShape } from '../runtime/errors.js';
+import { ArgumentError, FormatError, SaliencyError, ShapeError, formatShape } from '../runtime/errors.js';
+import { checkTensorElements, resolveLimits, type Limits } from '../runtime/limits.js';
 import type { Gpu } from '../runtime/gpu.js';
 import { tensor, type Tensor } from '../runtime/tensor.js';
 import { Rng } from './data.js';
@@ -48,6 +50,13 @@ export interface ModelOptions {
   seed?: number;
   /** With `weights` given, He-initialise the layers they leave out instead of throwing. */
   allowMissing?: boolean;
+  /** Limits for this model (default: the process-wide ones, see `setLimits`): its input, every layer's output and every weight. */
+  limits?: Partial<Limits>;
+}
+
+/** `o[key]` if `o` has it as its own property: names from files never reach inherited members. */
+function own<T>(o: Readonly<Record<string, T>> | undefined, key: string): T | undefined {
+  return o !== undefined && Object.hasOwn(o, key) ? o[key] : undefined;
 }
 
 export class Model implements Trainable {
@@ -57,6 +66,7 @@ export class Model implements Trainable {
   readonly classNames: readonly string[] | undefined;
   private readonly impl: LayerImpl[];
   private readonly dropoutRng: Rng;
+  private readonly seed: number;
   private disposed = false;
 
   /** Use `modelFromSpec`. */
@@ -71,7 +81,19 @@ export class Model implements Trainable {
     this.inputShape = spec.input;
     this.outputShape = layers.length ? layers[layers.length - 1]!.outputShape : spec.input;
     this.classNames = spec.classes;
+    this.seed = seed;
     this.dropoutRng = new Rng(seed ^ 0x9e3779b9);
+  }
+
+  /**
+   * An independent copy: the same spec and weights in new GPU buffers, so that changing the copy's
+   * parameters (e.g. re-initialising layers for the model-randomisation check) leaves this model
+   * as it is. Dispose the copy when done.
+   */
+  clone(): Model {
+    if (this.disposed) throw new ArgumentError(`model '${this.name}' was disposed`);
+    const layers = this.impl.map((l) => ({ ...l, params: new Map([...l.params].map(([k, t]) => [k, this.gpu.keep(cloneTensor(t))])) }));
+    return new Model(this.gpu, this.spec, layers, this.seed);
   }
 
   get name(): string {
@@ -234,7 +256,8 @@ export class Model implements Trainable {
  * layout; without it, every layer is He-initialised from `options.seed`.
  */
 export function modelFromSpec(gpu: Gpu, spec: ModelSpec, weights?: Weights, options: ModelOptions = {}): Model {
-  validateSpec(spec);
+  const limits = resolveLimits(options.limits, 'modelFromSpec');
+  validateSpec(spec, limits);
   const seed = options.seed ?? 0;
   const rng = new Rng(seed);
   const names = new Set<string>();
@@ -254,14 +277,16 @@ export function modelFromSpec(gpu: Gpu, spec: ModelSpec, weights?: Weights, opti
       names.add(name);
       const where = `layer '${name}' (${ls.type})`;
       const { outputShape, args, paramShapes } = inferLayer(ls, shape, where);
+      for (const [key, pshape] of Object.entries(paramShapes)) checkTensorElements(size(pshape), `${where}: ${key} ${formatShape(pshape)}`, limits);
+      checkTensorElements(size(outputShape), `${where}: output ${formatShape(outputShape)}`, limits);
       const params = new Map<string, Tensor>();
-      const given = weights?.[name];
+      const given = own(weights, name);
       if (weights && !given && Object.keys(paramShapes).length && !options.allowMissing) {
         throw new ArgumentError(`${where}: no weights given (expected ${describeParams(paramShapes)})`);
       }
       const values: Record<string, Float32Array> = {};
       for (const [key, pshape] of Object.entries(paramShapes)) {
-        const v = given?.[key];
+        const v = own(given, key);
         if (v !== undefined) values[key] = checkParam(where, key, v, pshape);
         else if (given && !options.allowMissing) {
           throw new ArgumentError(`${where}: missing '${key}' of shape ${formatShape(pshape)}`);
@@ -269,7 +294,7 @@ export function modelFromSpec(gpu: Gpu, spec: ModelSpec, weights?: Weights, opti
       }
       if (given) {
         for (const key of Object.keys(given)) {
-          if (!(key in paramShapes)) {
+          if (!Object.hasOwn(paramShapes, key)) {
             throw new ArgumentError(`${where}: unexpected parameter '${key}'; expected ${Object.keys(paramShapes).join(', ') || 'none'}`);
           }
         }
@@ -285,7 +310,11 @@ export function modelFromSpec(gpu: Gpu, spec: ModelSpec, weights?: Weights, opti
         const scale = new Float32Array(n);
         const shift = new Float32Array(n);
         for (let c = 0; c < n; c++) {
-          scale[c] = values.weight![c]! / Math.sqrt(values.running_var![c]! + eps);
+          const variance = values.running_var![c]!;
+          if (!(variance >= 0)) {
+            throw new ArgumentError(`${where}: running_var[${c}] is ${variance}; a variance must be ≥ 0 (with eps, the scale 1/√(var + eps) would be NaN)`);
+          }
+          scale[c] = values.weight![c]! / Math.sqrt(variance + eps);
           shift[c] = values.bias![c]! - values.running_mean![c]! * scale[c]!;
         }
         for (const [k, d] of [['_scale', scale], ['_shift', shift]] as const) {
@@ -310,9 +339,20 @@ export function modelFromSpec(gpu: Gpu, spec: ModelSpec, weights?: Weights, opti
   return new Model(gpu, spec, layers, seed);
 }
 
-/** Rebuilds a model from a safetensors file written by `toSafetensors` (or with a given spec). */
-export function modelFromSafetensors(gpu: Gpu, bytes: Uint8Array, spec?: ModelSpec, source = 'weights file'): Model {
-  const file = parseSafetensors(bytes, source);
+/** Options of `modelFromSafetensors`. */
+export interface SafetensorsModelOptions {
+  /** Limits for this file (default: the process-wide ones, see `setLimits`). */
+  limits?: Partial<Limits>;
+}
+
+/**
+ * Rebuilds a model from a safetensors file written by `toSafetensors` (or with a given spec). Safe
+ * for files from strangers: sizes are checked against the limits before anything is allocated,
+ * and tensor names never become keys of objects with a prototype. Errors name `source`.
+ */
+export function modelFromSafetensors(gpu: Gpu, bytes: Uint8Array, spec?: ModelSpec, source = 'weights file', options: SafetensorsModelOptions = {}): Model {
+  const limits = resolveLimits(options.limits, 'modelFromSafetensors');
+  const file = parseSafetensors(bytes, source, { limits });
   let s = spec;
   if (!s) {
     const text = file.metadata.spec;
@@ -323,26 +363,49 @@ export function modelFromSafetensors(gpu: Gpu, bytes: Uint8Array, spec?: ModelSp
       throw new ArgumentError(`${source}: the spec in its metadata is not valid JSON (${(e as Error).message})`);
     }
   }
-  const weights: Weights = {};
+  // Null-prototype objects: a tensor named '__proto__.x' or 'constructor.x' is an ordinary name.
+  const weights: Weights = Object.create(null);
   for (const [key, t] of file.tensors) {
     const dot = key.lastIndexOf('.');
-    if (dot < 0) throw new ArgumentError(`${source}: tensor name '${key}' is not of the form layer.parameter`);
+    if (dot < 0) throw new ArgumentError(`${source}: tensor name '${shorten(key)}' is not of the form layer.parameter`);
     const layer = key.slice(0, dot);
-    (weights[layer] ??= {})[key.slice(dot + 1)] = { data: t.data, shape: t.shape };
+    const params = Object.hasOwn(weights, layer) ? weights[layer]! : (weights[layer] = Object.create(null) as Record<string, ParamValue>);
+    params[key.slice(dot + 1)] = { data: t.data, shape: t.shape };
   }
-  return modelFromSpec(gpu, s, weights);
+  try {
+    return modelFromSpec(gpu, s, weights, { limits });
+  } catch (e) {
+    // The same error class, naming the file.
+    if (e instanceof SaliencyError && !e.message.startsWith(source)) {
+      const Class = e.constructor as new (message: string) => SaliencyError;
+      throw new Class(`${source}: ${e.message}`);
+    }
+    throw e;
+  }
 }
 
-function validateSpec(spec: ModelSpec): void {
+const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** A string from a file, cut for an error message. */
+function shorten(s: string, max = 200): string {
+  return s.length <= max ? s : `${s.slice(0, max)}… (${s.length} characters)`;
+}
+
+function validateSpec(spec: ModelSpec, limits: Readonly<Limits>): void {
   if (!spec || typeof spec !== 'object') throw new ArgumentError('model spec must be an object with "input" and "layers"');
   const inp = spec.input;
   if (!Array.isArray(inp) || inp.length !== 3 || inp.some((d) => !Number.isInteger(d) || d <= 0)) {
-    throw new ArgumentError(`model spec "input" must be [C, H, W] of positive integers, got ${JSON.stringify(inp)}`);
+    throw new ArgumentError(`model spec "input" must be [C, H, W] of positive integers, got ${shorten(String(JSON.stringify(inp)))}`);
   }
+  // Before anything is sized from it (the host-side resize of an image to the input, activations).
+  checkTensorElements(size(inp), `the model input ${formatShape(inp)}`, limits);
   if (!Array.isArray(spec.layers) || spec.layers.length === 0) throw new ArgumentError('model spec "layers" must be a non-empty array');
   spec.layers.forEach((l, i) => {
-    if (!l || !LAYER_TYPES.includes(l.type)) {
-      throw new ArgumentError(`layer ${i}${l?.name ? ` '${l.name}'` : ''} has unknown type ${JSON.stringify(l?.type)}; known: ${LAYER_TYPES.join(', ')}`);
+    if (!l || typeof l !== 'object' || !LAYER_TYPES.includes(l.type)) {
+      throw new ArgumentError(`layer ${i} has unknown type ${shorten(String(JSON.stringify(l?.type)))}; known: ${LAYER_TYPES.join(', ')}`);
+    }
+    if (l.name !== undefined && (typeof l.name !== 'string' || l.name === '')) {
+      throw new ArgumentError(`layer ${i} (${l.type}) has a name that is not a non-empty string: ${shorten(String(JSON.stringify(l.name)))}`);
     }
   });
   if (spec.classes !== undefined && (!Array.isArray(spec.classes) || spec.classes.some((c) => typeof c !== 'string'))) {
@@ -364,14 +427,24 @@ function inferLayer(ls: LayerSpec, shape: number[], where: string): Inferred {
     if (!Number.isInteger(v) || (v as number) <= 0) throw new ArgumentError(`${where}: "${what}" must be a positive integer, got ${JSON.stringify(v)}`);
     return v as number;
   };
-  const pair = (v: Pair | undefined, d: number): [number, number] => (v === undefined ? [d, d] : typeof v === 'number' ? [v, v] : v);
+  const show = (v: unknown) => shorten(String(JSON.stringify(v)));
+  const pair = (v: Pair | undefined, d: number, what: string): [number, number] => {
+    const p = v === undefined ? [d, d] : typeof v === 'number' ? [v, v] : v;
+    if (!Array.isArray(p) || p.length !== 2 || !p.every((n) => Number.isSafeInteger(n) && n >= 1)) {
+      throw new ArgumentError(`${where}: "${what}" must be a positive integer or a pair of them, got ${show(v)}`);
+    }
+    return p as [number, number];
+  };
   const padding = (p: unknown, kernel: [number, number], stride: [number, number], dilation: [number, number]) => {
     if (p === 'same') return samePadding([shape[1]!, shape[2]!], kernel, stride, dilation);
     if (p === undefined || p === 'valid') return [0, 0, 0, 0];
-    if (typeof p === 'number') return [p, p, p, p];
-    if (Array.isArray(p) && p.length === 2) return [p[0], p[0], p[1], p[1]];
-    if (Array.isArray(p) && p.length === 4) return p;
-    throw new ArgumentError(`${where}: invalid padding ${JSON.stringify(p)}`);
+    const list = typeof p === 'number' ? [p] : p;
+    if (!Array.isArray(list) || ![1, 2, 4].includes(list.length) || !list.every((n) => Number.isSafeInteger(n) && n >= 0)) {
+      throw new ArgumentError(`${where}: invalid padding ${show(p)}; give pixels ≥ 0 (one number, [vertical, horizontal] or [top, bottom, left, right]), 'same' or 'valid'`);
+    }
+    if (list.length === 1) return [list[0], list[0], list[0], list[0]];
+    if (list.length === 2) return [list[0], list[0], list[1], list[1]];
+    return list;
   };
   switch (ls.type) {
     case 'conv2d': {
@@ -383,9 +456,9 @@ function inferLayer(ls: LayerSpec, shape: number[], where: string): Inferred {
       if (!Number.isInteger(groups) || groups <= 0 || cin % groups || cout % groups) {
         throw new ArgumentError(`${where}: groups ${groups} must divide in (${cin}) and out (${cout})`);
       }
-      const kernel = pair(ls.kernel, 0);
-      const stride = pair(ls.stride, 1);
-      const dilation = pair(ls.dilation, 1);
+      const kernel = pair(ls.kernel, 0, 'kernel');
+      const stride = pair(ls.stride, 1, 'stride');
+      const dilation = pair(ls.dilation, 1, 'dilation');
       const pad = padding(ls.padding, kernel, stride, dilation);
       const wShape = [cout, cin / groups, kernel[0], kernel[1]];
       const args = { stride, padding: pad, dilation, groups };
@@ -413,9 +486,8 @@ function inferLayer(ls: LayerSpec, shape: number[], where: string): Inferred {
     case 'maxpool2d':
     case 'avgpool2d': {
       needImage();
-      const kernel = pair(ls.kernel, 0);
-      const stride = pair(ls.stride, 0) as [number, number];
-      const s: [number, number] = ls.stride === undefined ? kernel : stride;
+      const kernel = pair(ls.kernel, 0, 'kernel');
+      const s: [number, number] = ls.stride === undefined ? kernel : pair(ls.stride, 1, 'stride');
       const pad = padding(ls.padding, kernel, s, [1, 1]);
       const args: Record<string, unknown> = { kernel, stride: s, padding: pad, ceilMode: ls.ceilMode ?? false };
       if (ls.type === 'avgpool2d') args.countIncludePad = ls.countIncludePad ?? ls.padding !== 'same';

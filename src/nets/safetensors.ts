@@ -9,6 +9,7 @@
  * I32, I64, I16, I8, U8 and BOOL into Float32Array, and write F32.
  */
 import { ArgumentError, ShapeError, formatShape } from '../runtime/errors.js';
+import { raiseHint, resolveLimits, type Limits } from '../runtime/limits.js';
 
 export interface NamedArray {
   shape: number[];
@@ -33,11 +34,25 @@ const DTYPE_BYTES: Record<string, number> = {
   BOOL: 1,
 };
 
+/** A string from a file, cut for an error message. */
+const cut = (s: string, max = 200) => (s.length <= max ? s : `${s.slice(0, max)}… (${s.length} characters)`);
+
 /** Largest header we accept (the reference implementation uses 100 MB). */
 const MAX_HEADER = 100_000_000;
 
-/** Parses a safetensors file. Throws an ArgumentError naming the problem for corrupt input. */
-export function parseSafetensors(bytes: Uint8Array, source = 'safetensors file'): SafetensorsFile {
+export interface ParseSafetensorsOptions {
+  /** Limits for this file (default: the process-wide ones): each tensor's elements (`maxTensorElements`). */
+  limits?: Partial<Limits>;
+}
+
+/**
+ * Parses a safetensors file. Throws an ArgumentError naming the problem for corrupt input. Safe
+ * for files from strangers: every declared size is checked against the file and the limits before
+ * anything is allocated, and `metadata` has no prototype (a key '__proto__' is an ordinary key).
+ */
+export function parseSafetensors(bytes: Uint8Array, source = 'safetensors file', options: ParseSafetensorsOptions = {}): SafetensorsFile {
+  if (!(bytes instanceof Uint8Array)) throw new ArgumentError(`parseSafetensors: expected bytes (Uint8Array), got ${typeof bytes}`);
+  const limits = resolveLimits(options.limits, 'parseSafetensors');
   const fail = (why: string) => new ArgumentError(`${source} is not a valid safetensors file: ${why}`);
   if (bytes.byteLength < 8) throw fail(`only ${bytes.byteLength} bytes`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -54,14 +69,14 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors file')
   if (!header || typeof header !== 'object' || Array.isArray(header)) throw fail('header is not a JSON object');
   const dataStart = 8 + headerLength;
   const dataLength = bytes.byteLength - dataStart;
-  const metadata: Record<string, string> = {};
+  const metadata: Record<string, string> = Object.create(null);
   const tensors = new Map<string, NamedArray & { dtype: string }>();
   const ranges: [number, number, string][] = [];
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') {
       if (entry && typeof entry === 'object') {
         for (const [k, v] of Object.entries(entry)) {
-          if (typeof v !== 'string') throw fail(`metadata value '${k}' is not a string`);
+          if (typeof v !== 'string') throw fail(`metadata value '${cut(k)}' is not a string`);
           metadata[k] = v;
         }
       }
@@ -69,31 +84,34 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors file')
     }
     const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof e?.dtype !== 'string' || !(e.dtype in DTYPE_BYTES)) {
-      throw fail(`tensor '${name}' has unsupported dtype ${JSON.stringify(e?.dtype)}`);
+      throw fail(`tensor '${cut(name)}' has unsupported dtype ${cut(String(JSON.stringify(e?.dtype)))}`);
     }
     if (!Array.isArray(e.shape) || e.shape.some((d) => !Number.isInteger(d) || d < 0)) {
-      throw fail(`tensor '${name}' has an invalid shape ${JSON.stringify(e.shape)}`);
+      throw fail(`tensor '${cut(name)}' has an invalid shape ${cut(String(JSON.stringify(e.shape)))}`);
     }
     const offsets = e.data_offsets;
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isInteger(o) && o >= 0)) {
-      throw fail(`tensor '${name}' has invalid data_offsets ${JSON.stringify(offsets)}`);
+      throw fail(`tensor '${cut(name)}' has invalid data_offsets ${cut(String(JSON.stringify(offsets)))}`);
     }
     const [begin, end] = offsets as [number, number];
     const shape = e.shape as number[];
     const count = shape.reduce((a, b) => a * b, 1);
+    if (count > limits.maxTensorElements) {
+      throw fail(`tensor '${cut(name)}' of shape ${formatShape(shape)} has ${count} elements, more than the limit of ${limits.maxTensorElements} (${raiseHint('maxTensorElements')})`);
+    }
     const expectedBytes = count * DTYPE_BYTES[e.dtype]!;
     if (end < begin || end > dataLength) {
-      throw fail(`tensor '${name}' data [${begin}, ${end}) lies outside the ${dataLength}-byte data section (truncated file?)`);
+      throw fail(`tensor '${cut(name)}' data [${begin}, ${end}) lies outside the ${dataLength}-byte data section (truncated file?)`);
     }
     if (end - begin !== expectedBytes) {
-      throw fail(`tensor '${name}' of shape ${formatShape(shape)} and dtype ${e.dtype} needs ${expectedBytes} bytes, the file gives ${end - begin}`);
+      throw fail(`tensor '${cut(name)}' of shape ${formatShape(shape)} and dtype ${e.dtype} needs ${expectedBytes} bytes, the file gives ${end - begin}`);
     }
     ranges.push([begin, end, name]);
     tensors.set(name, { dtype: e.dtype, shape, data: decode(bytes, dataStart + begin, count, e.dtype) });
   }
   ranges.sort((a, b) => a[0] - b[0]);
   for (let i = 1; i < ranges.length; i++) {
-    if (ranges[i]![0] < ranges[i - 1]![1]) throw fail(`tensors '${ranges[i - 1]![2]}' and '${ranges[i]![2]}' overlap`);
+    if (ranges[i]![0] < ranges[i - 1]![1]) throw fail(`tensors '${cut(ranges[i - 1]![2])}' and '${cut(ranges[i]![2])}' overlap`);
   }
   return { tensors, metadata };
 }

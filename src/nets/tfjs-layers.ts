@@ -13,11 +13,14 @@
  * [kh, kw, in, out] become [out, in, kh, kw]; a Dense layer after a Flatten of a feature map has
  * its rows reordered, because Keras flattens in (H, W, C) order and we flatten in (C, H, W).
  */
-import { ArgumentError, ShapeError, formatShape } from '../runtime/errors.js';
+import { ArgumentError, FormatError, SaliencyError, ShapeError, formatShape } from '../runtime/errors.js';
 import type { Gpu } from '../runtime/gpu.js';
 import { modelFromSpec, type Model } from './model.js';
 import type { LayerSpec, ModelSpec, Weights } from './spec.js';
-import { loadTfjsGraphModel, readTfjsArtifacts, type HostTensor, type TfjsGraphModel, type TfjsGraphSource, type TfjsWeightsGroup } from './tfjs-graph.js';
+import type { HostTensor } from './graph/host.js';
+import { readTfjsArtifacts, type TfjsGraphSource } from './tfjs/artifacts.js';
+import { checkWeightsManifest, type TfjsWeightsGroup } from './tfjs/format.js';
+import { loadTfjsGraphModel, type TfjsGraphModel } from './tfjs/graph.js';
 
 export interface TfjsLayersOptions {
   /** Class names of the output, if the model.json does not say. */
@@ -43,17 +46,17 @@ export async function loadTfjsLayersModel(gpu: Gpu, source: string | URL | TfjsG
   const where = artifacts.where;
   const json = artifacts.json as { format?: string; modelTopology?: Record<string, unknown>; weightsManifest?: TfjsWeightsGroup[] };
   const topology = json.modelTopology;
-  if (!topology || typeof topology !== 'object') throw new ArgumentError(`${where}: no modelTopology`);
+  if (!topology || typeof topology !== 'object') throw new FormatError(`${where}: no modelTopology`);
   if (Array.isArray((topology as { node?: unknown }).node)) {
-    throw new ArgumentError(`${where} is a TF.js graph model; load it with loadTfjsGraphModel`);
+    throw new FormatError(`${where} is a TF.js graph model; load it with loadTfjsGraphModel`);
   }
   // TF.js writes the Keras model config as modelTopology itself; the Python converter nests it.
   const config = ('model_config' in topology ? topology.model_config : topology) as { class_name?: string; config?: unknown };
   const layers = chain(config, where);
-  if (!Array.isArray(json.weightsManifest)) throw new ArgumentError(`${where}: no weightsManifest`);
+  const manifest = checkWeightsManifest(json.weightsManifest, where);
   const { spec, weightsFrom } = translate(layers, where, options.name ?? artifacts.name ?? 'tfjs-layers');
   if (options.classNames) spec.classes = [...options.classNames];
-  const weights = weightsFrom(await artifacts.weights(json.weightsManifest));
+  const weights = weightsFrom(await artifacts.weights(manifest));
   return modelFromSpec(gpu, spec, weights);
 }
 
@@ -310,12 +313,12 @@ function vector(t: HostTensor, n: number, what: string): Float32Array {
 export async function loadTfjsModel(
   gpu: Gpu,
   source: string | URL | TfjsGraphSource,
-  options: { classNames?: string[]; name?: string } = {},
+  options: { classNames?: string[]; name?: string; inputShape?: number[] } = {},
 ): Promise<Model | TfjsGraphModel> {
   try {
     return await loadTfjsGraphModel(gpu, source, options);
   } catch (e) {
-    if (e instanceof ArgumentError && /is a TF.js layers model/.test(e.message)) return loadTfjsLayersModel(gpu, source, options);
+    if (e instanceof SaliencyError && /is a TF.js layers model/.test(e.message)) return loadTfjsLayersModel(gpu, source, options);
     throw e;
   }
 }

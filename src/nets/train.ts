@@ -8,6 +8,7 @@
  */
 import { logSoftmax, mul, sum } from '../autodiff/ops/index.js';
 import { Tape, noGrad, type Gradients } from '../autodiff/tape.js';
+import { formatDuration, remainingSeconds } from '../runtime/progress.js';
 import { ArgumentError, ShapeError, formatShape } from '../runtime/errors.js';
 import type { Gpu } from '../runtime/gpu.js';
 import { tensor, type Tensor } from '../runtime/tensor.js';
@@ -158,7 +159,8 @@ export async function train(model: Trainable, loader: DataLoader, options: Train
       if (log && (p.step % logEvery === 0 || last)) {
         log(
           `epoch ${progress.epoch}/${epochs}  step ${pad(p.step, steps)}/${steps}  loss ${loss.toFixed(4)}  ` +
-            `running ${progress.runningLoss.toFixed(4)}  ${Math.round(progress.imagesPerSecond)} img/s`,
+            `running ${progress.runningLoss.toFixed(4)}  ${Math.round(progress.imagesPerSecond)} img/s` +
+            (last ? '' : `  epoch ETA ${formatDuration(remainingSeconds(p.step, steps, t - epochStart))}`),
         );
         windowStart = t;
         windowImages = 0;

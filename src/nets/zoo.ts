@@ -4,6 +4,11 @@
  */
 import { ArgumentError } from '../runtime/errors.js';
 import type { Gpu } from '../runtime/gpu.js';
+import type { GraphModel, InputNormalization } from './graph/executor.js';
+import { hostLimits } from './graph/host.js';
+import { openModelSource } from './graph/source.js';
+import { loadOnnxModel } from './onnx/model.js';
+import { loadTfjsModel } from './tfjs-layers.js';
 import { modelFromSafetensors, type Model } from './model.js';
 import { sameConv as conv, type ModelSpec } from './spec.js';
 import { FASHION_CLASSES } from './classes.js';
@@ -64,11 +69,14 @@ export const FASHION_GAP: ModelSpec = {
   ],
 };
 
-export const BUNDLED_MODELS: Readonly<Record<string, ModelSpec>> = Object.freeze({
-  'fashion-vgg': FASHION_VGG,
-  'fashion-gap': FASHION_GAP,
-  'fashion-detector': FASHION_DETECTOR,
-});
+/** The bundled architectures by name (no prototype: `BUNDLED_MODELS['constructor']` is undefined). */
+export const BUNDLED_MODELS: Readonly<Record<string, ModelSpec>> = Object.freeze(
+  Object.assign(Object.create(null) as Record<string, ModelSpec>, {
+    'fashion-vgg': FASHION_VGG,
+    'fashion-gap': FASHION_GAP,
+    'fashion-detector': FASHION_DETECTOR,
+  }),
+);
 
 /** Where a bundled model's weights live (a file: URL in Node, an http URL in a browser bundle). */
 export function bundledWeightsUrl(name: string): URL {
@@ -81,13 +89,48 @@ function unknownModel(name: string): ArgumentError {
   return new ArgumentError(`no bundled model named '${name}'; bundled: ${Object.keys(BUNDLED_MODELS).join(', ')}`);
 }
 
-/** Loads a bundled, trained model by name, ready to use. */
-export async function loadModel(gpu: Gpu, name: string): Promise<Model> {
-  const spec = BUNDLED_MODELS[name];
-  if (!spec) throw unknownModel(name);
-  const url = bundledWeightsUrl(name);
-  const bytes = await readUrl(url, name);
-  return modelFromSafetensors(gpu, bytes, spec, `${name}.safetensors`);
+/** The names of the bundled models. */
+export type BundledModelName = 'fashion-vgg' | 'fashion-gap' | 'fashion-detector';
+
+/** Any model `loadModel` returns: ours (Model: bundled, safetensors, TF.js layers) or an imported graph (TF.js graph, ONNX). */
+export type AnyModel = Model | GraphModel;
+
+export interface LoadModelOptions {
+  /** Class names of the main output (imported graphs; a safetensors file carries its own). */
+  classNames?: string[];
+  /** Per-sample input shape for an imported graph that leaves dimensions open. */
+  inputShape?: number[];
+  /** ONNX: put (x − mean)/std per channel in front of the model (it then takes pixels in [0, 1]). */
+  normalize?: InputNormalization;
+}
+
+/**
+ * Loads a model: a bundled one by name ('fashion-vgg', 'fashion-gap', 'fashion-detector'), or a
+ * file by path (Node) or URL whose name ends in '.onnx' (loadOnnxModel), '.json' (a TF.js graph or
+ * layers model.json) or '.safetensors' (our own format, the spec in its metadata).
+ */
+export function loadModel(gpu: Gpu, name: BundledModelName): Promise<Model>;
+export function loadModel(gpu: Gpu, source: string | URL, options?: LoadModelOptions): Promise<AnyModel>;
+export async function loadModel(gpu: Gpu, source: string | URL, options: LoadModelOptions = {}): Promise<AnyModel> {
+  if (typeof source === 'string' && Object.hasOwn(BUNDLED_MODELS, source)) {
+    if (options.normalize || options.inputShape) throw new ArgumentError(`loadModel: '${source}' is a bundled model; normalize and inputShape apply to imported graphs`);
+    const url = bundledWeightsUrl(source);
+    const bytes = await readUrl(url, source);
+    return modelFromSafetensors(gpu, bytes, BUNDLED_MODELS[source], `${source}.safetensors`);
+  }
+  if (typeof source !== 'string' && !(source instanceof URL)) throw new ArgumentError('loadModel: the model must be a bundled name, a path or a URL');
+  if (typeof source === 'string' && !/[./\\]/.test(source)) throw unknownModel(source); // a name, not a file
+  const path = source.toString().replace(/[?#].*$/, '');
+  if (/\.onnx$/i.test(path)) return loadOnnxModel(gpu, source, options);
+  if (options.normalize) throw new ArgumentError(`loadModel: normalize applies to ONNX models; '${path}' is not one`);
+  if (/\.json$/i.test(path)) return loadTfjsModel(gpu, source, { classNames: options.classNames, inputShape: options.inputShape });
+  if (/\.safetensors$/i.test(path)) {
+    const src = await openModelSource(source, { what: 'loadModel', maxBytes: hostLimits().maxBytes, extension: /\.safetensors$/i });
+    return modelFromSafetensors(gpu, src.bytes, undefined, src.where);
+  }
+  throw new ArgumentError(
+    `model '${path.slice(0, 200)}' is neither a bundled model (${Object.keys(BUNDLED_MODELS).join(', ')}) nor a file ending in .onnx, .json (TF.js) or .safetensors`,
+  );
 }
 
 async function readUrl(url: URL, name: string): Promise<Uint8Array> {

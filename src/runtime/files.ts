@@ -10,17 +10,34 @@
  * - `writeFileAtomic(path, data)`: writes to a temporary name created exclusively (it fails rather
  *   than follow a link planted there), then renames it over `path`, so a reader never sees a
  *   half-written file.
+ * - `makeDirectory(dir)`: creates a directory and its missing parents, and removes the ones it made
+ *   when a deeper level fails.
+ * - `probeWritable(dir)`: checks that files can be created in `dir`, with an exclusively created,
+ *   randomly named file that is removed at once.
  */
-import { closeSync, constants, fstatSync, openSync, readSync, realpathSync, renameSync, rmSync, writeSync, fsyncSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readSync, realpathSync, renameSync, rmdirSync, rmSync, statSync, writeSync, fsyncSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { FormatError } from './errors.js';
+import { raiseHint, resolveLimits, type Limits } from './limits.js';
 
 export interface ReadLimits {
   /** Refuse files larger than this many bytes (checked from the file's size before reading). */
   maxBytes: number;
   /** What the file is, for error messages (e.g. 'weights file'). */
   what?: string;
+  /** How to raise the limit, added to the error of a file over it. */
+  hint?: string;
+}
+
+/**
+ * The errors of `readRegularFile` carry a `code`: the errno of a failed open ('ENOENT', 'EACCES', …),
+ * 'EISDIR' for a directory, 'ENOTREG' for another special file, 'TOO_LARGE' for a file over the limit.
+ */
+export type FileErrorCode = string | undefined;
+
+function withCode<E extends Error>(err: E, code: FileErrorCode): E & { code: FileErrorCode } {
+  return Object.assign(err, { code });
 }
 
 /** Reads a whole regular file, refusing special files and files over `maxBytes` before allocating. */
@@ -31,13 +48,13 @@ export function readRegularFile(path: string, limits: ReadLimits): Uint8Array {
     // O_NONBLOCK: opening a FIFO must not wait for a writer; the fstat below then refuses it.
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
-    throw new FormatError(`${what} ${path}: ${describeFsError(err)}`);
+    throw withCode(new FormatError(`${what} ${path}: ${describeFsError(err)}`), (err as NodeJS.ErrnoException).code);
   }
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) throw new FormatError(`${what} ${path} is not a regular file (${fileKind(st)})`);
+    if (!st.isFile()) throw withCode(new FormatError(`${what} ${path} is not a regular file (${fileKind(st)})`), st.isDirectory() ? 'EISDIR' : 'ENOTREG');
     if (st.size > limits.maxBytes) {
-      throw new FormatError(`${what} ${path} is ${st.size} bytes, more than the limit of ${limits.maxBytes}`);
+      throw withCode(new FormatError(`${what} ${path} is ${st.size} bytes, more than the limit of ${limits.maxBytes}${limits.hint ? ` (${limits.hint})` : ''}`), 'TOO_LARGE');
     }
     const out = new Uint8Array(st.size);
     let off = 0;
@@ -91,8 +108,8 @@ function isWithin(root: string, path: string): boolean {
  * over `path`. On failure the temporary file is removed and `path` is untouched.
  */
 export function writeFileAtomic(path: string, data: Uint8Array | string): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.partial`);
-  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0), 0o644);
+  const tmp = temporaryName(path);
+  const fd = createExclusive(tmp);
   try {
     try {
       const bytes = typeof data === 'string' ? Buffer.from(data) : data;
@@ -107,6 +124,65 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
     rmSync(tmp, { force: true });
     throw err;
   }
+}
+
+/** A temporary name beside `path`: `<dir>/.<name>.<random>.partial`. */
+function temporaryName(path: string): string {
+  return join(dirname(path), `.${basename(path).slice(0, 100)}.${randomBytes(6).toString('hex')}.partial`);
+}
+
+/** Opens a new file for writing; fails if anything (a file, a planted symlink) is already there. */
+function createExclusive(path: string): number {
+  return openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0), 0o644);
+}
+
+/**
+ * Creates a directory and its missing parents, one level at a time: Node's own
+ * `mkdirSync(dir, { recursive: true })` never returns where mkdir fails with ENOENT under a parent
+ * that exists (anywhere under /proc, for one). When a level fails (a name too long, no permission),
+ * the directories this call made are removed again, deepest first, and Node's error of the level
+ * that failed is thrown; a path that names a file throws ENOTDIR.
+ */
+export function makeDirectory(dir: string): void {
+  const path = resolve(dir);
+  const missing: string[] = [];
+  for (let p = path; !existsSync(p); p = dirname(p)) {
+    missing.unshift(p);
+    if (dirname(p) === p) break;
+  }
+  const made: string[] = [];
+  try {
+    for (const p of missing) {
+      try {
+        mkdirSync(p);
+        made.push(p);
+      } catch (err) {
+        // Made meanwhile by someone else: fine if it is a directory (checked below).
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
+    if (!statSync(path).isDirectory()) throw Object.assign(new Error(`${path} is a file, not a directory`), { code: 'ENOTDIR' });
+  } catch (err) {
+    for (const p of made.reverse()) {
+      try {
+        rmdirSync(p);
+      } catch {
+        break; // someone put something there meanwhile: leave it and its parents
+      }
+    }
+    throw err;
+  }
+}
+
+/**
+ * Throws Node's error when no file can be created in `dir` (permission bits do not tell: root passes
+ * them, and yet cannot write in /proc or on a read-only file system). The probe file has a random
+ * name and is created exclusively, so a file or symlink planted in advance is never followed.
+ */
+export function probeWritable(dir: string): void {
+  const probe = join(dir, `.saliency-${process.pid}-${randomBytes(6).toString('hex')}.partial`);
+  closeSync(createExclusive(probe));
+  rmSync(probe, { force: true });
 }
 
 function fileKind(st: import('node:fs').Stats): string {
@@ -129,4 +205,13 @@ function describeFsError(err: unknown): string {
 /** A string from a file or a user, cut for an error message. */
 export function shorten(s: string, max = 200): string {
   return s.length <= max ? s : `${s.slice(0, max)}… (${s.length} characters)`;
+}
+
+/**
+ * Reads a model or weights file (safetensors, model.json, a weight shard, .onnx): a regular file
+ * only, refused before it is read when it is larger than the `maxModelBytes` limit.
+ */
+export function readModelFile(path: string, limits?: Partial<Limits>, what = 'model file'): Uint8Array {
+  const { maxModelBytes } = resolveLimits(limits, 'readModelFile');
+  return readRegularFile(path, { maxBytes: maxModelBytes, what, hint: raiseHint('maxModelBytes') });
 }

@@ -12,7 +12,9 @@
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 import { SHADERS } from '../kernels/shaders.generated.js';
 import { ArgumentError, GpuError, NoGpuError } from './errors.js';
+import { checkMemoryBudget, defaultMemoryBudget, memoryEnvironment, type MessageLevel } from './memory.js';
 import { BufferPool, type PoolStats } from './pool.js';
+import { DeviceQueue, hasAsyncContext, loadAsyncContext } from './queue.js';
 
 /** What `initGpu` got. */
 export interface AdapterReport {
@@ -39,8 +41,20 @@ export interface InitGpuOptions {
    * kernel that caused it. Slow; for debugging.
    */
   debug?: boolean;
-  /** Called with one line describing the adapter once it is ready. */
-  log?: (message: string) => void;
+  /**
+   * Receives the library's messages, one line each: the adapter once it is ready ('info'), the
+   * batches a batching method ran ('info'), and a batch size given by the caller that had to be
+   * split to fit the memory budget ('warning'). Without it the messages are dropped.
+   */
+  log?: (message: string, level: MessageLevel) => void;
+  /**
+   * GPU memory budget in bytes (Infinity: none). The buffer pool frees unused buffers to stay
+   * within it, and SmoothGrad and D-RISE choose batch sizes that fit it. Default: 2 GiB in Node,
+   * 1 GiB in a browser, at most a quarter of the machine's memory where the adapter uses that
+   * memory (a software adapter, or any adapter in a browser), and at least 256 MiB. WebGPU does
+   * not tell how much memory a GPU has: set it to use more of a large GPU.
+   */
+  memoryBudget?: number;
 }
 
 /** Anything a scope can free. Tensors implement it. */
@@ -223,11 +237,13 @@ export async function initGpu(options: InitGpuOptions = {}): Promise<Gpu> {
   if (powerPreference !== undefined && powerPreference !== 'high-performance' && powerPreference !== 'low-power') {
     throw new ArgumentError(`initGpu: powerPreference must be 'high-performance' or 'low-power', got ${JSON.stringify(powerPreference)}`);
   }
+  if (options.memoryBudget !== undefined) checkMemoryBudget('initGpu', options.memoryBudget);
   if (!adapter) {
     const gpu = await getNavigatorGpu();
     adapter = await gpu.requestAdapter({ powerPreference: powerPreference ?? 'high-performance' });
   }
   if (!adapter) throw new NoGpuError(NO_ADAPTER_HELP);
+  await loadAsyncContext(); // lets the device queue tell nested calls from concurrent ones (Node)
 
   // Ask for what the adapter can do, not the spec's defaults (128 MiB bindings, 16 KiB shared memory).
   const requiredLimits: Record<string, number> = {};
@@ -244,8 +260,10 @@ export async function initGpu(options: InitGpuOptions = {}): Promise<Gpu> {
   } catch (e) {
     throw new NoGpuError(`the WebGPU adapter refused to create a device: ${(e as Error).message}`);
   }
-  const gpu = new Gpu(device, describeAdapter(adapter), options.debug ?? false);
-  options.log?.(`webgpu-saliency: using ${gpu.adapter.name}`);
+  const report = describeAdapter(adapter);
+  const budget = options.memoryBudget ?? defaultMemoryBudget(report, await memoryEnvironment());
+  const gpu = new Gpu(device, report, options.debug ?? false, { memoryBudget: budget, log: options.log });
+  gpu.log(`webgpu-saliency: using ${gpu.adapter.name}`);
   return gpu;
 }
 
@@ -336,18 +354,30 @@ export class Gpu {
   private readonly scopes: Set<Disposable>[] = [];
   /** Stack of active autodiff tapes (null = no-grad); managed by src/autodiff. */
   readonly tapeStack: unknown[] = [];
+  /**
+   * Told of every dispatch as it is recorded (kernel name, workgroups): the autodiff trace uses it
+   * to list the kernels of each tape step. Observers must not dispatch.
+   */
+  readonly dispatchObservers = new Set<(kernel: string, workgroups: [number, number, number]) => void>();
+  /** The device's job queue: the saliency methods run one at a time through it (`exclusive`). */
+  readonly queue = new DeviceQueue();
+
+  private readonly logger: ((message: string, level: MessageLevel) => void) | undefined;
 
   constructor(
     readonly device: GPUDevice,
     readonly adapter: AdapterReport,
     readonly debug = false,
+    memory: { memoryBudget?: number; log?: (message: string, level: MessageLevel) => void } = {},
   ) {
     this.limits = device.limits;
+    this.logger = memory.log;
     this.pool = new BufferPool(
       device,
       Math.min(device.limits.maxBufferSize, device.limits.maxStorageBufferBindingSize),
       () => this.encoder !== null,
       () => this.flush(),
+      checkMemoryBudget('Gpu', memory.memoryBudget ?? Infinity),
     );
     this.uniformBuffer = device.createBuffer({
       size: this.uniformMirror.byteLength,
@@ -398,29 +428,37 @@ export class Gpu {
    * dispatched or copied, reads give zeros, and its tensors are freed. Run the real work after it:
    * it finds its pipelines compiled. A rehearsal that takes another path than the real work (it
    * reads zeros: e.g. no detection above a threshold) compiles less; an error in it is swallowed
-   * (the real run reports it). Nothing else may use this Gpu meanwhile. Resolves with the number
-   * of pipelines `fn` needed that were not compiled yet and how long they took.
+   * (the real run reports it). The rehearsal is a job of the device's queue (`exclusive`): work
+   * queued before it finishes first, work queued after it waits for it, and `fn`'s own calls of the
+   * methods (which queue themselves) run at once as part of it. Where there is no async context
+   * (browsers), call it outside your own jobs, as the methods; and there any job queued while `fn`
+   * runs counts as part of it, so nothing else should queue work meanwhile (the rehearsal never
+   * waits for the GPU, a timer or an event, so work started by events waits for it). Resolves with
+   * the number of pipelines `fn` needed that were not compiled yet and how long they took.
    */
   async precompile(fn: () => Promise<unknown> | unknown): Promise<{ pipelines: number; ms: number }> {
     this.assertUsable();
     if (this.planned) throw new GpuError('precompile: already precompiling');
-    const before = new Set(this.kernels.values());
-    const t0 = performance.now();
-    const planned: Promise<Kernel>[] = [];
-    this.planned = planned;
-    try {
-      const result = await this.scope(fn);
-      const made = new Set<Disposable>();
-      collectDisposables(result, made, 0);
-      for (const t of made) if (!t.isDisposed) t.dispose();
-    } catch {
-      /* the real run reports it */
-    } finally {
-      this.planned = null;
-    }
-    const fresh = [...new Set(planned)].filter((k) => !before.has(k));
-    await Promise.allSettled(planned);
-    return { pipelines: fresh.length, ms: performance.now() - t0 };
+    return this.exclusive(async () => {
+      if (this.planned) throw new GpuError('precompile: already precompiling');
+      const before = new Set(this.kernels.values());
+      const t0 = performance.now();
+      const planned: Promise<Kernel>[] = [];
+      this.planned = planned;
+      try {
+        const result = await this.scope(fn);
+        const made = new Set<Disposable>();
+        collectDisposables(result, made, 0);
+        for (const t of made) if (!t.isDisposed) t.dispose();
+      } catch {
+        /* the real run reports it */
+      } finally {
+        this.planned = null;
+      }
+      const fresh = [...new Set(planned)].filter((k) => !before.has(k));
+      await Promise.allSettled(planned);
+      return { pipelines: fresh.length, ms: performance.now() - t0 };
+    });
   }
 
   /** Number of distinct pipelines compiled so far. */
@@ -533,6 +571,7 @@ export class Gpu {
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     this.batchKernels.push(kernel.name);
+    if (this.dispatchObservers.size && !this.queue.foreign()) for (const observe of this.dispatchObservers) observe(kernel.name, [x, y, z]);
     if (prof) this.endPass();
     if (this.debug || this.batchKernels.length >= SUBMIT_EVERY) this.flush();
   }
@@ -668,11 +707,34 @@ export class Gpu {
   }
 
   // ---------------------------------------------------------------------------------------------
+  // Concurrent callers
+
+  /**
+   * Runs `job` when the jobs queued before it on this device have finished, one at a time, in
+   * order (a failed job does not stop the others). The saliency methods run this way, so that
+   * concurrent calls on one Gpu neither record onto each other's tapes nor free each other's
+   * tensors; queue your own multi-step GPU work (tapes, scopes, forward passes) the same way.
+   * In Node a job may call the methods itself (they run at once, as part of it); in a browser,
+   * which cannot tell such a call from a concurrent one, that call would wait forever: call the
+   * methods outside your jobs there. See src/runtime/queue.ts and docs/security.md.
+   */
+  exclusive<T>(job: () => Promise<T> | T): Promise<T> {
+    // precompile's rehearsal holds the queue; without async context its own jobs cannot be told
+    // from others', and they must not wait for it.
+    if (this.planned && !hasAsyncContext()) return Promise.resolve().then(job);
+    return this.queue.run(job);
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // Scopes: deterministic freeing of tensors
 
-  /** Called by every new tensor: it belongs to the innermost open scope, if any. */
+  /**
+   * Called by every new tensor: it belongs to the innermost open scope, if any, unless it is made
+   * outside the job running on the device (`exclusive`), whose scopes are not the caller's.
+   */
   track(t: Disposable): void {
     this.liveTensors++;
+    if (this.queue.foreign()) return;
     this.scopes[this.scopes.length - 1]?.add(t);
   }
 
@@ -694,6 +756,7 @@ export class Gpu {
    * nest; do not interleave two scopes concurrently on one Gpu.
    */
   async scope<T>(fn: () => Promise<T> | T): Promise<T> {
+    if (this.queue.foreign()) return this.exclusive(() => this.scope(fn)); // after the running job
     const set = new Set<Disposable>();
     this.scopes.push(set);
     let result: T;
@@ -727,9 +790,35 @@ export class Gpu {
     this.bindGroups.clear(); // they may name destroyed buffers
   }
 
-  /** Memory counters of the buffer pool. */
+  /**
+   * Memory counters of the buffer pool, which holds every tensor's buffer: `bytes` is the GPU
+   * memory it holds (buffers in use and free ones kept for reuse), `peakBytes` the most it held
+   * since the last `resetPeak()` (or since initGpu), `inUseBytes`/`peakInUseBytes` the same for
+   * the buffers of live tensors alone, `budgetBytes` the memory budget. The pool's figures leave
+   * out the few fixed buffers of the runtime itself (the 128 KiB uniform buffer, profiling queries).
+   */
   memory(): PoolStats & { tensors: number } {
     return { ...this.pool.snapshot(), tensors: this.liveTensors };
+  }
+
+  /** Starts `peakBytes` and `peakInUseBytes` over from the current figures. */
+  resetPeak(): void {
+    this.pool.resetPeak();
+  }
+
+  /** The memory budget in bytes (Infinity: none); see `InitGpuOptions.memoryBudget`. */
+  get memoryBudget(): number {
+    return this.pool.budget;
+  }
+
+  /** Changes the memory budget; free buffers beyond a lower one are destroyed at once. */
+  setMemoryBudget(bytes: number): void {
+    this.pool.setBudget(checkMemoryBudget('setMemoryBudget', bytes));
+  }
+
+  /** Sends one line to the `log` given to initGpu, if any. */
+  log(message: string, level: MessageLevel = 'info'): void {
+    this.logger?.(message, level);
   }
 
   /** A number that stays with `o` (a buffer or pipeline) for the bind group cache's keys. */

@@ -24,7 +24,11 @@ import {
   type ClassTarget,
   type ExplainableModel,
   type ScoreOptions,
+  ruleLabel,
 } from './core.js';
+import { activeMethodTrace, withMethodTrace, type TraceOn, type Traced } from './trace.js';
+import { deviceOf } from './gradients.js';
+import { methodJob } from './job.js';
 
 export type Upsample = 'bilinear' | 'nearest' | 'none';
 
@@ -63,7 +67,14 @@ function classTarget(op: string, o: ScoreOptions): ClassTarget {
  * CAM: M_c(i, j) = Σ_k w_k^c · A^k(i, j), with A the features entering global average pooling and
  * w the weights of the one linear layer after it. No gradients; no ReLU (as in the original code).
  */
-export async function cam(model: ExplainableModel, x: Tensor, options: CamOptions): Promise<Tensor> {
+export function cam(model: ExplainableModel, x: Tensor, options: CamOptions & { trace: TraceOn }): Promise<Traced>;
+export function cam(model: ExplainableModel, x: Tensor, options: CamOptions & { trace?: false }): Promise<Tensor>;
+export function cam(model: ExplainableModel, x: Tensor, options: CamOptions): Promise<Tensor | Traced>;
+export function cam(model: ExplainableModel, x: Tensor, options: CamOptions): Promise<Tensor | Traced> {
+  return methodJob('cam', deviceOf(model), x, () => withMethodTrace(model.gpu, 'cam', options.trace, () => camMap(model, x, options)));
+}
+
+async function camMap(model: ExplainableModel, x: Tensor, options: CamOptions): Promise<Tensor> {
   checkInput('cam', model, x);
   const upsample = upsampleMode('cam', options.upsample);
   const logits = scoresLogits('cam', options.score);
@@ -79,7 +90,9 @@ export async function cam(model: ExplainableModel, x: Tensor, options: CamOption
     const hook = tape.hook(features);
     // Everything but the map is freed on the way out, also when the target is rejected.
     return await gpu.scope(async () => {
-      const scores = await tape.run(() => model.forward(x, { logits }));
+      const traces = activeMethodTrace(gpu);
+      const scores = await tape.run(() => model.forward(x, { logits }), { trace: traces?.mode });
+      traces?.add(tape.takeForwardTrace(), 'forward');
       const classes = await classIndices('cam', target, scores);
       const A = hook.activation!; // [N, K, h, w]
       const K = A.shape[1]!;
@@ -125,12 +138,19 @@ function camHead(model: ExplainableModel): { features: string; linear: Explainab
  * Grad-CAM: α_k^c = (1/(h·w)) Σ_ij ∂S_c/∂A^k(i, j) (global average pooling of the gradient at the
  * layer), map = ReLU(Σ_k α_k^c A^k) at the layer's resolution, then upsampled.
  */
-export async function gradCam(model: ExplainableModel, x: Tensor, options: CamOptions): Promise<Tensor> {
-  const layer = options.layer ?? defaultCamLayer('gradCam', model);
-  spatialLayer('gradCam', model, layer);
-  const upsample = upsampleMode('gradCam', options.upsample);
-  const map = await gradCamAtLayer(model, x, { ...options, target: classTarget('gradCam', options) }, layer);
-  return upsampleMap(map, x, upsample);
+export function gradCam(model: ExplainableModel, x: Tensor, options: CamOptions & { trace: TraceOn }): Promise<Traced>;
+export function gradCam(model: ExplainableModel, x: Tensor, options: CamOptions & { trace?: false }): Promise<Tensor>;
+export function gradCam(model: ExplainableModel, x: Tensor, options: CamOptions): Promise<Tensor | Traced>;
+export function gradCam(model: ExplainableModel, x: Tensor, options: CamOptions): Promise<Tensor | Traced> {
+  return methodJob('gradCam', deviceOf(model), x, () =>
+    withMethodTrace(model.gpu, 'gradCam', options.trace, async () => {
+      const layer = options.layer ?? defaultCamLayer('gradCam', model);
+      spatialLayer('gradCam', model, layer);
+      const upsample = upsampleMode('gradCam', options.upsample);
+      const map = await gradCamAtLayer(model, x, { ...options, target: classTarget('gradCam', options) }, layer);
+      return upsampleMap(map, x, upsample);
+    }),
+  );
 }
 
 async function gradCamAtLayer(model: ExplainableModel, x: Tensor, options: ScoreOptions, layer: string): Promise<Tensor> {
@@ -161,7 +181,14 @@ async function camFromHook(hook: { activation: Tensor | null; gradient: Tensor |
  * upsampled to the input size, broadcast over channels. One forward pass serves both backward
  * passes (ordinary rules for Grad-CAM, guided rules for the input gradient).
  */
-export async function guidedGradCam(model: ExplainableModel, x: Tensor, options: CamOptions): Promise<Tensor> {
+export function guidedGradCam(model: ExplainableModel, x: Tensor, options: CamOptions & { trace: TraceOn }): Promise<Traced>;
+export function guidedGradCam(model: ExplainableModel, x: Tensor, options: CamOptions & { trace?: false }): Promise<Tensor>;
+export function guidedGradCam(model: ExplainableModel, x: Tensor, options: CamOptions): Promise<Tensor | Traced>;
+export function guidedGradCam(model: ExplainableModel, x: Tensor, options: CamOptions): Promise<Tensor | Traced> {
+  return methodJob('guidedGradCam', deviceOf(model), x, () => withMethodTrace(model.gpu, 'guidedGradCam', options.trace, () => guidedGradCamMap(model, x, options)));
+}
+
+async function guidedGradCamMap(model: ExplainableModel, x: Tensor, options: CamOptions): Promise<Tensor> {
   const layer = options.layer ?? defaultCamLayer('guidedGradCam', model);
   spatialLayer('guidedGradCam', model, layer);
   const upsample = upsampleMode('guidedGradCam', options.upsample);
@@ -171,7 +198,9 @@ export async function guidedGradCam(model: ExplainableModel, x: Tensor, options:
   try {
     coarse = await camFromHook(run.tape.hook(layer));
     const seed = oneHot(run.scores.gpu, run.classes, run.scores.shape);
-    const guided = await run.tape.backward(run.scores, { seed, rules: RULES.guided }).finally(() => seed.dispose());
+    const traces = activeMethodTrace(model.gpu);
+    const guided = await run.tape.backward(run.scores, { seed, rules: RULES.guided, trace: traces?.mode }).finally(() => seed.dispose());
+    traces?.add(guided.takeTrace(), `backward (${ruleLabel(RULES.guided)})`);
     const gb = guided.take(x);
     guided.dispose();
     const map = await upsampleMap(coarse, x, upsample);

@@ -6,30 +6,40 @@
  * that ends in softmax or sigmoid is cut before it unless `score: 'output'` is asked for.
  */
 import { Tape, type Gradients, type RuleOverrides } from '../autodiff/tape.js';
+import type { TraceMode } from '../autodiff/trace.js';
+import { activeMethodTrace } from './trace.js';
 import type { Layer } from '../nets/model.js';
-import type { ForwardOptions } from '../nets/types.js';
+import type { ExplainableModel } from '../nets/types.js';
 import { ArgumentError, ShapeError, formatShape } from '../runtime/errors.js';
 import type { Gpu } from '../runtime/gpu.js';
 import { tensor, type Tensor } from '../runtime/tensor.js';
 
-/** The model interface the methods use; `Model` from `modelFromSpec` and `loadModel` implements it. */
-export interface ExplainableModel {
-  readonly gpu: Gpu;
-  readonly name: string;
-  readonly inputShape: readonly number[];
-  readonly layers: readonly Layer[];
-  readonly layerNames: string[];
-  layer(name: string): Layer;
-  forward(x: Tensor, options?: ForwardOptions): Promise<Tensor>;
-}
+/** The model interface the methods use (defined in nets/types.ts, below the methods). */
+export type { ExplainableModel };
 
-/** One neuron or feature map of an inner layer (Zeiler & Fergus; Springenberg et al.). */
+/**
+ * One neuron of an inner layer (Zeiler & Fergus; Springenberg et al.): channel `channel` of layer
+ * `layer`, at `position`, or, without a position, at the channel's strongest activation in each
+ * image (ties go to the first in row-major order). What is passed back from that neuron is chosen
+ * by the `seed` option of the gradient methods (NeuronSeed).
+ */
 export interface NeuronTarget {
   layer: string;
   channel: number;
   /** [row, column] of one neuron; default: the channel's strongest activation in each image. */
   position?: [number, number];
 }
+
+/**
+ * What a neuron target's backward pass starts from, at the chosen neuron (every other activation
+ * of the layer gets 0):
+ * - 'one': 1, so the method returns the neuron's gradient ∂a/∂x (Captum's NeuronGradient and
+ *   NeuronGuidedBackprop). The default of vanilla, guidedBackprop and gradTimesInput.
+ * - 'activation': the activation a itself, so the method returns Zeiler and Fergus's projection of
+ *   the activation, a·∂a/∂x for the vanilla gradient; it scales with a. The default of deconvnet
+ *   (and of `saliency features`).
+ */
+export type NeuronSeed = 'one' | 'activation';
 
 /** A class index for every image, one index per image (any array-like, e.g. labels), the predicted class ('top'), or a neuron. */
 export type Target = number | ArrayLike<number> | 'top' | NeuronTarget;
@@ -41,6 +51,12 @@ export interface ScoreOptions {
   target: Target;
   /** 'logits' (default): the score before a final softmax/sigmoid. 'output': the model's output. */
   score?: 'logits' | 'output';
+  /**
+   * Also return the trace of every forward and backward pass the method made: the method then
+   * resolves with `{ result, trace }` (see trace.ts). true: statistics; 'tensors': with the tensors,
+   * freed by `trace.dispose()`. Default false: the method resolves with the map alone.
+   */
+  trace?: TraceMode;
 }
 
 /** The ReLU-family backward rules of each gradient method. ReLU6 follows ReLU. */
@@ -127,10 +143,17 @@ export interface GradientRun {
 
 export interface GradientRunOptions extends ScoreOptions {
   rules?: RuleOverrides;
+  /** A neuron target's seed (default 'one'). */
+  seed?: NeuronSeed;
   /** Layers whose activation and gradient to capture (tape hooks). */
   hooks?: string[];
   /** Back-propagate only down to the hooks (`stopAtHooks`): `run.grads` is then empty. */
   hooksOnly?: boolean;
+  /**
+   * Free the forward pass's tensors during the backward pass (`releaseSaved`): for callers that
+   * need only `run.grads`, not `run.tape` afterwards.
+   */
+  releaseSaved?: boolean;
 }
 
 /**
@@ -142,24 +165,32 @@ export async function gradientRun(op: string, model: ExplainableModel, x: Tensor
   const logits = scoresLogits(op, o.score);
   const gpu = model.gpu;
   const neuron = isNeuronTarget(o.target) ? o.target : null;
+  const seedMode = neuronSeedMode(op, o.seed, neuron !== null);
   if (neuron) model.layer(neuron.layer); // unknown names: an error that lists the layers
   for (const h of o.hooks ?? []) model.layer(h);
   const tape = new Tape(gpu);
   try {
     tape.watch(x);
     for (const h of [...(o.hooks ?? []), ...(neuron ? [neuron.layer] : [])]) tape.hook(h);
+    // A traced method collects the trace of both passes.
+    const traces = activeMethodTrace(gpu);
+    const backwardLabel = `backward (${ruleLabel(o.rules)}${o.hooksOnly ? `, down to ${o.hooks!.join(', ')}` : ''})`;
     // Everything made from here on is freed on error, and only the run's parts survive success.
     return await gpu.scope(async () => {
-      const out = await tape.run(() => model.forward(x, { logits }));
+      const out = await tape.run(() => model.forward(x, { logits }), { trace: traces?.mode });
+      traces?.add(tape.takeForwardTrace(), 'forward');
       if (neuron) {
         const activation = tape.activation(neuron.layer);
-        const seed = await neuronSeed(op, activation, neuron);
-        const grads = await tape.backward(activation, { seed, rules: o.rules });
-        return { tape, grads, scores: activation.reshape(activation.shape), classes: [] }; // our own handle
+        const seed = await neuronSeed(op, activation, neuron, seedMode);
+        const scores = activation.reshape(activation.shape); // our own handle, before releaseSaved can free it
+        const grads = await tape.backward(activation, { seed, rules: o.rules, trace: traces?.mode, releaseSaved: o.releaseSaved });
+        traces?.add(grads.takeTrace(), `${backwardLabel} from ${neuron.layer}`);
+        return { tape, grads, scores, classes: [] };
       }
       if (out.rank !== 2) throw new ShapeError(`${op}: the model's scores have shape ${formatShape(out.shape)}; expected [N, classes]`);
       const classes = await classIndices(op, o.target as ClassTarget, out);
-      const grads = await tape.backward(out, { seed: oneHot(gpu, classes, out.shape), rules: o.rules, stopAtHooks: o.hooksOnly });
+      const grads = await tape.backward(out, { seed: oneHot(gpu, classes, out.shape), rules: o.rules, stopAtHooks: o.hooksOnly, trace: traces?.mode, releaseSaved: o.releaseSaved });
+      traces?.add(grads.takeTrace(), backwardLabel);
       return { tape, grads, scores: out, classes };
     });
   } catch (e) {
@@ -169,10 +200,24 @@ export async function gradientRun(op: string, model: ExplainableModel, x: Tensor
 }
 
 /**
- * The seed for a neuron target: the layer's activation at the chosen position of the chosen channel
- * (its strongest one by default) in each image, every other activation zeroed.
+ * The `seed` option, checked: a neuron target's seed (`fallback` when not given); a class score is
+ * always seeded with 1, so only 'one' may be asked for there.
  */
-async function neuronSeed(op: string, a: Tensor, t: NeuronTarget): Promise<Tensor> {
+export function neuronSeedMode(op: string, seed: unknown, neuron: boolean, fallback: NeuronSeed = 'one'): NeuronSeed {
+  if (seed === undefined) return neuron ? fallback : 'one';
+  if (seed !== 'one' && seed !== 'activation') throw new ArgumentError(`${op}: seed must be 'one' or 'activation', got ${JSON.stringify(seed)}`);
+  if (seed === 'activation' && !neuron) {
+    throw new ArgumentError(`${op}: seed 'activation' is for neuron targets { layer, channel }; a class score is seeded with 1`);
+  }
+  return seed;
+}
+
+/**
+ * The seed for a neuron target: at the chosen position of the chosen channel in each image (by
+ * default its strongest activation, ties to the first in row-major order), 1 (mode 'one') or the
+ * activation itself (mode 'activation'); every other activation 0.
+ */
+async function neuronSeed(op: string, a: Tensor, t: NeuronTarget, mode: NeuronSeed): Promise<Tensor> {
   const [n, c] = [a.shape[0]!, a.shape[1] ?? 1];
   const plane = a.size / (n * c);
   if (!Number.isInteger(t.channel) || t.channel < 0 || t.channel >= c) {
@@ -196,9 +241,15 @@ async function neuronSeed(op: string, a: Tensor, t: NeuronTarget): Promise<Tenso
       best = 0;
       for (let p = 1; p < plane; p++) if (values[base + p]! > values[base + best]!) best = p;
     }
-    seed[base + best] = values[base + best]!;
+    seed[base + best] = mode === 'one' ? 1 : values[base + best]!;
   }
   return tensor(a.gpu, seed, a.shape);
+}
+
+/** 'ordinary', 'guided', … : the ReLU rule a set of overrides applies, for trace labels. */
+export function ruleLabel(rules: RuleOverrides | undefined): string {
+  const relu = rules?.activations?.relu;
+  return `${typeof relu === 'function' ? 'custom' : (relu ?? 'ordinary')} rule`;
 }
 
 /** Frees what a gradient run holds. */
@@ -208,8 +259,13 @@ export function disposeRun(run: GradientRun): void {
   run.tape.dispose();
 }
 
-/** The layer Grad-CAM uses by default: the last conv or activation layer with a spatial map. */
+/**
+ * The layer Grad-CAM uses by default: the model's own choice where it has one (imported graphs:
+ * the last spatial map before the global pooling), else the last conv or activation layer with a
+ * spatial map.
+ */
 export function defaultCamLayer(op: string, model: ExplainableModel): string {
+  if (model.defaultCamLayer) return model.defaultCamLayer;
   const spatial = (l: Layer) => l.outputShape.length === 3 && (l.outputShape[1]! > 1 || l.outputShape[2]! > 1);
   const kinds = new Set(['conv2d', 'relu', 'relu6', 'leakyrelu', 'sigmoid', 'tanh']);
   for (let i = model.layers.length - 1; i >= 0; i--) {

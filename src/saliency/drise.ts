@@ -5,28 +5,28 @@
  * each mask is weighted by how well its detections still match the target,
  *   w_i = max_j IoU(L_t, L_j) · cos(P_t, P_j) · O_j,
  * and the saliency map is S = Σ_i w_i M_i. Masks are made on the GPU and the masked images are
- * multiplied there in batches; only the detections pass through the CPU.
+ * multiplied there in batches; only the detections pass through the CPU. Batch sizes come from the
+ * Gpu's memory budget (src/runtime/memory.ts): the first call with a detector (and image shape)
+ * measures the memory of one masked image on a detection it throws away; mask i is the same
+ * whatever the batching.
  */
 import { Uniforms } from '../runtime/gpu.js';
 import { ArgumentError, CancelledError, ShapeError, formatShape } from '../runtime/errors.js';
+import { BatchSizer, checkBatchSize } from '../runtime/memory.js';
 import { empty, tensor, type Tensor } from '../runtime/tensor.js';
 import type { Gpu } from '../runtime/gpu.js';
 import { linearWorkgroups } from '../kernels/common.js';
 import { add, div, fill, maximum, mul, scale } from '../kernels/elementwise.js';
 import { matmul } from '../kernels/matmul.js';
 import { iou } from '../nets/boxes.js';
+import { checkFinite, methodJob } from './job.js';
 
 export { iou };
 
-/** One detection: box in pixels [x1, y1, x2, y2], objectness (1 if the detector has none), class probabilities. */
-export interface Detection {
-  box: [number, number, number, number];
-  objectness?: number;
-  scores: number[];
-}
+import type { Detection, Detector } from '../nets/types.js';
 
-/** Any detector: an image batch [B, C, H, W] in, one list of detections per image out. */
-export type Detector = (images: Tensor) => Promise<Detection[][]>;
+/** One detection (box in pixels [x1, y1, x2, y2], objectness, class probabilities) and any detector: defined in nets/types.ts. */
+export type { Detection, Detector };
 
 export interface DriseOptions {
   /** The detection(s) to explain, usually from running the detector on the clean image. */
@@ -39,8 +39,12 @@ export interface DriseOptions {
   p?: number;
   /** Seed of the masks (default 0). */
   seed?: number;
-  /** Masked images per detector call (default 32). */
-  batchSize?: number;
+  /**
+   * Masked images per detector call. 'auto' (default): as many as fit in the Gpu's memory budget,
+   * at most 256. A number: at most that many; a batch that would not fit is split, with a warning
+   * to the Gpu's log.
+   */
+  batchSize?: number | 'auto';
   /** Divide S by nothing (default), by Σ_i M_i per pixel ('masks'), or by N·p ('np'). */
   normalize?: 'none' | 'masks' | 'np';
   /** Called after each batch with masks done and the total. */
@@ -49,8 +53,11 @@ export interface DriseOptions {
   signal?: AbortSignal;
 }
 
-/** The saliency maps [T, 1, H, W], with how fast the masks went. */
-export type DriseResult = Tensor & { masksPerSecond: number; seconds: number };
+/** The saliency maps [T, 1, H, W], with how fast the masks went and the batch sizes run. */
+export type DriseResult = Tensor & { masksPerSecond: number; seconds: number; batches: number[] };
+
+/** In 'auto', the largest batch: beyond it a detector call gains little and progress comes too rarely. */
+export const DRISE_MAX_AUTO_BATCH = 256;
 
 export function cosine(a: readonly number[], b: readonly number[]): number {
   if (a.length !== b.length) throw new ShapeError(`D-RISE: class vectors of different lengths (${a.length} and ${b.length})`);
@@ -106,9 +113,40 @@ export async function driseMasks(
   return out;
 }
 
+/**
+ * Checks what a detector returned for a batch of `b` images: one list per image of detections with
+ * a box of 4 finite numbers, finite scores and a finite objectness (if any). NaN or ±Inf there
+ * would turn the whole map into NaN.
+ */
+function checkDetections(detections: unknown, b: number): asserts detections is Detection[][] {
+  if (!Array.isArray(detections) || detections.length !== b) {
+    const got = detections === null ? 'null' : Array.isArray(detections) ? `${detections.length} results` : typeof detections;
+    throw new ArgumentError(`drise: the detector returned ${got} for a batch of ${b} image${b === 1 ? '' : 's'}; it must return one list of detections per image`);
+  }
+  detections.forEach((list: unknown, i) => {
+    if (!Array.isArray(list)) throw new ArgumentError(`drise: the detector's result for image ${i} of the batch is ${list === null ? 'null' : typeof list}, not a list of detections`);
+    list.forEach((d: unknown, j) => {
+      const at = `drise: detection ${j} of image ${i}`;
+      const { box, scores, objectness } = (d ?? {}) as Partial<Detection>;
+      if (!d || typeof d !== 'object' || !Array.isArray(box) || box.length !== 4 || !Array.isArray(scores)) {
+        throw new ArgumentError(`${at} is not a detection { box, objectness?, scores }`);
+      }
+      if (!box.every((v) => Number.isFinite(v))) throw new ArgumentError(`${at} has a non-finite box [${box.join(', ')}]`);
+      const bad = scores.find((v) => !Number.isFinite(v));
+      if (bad !== undefined || scores.some((v) => typeof v !== 'number')) throw new ArgumentError(`${at} has a non-finite score (${bad})`);
+      if (objectness !== undefined && !Number.isFinite(objectness)) throw new ArgumentError(`${at} has a non-finite objectness (${objectness})`);
+    });
+  });
+}
+
 /** D-RISE saliency of `targets` in `image` [1, C, H, W] for any detector. */
-export async function drise(detector: Detector, image: Tensor, options: DriseOptions): Promise<DriseResult> {
-  const { masks: total = 5000, gridSize = 16, p = 0.5, seed = 0, batchSize = 32, normalize = 'none', onProgress, signal } = options;
+export function drise(detector: Detector, image: Tensor, options: DriseOptions): Promise<DriseResult> {
+  const gpu = image && typeof image === 'object' ? image.gpu : undefined;
+  return methodJob('drise', gpu, image, () => driseJob(detector, image, options), 'an image tensor [1, C, H, W]');
+}
+
+async function driseJob(detector: Detector, image: Tensor, options: DriseOptions): Promise<DriseResult> {
+  const { masks: total = 5000, gridSize = 16, p = 0.5, seed = 0, normalize = 'none', onProgress, signal } = options;
   if (typeof detector !== 'function') throw new ArgumentError('drise: detector must be an async function from an image batch to detections');
   if (image.rank !== 4 || image.shape[0] !== 1) throw new ShapeError(`drise: image must be one image [1, C, H, W], got ${formatShape(image.shape)}`);
   const targets = Array.isArray(options.target) ? options.target : [options.target];
@@ -117,68 +155,97 @@ export async function drise(detector: Detector, image: Tensor, options: DriseOpt
     if (!t || !Array.isArray(t.box) || t.box.length !== 4 || !Array.isArray(t.scores)) {
       throw new ArgumentError('drise: a target must be a detection { box: [x1, y1, x2, y2], objectness?, scores: number[] }');
     }
+    if (![...t.box, ...t.scores, t.objectness ?? 0].every((v) => Number.isFinite(v))) {
+      throw new ArgumentError('drise: a target detection holds a non-finite box, score or objectness');
+    }
   }
   if (!Number.isInteger(total) || total < 1) throw new ArgumentError(`drise: masks must be a positive integer, got ${total}`);
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new ArgumentError(`drise: batchSize must be a positive integer, got ${batchSize}`);
+  const batchSize = checkBatchSize('drise', options.batchSize);
   if (!['none', 'masks', 'np'].includes(normalize)) throw new ArgumentError(`drise: normalize must be 'none', 'masks' or 'np', got ${JSON.stringify(normalize)}`);
   if (normalize === 'np' && !(p > 0)) throw new ArgumentError(`drise: normalize 'np' divides by N·p; p must be > 0, got ${p}`);
   const gpu = image.gpu;
+  // Before any mask: one read back is nothing next to thousands of detector calls.
+  await checkFinite('drise', image, 'the input x', 'saliency needs finite input values (check the image or the tensor it was made from)');
   const [, , h, w] = image.shape as [number, number, number, number];
   const T = targets.length;
   const started = performance.now();
+  const sizer = new BatchSizer(gpu, {
+    label: 'drise',
+    unit: 'mask',
+    batchSize,
+    maxBatch: DRISE_MAX_AUTO_BATCH,
+    cacheKey: detector,
+    signature: `${image.shape.join('x')}|${T}|${normalize === 'masks'}`,
+  });
 
-  // No scope around the loop: the detector must be free to keep tensors of its own between calls.
-  let saliency = await fill(gpu, [T, h * w], 0);
-  let coverage = normalize === 'masks' ? await fill(gpu, [1, h * w], 0) : null;
+  /** Masks first..first+b−1: the detector's findings on the masked images, added to the running sums. */
+  const addBatch = async (first: number, b: number, sums: { saliency: Tensor; coverage: Tensor | null }) => {
+    const masks = await driseMasks(gpu, { height: h, width: w, count: b, first, gridSize, p, seed });
+    let detections: Detection[][];
+    try {
+      const masked = await mul(image, masks); // x ⊙ M_i, broadcast over channels
+      try {
+        detections = await detector(masked);
+      } finally {
+        masked.dispose();
+      }
+      checkDetections(detections, b);
+    } catch (e) {
+      masks.dispose();
+      throw e;
+    }
+    // The batch's temporaries die with this scope; the running sums it returns move up.
+    const next = await gpu
+      .scope(async () => {
+        const weights = driseWeights(targets, detections); // [b][T]
+        const wt = tensor(gpu, Float32Array.from({ length: T * b }, (_, k) => weights[k % b]![Math.floor(k / b)]!), [T, b]);
+        const flat = masks.reshape([b, h * w]);
+        const saliency = await add(sums.saliency, await matmul(wt, flat)); // + Σ_i w_i M_i, [T, H·W]
+        const coverage = sums.coverage ? await add(sums.coverage, await matmul(await fill(gpu, [1, b], 1), flat)) : null;
+        return { saliency, coverage };
+      })
+      .finally(() => masks.dispose());
+    sums.saliency.dispose();
+    sums.coverage?.dispose();
+    Object.assign(sums, next);
+  };
+  const zeros = async () => ({ saliency: await fill(gpu, [T, h * w], 0), coverage: normalize === 'masks' ? await fill(gpu, [1, h * w], 0) : null });
+
+  // No scope around the detector's calls: it must be free to keep tensors of its own between calls.
+  if (sizer.needsMeasurement) {
+    // The memory of one masked image, measured on mask 0 and thrown away (once per detector and
+    // image shape on this Gpu): the batches then never depend on whether it was measured before.
+    const scratch = await zeros();
+    try {
+      await sizer.measure(() => addBatch(0, 1, scratch));
+    } finally {
+      scratch.saliency.dispose();
+      scratch.coverage?.dispose();
+    }
+  }
+  const sums = await zeros();
   let map: Tensor;
   try {
-    for (let done = 0; done < total; done += batchSize) {
+    for (let done = 0; done < total; ) {
       if (signal?.aborted) throw new CancelledError('drise: cancelled');
-      const b = Math.min(batchSize, total - done);
-      const masks = await driseMasks(gpu, { height: h, width: w, count: b, first: done, gridSize, p, seed });
-      let detections: Detection[][];
-      try {
-        const masked = await mul(image, masks); // x ⊙ M_i, broadcast over channels
-        try {
-          detections = await detector(masked);
-        } finally {
-          masked.dispose();
-        }
-      } catch (e) {
-        masks.dispose();
-        throw e;
-      }
-      // The batch's temporaries die with this scope; the running sums it returns move up.
-      const sums = await gpu
-        .scope(async () => {
-          if (!Array.isArray(detections) || detections.length !== b) {
-            throw new ArgumentError(`drise: the detector returned ${Array.isArray(detections) ? detections.length : typeof detections} results for a batch of ${b} images`);
-          }
-          const weights = driseWeights(targets, detections); // [b][T]
-          const wt = tensor(gpu, Float32Array.from({ length: T * b }, (_, k) => weights[k % b]![Math.floor(k / b)]!), [T, b]);
-          const flat = masks.reshape([b, h * w]);
-          const next = await add(saliency, await matmul(wt, flat)); // + Σ_i w_i M_i, [T, H·W]
-          const nextCoverage = coverage ? await add(coverage, await matmul(await fill(gpu, [1, b], 1), flat)) : null;
-          return { next, nextCoverage };
-        })
-        .finally(() => masks.dispose());
-      saliency.dispose();
-      saliency = sums.next;
-      coverage?.dispose();
-      coverage = sums.nextCoverage;
-      onProgress?.(done + b, total);
+      const b = sizer.next(total - done);
+      await sizer.run(b, () => addBatch(done, b, sums));
+      done += b;
+      onProgress?.(done, total);
     }
+    sizer.report();
     map = await gpu.scope(async () => {
+      const { saliency, coverage } = sums;
       let out = saliency;
       if (normalize === 'np') out = await scale(saliency, 1 / (total * p));
       if (coverage) out = await div(saliency, await maximum(coverage, await fill(gpu, [1, 1], 1e-6)));
       return out.reshape([T, 1, h, w]);
     });
   } finally {
-    saliency.dispose();
-    coverage?.dispose();
+    sums.saliency.dispose();
+    sums.coverage?.dispose();
   }
   await gpu.sync();
   const seconds = (performance.now() - started) / 1000;
-  return Object.assign(map, { masksPerSecond: total / seconds, seconds });
+  return Object.assign(map, { masksPerSecond: total / seconds, seconds, batches: sizer.batches });
 }

@@ -3,18 +3,24 @@
  * libraries; plus conversion of an image to model input, and an overview grid with text labels.
  *
  * - `readImage(path)`, `decodeImage(bytes)`: PNG or JPEG (told apart by their magic bytes, not the
- *   file name) → `RgbaImage`.
+ *   file name) → `RgbaImage`. Images from strangers are safe to decode: the size is checked from
+ *   the header against `maxImagePixels` (src/runtime/limits.ts) before anything is allocated, a
+ *   PNG's inflated data is capped at what its header implies, and only regular files are read.
  * - `writePng(path, img)` (atomic), `encodePng(img)`.
  * - `imageToTensorData(img, { channels, width, height })`: NCHW floats in [0, 1].
  * - `tileImages(images, { columns, gap, background, labels })`, `drawText`, `textWidth`: a grid
  *   of tiles with labels in a built-in 5×7 bitmap font (no font files needed).
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname } from 'node:path';
+import { inflateSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import pngjs from 'pngjs';
-import { ArgumentError } from '../runtime/errors.js';
-import { checkImage, type RgbaImage } from './colormaps.js';
+import { ArgumentError, FormatError } from '../runtime/errors.js';
+import { makeDirectory, readRegularFile, shorten, writeFileAtomic } from '../runtime/files.js';
+import { raiseHint, resolveLimits, type Limits } from '../runtime/limits.js';
+import { checkImage, colorbar, type ColormapName, type RgbaImage } from './colormaps.js';
+
+export { makeDirectory };
 
 export { imageToTensorData, type ImageToTensorOptions } from './input.js';
 
@@ -43,25 +49,144 @@ function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+export interface DecodeImageOptions {
+  /** Limits for this call (default: the process-wide ones, see `setLimits`). */
+  limits?: Partial<Limits>;
+}
+
+export interface ReadImageOptions extends DecodeImageOptions {}
+
+const megapixels = (n: number) => (n >= 100_000 ? `${(n / 1e6).toFixed(1)} megapixels` : `${n} pixels`);
+
+/** Refuses an image whose header declares more pixels than the limit. */
+function checkPixels(name: string, format: string, width: number, height: number, limits: Readonly<Limits>): void {
+  const pixels = width * height;
+  if (pixels > limits.maxImagePixels) {
+    throw new FormatError(
+      `${name} is a ${width}×${height} ${format} image (${megapixels(pixels)}), more than the limit of ${megapixels(limits.maxImagePixels)} (${raiseHint('maxImagePixels')})`,
+    );
+  }
+}
+
+const u32 = (b: Uint8Array, at: number) => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+
+/** Bits per pixel of a PNG colour type and bit depth (0 for an invalid combination). */
+function pngBitsPerPixel(colorType: number, depth: number): number {
+  const channels = ({ 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 } as Record<number, number>)[colorType];
+  return channels ? channels * depth : 0;
+}
+
+/** Adam7: [x0, y0, dx, dy] of each pass. */
+const ADAM7 = [
+  [0, 0, 8, 8],
+  [4, 0, 8, 8],
+  [0, 4, 4, 8],
+  [2, 0, 4, 4],
+  [0, 2, 2, 4],
+  [1, 0, 2, 2],
+  [0, 1, 1, 2],
+] as const;
+
+/** Bytes the image data of a PNG inflates to: a filter byte and the packed pixels of every row (of every Adam7 pass). */
+function pngInflatedSize(width: number, height: number, bitsPerPixel: number, interlaced: boolean): number {
+  const rows = (w: number, h: number) => (w > 0 && h > 0 ? h * (1 + Math.ceil((w * bitsPerPixel) / 8)) : 0);
+  if (!interlaced) return rows(width, height);
+  return ADAM7.reduce((sum, [x0, y0, dx, dy]) => sum + rows(Math.ceil((width - x0) / dx), Math.ceil((height - y0) / dy)), 0);
+}
+
+/**
+ * Checks a PNG before pngjs decodes it: the size in IHDR against the pixel limit, and for an
+ * interlaced image (which pngjs inflates without a bound) that the IDAT data inflates to no more
+ * than the header implies. Malformed chunk structure is left to pngjs to report.
+ */
+function checkPng(bytes: Uint8Array, name: string, limits: Readonly<Limits>): void {
+  if (bytes.length < 33 || u32(bytes, 12) !== 0x49484452 /* IHDR */) return;
+  const width = u32(bytes, 16);
+  const height = u32(bytes, 20);
+  checkPixels(name, 'PNG', width, height, limits);
+  const depth = bytes[24]!;
+  const colorType = bytes[25]!;
+  const interlaced = bytes[28] === 1;
+  const bpp = pngBitsPerPixel(colorType, depth);
+  if (!interlaced || bpp === 0 || width === 0 || height === 0) return; // pngjs bounds the rest
+  const expected = pngInflatedSize(width, height, bpp, true);
+  const idat: Uint8Array[] = [];
+  for (let at = 8; at + 12 <= bytes.length; ) {
+    const length = u32(bytes, at);
+    const type = u32(bytes, at + 4);
+    if (at + 12 + length > bytes.length) break;
+    if (type === 0x49444154 /* IDAT */) idat.push(bytes.subarray(at + 8, at + 8 + length));
+    at += 12 + length;
+  }
+  try {
+    inflateSync(Buffer.concat(idat), { maxOutputLength: Math.max(expected, 1) });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError) {
+      throw new FormatError(`${name}: its image data inflates to more than the ${expected} bytes a ${width}×${height} image needs (a decompression bomb?)`);
+    }
+    // Corrupt zlib data: pngjs reports it.
+  }
+}
+
+const JPEG_SOF = new Set([0xc0, 0xc1, 0xc2, 0xc3, 0xc5, 0xc6, 0xc7, 0xc9, 0xca, 0xcb, 0xcd, 0xce, 0xcf]);
+
+/** Checks the frame size of a JPEG (from its SOFn segment) against the pixel limit before decoding. */
+function checkJpeg(bytes: Uint8Array, name: string, limits: Readonly<Limits>): void {
+  let at = 2;
+  while (at + 4 <= bytes.length) {
+    if (bytes[at] !== 0xff) return; // not at a marker: let the decoder report it
+    const marker = bytes[at + 1]!;
+    if (marker === 0xff) {
+      at++; // fill byte
+      continue;
+    }
+    if (marker === 0xd8 || marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+      at += 2;
+      continue;
+    }
+    if (marker === 0xda || marker === 0xd9) return; // scan data or end before a frame header
+    const length = (bytes[at + 2]! << 8) | bytes[at + 3]!;
+    if (JPEG_SOF.has(marker) && at + 9 <= bytes.length) {
+      const height = (bytes[at + 5]! << 8) | bytes[at + 6]!;
+      const width = (bytes[at + 7]! << 8) | bytes[at + 8]!;
+      checkPixels(name, 'JPEG', width, height, limits);
+      return;
+    }
+    at += 2 + length;
+  }
+}
+
 /**
  * Decodes PNG or JPEG bytes (told apart by their magic bytes) into 8-bit RGBA. Grey, palette and
  * 16-bit PNGs are converted to 8-bit RGBA; JPEGs get alpha 255. `name` is used in error messages.
+ * An image larger than the `maxImagePixels` limit is refused from its header (a FormatError).
  */
-export function decodeImage(bytes: Uint8Array, name = 'image data'): RgbaImage {
+export function decodeImage(bytes: Uint8Array, name = 'image data', options: DecodeImageOptions = {}): RgbaImage {
   if (!(bytes instanceof Uint8Array)) throw new ArgumentError(`decodeImage: expected bytes (Uint8Array), got ${typeof bytes}`);
+  const limits = resolveLimits(options.limits, 'decodeImage');
+  name = shorten(String(name));
   const format = detectFormat(bytes);
   if (format === null) {
     throw new ArgumentError(`${name} is not a PNG or JPEG image (${describeStart(bytes)})`);
   }
+  if (format === 'png') checkPng(bytes, name, limits);
+  else checkJpeg(bytes, name, limits);
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let decoded: { width: number; height: number; data: Uint8Array };
   try {
     decoded =
       format === 'png'
         ? pngjs.PNG.sync.read(buffer)
-        : jpeg.decode(buffer, { useTArray: true, formatAsRGBA: true, tolerantDecoding: false });
+        : jpeg.decode(buffer, {
+            useTArray: true,
+            formatAsRGBA: true,
+            tolerantDecoding: false,
+            maxResolutionInMP: limits.maxImagePixels / 1e6,
+            // The decoder's own buffers: a few bytes per pixel besides the RGBA output.
+            maxMemoryUsageInMB: Math.ceil((limits.maxImagePixels * 16) / 2 ** 20) + 64,
+          });
   } catch (err) {
-    throw new ArgumentError(`${name} is a corrupt or truncated ${format.toUpperCase()} image (${errorMessage(err)})`);
+    throw new ArgumentError(`${name} is a corrupt or truncated ${format.toUpperCase()} image (${shorten(errorMessage(err))})`);
   }
   const { width, height, data } = decoded;
   if (!(width > 0 && height > 0) || data.length !== width * height * 4) {
@@ -71,19 +196,26 @@ export function decodeImage(bytes: Uint8Array, name = 'image data'): RgbaImage {
   return { width, height, data: new Uint8ClampedArray(data) };
 }
 
-/** Reads a PNG or JPEG file into 8-bit RGBA. Missing, unreadable, non-image and corrupt files each get one clear ArgumentError. */
-export function readImage(path: string): RgbaImage {
+/**
+ * Reads a PNG or JPEG file into 8-bit RGBA. Missing, unreadable, non-image and corrupt files each
+ * get one clear error; only regular files are read (not a device or FIFO, even through a symlink),
+ * and a file over the `maxImageBytes` limit is refused before it is read.
+ */
+export function readImage(path: string, options: ReadImageOptions = {}): RgbaImage {
   if (typeof path !== 'string' || path === '') throw new ArgumentError('readImage: path must be a non-empty string');
+  const limits = resolveLimits(options.limits, 'readImage');
+  const shown = shorten(path);
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    bytes = readRegularFile(path, { maxBytes: limits.maxImageBytes, what: 'image', hint: raiseHint('maxImageBytes') });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new ArgumentError(`${path}: no such file`);
-    if (code === 'EISDIR') throw new ArgumentError(`${path} is a directory, not an image file`);
-    throw new ArgumentError(`${path}: cannot read the file (${errorMessage(err)})`);
+    if (code === 'ENOENT') throw new ArgumentError(`${shown}: no such file`);
+    if (code === 'EISDIR') throw new ArgumentError(`${shown} is a directory, not an image file`);
+    if (err instanceof FormatError) throw err;
+    throw new ArgumentError(`${shown}: cannot read the file (${errorMessage(err)})`);
   }
-  return decodeImage(bytes, path);
+  return decodeImage(bytes, path, { limits });
 }
 
 /** Encodes an RGBA image as a PNG file's bytes (8-bit RGBA). */
@@ -96,49 +228,18 @@ export function encodePng(img: RgbaImage): Uint8Array {
 }
 
 /**
- * Creates a directory and its missing parents, one level at a time: Node's own
- * `mkdirSync(dir, { recursive: true })` never returns where mkdir fails with ENOENT under a parent
- * that exists (anywhere under /proc, for one). Throws Node's error of the level that failed, or one
- * saying that `dir` is a file.
- */
-export function makeDirectory(dir: string): void {
-  const path = resolve(dir);
-  const missing: string[] = [];
-  for (let p = path; !existsSync(p); p = dirname(p)) {
-    missing.unshift(p);
-    if (dirname(p) === p) break;
-  }
-  for (const p of missing) {
-    try {
-      mkdirSync(p);
-    } catch (err) {
-      // Made meanwhile by someone else: fine if it is a directory (checked below).
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-  }
-  if (!statSync(path).isDirectory()) throw Object.assign(new Error(`${path} is a file, not a directory`), { code: 'ENOTDIR' });
-}
-
-/**
- * Writes an RGBA image as a PNG file, creating its directory. Atomic: the bytes go to
- * `<path>.partial`, which is then renamed to `path`, so an interrupted write never leaves a
- * half-written PNG behind.
+ * Writes an RGBA image as a PNG file, creating its directory. Atomic: the bytes go to a temporary
+ * file created exclusively beside `path` (never through a link planted there), which is then
+ * renamed to `path`, so an interrupted write never leaves a half-written PNG behind.
  */
 export function writePng(path: string, img: RgbaImage): void {
   if (typeof path !== 'string' || path === '') throw new ArgumentError('writePng: path must be a non-empty string');
   const bytes = encodePng(img);
-  const partial = `${path}.partial`;
   try {
     makeDirectory(dirname(path));
-    writeFileSync(partial, bytes);
-    renameSync(partial, path);
+    writeFileAtomic(path, bytes);
   } catch (err) {
-    try {
-      rmSync(partial, { force: true });
-    } catch {
-      // The directory itself is unusable; there is no partial file to clean up.
-    }
-    throw new ArgumentError(`writePng: cannot write ${path} (${errorMessage(err)})`);
+    throw new ArgumentError(`writePng: cannot write ${shorten(path)} (${errorMessage(err)})`);
   }
 }
 
@@ -309,6 +410,43 @@ export function tileImages(images: RgbaImage[], options: TileOptions = {}): Rgba
       drawText(out, text, tx, ty, { scale, color: labelColor });
     }
   });
+  return out;
+}
+
+export interface ColorbarKeyOptions {
+  colormap?: ColormapName;
+  /** Length of the bar in pixels (default: the image's width less the margins). */
+  width?: number;
+  /** Margin left of the bar and below the labels, in pixels (default 6). */
+  gap?: number;
+  /** The words at the bar's two ends (default 'low', 'high'). */
+  ends?: [string, string];
+  /** RGBA of the strip added under the image (default white). */
+  background?: [number, number, number, number?];
+}
+
+/**
+ * `img` with a key to its colours added underneath: the colour map as a bar, from the map's lowest
+ * displayed value on the left to its highest on the right, with the two ends named.
+ */
+export function addColorbarKey(img: RgbaImage, options: ColorbarKeyOptions = {}): RgbaImage {
+  checkImage(img, 'addColorbarKey');
+  const { colormap = 'viridis', gap = 6, ends = ['low', 'high'], background = [255, 255, 255, 255] } = options;
+  const width = Math.min(options.width ?? img.width - 2 * gap, img.width - 2 * gap);
+  if (!Number.isInteger(width) || width < 8) throw new ArgumentError(`addColorbarKey: the bar needs at least 8 pixels, got ${width}`);
+  const barHeight = Math.max(6, Math.round(width / 24));
+  const textY = img.height + barHeight + 2;
+  const height = textY + textHeight(1) + gap;
+  const out: RgbaImage = { width: img.width, height, data: new Uint8ClampedArray(img.width * height * 4) };
+  const [r, g, b, a = 255] = background;
+  for (let p = 0; p < img.width * height; p++) out.data.set([r, g, b, a], 4 * p);
+  out.data.set(img.data);
+  const bar = colorbar(width, barHeight, colormap);
+  for (let y = 0; y < barHeight; y++) out.data.set(bar.data.subarray(4 * y * width, 4 * (y + 1) * width), 4 * ((img.height + y) * img.width + gap));
+  const luminance = 0.299 * r + 0.587 * g + 0.114 * b;
+  const color: [number, number, number, number] = luminance > 127 ? [0, 0, 0, 255] : [255, 255, 255, 255];
+  drawText(out, ends[0], gap, textY, { scale: 1, color });
+  drawText(out, ends[1], gap + width - textWidth(ends[1], 1), textY, { scale: 1, color });
   return out;
 }
 

@@ -11,10 +11,10 @@
  * `METHODS` lists them all with their labels, options and display kinds, and `runMethod(name, …)`
  * runs any of them by name (see methods.ts).
  */
-export { vanilla, deconvnet, guidedBackprop, gradTimesInput, type GradTimesInputOptions } from './gradients.js';
+export { vanilla, deconvnet, guidedBackprop, gradTimesInput, type GradientOptions, type GradTimesInputOptions } from './gradients.js';
 export { smoothGrad, type SmoothGradOptions } from './smoothgrad.js';
 export { cam, camFeatureLayer, gradCam, guidedGradCam, type CamOptions, type Upsample } from './cam.js';
-export { defaultCamLayer, type ExplainableModel, type NeuronTarget, type ScoreOptions, type Target } from './core.js';
+export { defaultCamLayer, type ExplainableModel, type NeuronSeed, type NeuronTarget, type ScoreOptions, type Target } from './core.js';
 export { drise, driseWeights, driseMasks, similarity, iou, type Detection, type Detector, type DriseOptions, type DriseResult } from './drise.js';
 export {
   METHODS,
@@ -35,3 +35,5 @@ export {
   type MethodEntry,
   type MethodName,
 } from './methods.js';
+export { MethodTrace, type TraceOn, type Traced } from './trace.js';
+export * as metrics from './metrics/index.js';

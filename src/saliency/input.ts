@@ -4,6 +4,7 @@
  * the Node path feed a model identical numbers for the same pixels.
  */
 import { ArgumentError } from '../runtime/errors.js';
+import { getLimits, raiseHint } from '../runtime/limits.js';
 import { checkImage, resample, type RgbaImage, type ResizeMode } from './colormaps.js';
 
 export interface ImageToTensorOptions {
@@ -31,6 +32,10 @@ export function imageToTensorData(img: RgbaImage, options: ImageToTensorOptions 
   if (channels !== 1 && channels !== 3) throw new ArgumentError(`imageToTensorData: channels must be 1 or 3, got ${channels}`);
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
     throw new ArgumentError(`imageToTensorData: width and height must be positive integers, got ${width}×${height}`);
+  }
+  const limit = getLimits().maxImagePixels;
+  if (width * height > limit) {
+    throw new ArgumentError(`imageToTensorData: an output of ${width}×${height} pixels is more than the limit of ${limit} pixels (${raiseHint('maxImagePixels')})`);
   }
   if (resize !== 'bilinear' && resize !== 'nearest') {
     throw new ArgumentError(`imageToTensorData: unknown resize mode ${JSON.stringify(resize)}; use 'bilinear' or 'nearest'`);

@@ -14,7 +14,8 @@
  * - `methodByName(name)`: the entry, or an ArgumentError that lists the methods.
  * - `runMethod(name, model, x, settings)`: runs one method with the settings front ends collect
  *   (`ClassifierSettings`); each method reads the settings its entry lists in `options`, besides
- *   `target` and `score`. Returns the raw map, as the method's own function does.
+ *   `target`, `score` and `trace`. Returns the raw map, as the method's own function does, or
+ *   `{ result, trace }` with `trace: true` (see trace.ts).
  *
  * Classifier methods take a model (`ExplainableModel`) and a class or neuron target. D-RISE is the
  * one black-box method for object detectors: its entry has `kind: 'detector'`, and it takes a
@@ -26,10 +27,11 @@ import type { ReluRule } from '../kernels/activation.js';
 import { ArgumentError } from '../runtime/errors.js';
 import type { Tensor } from '../runtime/tensor.js';
 import { cam, camFeatureLayer, gradCam, guidedGradCam, type Upsample } from './cam.js';
-import { spatialLayer, type ExplainableModel, type ScoreOptions } from './core.js';
+import { spatialLayer, type ExplainableModel, type NeuronSeed, type ScoreOptions } from './core.js';
 import { drise, type Detector, type DriseOptions, type DriseResult } from './drise.js';
 import { deconvnet, gradTimesInput, guidedBackprop, vanilla } from './gradients.js';
 import { smoothGrad } from './smoothgrad.js';
+import { withMethodTrace, type TraceOn, type Traced } from './trace.js';
 
 /** How a map is drawn (`renderOverlay`'s `kind`). */
 export type DisplayKind =
@@ -43,6 +45,12 @@ export type DisplayKind =
  * method. A method reads `target`, `score`, `onProgress`, `signal` and the options its entry lists.
  */
 export interface ClassifierSettings extends ScoreOptions {
+  /**
+   * vanilla, guidedBackprop, deconvnet with a neuron target: start from 1 at the neuron ('one', its
+   * gradient) or from its activation ('activation', the projection). Default: 'one', but
+   * 'activation' for deconvnet (NeuronSeed).
+   */
+  neuronSeed?: NeuronSeed;
   /** Grad-CAM and Guided Grad-CAM: the feature layer (default: the last spatial conv/activation). */
   layer?: string;
   /** CAM and Grad-CAM: how the map reaches the input size (default 'bilinear'). */
@@ -53,8 +61,8 @@ export interface ClassifierSettings extends ScoreOptions {
   noiseLevel?: number;
   /** SmoothGrad: the noise seed (default 0). */
   seed?: number;
-  /** SmoothGrad: noisy copies per GPU batch. */
-  batchSize?: number;
+  /** SmoothGrad: noisy copies per GPU batch ('auto', the default: as many as fit the memory budget). */
+  batchSize?: number | 'auto';
   /** Called as long methods progress (SmoothGrad: samples done of the total). */
   onProgress?: (done: number, total: number) => void;
   /** Stops long methods between batches with a CancelledError. */
@@ -62,7 +70,7 @@ export interface ClassifierSettings extends ScoreOptions {
 }
 
 /** A setting a classifier method may read besides the target and score. */
-export type ClassifierOption = 'layer' | 'upsample' | 'samples' | 'noiseLevel' | 'seed' | 'batchSize';
+export type ClassifierOption = 'neuronSeed' | 'layer' | 'upsample' | 'samples' | 'noiseLevel' | 'seed' | 'batchSize';
 
 /** What D-RISE reads: DriseOptions (the detection to explain as `target`). */
 export type DetectorSettings = DriseOptions;
@@ -122,7 +130,8 @@ export interface DetectorMethod<N extends DetectorMethodName = DetectorMethodNam
 
 export type MethodEntry = ClassifierMethod | DetectorMethod;
 
-const score = (s: ClassifierSettings): ScoreOptions => ({ target: s.target, score: s.score });
+/** The target and score of the settings; the trace, if any, is collected around the whole run by runMethod. */
+const score = (s: ClassifierSettings): ScoreOptions & { trace?: false } => ({ target: s.target, score: s.score });
 
 /** Checks --layer (or the layer attribute) for the methods that read it: it must have a spatial map. */
 const checkCamLayer = (name: string) => (model: ExplainableModel, s: Partial<ClassifierSettings>) => {
@@ -139,14 +148,15 @@ function gradientMethod<N extends ClassifierMethodName>(
   neuronTargets: boolean,
   run: ClassifierMethod<N>['run'],
 ): ClassifierMethod<N> {
-  return { name, label, paper, kind: 'classifier', display: 'attribution', options: [], reluRule, neuronTargets, progressUnit: null, requires: null, unsupported: supported, check: nothing, run };
+  const options: ClassifierOption[] = neuronTargets ? ['neuronSeed'] : [];
+  return { name, label, paper, kind: 'classifier', display: 'attribution', options, reluRule, neuronTargets, progressUnit: null, requires: null, unsupported: supported, check: nothing, run };
 }
 
 /** Every method, in the order of the methods table. */
 export const METHODS = [
-  gradientMethod('vanilla', 'Vanilla gradient', 'Simonyan et al. 2014', 'ordinary', true, (m, x, s) => vanilla(m, x, score(s))),
-  gradientMethod('deconvnet', 'DeconvNet', 'Zeiler & Fergus 2014', 'deconv', true, (m, x, s) => deconvnet(m, x, score(s))),
-  gradientMethod('guidedBackprop', 'Guided backprop', 'Springenberg et al. 2015', 'guided', true, (m, x, s) => guidedBackprop(m, x, score(s))),
+  gradientMethod('vanilla', 'Vanilla gradient', 'Simonyan et al. 2014', 'ordinary', true, (m, x, s) => vanilla(m, x, { ...score(s), seed: s.neuronSeed })),
+  gradientMethod('deconvnet', 'DeconvNet', 'Zeiler & Fergus 2014', 'deconv', true, (m, x, s) => deconvnet(m, x, { ...score(s), seed: s.neuronSeed })),
+  gradientMethod('guidedBackprop', 'Guided backprop', 'Springenberg et al. 2015', 'guided', true, (m, x, s) => guidedBackprop(m, x, { ...score(s), seed: s.neuronSeed })),
   gradientMethod('gradTimesInput', 'Gradient × input', 'Shrikumar et al. 2016', 'ordinary', false, (m, x, s) => gradTimesInput(m, x, score(s))),
   {
     name: 'smoothGrad',
@@ -257,18 +267,23 @@ export function methodByName(name: string): MethodEntry {
 
 /**
  * Runs method `name` with the front ends' settings: a classifier method on `model`, or D-RISE on
- * `detector` (a function from an image batch to detection lists). Returns the raw map.
+ * `detector` (a function from an image batch to detection lists). Resolves with the raw map, or,
+ * with `trace: true` or 'tensors' (classifier methods), with `{ result, trace }`.
  */
-export function runMethod(name: ClassifierMethodName, model: ExplainableModel, x: Tensor, settings: ClassifierSettings): Promise<Tensor>;
+export function runMethod(name: ClassifierMethodName, model: ExplainableModel, x: Tensor, settings: ClassifierSettings & { trace: TraceOn }): Promise<Traced>;
+export function runMethod(name: ClassifierMethodName, model: ExplainableModel, x: Tensor, settings: ClassifierSettings & { trace?: false }): Promise<Tensor>;
+export function runMethod(name: ClassifierMethodName, model: ExplainableModel, x: Tensor, settings: ClassifierSettings): Promise<Tensor | Traced>;
 export function runMethod(name: DetectorMethodName, detector: Detector, x: Tensor, settings: DetectorSettings): Promise<DriseResult>;
-export function runMethod(name: MethodName, subject: ExplainableModel | Detector, x: Tensor, settings: ClassifierSettings | DetectorSettings): Promise<Tensor>;
-export async function runMethod(name: MethodName, subject: ExplainableModel | Detector, x: Tensor, settings: ClassifierSettings | DetectorSettings): Promise<Tensor> {
+export function runMethod(name: MethodName, subject: ExplainableModel | Detector, x: Tensor, settings: ClassifierSettings | DetectorSettings): Promise<Tensor | Traced>;
+export async function runMethod(name: MethodName, subject: ExplainableModel | Detector, x: Tensor, settings: ClassifierSettings | DetectorSettings): Promise<Tensor | Traced> {
   const m = methodByName(name);
   if (m.kind === 'detector') {
     if (typeof subject !== 'function') throw new ArgumentError(`${name}: explains object detectors; pass a detector function (images → detections), not a model`);
+    if ((settings as { trace?: unknown }).trace) throw new ArgumentError(`${name}: the detector is a black box to D-RISE; there is no tape to trace`);
     return m.run(subject, x, settings as DetectorSettings);
   }
   if (typeof subject === 'function') throw new ArgumentError(`${name}: explains classifiers; pass a model, not a detector function`);
-  m.check(subject, settings as ClassifierSettings);
-  return m.run(subject, x, settings as ClassifierSettings);
+  const s = settings as ClassifierSettings;
+  m.check(subject, s);
+  return withMethodTrace(subject.gpu, name, s.trace, () => m.run(subject, x, s));
 }

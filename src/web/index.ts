@@ -13,11 +13,13 @@ export {
   VIEW_METHODS,
   METHOD_LABELS,
   type ViewMethod,
+  type ViewState,
   type ImageInput,
   type ClassScore,
   type SaliencyResultDetail,
   type RunTimings,
 } from './saliency-view.js';
+export { DEFAULT_LIMITS, getLimits, setLimits, type Limits } from '../runtime/limits.js';
 export { registerModelLoader, modelSuffixes, sharedGpu, exclusive, cachedModel, clearModelCache, resolveModelRef, type ModelLoader, type ViewModel } from './models.js';
 
 defineSaliencyView();

@@ -1,22 +1,32 @@
 /**
- * The browser side of the web component: one shared GPU device, a queue that runs GPU work one
- * job at a time, and models loaded once and cached by name or URL.
+ * The browser side of the web component: one shared GPU device, whose queue (`gpu.exclusive`, the
+ * library's own) runs GPU work one job at a time, and models loaded once and cached by name or URL.
+ * Model files from other sites are read under the size limit (`maxModelBytes`) and parsed with the
+ * same checks as files on disk (src/runtime/limits.ts, docs/security.md).
  *
  * A model is named by a bundled name ('fashion-vgg') or a URL; the URL's ending picks the loader
- * (`registerModelLoader`): '.safetensors' (our own files, spec in the metadata) and 'model.json'
- * (TF.js graph models, through src/nets/tfjs-graph.ts) are built in.
+ * (`registerModelLoader`): '.safetensors' (our own files, spec in the metadata), '.json' (TF.js
+ * graph or layers models) and '.onnx' (ONNX models, through src/nets/onnx/model.ts) are built in.
  */
 import { ArgumentError } from '../runtime/errors.js';
+import { readResponse } from '../runtime/fetch.js';
 import { initGpu, type Gpu } from '../runtime/gpu.js';
 import { modelFromSafetensors } from '../nets/model.js';
-import { BUNDLED_MODELS, loadModel } from '../nets/zoo.js';
+import { BUNDLED_MODELS, loadModel, type BundledModelName } from '../nets/zoo.js';
+import type { InputNormalization } from '../nets/normalization.js';
+import { imagenetClasses, parseLabels } from '../nets/labels.js';
 import type { ExplainableModel } from '../saliency/core.js';
 
 /** What the component needs of a model: the methods' interface, class names and disposal. */
 export type ViewModel = ExplainableModel & { readonly classNames?: readonly string[]; dispose(): void };
 
+/** How a page asks for a model beyond its URL: input normalisation (ONNX models). */
+export interface ViewModelOptions {
+  normalize?: InputNormalization;
+}
+
 /** Loads a model from a URL onto `gpu`. */
-export type ModelLoader = (gpu: Gpu, url: URL) => Promise<ViewModel>;
+export type ModelLoader = (gpu: Gpu, url: URL, options?: ViewModelOptions) => Promise<ViewModel>;
 
 interface LoaderEntry {
   suffix: string;
@@ -52,7 +62,7 @@ async function fetchBytes(url: URL, what: string): Promise<Uint8Array> {
     throw new ArgumentError(`could not fetch the ${what} ${url.href}: ${(e as Error).message}`);
   }
   if (!res.ok) throw new ArgumentError(`could not fetch the ${what} ${url.href}: HTTP ${res.status}${res.status === 404 ? ' (not found)' : ''}`);
-  return new Uint8Array(await res.arrayBuffer());
+  return readResponse(res, `${what} ${url.href}`); // refused past maxModelBytes, even without a Content-Length
 }
 
 function fileName(url: URL): string {
@@ -64,8 +74,14 @@ registerModelLoader('.safetensors', async (gpu, url) => modelFromSafetensors(gpu
 // TF.js graph or layers models (model.json + weight shards, fetched relative to it); code loaded on first use.
 registerModelLoader('.json', async (gpu, url) => {
   const [{ GRAPH_MODEL_CLASSES }, { loadTfjsModel }] = await Promise.all([import('../nets/tfjs-graph.js'), import('../nets/tfjs-layers.js')]);
-  const classNames = GRAPH_MODEL_CLASSES[fileName(url)];
+  const classNames = GRAPH_MODEL_CLASSES.get(fileName(url));
   return loadTfjsModel(gpu, url, classNames ? { classNames: [...classNames] } : {});
+});
+
+// ONNX models (external data fetched from the model's own origin and folder); code loaded on first use.
+registerModelLoader('.onnx', async (gpu, url, options = {}) => {
+  const { loadOnnxModel } = await import('../nets/onnx/model.js');
+  return loadOnnxModel(gpu, url, { normalize: options.normalize });
 });
 
 let gpuPromise: Promise<Gpu> | null = null;
@@ -79,16 +95,15 @@ export function sharedGpu(): Promise<Gpu> {
   return gpuPromise;
 }
 
-let queue: Promise<unknown> = Promise.resolve();
-
 /**
- * Runs `job` after every job queued before it has finished. The autodiff tape and tensor scopes
- * belong to the device, so two explanations must not interleave their GPU work.
+ * Runs `job` in the shared device's queue (`gpu.exclusive`), after every job queued before it has
+ * finished: the same queue the saliency methods run in, so a component's GPU work never interleaves
+ * with theirs or another component's. In a browser, do not call the saliency methods inside `job`
+ * (they queue themselves and would wait for it): call them between jobs, as <saliency-view> does.
  */
-export function exclusive<T>(job: () => Promise<T>): Promise<T> {
-  const result = queue.then(job, job);
-  queue = result.catch(() => undefined);
-  return result;
+export async function exclusive<T>(job: () => Promise<T>): Promise<T> {
+  const gpu = await sharedGpu();
+  return gpu.exclusive(job);
 }
 
 /** Where a model reference points: a bundled name, or an absolute URL (resolved against the page). */
@@ -119,21 +134,60 @@ const cache = new Map<string, Promise<ViewModel>>();
  * The model named `ref`, loaded once per page. Call inside `exclusive` (loading creates tensors,
  * which must not land in another job's scope). A failed load is forgotten, so it can be retried.
  */
-export function cachedModel(gpu: Gpu, ref: string): Promise<ViewModel> {
+export function cachedModel(gpu: Gpu, ref: string, options: ViewModelOptions = {}): Promise<ViewModel> {
   const where = resolveModelRef(ref);
-  const key = 'bundled' in where ? `bundled:${where.bundled}` : where.url.href;
+  if (options.normalize && ('bundled' in where || !where.url.pathname.toLowerCase().endsWith('.onnx'))) {
+    throw new ArgumentError(`normalize applies to ONNX models; '${ref}' is not one`);
+  }
+  const key = ('bundled' in where ? `bundled:${where.bundled}` : where.url.href) + (options.normalize ? ` normalize:${JSON.stringify(options.normalize)}` : '');
   let p = cache.get(key);
   if (!p) {
-    p = 'bundled' in where ? loadModel(gpu, where.bundled) : where.loader(gpu, where.url);
+    p = 'bundled' in where ? loadModel(gpu, where.bundled as BundledModelName) : where.loader(gpu, where.url, options);
     cache.set(key, p);
     p.catch(() => cache.delete(key));
   }
   return p;
 }
 
-/** Frees every cached model (the next use loads it again). */
+/** Frees every cached model (the next use loads it again), once the jobs queued before have run. */
 export async function clearModelCache(): Promise<void> {
   const all = [...cache.values()];
   cache.clear();
-  for (const p of all) (await p.catch(() => null))?.dispose();
+  const free = async () => {
+    for (const p of all) (await p.catch(() => null))?.dispose();
+  };
+  const gpu = gpuPromise ? await gpuPromise.catch(() => null) : null;
+  if (gpu) await gpu.exclusive(free);
+  else await free();
+}
+
+const labelsCache = new Map<string, Promise<readonly string[]>>();
+
+/**
+ * Class names named by a page: 'imagenet' (the built-in 1,000 ImageNet names) or the URL of a
+ * .txt (one per line) or .json labels file (resolved against the page), fetched once.
+ */
+export function cachedLabels(ref: string): Promise<readonly string[]> {
+  const name = ref.trim();
+  let key = name;
+  let load: () => Promise<readonly string[]>;
+  if (name === 'imagenet') load = imagenetClasses;
+  else {
+    const base = (globalThis as { document?: { baseURI: string } }).document?.baseURI ?? (globalThis as { location?: { href: string } }).location?.href;
+    let url: URL;
+    try {
+      url = new URL(name, base);
+    } catch {
+      throw new ArgumentError(`labels '${name.slice(0, 200)}' is neither 'imagenet' nor a URL`);
+    }
+    key = url.href;
+    load = async () => parseLabels(await fetchBytes(url, 'labels file'), url.pathname);
+  }
+  let p = labelsCache.get(key);
+  if (!p) {
+    p = load();
+    labelsCache.set(key, p);
+    p.catch(() => labelsCache.delete(key));
+  }
+  return p;
 }

@@ -5,7 +5,9 @@
  *   <script type="module" src="…/web/index.js"></script>
  *   <saliency-view model="fashion-vgg" src="boot.png" method="gradCam"></saliency-view>
  *
- * Attributes: model (a bundled name, or a URL of a .safetensors / model.json file), src (image
+ * Attributes: model (a bundled name, or a URL of a .safetensors / model.json / .onnx file),
+ * labels ('imagenet', or the URL of a .txt / .json list of class names), normalize (ONNX models:
+ * 'imagenet' or 'm,m,m/s,s,s', per-channel mean and std applied to pixels in [0, 1]), src (image
  * URL), method (vanilla, deconvnet, guidedBackprop, gradTimesInput, smoothGrad, cam, gradCam,
  * guidedGradCam, drise), target ('top' or a class index), layer (Grad-CAM's layer), crop
  * ('x,y,width,height' in image pixels: explain that region, e.g. a face), samples,
@@ -34,8 +36,12 @@ import type { Detection } from '../saliency/drise.js';
 import { METHODS, METHOD_NAMES, isMethodName, methodByName, runMethod, type ClassifierMethodName, type MethodName } from '../saliency/methods.js';
 import { COLORMAPS, type ColormapName, type RgbaImage } from '../saliency/colormaps.js';
 import { cropRgba, imageToTensorData, inputToRgba } from '../saliency/input.js';
-import { renderColorbar, renderOverlay } from '../saliency/render.js';
-import { cachedModel, exclusive, sharedGpu, type ViewModel } from './models.js';
+import { DEFAULT_OPACITY, renderColorbar, renderOverlay } from '../saliency/render.js';
+import { negatedOutput, otherClassName } from '../saliency/sigmoid.js';
+import * as ops from '../autodiff/ops/index.js';
+import { cachedLabels, cachedModel, sharedGpu, type ViewModel } from './models.js';
+import { checkLabels } from '../nets/labels.js';
+import { parseNormalization } from '../nets/normalization.js';
 
 /** The methods, in the registry's order (src/saliency/methods.ts): every method, D-RISE included. */
 export const VIEW_METHODS: readonly MethodName[] = METHOD_NAMES;
@@ -43,6 +49,9 @@ export type ViewMethod = MethodName;
 
 /** Readable names for labels, from the registry. */
 export const METHOD_LABELS: Readonly<Record<ViewMethod, string>> = Object.fromEntries(METHODS.map((m) => [m.name, m.label])) as Record<ViewMethod, string>;
+
+/** See `SaliencyView.state`. */
+export type ViewState = 'idle' | 'running' | 'done' | 'failed' | 'cancelled';
 
 /** Anything the element can read pixels from. */
 export type ImageInput = string | URL | Blob | HTMLImageElement | HTMLCanvasElement | OffscreenCanvas | ImageBitmap | ImageData;
@@ -76,8 +85,8 @@ export interface SaliencyResultDetail {
 }
 
 /**
- * Milliseconds of each part of a run: opening WebGPU and reading the image; loading the model
- * (cached after its first use); compiling the GPU pipelines used for the first time, in the load
+ * Milliseconds of each part of a run: opening WebGPU and reading the image; loading the model and
+ * the labels (cached after their first use); compiling the GPU pipelines used for the first time, in the load
  * and in the method; and the method less that compiling (`ms` = the compiling in the method + `run`).
  */
 export interface RunTimings {
@@ -90,6 +99,8 @@ export interface RunTimings {
 
 const ATTRIBUTES = [
   'model',
+  'labels',
+  'normalize',
   'src',
   'method',
   'target',
@@ -110,12 +121,17 @@ const ATTRIBUTES = [
 ] as const;
 
 const STYLE = `
-:host { display: inline-block; font: 13px/1.35 system-ui, sans-serif; color: #222; vertical-align: top; }
-.card { display: flex; flex-direction: column; gap: 6px; padding: 8px; border: 1px solid #ccd; border-radius: 6px; background: #fff; }
+:host { display: inline-block; font: 13px/1.35 system-ui, sans-serif; color: #222; vertical-align: top; --size: 224px; }
+.card { display: flex; flex-direction: column; gap: 6px; padding: 8px; border: 1px solid #ccd; border-radius: 6px; background: #fff; width: var(--size); overflow-wrap: anywhere; }
 .title { font-weight: 600; }
 .title small { font-weight: 400; color: #667; margin-left: 6px; }
-.stage { position: relative; background: #111; }
-canvas.overlay { display: block; image-rendering: auto; }
+.stage { position: relative; width: var(--size); height: var(--size); background: #eceef3; }
+canvas.overlay { display: block; width: var(--size); height: var(--size); image-rendering: auto; }
+.placeholder { display: none; position: absolute; inset: 0; align-items: center; justify-content: center; text-align: center; padding: 8px;
+  color: #667; font-size: 12px; background: repeating-linear-gradient(45deg, #eceef3 0 8px, #e3e6ee 8px 16px); }
+.card:not([data-state='done']) canvas.overlay, .card:not([data-state='done']) .bar, .card:not([data-state='done']) ol.classes { display: none; }
+.card:not([data-state='done']) .placeholder { display: flex; }
+.card[data-state='failed'] .stage, .card[data-state='failed'] .status, .card[data-state='failed'] .detections { display: none; }
 .bar { display: flex; align-items: center; gap: 6px; font-size: 11px; color: #556; }
 .bar canvas { flex: 1; height: 10px; min-width: 0; }
 .status { min-height: 1.35em; color: #556; font-size: 12px; }
@@ -125,7 +141,8 @@ canvas.overlay { display: block; image-rendering: auto; }
 .progress.shown { display: flex; }
 .progress progress { flex: 1; }
 ol.classes { margin: 0; padding: 0; list-style: none; }
-ol.classes li { display: grid; grid-template-columns: 1fr 3.5em; gap: 4px; position: relative; padding: 1px 4px; }
+ol.classes li { display: grid; grid-template-columns: minmax(0, 1fr) 3.5em; gap: 4px; position: relative; padding: 1px 4px; }
+ol.classes li span:not(.p) { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 ol.classes li .fill { position: absolute; inset: 0 auto 0 0; background: #dde6f7; z-index: 0; }
 ol.classes li span { position: relative; z-index: 1; }
 ol.classes li .p { text-align: right; font-variant-numeric: tabular-nums; }
@@ -227,14 +244,25 @@ export class SaliencyView extends Base {
     return [...ATTRIBUTES];
   }
 
-  /** The last successful result. */
+  /** The result for the current inputs; null while it is computed, after a failure, or before a run. */
   result: SaliencyResultDetail | null = null;
+
+  /**
+   * Where the element stands for its current inputs: 'idle' (nothing to run yet), 'running',
+   * 'done' (`result` is theirs), 'failed' (only the error is shown) or 'cancelled'. Nothing of an
+   * earlier input's result is shown in any state but 'done'.
+   */
+  get state(): ViewState {
+    return this.els.card.dataset.state as ViewState;
+  }
 
   private imageSource: ImageInput | null = null;
   private controller: AbortController | null = null;
   private scheduled: ReturnType<typeof setTimeout> | null = null;
   private runCount = 0;
   private readonly els: {
+    card: HTMLElement;
+    placeholder: HTMLElement;
     title: HTMLElement;
     sub: HTMLElement;
     overlay: HTMLCanvasElement;
@@ -254,9 +282,9 @@ export class SaliencyView extends Base {
     super();
     const root = this.attachShadow({ mode: 'open' });
     root.innerHTML = `<style>${STYLE}</style>
-<div class="card" part="card">
+<div class="card" part="card" data-state="idle">
   <div class="title" part="title"><span class="name"></span><small class="sub"></small></div>
-  <div class="stage"><canvas class="overlay" part="overlay" width="224" height="224"></canvas></div>
+  <div class="stage"><canvas class="overlay" part="overlay" width="224" height="224"></canvas><div class="placeholder" part="placeholder">no map yet</div></div>
   <div class="bar" part="colorbar"><span>low</span><canvas width="224" height="10"></canvas><span>high</span></div>
   <div class="progress" part="progress"><progress max="1" value="0"></progress><span class="ptext"></span><button type="button" class="cancel">Cancel</button></div>
   <div class="status" part="status" role="status"></div>
@@ -266,6 +294,8 @@ export class SaliencyView extends Base {
 </div>`;
     const q = <T extends Element>(s: string) => root.querySelector(s) as T;
     this.els = {
+      card: q('.card'),
+      placeholder: q('.placeholder'),
       title: q('.title .name'),
       sub: q('.title .sub'),
       overlay: q('canvas.overlay'),
@@ -324,6 +354,7 @@ export class SaliencyView extends Base {
   }
   set image(v: ImageInput | null) {
     this.imageSource = v;
+    this.invalidate();
     this.schedule();
   }
 
@@ -346,7 +377,27 @@ export class SaliencyView extends Base {
     if (old === value) return;
     if (name === 'method') this.els.title.textContent = METHOD_LABELS[value as ViewMethod] ?? value ?? '';
     if (name === 'colormap' || name === 'size') this.drawColorbar();
+    // Any input may change the answer: what is shown is no longer the current inputs' result.
+    if (name !== 'manual') this.invalidate();
     this.schedule();
+  }
+
+  /**
+   * Forgets what is shown: the map, the classes and the detections of earlier inputs give way to
+   * a placeholder until the current inputs' own result arrives.
+   */
+  private invalidate(text = 'no map yet'): void {
+    this.result = null;
+    this.setState(this.isConnected && (this.imageSource || this.src) && this.model ? 'running' : 'idle', text);
+    this.els.sub.textContent = '';
+    this.els.classes.replaceChildren();
+    this.els.detections.replaceChildren();
+    this.showMessage('');
+  }
+
+  private setState(state: ViewState, placeholder: string): void {
+    this.els.card.dataset.state = state;
+    this.els.placeholder.textContent = placeholder;
   }
 
   /** Stops the running explanation (SmoothGrad and D-RISE stop between batches). */
@@ -359,7 +410,10 @@ export class SaliencyView extends Base {
   private schedule(): void {
     if (!this.isConnected || this.hasAttribute('manual')) return;
     if (!this.imageSource && !this.src) {
-      if (!this.controller) this.setStatus('waiting for an image');
+      if (!this.controller) {
+        this.setState('idle', 'waiting for an image');
+        this.setStatus('waiting for an image');
+      }
       return;
     }
     if (!this.model) return;
@@ -384,7 +438,8 @@ export class SaliencyView extends Base {
     const id = ++this.runCount;
     const method = this.method;
     const current = () => id === this.runCount;
-    this.showMessage('');
+    this.invalidate('computing…');
+    this.setState('running', 'computing…');
     this.showProgress(null);
     try {
       const result = await this.compute(method, controller.signal, current);
@@ -397,6 +452,8 @@ export class SaliencyView extends Base {
       if (current()) {
         const cancelled = error instanceof CancelledError || controller.signal.aborted;
         this.setStatus(cancelled ? 'cancelled' : 'failed');
+        this.invalidate(cancelled ? 'cancelled' : 'failed');
+        this.setState(cancelled ? 'cancelled' : 'failed', cancelled ? 'cancelled' : 'failed');
         if (!cancelled) this.showMessage(describeError(error));
         this.dispatchEvent(new CustomEvent('saliency-error', { detail: { method, error, message: error.message }, bubbles: true, composed: true }));
       }
@@ -438,24 +495,36 @@ export class SaliencyView extends Base {
     const check = () => {
       if (signal.aborted || !current()) throw new CancelledError(`${method}: cancelled`);
     };
+    // A run replaced by a newer one says nothing more.
+    const status = (text: string) => current() && this.setStatus(text);
 
-    this.setStatus('opening WebGPU…');
+    status('opening WebGPU…');
     const started = performance.now();
     const gpu = await sharedGpu();
     check();
-    this.setStatus('reading the image…');
+    status('reading the image…');
     const opened = performance.now();
     const whole = await readPixels(source);
+    if (crop && (crop[0]! + crop[2]! > whole.width || crop[1]! + crop[3]! > whole.height)) {
+      throw new ArgumentError(`crop="${cropText}" reaches outside the image, which is ${whole.width}×${whole.height} pixels`);
+    }
     const pixels = crop ? cropRgba(whole, crop as [number, number, number, number]) : whole;
     check();
-    this.setStatus('loading the model…');
+    status('loading the model…');
     const read = performance.now();
 
-    return exclusive(async () => {
+    // The work goes through the device's queue in steps: loading and the input tensor in one job,
+    // then the saliency method, which queues itself (a browser cannot run it nested in a job).
+    const normalize = parseNormalization(this.getAttribute('normalize') ?? undefined, 'normalize');
+    const labelsRef = (this.getAttribute('labels') ?? '').trim();
+    const labels = labelsRef ? await cachedLabels(labelsRef) : undefined;
+    const labelsMs = performance.now() - read;
+    check();
+    const { model, input, inputShape, x, loadMs, compileInLoad } = await gpu.exclusive(async () => {
       check();
       const loading = performance.now();
       const compiledBefore = gpu.compileStats().ms;
-      const model = await cachedModel(gpu, modelRef);
+      const model = await cachedModel(gpu, modelRef, { normalize });
       const loadMs = performance.now() - loading;
       const compileInLoad = gpu.compileStats().ms - compiledBefore;
       check();
@@ -465,30 +534,49 @@ export class SaliencyView extends Base {
       }
       const input = imageToTensorData(pixels, { channels, width, height, background: [0, 0, 0] });
       const inputShape = [1, channels, height, width];
+      return { model, input, inputShape, x: gpu.keep(tensor(gpu, input, inputShape)), loadMs, compileInLoad };
+    });
+    const classNames = labels ?? model.classNames;
+    try {
       const entry = methodByName(method);
       let precompileMs = 0;
       if (this.precompiles(model, entry.name, inputShape, target, layer, opts)) {
-        this.setStatus('compiling…');
-        const p = await gpu.precompile(() => this.rehearse(entry.name, model, tensor(gpu, input, inputShape), target, layer, opts));
+        status('compiling…');
+        const p = await gpu.precompile(() => this.rehearse(entry.name, model, x, target, layer, opts));
         precompileMs = p.ms;
         check();
       }
-      this.setStatus(`running ${METHOD_LABELS[method]}…`);
+      status(`running ${METHOD_LABELS[method]}…`);
       const t0 = performance.now();
       const compiledBeforeRun = gpu.compileStats().ms;
-      const out = await gpu.scope(async () => {
-        const x = tensor(gpu, input, inputShape);
-        if (entry.kind === 'detector') return this.computeDrise(model, x, opts, signal, current);
-        return this.computeClassifier(entry.name, model, x, target, layer, opts, signal);
-      });
+      const out =
+        entry.kind === 'detector' ? await this.computeDrise(model, x, opts, signal, current) : await this.computeClassifier(entry.name, model, classNames, x, target, layer, opts, signal);
       const ms = performance.now() - t0;
       const compileInRun = gpu.compileStats().ms - compiledBeforeRun;
       check();
-      const timings = { gpu: opened - started, image: read - opened, load: loadMs - compileInLoad, compile: compileInLoad + precompileMs + compileInRun, run: ms - compileInRun };
+      const timings: RunTimings = {
+        gpu: opened - started,
+        image: read - opened,
+        load: labelsMs + loadMs - compileInLoad,
+        compile: compileInLoad + precompileMs + compileInRun,
+        run: ms - compileInRun,
+      };
       const detail: SaliencyResultDetail = { method, ...out, input, inputShape, ms, timings };
-      this.show(detail, model);
+      this.show(detail, model, classNames);
       return detail;
-    });
+    } finally {
+      x.dispose();
+    }
+  }
+
+  /** `run`'s map read back and the tensor freed. */
+  private static async readMap(run: Promise<Tensor>): Promise<{ map: Float32Array; shape: number[] }> {
+    const raw = await run;
+    try {
+      return { map: await raw.read(), shape: [...raw.shape] };
+    } finally {
+      raw.dispose();
+    }
   }
 
   /**
@@ -524,33 +612,49 @@ export class SaliencyView extends Base {
   private async computeClassifier(
     method: ClassifierMethodName,
     model: ViewModel,
+    classNames: readonly string[] | undefined,
     x: Tensor,
     requested: number | 'top',
     layer: string | undefined,
     o: { samples: number; noiseLevel: number; seed: number; top: number },
     signal: AbortSignal,
   ): Promise<Pick<SaliencyResultDetail, 'target' | 'map' | 'shape' | 'classes'>> {
-    const out = await noGrad(model.gpu, () => model.forward(x, { logits: true }));
-    if (out.rank !== 2) {
-      throw new ArgumentError(
-        `model '${model.name}' is not a classifier (its output per image is [${out.shape.slice(1).join(', ')}]); ` +
-          `for one of our detectors use method="drise"`,
-      );
-    }
-    const logits = await out.read();
-    // One output (a sigmoid head, e.g. antispoof): its probability is σ(logit), as in the CLI.
-    const probs = logits.length === 1 ? [1 / (1 + Math.exp(-logits[0]!))] : softmax(logits);
-    const classes = topClasses(probs, model.classNames, o.top);
+    const logits = await model.gpu.exclusive(async () => {
+      const out = await noGrad(model.gpu, () => model.forward(x, { logits: true }));
+      try {
+        if (out.rank !== 2) {
+          throw new ArgumentError(
+            `model '${model.name}' is not a classifier (its output per image is [${out.shape.slice(1).join(', ')}]); ` +
+              `for one of our detectors use method="drise"`,
+          );
+        }
+        return await out.read();
+      } finally {
+        out.dispose();
+      }
+    });
+    if (classNames && classNames !== model.classNames) checkLabels(classNames, logits.length, model.name, 'the labels');
+    // One sigmoid output (e.g. antispoof) is two classes, as in the CLI: 0, the output's own
+    // (probability σ(z), score z), and 1, the other (1 − σ(z), score −z); both are listed.
+    const binary = logits.length === 1;
+    const own = classNames?.[0] ?? 'class 0';
+    const names = binary ? [own, otherClassName(own)] : classNames;
+    const probs = binary ? [1 / (1 + Math.exp(-logits[0]!)), 1 / (1 + Math.exp(logits[0]!))] : softmax(logits);
+    const classes = topClasses(probs, names, binary ? 2 : o.top);
     const target = requested === 'top' ? classes[0]!.index : requested;
-    if (target >= logits.length) {
+    if (binary && target > 1) {
+      throw new ArgumentError(`target ${target} is out of range: model '${model.name}' has one sigmoid output: 0 (${own}) or 1 (${otherClassName(own)})`);
+    }
+    if (target >= probs.length) {
       throw new ArgumentError(`target ${target} is out of range: model '${model.name}' has ${logits.length} classes (0..${logits.length - 1})`);
     }
     if (!classes.some((c) => c.index === target)) {
-      classes.push({ index: target, name: model.classNames?.[target] ?? `class ${target}`, probability: probs[target]! });
+      classes.push({ index: target, name: names?.[target] ?? `class ${target}`, probability: probs[target]! });
     }
+    const negate = binary && target === 1;
     if (methodByName(method).progressUnit) this.showProgress({ done: 0, total: o.samples, method });
-    const raw = await runMethod(method, model, x, {
-      target,
+    const raw = runMethod(method, negate ? negatedOutput(model) : model, x, {
+      target: negate ? 0 : target,
       layer,
       samples: o.samples,
       noiseLevel: o.noiseLevel,
@@ -558,7 +662,9 @@ export class SaliencyView extends Base {
       signal,
       onProgress: (done, total) => signal.aborted || this.showProgress({ done, total, method }),
     });
-    return { target, map: await raw.read(), shape: [...raw.shape], classes };
+    // CAM reads the linear layer's weights, not the output: class 1's map is class 0's, negated.
+    const shown = negate && method === 'cam' ? raw.then((own) => model.gpu.exclusive(() => ops.neg(own)).finally(() => own.dispose())) : raw;
+    return { target, ...(await SaliencyView.readMap(shown)), classes };
   }
 
   private async computeDrise(
@@ -570,9 +676,9 @@ export class SaliencyView extends Base {
   ): Promise<Pick<SaliencyResultDetail, 'target' | 'map' | 'shape' | 'classes' | 'detections'>> {
     if (!(model instanceof Model)) throw new ArgumentError(`D-RISE needs a detector; '${model.name}' is not one of our detector models`);
     detectorGeometry(model); // a clear error for a classifier
-    const [dets] = await detect(model, x, { threshold: o.threshold });
+    const [dets] = await model.gpu.exclusive(() => detect(model, x, { threshold: o.threshold }));
     const detections = dets ?? [];
-    this.showDetections(detections, o.detection, model.classNames);
+    if (current()) this.showDetections(detections, o.detection, model.classNames);
     const chosen = detections[o.detection];
     if (!chosen) {
       throw new ArgumentError(
@@ -582,7 +688,7 @@ export class SaliencyView extends Base {
       );
     }
     this.showProgress({ done: 0, total: o.masks, method: 'drise' });
-    const raw = await runMethod('drise', (images) => detect(model, images, { threshold: 0 }), x, {
+    const raw = runMethod('drise', (images) => detect(model, images, { threshold: 0 }), x, {
       target: chosen,
       masks: o.masks,
       gridSize: o.grid,
@@ -591,7 +697,7 @@ export class SaliencyView extends Base {
       onProgress: (done, total) => current() && this.showProgress({ done, total, method: 'drise' }),
     });
     const classes = topClasses(chosen.scores, model.classNames, 3);
-    return { target: o.detection, map: await raw.read(), shape: [...raw.shape], classes, detections };
+    return { target: o.detection, ...(await SaliencyView.readMap(raw)), classes, detections };
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -612,6 +718,7 @@ export class SaliencyView extends Base {
 
   private drawColorbar(): void {
     const size = this.size();
+    this.style.setProperty('--size', `${size}px`);
     const img = renderColorbar(size, this.colormap());
     const canvas = this.els.bar;
     canvas.width = img.width;
@@ -619,13 +726,13 @@ export class SaliencyView extends Base {
     canvas.getContext('2d')?.putImageData(new ImageData(new Uint8ClampedArray(img.data), img.width, img.height), 0, 0);
   }
 
-  private show(r: SaliencyResultDetail, model: ViewModel): void {
+  private show(r: SaliencyResultDetail, model: ViewModel, classNames: readonly string[] | undefined = model.classNames): void {
     const size = this.size();
     const [, channels, height, width] = r.inputShape as [number, number, number, number];
     const view = inputToRgba(r.input, channels, width, height);
     const entry = methodByName(r.method);
     const kind = entry.display;
-    const opacity = numberAttr(this, 'opacity', entry.kind === 'detector' ? 0.6 : 0.5);
+    const opacity = numberAttr(this, 'opacity', DEFAULT_OPACITY);
     const img = renderOverlay({ data: r.map, shape: r.shape }, view, { size, kind, colormap: this.colormap(), opacity });
     const canvas = this.els.overlay;
     canvas.width = img.width;
@@ -645,8 +752,10 @@ export class SaliencyView extends Base {
       });
     }
     this.drawColorbar();
+    this.setState('done', '');
     this.showClasses(r.classes, entry.kind === 'detector' ? -1 : r.target);
-    const targetName = entry.kind === 'detector' ? `detection ${r.target}` : (model.classNames?.[r.target] ?? `class ${r.target}`);
+    const targetName =
+      entry.kind === 'detector' ? `detection ${r.target}` : (r.classes.find((c) => c.index === r.target)?.name ?? classNames?.[r.target] ?? `class ${r.target}`);
     this.els.sub.textContent = targetName;
     this.setStatus(`${model.name} · ${r.ms.toFixed(0)} ms`);
   }

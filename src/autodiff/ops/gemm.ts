@@ -12,7 +12,7 @@ import { gemm as gemmKernel, gemmGeometry, runMatmulNd, type GemmOptions, type N
 import { matmul } from '../../kernels/matmul.js';
 import { scale } from '../../kernels/elementwise.js';
 import { sumToShape } from '../../kernels/reduce.js';
-import { recordOp, registerBackward } from '../tape.js';
+import { defineOp } from '../tape.js';
 import { matmulOp } from './linear.js';
 import { broadcastTo } from './shape.js';
 
@@ -26,21 +26,8 @@ interface GemmSaved {
   outShape: readonly number[];
 }
 
-/**
- * ONNX Gemm: Y = alpha · op(A) · op(B) + beta · C. A [M, K] ([K, M] with transA), B [K, N]
- * ([N, K] with transB), C null or broadcastable to [M, N]. Returns [M, N]; recorded as 'gemm'
- * (inputs A, B, C).
- */
-export async function gemm(a: Tensor, b: Tensor, c: Tensor | null = null, options: GemmOptions = {}): Promise<Tensor> {
-  const y = await gemmKernel(a, b, c, options);
-  const { options: o } = gemmGeometry(a.shape, b.shape, c?.shape ?? null, options);
-  const saved: GemmSaved = { a, b, cShape: c ? c.shape : null, options: o, outShape: y.shape };
-  recordOp(a.gpu, 'gemm', [a, b, c], y, saved as unknown as Record<string, unknown>);
-  return y;
-}
-
-registerBackward('gemm', async (dy, ctx) => {
-  const { a, b, cShape, options, outShape } = ctx.saved as unknown as GemmSaved;
+const gemmDef = defineOp<GemmSaved>('gemm', async (dy, ctx) => {
+  const { a, b, cShape, options, outShape } = ctx.saved;
   const { transA, transB, alpha, beta } = options;
   const [needA, needB, needC] = ctx.needsGrad;
   const temps: Tensor[] = [];
@@ -79,6 +66,18 @@ registerBackward('gemm', async (dy, ctx) => {
     for (const t of temps) t.dispose();
   }
 });
+
+/**
+ * ONNX Gemm: Y = alpha · op(A) · op(B) + beta · C. A [M, K] ([K, M] with transA), B [K, N]
+ * ([N, K] with transB), C null or broadcastable to [M, N]. Returns [M, N]; recorded as 'gemm'
+ * (inputs A, B, C).
+ */
+export async function gemm(a: Tensor, b: Tensor, c: Tensor | null = null, options: GemmOptions = {}): Promise<Tensor> {
+  const y = await gemmKernel(a, b, c, options);
+  const { options: o } = gemmGeometry(a.shape, b.shape, c?.shape ?? null, options);
+  gemmDef.record([a, b, c], y, { a, b, cShape: c ? c.shape : null, options: o, outShape: y.shape });
+  return y;
+}
 
 /**
  * NumPy/ONNX MatMul: a [..., M, K] · b [..., K, N] with broadcast batch dimensions; a 1-D a is a

@@ -5,7 +5,7 @@
  */
 import type { Tensor } from '../../runtime/tensor.js';
 import { pad as padKernel, padBackward, type PadMode, type PadOptions } from '../../kernels/pad.js';
-import { recordOp, registerBackward } from '../tape.js';
+import { defineOp } from '../tape.js';
 
 export type { PadMode, PadOptions } from '../../kernels/pad.js';
 
@@ -16,20 +16,9 @@ interface PadSaved {
   mode: PadMode;
 }
 
-/**
- * x padded by `pads` in ONNX order ([begin per dimension, then end per dimension]; negative values
- * crop), recorded as 'pad'. The constant `value` is not an input: it receives no gradient.
- */
-export async function pad(x: Tensor, pads: readonly number[], options: PadOptions = {}): Promise<Tensor> {
-  const y = await padKernel(x, pads, options);
-  const saved: PadSaved = { inputShape: x.shape, outputShape: y.shape, pads: [...pads], mode: options.mode ?? 'constant' };
-  recordOp(x.gpu, 'pad', [x], y, saved as unknown as Record<string, unknown>);
-  return y;
-}
-
-registerBackward('pad', async (dy, ctx) => {
+const padDef = defineOp<PadSaved>('pad', async (dy, ctx) => {
   if (!ctx.needsGrad[0]) return [null];
-  const { inputShape, outputShape, pads, mode } = ctx.saved as unknown as PadSaved;
+  const { inputShape, outputShape, pads, mode } = ctx.saved;
   const g = dy.reshape(outputShape); // a backward seed need only match in size
   try {
     return [await padBackward(g, inputShape, pads, { mode })];
@@ -37,3 +26,13 @@ registerBackward('pad', async (dy, ctx) => {
     g.dispose();
   }
 });
+
+/**
+ * x padded by `pads` in ONNX order ([begin per dimension, then end per dimension]; negative values
+ * crop), recorded as 'pad'. The constant `value` is not an input: it receives no gradient.
+ */
+export async function pad(x: Tensor, pads: readonly number[], options: PadOptions = {}): Promise<Tensor> {
+  const y = await padKernel(x, pads, options);
+  padDef.record([x], y, { inputShape: x.shape, outputShape: y.shape, pads: [...pads], mode: options.mode ?? 'constant' });
+  return y;
+}

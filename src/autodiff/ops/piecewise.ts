@@ -21,7 +21,7 @@ import {
   type PiecewiseActivation,
 } from '../../kernels/piecewise.js';
 import { sumToShape } from '../../kernels/reduce.js';
-import { recordOp, registerBackward } from '../tape.js';
+import { defineOp, type BackwardRule } from '../tape.js';
 import { relu, relu6 } from './activation.js';
 
 interface PiecewiseSaved {
@@ -31,17 +31,20 @@ interface PiecewiseSaved {
   b: number;
 }
 
-async function piecewise(op: string, act: PiecewiseActivation, x: Tensor, a: number, b: number): Promise<Tensor> {
-  const y = await piecewiseForward(act, x, a, b);
-  const saved: PiecewiseSaved = { x, act, a, b };
-  recordOp(x.gpu, op, [x], y, saved as unknown as Record<string, unknown>);
-  return y;
-}
-
-async function piecewiseRule(dy: Tensor, ctx: { needsGrad: readonly boolean[]; saved: Readonly<Record<string, unknown>> }): Promise<(Tensor | null)[]> {
+const piecewiseRule: BackwardRule<Readonly<PiecewiseSaved>> = async (dy, ctx) => {
   if (!ctx.needsGrad[0]) return [null];
-  const { x, act, a, b } = ctx.saved as unknown as PiecewiseSaved;
+  const { x, act, a, b } = ctx.saved;
   return [await piecewiseBackward(act, dy, x, a, b)];
+};
+
+const clipDef = defineOp<PiecewiseSaved>('clip', piecewiseRule);
+const hardSigmoidDef = defineOp<PiecewiseSaved>('hardSigmoid', piecewiseRule);
+const hardSwishDef = defineOp<PiecewiseSaved>('hardSwish', piecewiseRule);
+
+async function piecewise(def: typeof clipDef, act: PiecewiseActivation, x: Tensor, a: number, b: number): Promise<Tensor> {
+  const y = await piecewiseForward(act, x, a, b);
+  def.record([x], y, { x, act, a, b });
+  return y;
 }
 
 /**
@@ -53,37 +56,21 @@ export async function clip(x: Tensor, min?: number, max?: number): Promise<Tenso
   const [lo, hi] = clipBounds(min, max);
   if (min === 0 && (max === undefined || max === Infinity)) return relu(x);
   if (min === 0 && max === 6) return relu6(x);
-  return piecewise('clip', 'clip', x, lo, hi);
+  return piecewise(clipDef, 'clip', x, lo, hi);
 }
-
-registerBackward('clip', piecewiseRule);
 
 /** ONNX HardSigmoid: max(0, min(1, alpha·x + beta)) (defaults 0.2, 0.5), recorded as 'hardSigmoid'. */
 export function hardSigmoid(x: Tensor, alpha = 0.2, beta = 0.5): Promise<Tensor> {
-  return piecewise('hardSigmoid', 'hardsigmoid', x, alpha, beta);
+  return piecewise(hardSigmoidDef, 'hardsigmoid', x, alpha, beta);
 }
-
-registerBackward('hardSigmoid', piecewiseRule);
 
 /** ONNX HardSwish: x · max(0, min(1, x/6 + 1/2)), recorded as 'hardSwish'. */
 export function hardSwish(x: Tensor): Promise<Tensor> {
-  return piecewise('hardSwish', 'hardswish', x, HARD_SWISH_ALPHA, HARD_SWISH_BETA);
+  return piecewise(hardSwishDef, 'hardswish', x, HARD_SWISH_ALPHA, HARD_SWISH_BETA);
 }
 
-registerBackward('hardSwish', piecewiseRule);
-
-/**
- * ONNX PRelu: x > 0 ? x : slope·x, the slope broadcast to x (e.g. [C, 1, 1] against NCHW, or a
- * single value). Recorded as 'prelu' (inputs x, slope); both get gradients.
- */
-export async function prelu(x: Tensor, slope: Tensor): Promise<Tensor> {
-  const y = await preluKernel(x, slope);
-  recordOp(x.gpu, 'prelu', [x, slope], y, { x, slope });
-  return y;
-}
-
-registerBackward('prelu', async (dy, ctx) => {
-  const { x, slope } = ctx.saved as { x: Tensor; slope: Tensor };
+const preluDef = defineOp<{ x: Tensor; slope: Tensor }>('prelu', async (dy, ctx) => {
+  const { x, slope } = ctx.saved;
   const [needX, needSlope] = ctx.needsGrad;
   const { dx, slopeTerms } = await preluBackward(dy, x, slope, needSlope);
   try {
@@ -98,3 +85,13 @@ registerBackward('prelu', async (dy, ctx) => {
     slopeTerms?.dispose();
   }
 });
+
+/**
+ * ONNX PRelu: x > 0 ? x : slope·x, the slope broadcast to x (e.g. [C, 1, 1] against NCHW, or a
+ * single value). Recorded as 'prelu' (inputs x, slope); both get gradients.
+ */
+export async function prelu(x: Tensor, slope: Tensor): Promise<Tensor> {
+  const y = await preluKernel(x, slope);
+  preluDef.record([x, slope], y, { x, slope });
+  return y;
+}

@@ -33,7 +33,7 @@ const maxPool2dDef = defineOp<{ switches: Tensor; inputShape: readonly number[];
   if (!ctx.needsGrad[0]) return [null];
   const { switches, inputShape, params } = ctx.saved;
   return [await asShape(dy, switches.shape, (g) => maxUnpool2d(g, switches, inputShape, params))];
-});
+}, { traceRule: ({ switches }, hold) => ({ kind: 'switches', rule: 'switches', ...(hold ? { tensors: { switches: hold(switches) } } : {}) }) });
 
 /** Max pooling, recorded as 'maxpool2d' (saves the switches and the input shape). */
 export async function maxPool2d(x: Tensor, params: Pool2dParams): Promise<Tensor> {

@@ -3,6 +3,8 @@ import type { Tensor } from '../../runtime/tensor.js';
 import { resize as resizeKernel, resizeBackward, type ResizeOptions } from '../../kernels/resize.js';
 import { defineOp } from '../tape.js';
 
+export type { CoordinateTransformationMode, NearestMode, ResizeMode, ResizeOptions } from '../../kernels/resize.js';
+
 interface ResizeSaved {
   inputShape: readonly number[];
   outputShape: readonly number[];

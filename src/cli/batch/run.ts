@@ -20,10 +20,13 @@ import { BUNDLED_MODELS, bundledWeightsUrl } from '../../nets/zoo.js';
 import { ArgumentError, GpuError, SaliencyError } from '../../runtime/errors.js';
 import { writeFileAtomic } from '../../runtime/files.js';
 import { initGpu, type Gpu } from '../../runtime/gpu.js';
+import { BatchSizer, formatBytes } from '../../runtime/memory.js';
 import { tensor, type Tensor } from '../../runtime/tensor.js';
 import { defaultCamLayer } from '../../saliency/core.js';
-import { CLASSIFIER_METHOD_NAMES, methodByName, runMethod, type ClassifierMethod, type ClassifierMethodName } from '../../saliency/methods.js';
-import { outputDirectory } from '../output.js';
+import { CLASSIFIER_METHOD_NAMES, methodByName, runMethod, type ClassifierMethod, type ClassifierMethodName, type ClassifierSettings } from '../../saliency/methods.js';
+import { sliceImages } from '../../saliency/metrics/common.js';
+import { batchesItself, smallestSettings } from '../../saliency/metrics/methods.js';
+import { gpuOptions, outputDirectory } from '../output.js';
 import { loadModelArgument, type LoadedModel } from '../train.js';
 import { listInputs, outputStem, sha256, shardOf, parseTarget, compareStrings, type InputItem } from './inputs.js';
 import { WorkerPool, type OutputFile, type TaskResult } from './pool.js';
@@ -41,8 +44,10 @@ export interface BatchOptions {
   format: string;
   png?: boolean;
   size: number;
-  /** Images per GPU batch, or 'auto'. */
+  /** Images per GPU batch, or 'auto': as many as fit the memory budget. */
   batchSize: number | 'auto';
+  /** GPU memory budget in MiB (default: initGpu's). */
+  memoryBudget?: number;
   topK: number;
   shard?: string;
   workers?: number;
@@ -84,8 +89,12 @@ export interface BatchSummary {
    * GPU work's real cost, which wall time on a busy machine hides.
    */
   cpuSeconds: number;
-  /** GPU tensors and pool buffers in use after the model was loaded, and at the end. */
-  memory: { tensorsStart: number; tensorsEnd: number; buffersStart: number; buffersEnd: number };
+  /**
+   * GPU tensors and pool buffers in use after the model was loaded, and at the end; the memory
+   * budget, the most the buffer pool held over the whole run (model included), and the memory of
+   * one image that the batch size was chosen from (0 when nothing was to be done), in bytes.
+   */
+  memory: { tensorsStart: number; tensorsEnd: number; buffersStart: number; buffersEnd: number; budgetBytes: number; peakBytes: number; bytesPerImage: number };
 }
 
 const FORMATS = ['npy', 'safetensors'] as const;
@@ -111,8 +120,8 @@ function parseMethods(method: string): ClassifierMethod[] {
 }
 
 /** The raw map of every image of `x` for its class in `targets`, through the method registry. */
-function computeMap(method: ClassifierMethod, model: LoadedModel, x: Tensor, targets: number[], o: BatchOptions): Promise<Tensor> {
-  return runMethod(method.name, model, x, { target: targets, layer: o.layer, samples: o.samples, noiseLevel: o.noiseLevel, seed: o.seed });
+function computeMap(method: ClassifierMethod, model: LoadedModel, x: Tensor, targets: number[], o: BatchOptions, extra: Partial<ClassifierSettings> = {}): Promise<Tensor> {
+  return runMethod(method.name, model, x, { target: targets, layer: o.layer, samples: o.samples, noiseLevel: o.noiseLevel, seed: o.seed, ...extra, trace: false });
 }
 
 /**
@@ -133,26 +142,39 @@ function methodOptions(method: ClassifierMethod, model: LoadedModel, o: BatchOpt
 
 /** Upper bound of the automatic batch size: larger batches gain little and make progress coarse. */
 const AUTO_BATCH_MAX = 64;
-/** GPU memory the automatic batch size plans for. */
-const AUTO_BATCH_BUDGET = 512 * 1024 * 1024;
 
 /**
- * The automatic batch size (the one place that chooses it): as many images as fit a memory budget,
- * counting for each image every layer's activation three times over (the forward value the tape
- * keeps, its gradient, and a temporary), and SmoothGrad's 16 noisy copies at once; at most
- * AUTO_BATCH_MAX, and never so many that one layer's activations exceed the largest buffer the
- * device can bind. It depends on the model, the methods and the device only, never on timing, so
- * the same command always makes the same batches (a resumed run recomputes exactly the same maps).
+ * The images per GPU batch (the one place that chooses it): the memory budget's choice
+ * (src/runtime/memory.ts) from the memory of one image, measured on a blank image through what a
+ * batch does (the forward pass, then each method, each map read back). SmoothGrad, which runs one
+ * image per call and batches its noisy samples itself in what the budget leaves, is measured on one
+ * sample (`smallestSettings`), so that the batch leaves room for at least that. 'auto' takes as
+ * many images as fit, at most AUTO_BATCH_MAX; a number runs as asked, or, when it cannot fit, as
+ * the largest that does, with a warning.
+ *
+ * It runs right after the model is loaded, before any other GPU work, so every run of the same
+ * command (model, methods, their settings, budget and device) measures the same bytes in the same
+ * state and cuts the same batches: it depends on nothing timed, nor on memory left by earlier
+ * images, and a resumed run recomputes exactly the same maps.
  */
-export function autoBatchSize(gpu: Gpu, model: LoadedModel, methodNames: readonly MethodName[]): number {
-  const methods = methodNames as readonly string[];
-  const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-  const layerFloats = model.layers.map((l) => size(l.outputShape));
-  const perImage = 4 * (size(model.inputShape) + layerFloats.reduce((a, b) => a + b, 0)) * 3 * (methods.includes('smoothGrad') ? 16 : 1);
-  const largest = 4 * Math.max(size(model.inputShape), ...layerFloats) * (methods.includes('smoothGrad') ? 16 : 1);
-  const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
-  const n = Math.min(AUTO_BATCH_MAX, Math.floor(AUTO_BATCH_BUDGET / perImage), Math.floor(limit / largest));
-  return Math.max(1, n);
+async function chooseBatchSize(gpu: Gpu, model: LoadedModel, methods: readonly ClassifierMethod[], o: BatchOptions, total: number): Promise<{ size: number; bytesPerImage: number }> {
+  if (total === 0) return { size: 1, bytesPerImage: 0 };
+  const sizer = new BatchSizer(gpu, { label: 'batch', unit: 'image', batchSize: o.batchSize, maxBatch: AUTO_BATCH_MAX });
+  await sizer.measure(async () => {
+    const x = tensor(gpu, new Float32Array(model.inputShape.reduce((a, b) => a * b, 1)), [1, ...model.inputShape]);
+    try {
+      const out = await noGrad(gpu, () => model.forward(x, { logits: true }));
+      await out.read().finally(() => out.dispose());
+      for (const m of methods) {
+        const map = await computeMap(m, model, x, [0], o, smallestSettings(m));
+        await map.read().finally(() => map.dispose());
+      }
+    } finally {
+      x.dispose();
+    }
+  });
+  const cost = sizer.measured!;
+  return { size: sizer.next(total), bytesPerImage: cost.bytes / cost.items };
 }
 
 /** A hash of the model's files: a retrained model makes every image be done again. */
@@ -221,7 +243,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
   const runFile = join(outDir, `run${suffix}.json`);
   const workers = o.workers ?? Math.max(1, Math.min(4, availableParallelism() - 1));
 
-  const gpu = await initGpu();
+  const gpu = await initGpu(gpuOptions(o.memoryBudget));
   const lock = new RunLock(`${resultsFile}.lock`);
   let pool: WorkerPool | null = null;
   try {
@@ -266,7 +288,11 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
 
     // What decides an image's line and each method's files (the resume rule): see docs/batch.md.
     const model_ = modelFingerprint(o.model);
-    const methodSettings = new Map(entries.map((m) => [m.name, JSON.stringify({ method: m.name, options: methodOptions(m, model, o), format, png: o.png ? o.size : false })]));
+    // A method that batches its own work runs one image per call (explainGroup): said in its hash, so
+    // that maps made before, whose noise depended on the image's place in its batch, are redone.
+    const methodSettings = new Map(
+      entries.map((m) => [m.name, JSON.stringify({ method: m.name, options: methodOptions(m, model, o), format, png: o.png ? o.size : false, ...(batchesItself(m) ? { calls: 'one image each' } : {}) })]),
+    );
     lock.acquire();
     const previous = readResults(resultsFile);
     const jobs: Job[] = items.map((item, i) => {
@@ -311,12 +337,13 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
     );
     removePartials(outDir, jobs, format, o.png === true);
 
-    const batchSize = o.batchSize === 'auto' ? autoBatchSize(gpu, model, methods) : o.batchSize;
     const skipped = doneIds.size;
     const total = jobs.length;
+    const { size: batchSize, bytesPerImage } = await chooseBatchSize(gpu, model, entries, o, total);
     say(
       `${o.model}: ${methods.join(', ')} on ${total} image${total === 1 ? '' : 's'}${shard ? ` (shard ${shard.index} of ${shard.count}, of ${list.items.length})` : ''}; ` +
-        `${skipped} already done; batches of ${batchSize}; ${workers} worker thread${workers > 1 ? 's' : ''} → ${outDir}`,
+        `${skipped} already done; batches of ${batchSize} (about ${formatBytes(bytesPerImage)} per image; memory budget ${formatBytes(gpu.memoryBudget)}); ` +
+        `${workers} worker thread${workers > 1 ? 's' : ''} → ${outDir}`,
     );
 
     const memStart = gpu.memory();
@@ -452,7 +479,15 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
       writeSeconds: round(stats.writeMs / 1000, 4),
       writeWaitSeconds: round(stats.writeWaitMs / 1000, 4),
       cpuSeconds: round((cpu.user + cpu.system) / 1e6, 4),
-      memory: { tensorsStart: memStart.tensors, tensorsEnd: memEnd.tensors, buffersStart: memStart.inUse, buffersEnd: memEnd.inUse },
+      memory: {
+        tensorsStart: memStart.tensors,
+        tensorsEnd: memEnd.tensors,
+        buffersStart: memStart.inUse,
+        buffersEnd: memEnd.inUse,
+        budgetBytes: memEnd.budgetBytes,
+        peakBytes: memEnd.peakBytes,
+        bytesPerImage: Math.round(bytesPerImage),
+      },
     };
     say(
       `done ${stats.done}, skipped ${skipped}, failed ${stats.failed} in ${seconds.toFixed(1)} s (${summary.imagesPerSecond.toFixed(1)} images/s; ` +
@@ -513,15 +548,33 @@ async function explainGroup(
     const needed = methods.filter((m) => ok.some((one) => one.job.todo.includes(m)));
     for (const m of needed) {
       const t0 = performance.now();
-      const raw = await computeMap(methodByName(m), model, x, results.map((r) => r.target), o);
+      const entry = methodByName(m);
+      const targets = results.map((r) => r.target);
       let data: Float32Array;
-      try {
-        data = await raw.read();
-      } finally {
-        raw.dispose();
+      let shape: number[];
+      if (batchesItself(entry)) {
+        // SmoothGrad: one image per call, so that an image's map (its noise) does not depend on
+        // the images batched with it; it batches its noisy samples itself within the budget.
+        const parts: Float32Array[] = [];
+        shape = [];
+        for (let i = 0; i < n; i++) {
+          const xi = sliceImages(x, i, 1);
+          const raw = await computeMap(entry, model, xi, [targets[i]!], o).finally(() => xi.dispose());
+          shape = raw.shape.slice(1);
+          parts.push(await raw.read().finally(() => raw.dispose()));
+        }
+        data = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+        parts.reduce((at, p) => (data.set(p, at), at + p.length), 0);
+      } else {
+        const raw = await computeMap(entry, model, x, targets, o);
+        try {
+          data = await raw.read();
+        } finally {
+          raw.dispose();
+        }
+        shape = raw.shape.slice(1);
       }
       const ms = (performance.now() - t0) / n;
-      const shape = raw.shape.slice(1);
       const per = data.length / n;
       results.forEach((r, i) => {
         const map = data.slice(i * per, (i + 1) * per);
