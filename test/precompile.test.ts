@@ -104,4 +104,40 @@ describe('Gpu.precompile', () => {
       gpu.destroy();
     }
   });
+
+  it('holds the device queue: work queued during the rehearsal waits for it and runs normally', async () => {
+    const gpu = await initGpu();
+    try {
+      const a = tensor(gpu, Float32Array.of(1, 2, 3), [3]);
+      let release!: () => void;
+      const paused = new Promise<void>((r) => (release = r));
+      let rehearsing = false;
+      const order: string[] = [];
+      const ahead = gpu.precompile(async () => {
+        rehearsing = true;
+        const b = await add(a, a);
+        order.push(`rehearsal read ${Array.from(await b.read()).join(',')}`);
+        await paused; // the rehearsal is still going on when the other work is queued
+        rehearsing = false;
+      });
+      while (!rehearsing) await new Promise((r) => setTimeout(r, 1));
+      const other = gpu.exclusive(async () => {
+        order.push(`other job starts while rehearsing: ${rehearsing}`);
+        const c = await add(a, a);
+        const v = await c.read();
+        c.dispose();
+        return v;
+      });
+      await new Promise((r) => setTimeout(r, 20));
+      release();
+      const p = await ahead;
+      expect(await other).toEqual(Float32Array.of(2, 4, 6));
+      expect(order).toEqual(['rehearsal read 0,0,0', 'other job starts while rehearsing: false']);
+      expect(p.pipelines).toBe(1);
+      a.dispose();
+      expect(gpu.memory().tensors).toBe(0);
+    } finally {
+      gpu.destroy();
+    }
+  });
 });
