@@ -38,9 +38,13 @@ interface BenchWebJson {
     ort_first_ms?: number | null;
     tfjs_error?: string;
     ort_error?: string;
+    ours_peak_mib: number;
+    ours_live_peak_mib: number;
+    tfjs_live_peak_mib: number | null;
+    tfjs_pool_mib: number | null;
   }[];
   agreement: { tfjs: Record<string, number> | null; ort: Record<string, number> | null };
-  memory: { ours_peak_mib: number; tfjs_peak_mib: number | null };
+  memory: { budget_mib: number | null; ours_peak_mib: number; tfjs_live_peak_mib: number | null; tfjs_pool_mib: number | null };
   first_map_ms: Record<string, { cold: FirstMap; warm: FirstMap; revisit: FirstMap; runs: number }>;
 }
 
@@ -60,6 +64,12 @@ describe.runIf(existsSync(bench) && haveChromium)('npm run bench:web', () => {
       expect(r.tfjs_first_ms).toBeGreaterThan(0);
       // No repetitions, so no medians and no ratios.
       expect([r.ours_ms, r.tfjs_ms, r.ratio]).toEqual([null, null, null]);
+      // Peak memory per work: our pool holds at least the live tensors, the weights among them
+      // (VGG16 at 32×32: about 130 MiB of fp32 weights).
+      expect(r.ours_live_peak_mib).toBeGreaterThan(100);
+      expect(r.ours_peak_mib).toBeGreaterThanOrEqual(r.ours_live_peak_mib);
+      expect(r.tfjs_live_peak_mib).toBeGreaterThan(100);
+      expect(r.tfjs_pool_mib).toBeGreaterThan(0);
     }
     // ONNX Runtime Web runs the forward pass only.
     const [forward, ...others] = out.results;
@@ -70,8 +80,9 @@ describe.runIf(existsSync(bench) && haveChromium)('npm run bench:web', () => {
     expect(Object.keys(out.agreement.tfjs ?? {})).toEqual(['forward', 'vanilla', 'gradcam']);
     for (const v of Object.values(out.agreement.tfjs!)) expect(v).toBeLessThan(1e-4);
     expect(out.agreement.ort?.forward).toBeLessThan(1e-4);
-    expect(out.memory.ours_peak_mib).toBeGreaterThan(0);
-    expect(out.memory.tfjs_peak_mib).toBeGreaterThan(0);
+    expect(out.memory.ours_peak_mib).toBe(Math.max(...out.results.map((r) => r.ours_peak_mib)));
+    expect(out.memory.tfjs_live_peak_mib).toBe(Math.max(...out.results.map((r) => r.tfjs_live_peak_mib!)));
+    expect(out.memory.budget_mib).toBeGreaterThan(0);
     // Time to first map: the first view compiles its pipelines, the second one in the page none.
     const f = out.first_map_ms['fashion-vgg']!;
     expect(f.runs).toBe(1);

@@ -2,11 +2,14 @@
  * The page `npm run bench:web` drives in Chromium (web/bench.html, built by Vite; see
  * src/bench/web.ts). Query parameters pick what it measures:
  *
- *   ?mode=works&size=64&reps=3&samples=50&peers=tfjs,ort
+ *   ?mode=works&size=64&reps=3&samples=50&peers=tfjs,ort[&budget=MiB]
  *     Our works (src/bench/works.ts) on VGG16 with seeded random weights, the same works in TF.js's
  *     WebGPU backend, and ONNX Runtime Web's forward pass (WebGPU execution provider) on the same
  *     network exported to ONNX in the page: medians after a warm-up, read-back included, the
- *     libraries taking turns call by call; and how far each peer's results are from ours.
+ *     libraries taking turns call by call; how far each peer's results are from ours; and each
+ *     work's peak GPU memory, measured as `npm run bench` does (src/bench/main.ts): ours from an
+ *     emptied buffer pool (`gpu.trim()`, `gpu.resetPeak()`), TF.js's `tf.profile` peak of live
+ *     tensor bytes over one more call and its buffer manager's allocation after the work.
  *   ?mode=first-map&model=fashion-vgg&method=gradCam[&precompile=1]
  *     Time to first map: a <saliency-view> is connected and the time until its first map is drawn
  *     is split into its parts (RunTimings); then a second view in the same page (warm).
@@ -19,11 +22,13 @@ import { conv2dStrategy, setConv2dStrategy } from '../kernels/conv2d.js';
 import { modelFromSpec } from '../nets/model.js';
 import { modelToOnnx } from '../nets/onnx/export.js';
 import { initGpu, type Gpu } from '../runtime/gpu.js';
+import { MiB } from '../runtime/memory.js';
 import { tensor, type Tensor } from '../runtime/tensor.js';
 import { isMethodName } from '../saliency/methods.js';
 import { sharedGpu, type SaliencyResultDetail, type SaliencyView } from '../web/index.js';
 import {
   TfVgg,
+  UNBUDGETED,
   WORKS,
   benchInput,
   checkAgreement,
@@ -56,6 +61,14 @@ export interface WorkRow {
   ours_first_ms: number | null;
   tfjs_first_ms: number | null;
   tfjs_error?: string;
+  /** Our buffer pool's peak over the work's calls: all it held, and what live tensors held (MiB). */
+  ours_peak_mib: number;
+  ours_live_peak_mib: number;
+  /** TF.js: tf.profile's peak of live tensor bytes over one call; its buffer manager's allocation after the work (MiB). */
+  tfjs_live_peak_mib: number | null;
+  tfjs_pool_mib: number | null;
+  /** How our batching method ran its items (the library's own 'info' line), for SmoothGrad. */
+  batching?: string;
   /** ONNX Runtime Web (forward only). */
   ort_ms?: number | null;
   /** ORT / ours. */
@@ -73,7 +86,11 @@ export interface WorksResult {
   conv: string;
   results: WorkRow[];
   agreement: { tfjs: Record<string, number> | null; ort: Record<string, number> | null };
-  memory: { ours_peak_mib: number; tfjs_peak_mib: number | null };
+  /**
+   * Peaks over all works (MiB): our buffer pool, TF.js's live tensors, and its buffer manager's
+   * allocation at the end (it keeps freed buffers, so: the most it held). ONNX Runtime Web reports none.
+   */
+  memory: { budget_mib: number | null; ours_peak_mib: number; tfjs_live_peak_mib: number | null; tfjs_pool_mib: number | null };
   /** Pipelines our works compiled, and the wall-clock time spent compiling them. */
   compile: { pipelines: number; ms: number };
   /** ONNX file size (MiB), export time and ONNX Runtime's session creation. */
@@ -151,7 +168,17 @@ function nhwcToNchw(data: Float32Array, shape: readonly number[]): Float32Array 
 }
 
 async function works(q: URLSearchParams): Promise<WorksResult> {
-  const gpu = await initGpu();
+  // The library's 'info' lines say how a batching method ran; the last one per method is kept.
+  const batching = new Map<string, string>();
+  const budgetMib = q.get('budget');
+  const gpu = await initGpu({
+    ...(budgetMib ? { memoryBudget: Number(budgetMib) * MiB } : {}),
+    log: (message, level) => {
+      const method = /^(\w+): /.exec(message)?.[1];
+      if (level === 'info' && method) batching.set(method, message);
+      if (level === 'warning') log(message);
+    },
+  });
   const conv = q.get('conv');
   if (conv === 'tiled' || conv === 'direct') setConv2dStrategy(gpu, conv);
   const size = Number(q.get('size') ?? (gpu.adapter.isSoftware ? 64 : 224));
@@ -217,18 +244,45 @@ async function works(q: URLSearchParams): Promise<WorksResult> {
   // With reps 0 each work runs once: its first call is all there is (a check of the results).
   const ms = (t: { median: number }) => (reps ? round(t.median) : null);
   const ratio = (theirs: { median: number }, ours: { median: number }) => (reps ? round(theirs.median / ours.median, 2) : null);
+  const tfjsPool = (t: Tf) => (t.memory() as { numBytesAllocatedInGPU?: number }).numBytesAllocatedInGPU ?? null;
+  const mib = (bytes: number | null) => (bytes === null ? null : round(bytes / MiB));
+  const budget = gpu.memoryBudget;
   const rows: WorkRow[] = [];
   for (const work of WORKS.filter((w) => chosen.has(w))) {
     const f = tfWork[work];
-    const [a, b, c] = await timeInTurn(reps, warmMs, warmup, [ours(work), tf && f ? theirs(tf, work, f) : null, session && work === 'forward' ? ortForward : null]);
+    // Our memory from an empty pool: the model's weights and what the work adds.
+    if (UNBUDGETED.has(work)) gpu.setMemoryBudget(Infinity);
+    gpu.trim();
+    gpu.resetPeak();
+    batching.delete('smoothGrad');
+    const [a, b, c] = await timeInTurn(reps, warmMs, warmup, [ours(work), tf && f ? theirs(tf, work, f) : null, session && work === 'forward' ? ortForward : null]).finally(() => gpu.setMemoryBudget(budget));
+    const mem = gpu.memory();
     if (a instanceof Error) throw a;
-    const row: WorkRow = { work, ours_ms: ms(a!), tfjs_ms: null, ratio: null, ours_first_ms: round(a!.first), tfjs_first_ms: null };
+    const row: WorkRow = {
+      work,
+      ours_ms: ms(a!),
+      tfjs_ms: null,
+      ratio: null,
+      ours_first_ms: round(a!.first),
+      tfjs_first_ms: null,
+      ours_peak_mib: round(mem.peakBytes / MiB),
+      ours_live_peak_mib: round(mem.peakInUseBytes / MiB),
+      tfjs_live_peak_mib: null,
+      tfjs_pool_mib: null,
+      ...(work.startsWith('smoothgrad') && batching.has('smoothGrad') ? { batching: batching.get('smoothGrad')! } : {}),
+    };
     if (b instanceof Error) row.tfjs_error = firstLine(b);
-    else if (b) Object.assign(row, { tfjs_ms: ms(b), ratio: ratio(b, a!), tfjs_first_ms: round(b.first) });
+    else if (b && tf && f) {
+      Object.assign(row, { tfjs_ms: ms(b), ratio: ratio(b, a!), tfjs_first_ms: round(b.first) });
+      const t = tf;
+      const profile = await t.profile(() => t.tidy(f));
+      (profile.result as import('@tensorflow/tfjs').Tensor).dispose();
+      Object.assign(row, { tfjs_live_peak_mib: mib(profile.peakBytes), tfjs_pool_mib: mib(tfjsPool(t)) });
+    }
     if (c instanceof Error) Object.assign(row, { ort_ms: null, ort_ratio: null, ort_first_ms: null, ort_error: firstLine(c) });
     else if (c) Object.assign(row, { ort_ms: ms(c), ort_ratio: ratio(c, a!), ort_first_ms: round(c.first) });
     rows.push(row);
-    log(`${work}: ours ${row.ours_ms} ms, tfjs ${row.tfjs_ms ?? '—'} ms${row.ort_ms !== undefined ? `, ort ${row.ort_ms ?? '—'} ms` : ''}`);
+    log(`${work}: ours ${row.ours_ms} ms, tfjs ${row.tfjs_ms ?? '—'} ms${row.ort_ms !== undefined ? `, ort ${row.ort_ms ?? '—'} ms` : ''}; peak MiB ours ${row.ours_peak_mib}, tfjs live ${row.tfjs_live_peak_mib ?? '—'}`);
   }
   const compile = gpu.compileStats();
 
@@ -247,8 +301,10 @@ async function works(q: URLSearchParams): Promise<WorksResult> {
   const ortAgreement = session ? agreement('ort', 'ONNX Runtime') : null;
   const profiles = gpu.canProfile && q.get('profile') === '1' ? await profileWorks(gpu, Object.fromEntries(rows.map((r) => [r.work, ours(r.work)])), log) : null;
   const memory = {
-    ours_peak_mib: round(gpu.memory().peakBytes / 2 ** 20, 1),
-    tfjs_peak_mib: tf ? round(((tf.memory() as { numBytesInGPUAllocated?: number; numBytes: number }).numBytesInGPUAllocated ?? tf.memory().numBytes) / 2 ** 20, 1) : null,
+    budget_mib: Number.isFinite(budget) ? round(budget / MiB) : null,
+    ours_peak_mib: Math.max(0, ...rows.map((r) => r.ours_peak_mib)),
+    tfjs_live_peak_mib: tf ? Math.max(0, ...rows.map((r) => r.tfjs_live_peak_mib ?? 0)) : null,
+    tfjs_pool_mib: tf ? mib(tfjsPool(tf)) : null,
   };
   await session?.release();
   tfNet?.dispose();

@@ -43,6 +43,7 @@ interface Options {
   precompile: 'off' | 'on' | 'compare';
   repeat: number;
   gpu: boolean;
+  budget?: number;
   timeout: number;
   json: boolean;
 }
@@ -149,6 +150,7 @@ async function main(): Promise<void> {
       return v;
     }, 'off')
     .option('--repeat <n>', 'time to first map: fresh browsers per model and mode (medians)', (v) => intArg(v, '--repeat'), 1)
+    .option('--budget <MiB>', "our GPU memory budget in MiB (default: initGpu's: 1024 in a browser, at most a quarter of RAM on a software adapter)", (v) => intArg(v, '--budget'))
     .option('--gpu', "use the machine's GPU instead of SwiftShader (Chromium's Vulkan flags for a real adapter)")
     .option('--timeout <s>', 'seconds each page may take', (v) => intArg(v, '--timeout'), 900)
     .option('--json', 'print one JSON object instead of tables');
@@ -197,24 +199,32 @@ async function main(): Promise<void> {
       });
       if (o.size) q.set('size', String(o.size));
       if (o.reps !== undefined) q.set('reps', String(o.reps));
+      if (o.budget !== undefined) q.set('budget', String(o.budget));
       progress(`${version}: the works`);
       works = await runPage<WorksResult>(browser, base, `/bench/web/bench.html?${q}`, timeoutMs, progress);
 
-      log(`browser: ${version}; adapter: ${works.adapter}; VGG16 at ${works.size}×${works.size}, batch 1, fp32; ${works.conv} conv kernels; medians of ${works.reps} after a warm-up, read-back included`);
+      const budget = works.memory.budget_mib === null ? 'none' : `${works.memory.budget_mib} MiB`;
+      log(`browser: ${version}; adapter: ${works.adapter}; VGG16 at ${works.size}×${works.size}, batch 1, fp32; ${works.conv} conv kernels; medians of ${works.reps} after a warm-up, read-back included; our memory budget ${budget}`);
       for (const r of works.results) {
         log(
-          `${r.work.padEnd(16)} ours ${fmt(r.ours_ms)} ms   tfjs ${fmt(r.tfjs_ms)} ms   tfjs/ours ${r.ratio ?? '—'}` +
+          `${r.work.padEnd(18)} ours ${fmt(r.ours_ms)} ms   tfjs ${fmt(r.tfjs_ms)} ms   tfjs/ours ${String(r.ratio ?? '—').padEnd(5)}` +
             (r.ort_ms !== undefined ? `   ort ${fmt(r.ort_ms)} ms   ort/ours ${r.ort_ratio ?? '—'}` : '') +
+            `   peak MiB: ours ${r.ours_peak_mib} (live ${r.ours_live_peak_mib}), tfjs live ${r.tfjs_live_peak_mib ?? '—'} (pool ${r.tfjs_pool_mib ?? '—'})` +
             `   (first call: ours ${fmt(r.ours_first_ms, 0)}, tfjs ${fmt(r.tfjs_first_ms, 0)}${r.ort_ms !== undefined ? `, ort ${fmt(r.ort_first_ms, 0)}` : ''})` +
-            (r.tfjs_error ? `\n${''.padEnd(16)} tfjs failed: ${r.tfjs_error}` : '') +
-            (r.ort_error ? `\n${''.padEnd(16)} ort failed: ${r.ort_error}` : ''),
+            (r.batching ? `\n${''.padEnd(18)} ${r.batching}` : '') +
+            (r.tfjs_error ? `\n${''.padEnd(18)} tfjs failed: ${r.tfjs_error}` : '') +
+            (r.ort_error ? `\n${''.padEnd(18)} ort failed: ${r.ort_error}` : ''),
         );
       }
       const agree = (name: string, a: Record<string, number> | null) =>
         a ? `${name} ${Object.entries(a).map(([k, v]) => `${k} ${v.toExponential(1)}`).join(', ')}` : null;
       const agreements = [agree('TF.js', works.agreement.tfjs), agree('ONNX Runtime', works.agreement.ort)].filter(Boolean);
       if (agreements.length) log(`agreement (max |ours − peer| / max |peer|): ${agreements.join('; ')}`);
-      log(`GPU memory: ours peak ${works.memory.ours_peak_mib} MiB (buffer pool); tfjs ${works.memory.tfjs_peak_mib ?? '—'} MiB allocated at the end; ONNX Runtime reports none`);
+      const m = works.memory;
+      log(
+        `GPU memory (MiB): ours peak ${m.ours_peak_mib} over all works (buffer pool, budget ${m.budget_mib ?? 'none'}); ` +
+          `tfjs live tensors peak ${m.tfjs_live_peak_mib ?? '—'}, its buffer manager ${m.tfjs_pool_mib ?? '—'} allocated at the end; ONNX Runtime Web reports none`,
+      );
       log(`pipelines: ours compiled ${works.compile.pipelines} in ${works.compile.ms.toFixed(0)} ms of wall-clock time`);
       if (works.onnx) log(`ONNX: the network exported in the page (${works.onnx.mib} MiB) in ${works.onnx.export_ms.toFixed(0)} ms; ONNX Runtime's session created in ${works.onnx.session_ms.toFixed(0)} ms`);
       if (o.profile && !works.canProfile) log("no GPU time per kernel: this adapter has no 'timestamp-query'");
