@@ -66,6 +66,7 @@ import {
   vgg16Spec,
   type Tf,
   type Work,
+  type WorkRow,
 } from './works.js';
 
 interface Options {
@@ -86,25 +87,6 @@ interface Options {
   metrics?: number;
   budget?: number;
   works?: Work[];
-}
-
-interface Row {
-  work: string;
-  ours_ms: number | null;
-  tfjs_ms: number | null;
-  ratio: number | null;
-  ours_first_ms: number | null;
-  tfjs_first_ms: number | null;
-  /** Why TF.js has no time for this work, when it failed. */
-  tfjs_error?: string;
-  /** Our buffer pool's peak over the work's calls: all it held, and what live tensors held (MiB). */
-  ours_peak_mib: number;
-  ours_live_peak_mib: number;
-  /** TF.js: tf.profile's peak of live tensor bytes over one call; its buffer manager's allocation after the work (MiB). */
-  tfjs_live_peak_mib: number | null;
-  tfjs_pool_mib: number | null;
-  /** How our batching method ran its items (the library's own 'info' line), for SmoothGrad. */
-  batching?: string;
 }
 
 async function main(): Promise<void> {
@@ -172,7 +154,7 @@ async function main(): Promise<void> {
     if (!(await tf.setBackend('webgpu'))) throw new Error('TF.js could not start its WebGPU backend');
     tfNet = new TfVgg(tf, spec, await model.exportWeights());
   }
-  const rows: Row[] = [];
+  const rows: WorkRow[] = [];
   const ourWork: Record<string, () => Promise<Tensor>> = ourWorks(model, x, o.samples);
   const ours = Object.fromEntries(Object.entries(ourWork).map(([k, f]) => [k, () => readAndFree(f())]));
   // TF.js's results (NHWC), made inside tf.tidy; timed with the read-back, like ours.
@@ -220,7 +202,7 @@ async function main(): Promise<void> {
         tfjsError = (e as Error).message.split('\n')[0];
       }
     }
-    const row: Row = {
+    const row: WorkRow = {
       work,
       ours_ms: round(a.median),
       tfjs_ms: b ? round(b.median) : null,
@@ -334,7 +316,7 @@ async function agreeWithTfjs(
   tf: Tf,
   ourWork: Record<string, () => Promise<Tensor>>,
   theirWork: Record<string, () => import('@tensorflow/tfjs').Tensor>,
-  rows: Row[],
+  rows: WorkRow[],
   log: (s: string) => void,
 ): Promise<Record<string, number>> {
   const out: Record<string, number> = {};

@@ -41,6 +41,7 @@ import {
   vgg16Spec,
   type Tf,
   type Work,
+  type WorkRow,
 } from './works.js';
 
 type Ort = typeof import('onnxruntime-web');
@@ -52,23 +53,8 @@ export const VENDOR = {
   ort: '/bench-vendor/ort/',
 } as const;
 
-export interface WorkRow {
-  work: Work;
-  ours_ms: number | null;
-  tfjs_ms: number | null;
-  /** TF.js / ours. */
-  ratio: number | null;
-  ours_first_ms: number | null;
-  tfjs_first_ms: number | null;
-  tfjs_error?: string;
-  /** Our buffer pool's peak over the work's calls: all it held, and what live tensors held (MiB). */
-  ours_peak_mib: number;
-  ours_live_peak_mib: number;
-  /** TF.js: tf.profile's peak of live tensor bytes over one call; its buffer manager's allocation after the work (MiB). */
-  tfjs_live_peak_mib: number | null;
-  tfjs_pool_mib: number | null;
-  /** How our batching method ran its items (the library's own 'info' line), for SmoothGrad. */
-  batching?: string;
+/** A row of the table, with ONNX Runtime Web's figures on the forward pass. */
+export interface PageRow extends WorkRow {
   /** ONNX Runtime Web (forward only). */
   ort_ms?: number | null;
   /** ORT / ours. */
@@ -84,7 +70,7 @@ export interface WorksResult {
   reps: number;
   samples: number;
   conv: string;
-  results: WorkRow[];
+  results: PageRow[];
   agreement: { tfjs: Record<string, number> | null; ort: Record<string, number> | null };
   /**
    * Peaks over all works (MiB): our buffer pool, TF.js's live tensors, and its buffer manager's
@@ -247,7 +233,7 @@ async function works(q: URLSearchParams): Promise<WorksResult> {
   const tfjsPool = (t: Tf) => (t.memory() as { numBytesAllocatedInGPU?: number }).numBytesAllocatedInGPU ?? null;
   const mib = (bytes: number | null) => (bytes === null ? null : round(bytes / MiB));
   const budget = gpu.memoryBudget;
-  const rows: WorkRow[] = [];
+  const rows: PageRow[] = [];
   for (const work of WORKS.filter((w) => chosen.has(w))) {
     const f = tfWork[work];
     // Our memory from an empty pool: the model's weights and what the work adds.
@@ -258,7 +244,7 @@ async function works(q: URLSearchParams): Promise<WorksResult> {
     const [a, b, c] = await timeInTurn(reps, warmMs, warmup, [ours(work), tf && f ? theirs(tf, work, f) : null, session && work === 'forward' ? ortForward : null]).finally(() => gpu.setMemoryBudget(budget));
     const mem = gpu.memory();
     if (a instanceof Error) throw a;
-    const row: WorkRow = {
+    const row: PageRow = {
       work,
       ours_ms: ms(a!),
       tfjs_ms: null,

@@ -26,6 +26,29 @@ export type Work = (typeof WORKS)[number];
 /** Works run without a memory budget: one batch, however large. */
 export const UNBUDGETED: ReadonlySet<Work> = new Set<Work>(['smoothgrad-1batch']);
 
+/** One work's row of a bench table (npm run bench and bench:web print and write the same). */
+export interface WorkRow {
+  work: Work;
+  /** Medians (ms, read-back included); null where not timed. */
+  ours_ms: number | null;
+  tfjs_ms: number | null;
+  /** TF.js / ours. */
+  ratio: number | null;
+  /** First calls, pipeline compilation included. */
+  ours_first_ms: number | null;
+  tfjs_first_ms: number | null;
+  /** Why TF.js has no time for this work, when it failed. */
+  tfjs_error?: string;
+  /** Our buffer pool's peak over the work's calls: all it held, and what live tensors held (MiB). */
+  ours_peak_mib: number;
+  ours_live_peak_mib: number;
+  /** TF.js: tf.profile's peak of live tensor bytes over one call; its buffer manager's allocation after the work (MiB). */
+  tfjs_live_peak_mib: number | null;
+  tfjs_pool_mib: number | null;
+  /** How our batching method ran its items (the library's own 'info' line), for SmoothGrad. */
+  batching?: string;
+}
+
 /** Grad-CAM's layer: VGG16's last conv block, after its ReLU. */
 export const LAST_CONV = 'relu5_3';
 /** The class every gradient is taken for. */
