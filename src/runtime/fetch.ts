@@ -33,8 +33,13 @@ export async function readResponse(res: Response, what: string, limits?: Partial
     }
     parts.push(value);
   }
+  return concatBytes(parts);
+}
+
+/** The parts one after another in one array (the part itself when there is one). */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(total);
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
   let at = 0;
   for (const p of parts) {
     out.set(p, at);

@@ -4,6 +4,7 @@
  * decoding, and a NaN in a decoded weight is reported as a corrupt file.
  */
 import { FormatError } from '../../runtime/errors.js';
+import { concatBytes } from '../../runtime/fetch.js';
 import { checkedElements, halfToFloatTable, hostLimits, shapeElements, type GraphLimits, type HostTensor } from '../graph/host.js';
 import { entryBytes, type TfjsWeightEntry, type TfjsWeightsGroup } from './format.js';
 
@@ -90,7 +91,7 @@ export function decodeTfjsWeights(
         `weights file '${name}'${others} holds ${have} bytes, but ${source} lists ${need} bytes of weights for it: the file is ${have < need ? 'truncated' : 'corrupt (too long)'}`,
       );
     }
-    const bytes = parts.length === 1 ? parts[0]! : concatBytes(parts);
+    const bytes = concatBytes(parts);
     let offset = 0;
     const file = files.join(', ') || source;
     for (const e of group.weights) {
@@ -98,16 +99,5 @@ export function decodeTfjsWeights(
       offset += entryBytes(e, source);
     }
   });
-  return out;
-}
-
-function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  const total = parts.reduce((a, p) => a + p.byteLength, 0);
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
   return out;
 }
