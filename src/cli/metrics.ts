@@ -19,7 +19,7 @@ import { linePlot, type PlotSeries } from '../saliency/plot.js';
 import { loadInput, parseCrop } from './explain.js';
 import { gpuOptions, outputDirectory } from './output.js';
 import { decimal } from './parse.js';
-import { loadModelArgument, type LoadedModel } from './train.js';
+import { loadModelArgument } from './train.js';
 
 export const METRIC_NAMES = ['deletion', 'insertion', 'road', 'averageDrop', 'maxSensitivity', 'randomisation', 'pointingGame'] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
@@ -201,9 +201,6 @@ export async function metricsCommand(o: MetricsCommandOptions): Promise<void> {
     }
     for (const name of methods) methodByName(name as ClassifierMethodName).check(model, { layer: o.layer });
     if (o.layer !== undefined && !methods.some((m) => methodByName(m as ClassifierMethodName).options.includes('layer'))) model.layer(o.layer);
-    // Randomisation works on a copy; a model without clone() (an imported graph) is copied by loading it again.
-    const clonable = model as LoadedModel & Partial<metrics.ClonableModel>;
-    if (typeof clonable.clone !== 'function') Object.assign(model, { clone: () => loadModelArgument(gpu, o.model) });
 
     const [c, h, w] = model.inputShape as [number, number, number];
     if (o.step !== undefined && o.step > h * w) throw new ArgumentError(`--step must be at most H·W = ${h * w} (the model input's pixels), got ${o.step}`);
