@@ -12,6 +12,13 @@ import { decimal, nonNegativeArg, positiveIntArg } from './parse.js';
 export const METRIC_NAMES = ['deletion', 'insertion', 'road', 'averageDrop', 'maxSensitivity', 'randomisation', 'pointingGame'] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
 
+/**
+ * What `--metric all` means in `saliency batch`: every metric of an image's map, the pointing game
+ * for the images with a box. Not randomisation: it checks the model rather than a map, and re-runs
+ * each method once per layer of the model; name it to have it.
+ */
+export const BATCH_ALL_METRICS: readonly MetricName[] = METRIC_NAMES.filter((m) => m !== 'randomisation');
+
 /** The metrics' own options, as both commands take them (commander's camelCase names). */
 export interface MetricFlags {
   step?: number;
