@@ -9,7 +9,7 @@ export function registerBatchCommands(program: Command): void {
     .command('batch')
     .description('explain every image of a folder, glob or manifest: raw maps as .npy (or .safetensors), optional PNG overlays, one line per image in results.jsonl; resumable and shardable (see docs/batch.md)')
     .requiredOption('--model <name|file>', 'a bundled model (fashion-vgg, fashion-gap), a .safetensors file, or a TF.js model.json')
-    .requiredOption('--input <folder|glob|manifest>', "a folder (every .png/.jpg below it), a quoted glob ('data/**/*.png'), or a manifest: .csv with a header, or .jsonl; columns path, and optionally target, crop (x,y,w,h) and id")
+    .requiredOption('--input <folder|glob|manifest>', "a folder (every .png/.jpg below it), a quoted glob ('data/**/*.png'), or a manifest: .csv with a header, or .jsonl; columns path, and optionally target, crop (x,y,w,h), id and box (x1,y1,x2,y2 for --metric pointingGame)")
     .option('--method <names>', `comma-separated methods: ${CLASSIFIER_METHOD_NAMES.join(', ')}; or all`, 'gradCam')
     .option('--out <dir>', 'output folder: maps/, results.jsonl (results-<i>.jsonl for shard i), run.json', 'results')
     .option('--target <index|name|top>', "class to explain where the manifest gives none: an index, a class name, or top (the predicted class)", 'top')
