@@ -539,5 +539,9 @@ describe.runIf(existsSync(cli))('saliency batch', () => {
     const noBox = await saliencyCli(['batch', '--model', modelFile, '--input', join(images, 'sub'), '--metric', 'pointingGame', '--out', join(m, 'nobox')]);
     expect(noBox.code).toBe(1);
     expect(noBox.stderr).toMatch(/^saliency: pointingGame needs each image's object box: a 'box' column in the manifest/m);
+    writeFileSync(join(m, 'bad.csv'), 'path,box\nx0.png,"5,5,2,8"\n');
+    const badBox = await saliencyCli(['batch', '--model', modelFile, '--input', join(m, 'bad.csv'), '--metric', 'pointingGame', '--out', join(m, 'badbox')]);
+    expect(badBox.code).toBe(1);
+    expect(badBox.stderr).toMatch(/bad.csv has 1 bad row:\n {2}line 2: 'box' must be x1,y1,x2,y2 in pixels of the image, with x2 > x1 and y2 > y1/);
   });
 });
