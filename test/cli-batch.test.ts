@@ -3,7 +3,7 @@
  * Kubernetes pod) runs them, on a tiny untrained model and small PNGs: shards cover the input
  * exactly once; a run killed with SIGKILL at random points and resumed ends with the same files as
  * one never stopped; bad files become failed lines while the rest is explained; the .npy files hold
- * what the library's API computes.
+ * what the library's API computes; `--metric` writes what the library's metrics give.
  */
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -18,6 +18,7 @@ import { FASHION_GAP } from '../src/nets/zoo.js';
 import { decodeNpy } from '../src/runtime/npy.js';
 import { tensor } from '../src/runtime/tensor.js';
 import { decodeImage, encodePng, imageToTensorData } from '../src/saliency/image.js';
+import { cropRgba } from '../src/saliency/input.js';
 import * as saliency from '../src/saliency/index.js';
 import { getGpu, rng } from './helpers.js';
 
@@ -411,5 +412,136 @@ describe.runIf(existsSync(cli))('saliency batch', () => {
       x.dispose();
     }
     model.dispose();
+  });
+
+  it('--metric: each map\'s metrics in its line, equal to the library\'s for that image alone; adding or changing metrics redoes only them; bad names are refused', async () => {
+    const m = join(dir, 'metrics');
+    mkdirSync(m, { recursive: true });
+    for (let i = 0; i < 3; i++) writeFileSync(join(m, `x${i}.png`), blobImage(70 + i));
+    const rows = [
+      { path: 'x0.png', id: 'two boxes', target: 3, box: [[0, 0, 6, 6], [14, 10, 28, 28]] },
+      { path: 'x1.png', id: 'cropped', crop: [4, 2, 20, 24], box: '6,5,18,20' }, // the box in the image's pixels
+      { path: 'x2.png', id: 'no box' },
+    ];
+    writeFileSync(join(m, 'list.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const out = join(m, 'out');
+    const base = ['batch', '--model', modelFile, '--input', join(m, 'list.jsonl'), '--method', 'gradCam,vanilla', '--batch-size', '2', '--out', out, '--json'];
+    const metricArgs = ['--metric', 'all,randomisation', '--percentages', '30,60', '--sensitivity-samples', '2', '--step', '56'];
+    const summaryOf = (r: Run) => {
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { done: number; skipped: number; metrics: { names: string[]; means: Record<string, Record<string, Record<string, number>>> } | null; memory: { tensorsStart: number; tensorsEnd: number; buffersStart: number; buffersEnd: number } };
+    };
+    expect(summaryOf(await saliencyCli(base)).metrics).toBeNull();
+    const file = join(out, 'results.jsonl');
+    const inodes = () => tree(join(out, 'maps')).map((f) => statSync(join(out, 'maps', f)).ino);
+    const before = inodes();
+
+    // Adding --metric: the maps are kept (read back from their files), the metrics computed.
+    const first = await saliencyCli([...base, ...metricArgs]);
+    const s1 = summaryOf(first);
+    expect(s1).toMatchObject({ done: 3, skipped: 0 });
+    expect(s1.memory.tensorsEnd).toBe(s1.memory.tensorsStart);
+    expect(s1.memory.buffersEnd).toBe(s1.memory.buffersStart);
+    expect(first.stderr).toContain('pointingGame only for the 2 of 3 images with a box');
+    expect(inodes()).toEqual(before);
+    const got = lines(file);
+    expect(got.map((l) => l.id)).toEqual(['two boxes', 'cropped', 'no box']);
+
+    // The library's metrics of the same image alone, map (read from the .npy) and options.
+    const gpu = await getGpu();
+    const model = modelFromSafetensors(gpu, new Uint8Array(readFileSync(modelFile)));
+    const close = (a: unknown, b: number, what: string) => expect(Math.abs((a as number) - b), `${what}: ${String(a)} vs ${b}`).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(b)));
+    const scale = [28 / 20, 28 / 24];
+    const wantBoxes: ([number, number, number, number][] | null)[] = [
+      [[0, 0, 6, 6], [14, 10, 28, 28]],
+      [[(6 - 4) * scale[0]!, (5 - 2) * scale[1]!, (18 - 4) * scale[0]!, (20 - 2) * scale[1]!]],
+      null,
+    ];
+    for (const [i, line] of got.entries()) {
+      const img = decodeImage(new Uint8Array(readFileSync(join(m, `x${i}.png`))));
+      const crop = rows[i]!.crop as [number, number, number, number] | undefined;
+      const input = imageToTensorData(crop ? cropRgba(img, crop) : img, { channels: 1, width: 28, height: 28, background: [0, 0, 0] });
+      const x = tensor(gpu, input, [1, 1, 28, 28]);
+      const target = [line.target as number];
+      if (i === 0) expect(target).toEqual([3]);
+      for (const method of ['gradCam', 'vanilla'] as const) {
+        const kind = method === 'gradCam' ? 'cam' : 'attribution';
+        const entry = (line.methods as Record<string, { files: string[]; metrics: Record<string, string> }>)[method]!;
+        const npy = decodeNpy(new Uint8Array(readFileSync(join(out, entry.files[0]!))));
+        const map = { data: npy.data, shape: [1, ...npy.shape] };
+        const v = (line.metrics as Record<string, Record<string, unknown>>)[method]!;
+        const names = ['deletion', 'insertion', 'road', 'averageDrop', 'maxSensitivity', 'randomisation', ...(wantBoxes[i] ? ['pointingGame'] : [])];
+        expect(Object.keys(v)).toEqual(names);
+        expect(Object.keys(entry.metrics)).toEqual(names);
+        const what = `${line.id as string} ${method}`;
+        close(v.deletion, (await saliency.metrics.deletion(model, x, map, { target, kind, step: 56 }))[0]!.auc, `${what} deletion`);
+        close(v.insertion, (await saliency.metrics.insertion(model, x, map, { target, kind, step: 56 }))[0]!.auc, `${what} insertion`);
+        const road = (await saliency.metrics.road(model, x, map, { target, kind, percentages: [30, 60], seed: 0 }))[0]!;
+        const r = v.road as Record<string, number>;
+        close(r.morf, road.morfMean, `${what} road`);
+        close(r.lerf, road.lerfMean, `${what} road`);
+        close(r.combined, road.combined, `${what} road`);
+        const drop = (await saliency.metrics.averageDrop(model, x, map, { target, kind })).images[0]!;
+        const d = v.averageDrop as Record<string, number>;
+        close(d.y, drop.y, `${what} averageDrop`);
+        close(d.o, drop.o, `${what} averageDrop`);
+        close(d.drop, (100 * Math.max(0, drop.y - drop.o)) / drop.y, `${what} averageDrop`);
+        const sens = (await saliency.metrics.maxSensitivity(model, method, x, { target, radius: 0.02, samples: 2, seed: 0 })).values[0]!;
+        if (Number.isFinite(sens)) close(v.maxSensitivity, sens, `${what} maxSensitivity`);
+        else expect(v.maxSensitivity).toBeNull();
+        const steps = (await saliency.metrics.randomisation(model, method, x, { target, kind, order: 'cascading', seed: 0 })).steps;
+        const rnd = v.randomisation as Record<string, number>;
+        close(rnd.spearmanAbs, steps.at(-1)!.spearmanAbs[0]!, `${what} randomisation`);
+        close(rnd.ssim, steps.at(-1)!.ssim[0]!, `${what} randomisation`);
+        if (wantBoxes[i]) {
+          const pg = (await saliency.metrics.pointingGame(map, [wantBoxes[i]!], { kind })).images[0]!;
+          expect(v.pointingGame, what).toEqual({ hit: pg.hit, point: pg.point });
+        }
+      }
+      x.dispose();
+    }
+    model.dispose();
+    // The summary's means are the means of the lines.
+    for (const method of ['gradCam', 'vanilla']) {
+      const per = got.map((l) => (l.metrics as Record<string, Record<string, unknown>>)[method]!);
+      close(s1.metrics!.means[method]!.deletion!.mean, per.reduce((a, p) => a + (p.deletion as number), 0) / 3, `${method} mean deletion`);
+      const hits = per.filter((p) => p.pointingGame).map((p) => (p.pointingGame as { hit: boolean }).hit);
+      expect(s1.metrics!.means[method]!.pointingGame).toEqual({ accuracy: hits.filter(Boolean).length / 2, images: 2 });
+    }
+
+    // The same command again: nothing to do.
+    expect(summaryOf(await saliencyCli([...base, ...metricArgs]))).toMatchObject({ done: 0, skipped: 3 });
+    // Another --step: deletion and insertion are done again, the other values are kept as they are
+    // in the file (a value changed by hand stays: it was not computed again), and the maps too.
+    const text = readFileSync(file, 'utf8');
+    writeFileSync(file, text.replace('"road":{"morf":', '"road":{"morf":12345,"was":'));
+    const s3 = summaryOf(await saliencyCli([...base, ...metricArgs.slice(0, -1), '28']));
+    expect(s3).toMatchObject({ done: 3, skipped: 0 });
+    const again = lines(file);
+    expect(((again[0]!.metrics as Record<string, Record<string, Record<string, number>>>).gradCam!.road!).morf).toBe(12345);
+    for (const [i, line] of again.entries()) {
+      for (const method of ['gradCam', 'vanilla']) {
+        const keys = (line.methods as Record<string, { metrics: Record<string, string> }>)[method]!.metrics;
+        const old = (got[i]!.methods as Record<string, { metrics: Record<string, string> }>)[method]!.metrics;
+        for (const k of Object.keys(old)) expect(keys[k] === old[k], `${k} hash`).toBe(k !== 'deletion' && k !== 'insertion');
+      }
+    }
+    expect(inodes()).toEqual(before);
+    // Without --metric the lines lose their metrics; the maps stay.
+    expect(summaryOf(await saliencyCli(base))).toMatchObject({ done: 3, skipped: 0 });
+    for (const line of lines(file)) expect(line.metrics).toBeUndefined();
+    expect(inodes()).toEqual(before);
+
+    // Bad names, and a pointing game with no box: one line, before any work.
+    const bad = await saliencyCli([...base, '--metric', 'deletion,speed']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^saliency: unknown metric 'speed'; choose from deletion, insertion, road, averageDrop, maxSensitivity, randomisation, pointingGame, or all$/m);
+    const noBox = await saliencyCli(['batch', '--model', modelFile, '--input', join(images, 'sub'), '--metric', 'pointingGame', '--out', join(m, 'nobox')]);
+    expect(noBox.code).toBe(1);
+    expect(noBox.stderr).toMatch(/^saliency: pointingGame needs each image's object box: a 'box' column in the manifest/m);
+    writeFileSync(join(m, 'bad.csv'), 'path,box\nx0.png,"5,5,2,8"\n');
+    const badBox = await saliencyCli(['batch', '--model', modelFile, '--input', join(m, 'bad.csv'), '--metric', 'pointingGame', '--out', join(m, 'badbox')]);
+    expect(badBox.code).toBe(1);
+    expect(badBox.stderr).toMatch(/bad.csv has 1 bad row:\n {2}line 2: 'box' must be x1,y1,x2,y2 in pixels of the image, with x2 > x1 and y2 > y1/);
   });
 });

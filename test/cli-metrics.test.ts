@@ -107,6 +107,22 @@ describe.runIf(existsSync(cli))('saliency metrics', () => {
     }
   });
 
+  it('an imported ONNX model: randomisation runs on its clone(), every Conv and the Gemm re-initialised from the logits down', async () => {
+    const out = join(dir, 'onnx');
+    const { stdout, stderr } = await run(process.execPath, [
+      cli, 'metrics', '--model', 'test/fixtures/onnx/resnet18.onnx', '--image', 'test/fixtures/onnx/cat64.png', '--method', 'vanilla', '--metric', 'randomisation', '--out', out,
+    ], { maxBuffer: 1 << 24 });
+    expect(stdout).toMatch(/model resnet18: 1 image/);
+    expect(stderr).not.toMatch(/^saliency: /m);
+    const r = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8')).results.vanilla.randomisation;
+    // ResNet-18: 20 convolutions and the fc, whose output is the logits.
+    expect(r.layers).toHaveLength(21);
+    expect(r.layers[0]).toBe('logits');
+    expect(r.steps).toHaveLength(22);
+    expect(r.steps.at(-1).randomised).toHaveLength(21);
+    expect(r.finalSpearmanAbs.mean).toBeLessThan(0.9);
+  });
+
   it('refuses bad options in one line, before the GPU work', async () => {
     const img = join(images, 'fashion-0.png');
     expect(await fails(['--model', 'fashion-vgg', '--image', img, '--metric', 'deletion,speed'])).toMatch(/^saliency: unknown metric 'speed'; choose from deletion, insertion, road, averageDrop, maxSensitivity, randomisation, pointingGame, or all$/m);

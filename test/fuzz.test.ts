@@ -86,7 +86,8 @@ function fuzz(target: string, seconds: number): Promise<Report> {
       }
     });
     child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
-    child.on('exit', (code) => {
+    // 'close', not 'exit': 'exit' can come before the last of stdout (the report) has been read.
+    child.on('close', (code) => {
       clearInterval(watch);
       const rerun = `rerun: node test/fuzz/worker.mjs --target ${target} --seed ${SEED} --only ${current}`;
       if (failure) reject(new Error(`${target}: ${failure}\n${rerun}`));

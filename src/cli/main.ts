@@ -12,6 +12,7 @@ import { detectCommand, driseCommand, sceneCommand } from './detect.js';
 import { registerBatchCommands } from './batch/command.js';
 import { exitWithParent, runFiltered, runsItself } from './quiet.js';
 import { METRIC_NAMES, metricsCommand } from './metrics.js';
+import { addMetricOptions } from './metric-options.js';
 import { addModelOptions, registerLayersCommand } from './models.js';
 
 const program = new Command();
@@ -148,7 +149,7 @@ addModelOptions(program
     await featuresCommand(opts);
   });
 
-program
+const metricsCommandLine = program
   .command('metrics')
   .description(
     "measure each method's maps (docs/metrics.md): deletion, insertion, ROAD, Average Drop, max-sensitivity, model randomisation, pointing game; " +
@@ -164,15 +165,9 @@ program
   .option('--samples <n>', 'SmoothGrad: noisy samples', positiveInt('--samples'), 50)
   .option('--noise-level <f>', 'SmoothGrad: noise σ as a fraction of the value range', nonNegativeNumber('--noise-level'), 0.15)
   .option('--seed <n>', 'seed of everything random: SmoothGrad noise, the control map, ROAD noise, max-sensitivity perturbations, re-initialised weights', positiveIntOrZero('--seed'), 0)
-  .option('--step <n>', 'deletion, insertion: pixels changed per step (default: the image width, one row)', positiveInt('--step'))
   .option('--batch-size <n|auto>', "images per forward pass and per method call ('auto': as many as fit the GPU memory budget, at most 128; a number too large to fit is split, with a warning)", batchSizeArg('--batch-size'), 'auto')
-  .option('--memory-budget <MiB>', 'GPU memory budget in MiB (default: 2048, or a quarter of RAM on a software adapter)', positiveInt('--memory-budget'))
-  .option('--percentages <list>', 'ROAD: percentages of pixels removed, comma-separated, each in (0, 100) (default 10,20,…,90)')
-  .option('--radius <r>', 'max-sensitivity: perturbations uniform in [−r, r], in input units', nonNegativeNumber('--radius'), 0.02)
-  .option('--sensitivity-samples <n>', 'max-sensitivity: perturbed copies per image', positiveInt('--sensitivity-samples'), 10)
-  .option('--order <cascading|independent>', 'randomisation: re-initialise layers from the top down, cumulatively, or one at a time', 'cascading')
-  .option('--box <x1,y1,x2,y2|auto>', "pointing game: the object's box in model-input pixels (edges), or auto: the bounding box of each image's non-zero pixels (an object on black)")
-  .option('--tolerance <px>', 'pointing game: grow the box by this many pixels on every side', nonNegativeNumber('--tolerance'), 0)
+  .option('--memory-budget <MiB>', 'GPU memory budget in MiB (default: 2048, or a quarter of RAM on a software adapter)', positiveInt('--memory-budget'));
+addMetricOptions(metricsCommandLine, "pointing game: the object's box in model-input pixels (edges), or auto: the bounding box of each image's non-zero pixels (an object on black)")
   .option('--out <dir>', 'directory for metrics.json, curves.png and randomisation.png', 'out')
   .action(async (opts) => {
     await metricsCommand(opts);

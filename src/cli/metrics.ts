@@ -12,22 +12,22 @@ import { writeFileAtomic } from '../runtime/files.js';
 import { initGpu } from '../runtime/gpu.js';
 import { tensor } from '../runtime/tensor.js';
 import { methodByName, type ClassifierMethodName, type ClassifierSettings } from '../saliency/methods.js';
-import type { Box, MapData } from '../saliency/display.js';
+import type { MapData } from '../saliency/display.js';
 import { tileImages, writePng } from '../saliency/image.js';
 import * as metrics from '../saliency/metrics/index.js';
 import { linePlot, type PlotSeries } from '../saliency/plot.js';
 import { loadInput, parseCrop } from './explain.js';
 import { gpuOptions, outputDirectory } from './output.js';
 import { decimal } from './parse.js';
-import { loadModelArgument, type LoadedModel } from './train.js';
+import { loadModelArgument } from './train.js';
+import { METRIC_NAMES, checkStep, contentBox, parseBox, parseList, parseOrder, parsePercentages, randomisationPerImage, type MetricFlags, type MetricName } from './metric-options.js';
 
-export const METRIC_NAMES = ['deletion', 'insertion', 'road', 'averageDrop', 'maxSensitivity', 'randomisation', 'pointingGame'] as const;
-export type MetricName = (typeof METRIC_NAMES)[number];
+export { METRIC_NAMES, type MetricName };
 
 /** The control row's name. */
 const RANDOM = 'random';
 
-export interface MetricsCommandOptions {
+export interface MetricsCommandOptions extends MetricFlags {
   model: string;
   image: string[];
   crop?: string;
@@ -38,17 +38,10 @@ export interface MetricsCommandOptions {
   samples: number;
   noiseLevel: number;
   seed: number;
-  step?: number;
   /** Images per forward pass (and per method call), or 'auto': as many as fit the memory budget. */
   batchSize: number | 'auto';
   /** GPU memory budget in MiB (default: initGpu's). */
   memoryBudget?: number;
-  percentages?: string;
-  radius: number;
-  sensitivitySamples: number;
-  order: string;
-  box?: string;
-  tolerance: number;
   out: string;
 }
 
@@ -61,31 +54,6 @@ interface Summary {
 
 function summary(values: number[]): Summary {
   return { ...metrics.meanAndStd(values), values };
-}
-
-function parseList<T extends string>(what: string, text: string, valid: readonly T[]): T[] {
-  if (text === 'all') return [...valid];
-  const list = [...new Set(text.split(',').map((s) => s.trim()).filter(Boolean))];
-  if (list.length === 0) throw new ArgumentError(`${what} is empty; give names from ${valid.join(', ')}, or all`);
-  for (const m of list) if (!(valid as readonly string[]).includes(m)) throw new ArgumentError(`unknown ${what.replace(/^--/, '')} '${m}'; choose from ${valid.join(', ')}, or all`);
-  return list as T[];
-}
-
-function parsePercentages(text: string | undefined): number[] | undefined {
-  if (text === undefined) return undefined;
-  const v = text.split(',').map((s) => decimal(s));
-  if (v.length === 0 || v.some((p) => !(p > 0 && p < 100))) throw new ArgumentError(`--percentages must be numbers in (0, 100) separated by commas, got '${text}'`);
-  return v;
-}
-
-/** --box x1,y1,x2,y2 (model-input pixels, edges) or 'auto'. */
-function parseBox(text: string | undefined): Box | 'auto' | undefined {
-  if (text === undefined || text === 'auto') return text;
-  const v = text.split(',').map(decimal);
-  if (v.length !== 4 || v.some((n) => !Number.isFinite(n)) || v[2]! <= v[0]! || v[3]! <= v[1]!) {
-    throw new ArgumentError(`--box must be x1,y1,x2,y2 with x2 > x1 and y2 > y1 (pixels of the model input), or auto; got '${text}'`);
-  }
-  return v as Box;
 }
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg']);
@@ -112,20 +80,6 @@ export function imageFiles(paths: readonly string[]): string[] {
     out.push(...files.map((f) => join(p, f)));
   }
   return out;
-}
-
-/** The bounding box of the pixels that are not 0 in any channel (the object on a black background). */
-function contentBox(data: Float32Array, c: number, h: number, w: number): Box {
-  let [x1, y1, x2, y2] = [w, h, 0, 0];
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      let on = false;
-      for (let k = 0; k < c && !on; k++) on = data[(k * h + y) * w + x] !== 0;
-      if (!on) continue;
-      [x1, y1, x2, y2] = [Math.min(x1, x), Math.min(y1, y), Math.max(x2, x + 1), Math.max(y2, y + 1)];
-    }
-  }
-  return x2 > x1 ? [x1, y1, x2, y2] : [0, 0, w, h];
 }
 
 function fmt(s: Summary | number | null | undefined, digits = 3): string {
@@ -173,7 +127,7 @@ export async function metricsCommand(o: MetricsCommandOptions): Promise<void> {
   const targetArg = o.target === 'top' ? 'top' : decimal(o.target);
   if (targetArg !== 'top' && (!Number.isSafeInteger(targetArg) || targetArg < 0)) throw new ArgumentError(`--target must be a class index or 'top', got '${o.target}'`);
   const percentages = parsePercentages(o.percentages);
-  if (o.order !== 'cascading' && o.order !== 'independent') throw new ArgumentError(`--order must be cascading or independent, got '${o.order}'`);
+  const order = parseOrder(o.order);
   const box = parseBox(o.box);
   if (o.metric !== 'all' && chosen.includes('pointingGame') && box === undefined) {
     throw new ArgumentError('pointingGame needs the object\'s box: give --box x1,y1,x2,y2 (model-input pixels) or --box auto');
@@ -201,12 +155,9 @@ export async function metricsCommand(o: MetricsCommandOptions): Promise<void> {
     }
     for (const name of methods) methodByName(name as ClassifierMethodName).check(model, { layer: o.layer });
     if (o.layer !== undefined && !methods.some((m) => methodByName(m as ClassifierMethodName).options.includes('layer'))) model.layer(o.layer);
-    // Randomisation works on a copy; a model without clone() (an imported graph) is copied by loading it again.
-    const clonable = model as LoadedModel & Partial<metrics.ClonableModel>;
-    if (typeof clonable.clone !== 'function') Object.assign(model, { clone: () => loadModelArgument(gpu, o.model) });
 
     const [c, h, w] = model.inputShape as [number, number, number];
-    if (o.step !== undefined && o.step > h * w) throw new ArgumentError(`--step must be at most H·W = ${h * w} (the model input's pixels), got ${o.step}`);
+    checkStep(o.step, h, w);
     const inputs = files.map((f) => loadInput(model, f, crop).data);
     const n = inputs.length;
     const all = new Float32Array(n * c * h * w);
@@ -303,15 +254,13 @@ export async function metricsCommand(o: MetricsCommandOptions): Promise<void> {
                 target: targets,
                 kind,
                 batchSize,
-                order: o.order as 'cascading' | 'independent',
+                order,
                 seed: o.seed,
                 methodOptions: methodOptions(),
                 onProgress,
               });
-              // Cascading: at full randomisation (the last step); independent: the mean over the layers.
-              const tail = res.order === 'cascading' ? [res.steps.at(-1)!] : res.steps.slice(1);
-              const perImage = (key: 'spearmanAbs' | 'ssim') => Array.from({ length: n }, (_, i) => tail.reduce((a, s) => a + s[key][i]!, 0) / tail.length);
-              r.randomisation = { order: res.order, layers: res.layers, finalSpearmanAbs: summary(perImage('spearmanAbs')), finalSsim: summary(perImage('ssim')), steps: res.steps };
+              const perImage = randomisationPerImage(res, n);
+              r.randomisation = { order: res.order, layers: res.layers, finalSpearmanAbs: summary(perImage.spearmanAbs), finalSsim: summary(perImage.ssim), steps: res.steps };
               break;
             }
             case 'pointingGame': {

@@ -8,10 +8,9 @@
  * change as its layers are randomised; one that barely changes is explaining the image, not the
  * model.
  *
- * The copy is made with the model's `clone()`; an imported graph model has none, and is copied by
- * loading it again.
+ * The copy is made with the model's `clone()` (every model the page loads has one: ours, and the
+ * imported ONNX and TF.js graphs, whose weights are copied on the GPU).
  */
-import type { Gpu } from '../../src/runtime/gpu.js';
 import type { Tensor } from '../../src/runtime/tensor.js';
 import type { RgbaImage } from '../../src/saliency/colormaps.js';
 import type { ExplainableModel } from '../../src/saliency/core.js';
@@ -20,7 +19,7 @@ import { inputToRgba } from '../../src/saliency/input.js';
 import { metrics } from '../../src/saliency/index.js';
 import { runMethod } from '../../src/saliency/methods.js';
 import { renderOverlay } from '../../src/saliency/render.js';
-import { resolveModelRef, type ViewModel } from '../../src/web/models.js';
+import type { ViewModel } from '../../src/web/models.js';
 import { el } from './dom.js';
 import type { InputContext } from './view.js';
 import type { InsideState } from './state.js';
@@ -58,15 +57,14 @@ export function sanityLayers(model: ExplainableModel): string[] {
  */
 export async function randomisedRun(
   model: ExplainableModel,
-  copyModel: () => Promise<ExplainableModel & { dispose(): void }>,
   x: Tensor,
   options: { method: InsideState['method']; target: number; k: number; seed: number; trained: Plane; display: 'attribution' | 'cam' },
 ): Promise<SanityResult> {
   const all = sanityLayers(model);
   const layers = all.slice(all.length - options.k).reverse();
-  const clonable = typeof (model as Partial<metrics.ClonableModel>).clone === 'function' ? (model as metrics.ClonableModel) : (Object.create(model, { clone: { value: copyModel } }) as metrics.ClonableModel);
-  // The copy's tensors are made in the device's queue; the method queues itself.
-  const copy = await model.gpu.exclusive(() => metrics.reinitialisedCopy(clonable, layers, { seed: options.seed }));
+  // The copy's tensors are made in the device's queue; the method queues itself. A model from a
+  // page's own loader without clone() gets reinitialisedCopy's error, shown in the section.
+  const copy = await model.gpu.exclusive(() => metrics.reinitialisedCopy(model as metrics.ClonableModel, layers, { seed: options.seed }));
   let map: Plane;
   try {
     const t = await runMethod(options.method, copy, x, { target: options.target });
@@ -93,15 +91,6 @@ export function similarity(a: Plane, b: Plane, display: 'attribution' | 'cam'): 
   };
 }
 
-/** The page's way to copy a model that has no clone(): load it again from where it came. */
-function reloader(gpu: Gpu, ref: string): () => Promise<ExplainableModel & { dispose(): void }> {
-  return async () => {
-    const where = resolveModelRef(ref);
-    if ('bundled' in where) throw new Error(`bundled model ${where.bundled} should clone itself`);
-    return where.loader(gpu, where.url);
-  };
-}
-
 /** The section: its controls, the trained and randomised maps, and the similarity. */
 export function sanitySection(host: SanityHost) {
   let results = new Map<string, { value: SanityResult | null; error: string | null }>();
@@ -110,7 +99,7 @@ export function sanitySection(host: SanityHost) {
     reset(): void {
       results = new Map();
     },
-    draw(ctx: { model: ViewModel; modelRef: string; data: InsideData; state: InsideState; input: Float32Array; inputShape: number[] }): { section: HTMLElement; pending: boolean } {
+    draw(ctx: { model: ViewModel; data: InsideData; state: InsideState; input: Float32Array; inputShape: number[] }): { section: HTMLElement; pending: boolean } {
       const { model, data, state } = ctx;
       const section = el('section', { class: 'sanity' }, el('h2', { text: 'Sanity check: randomise the top k layers' }));
       let all: string[];
@@ -160,8 +149,8 @@ export function sanitySection(host: SanityHost) {
         r = made;
         const mine = results;
         host
-          .withInput(({ gpu, model: m, x, target }) =>
-            randomisedRun(m, reloader(gpu, ctx.modelRef), x, { method: data.method.name, target, k, seed: state.seed, trained: data.method.map, display: data.method.display }),
+          .withInput(({ model: m, x, target }) =>
+            randomisedRun(m, x, { method: data.method.name, target, k, seed: state.seed, trained: data.method.map, display: data.method.display }),
           )
           .then(
             (v) => {

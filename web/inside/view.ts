@@ -96,8 +96,6 @@ export interface InputContext {
 interface Loaded {
   key: string;
   gpu: Gpu;
-  /** The model as the form named it (a bundled name or a URL). */
-  modelRef: string;
   model: ViewModel;
   input: Float32Array;
   inputShape: number[];
@@ -358,7 +356,7 @@ export class InsideView {
       }
       if (!current()) return;
       // The key of what was computed: the method may have been replaced by one the model supports.
-      this.loaded = { key: this.key(), gpu, modelRef: ref, model, input, inputShape, data, cams: new Map() };
+      this.loaded = { key: this.key(), gpu, model, input, inputShape, data, cams: new Map() };
       this.sanity.reset();
       this.setStatus('ready', `${model.name} · ${data.layers.length} layers · ${data.method.steps.length} backward steps`);
       this.redraw();
@@ -495,7 +493,7 @@ export class InsideView {
     const pool = this.drawPool(l, layer.name, channel);
     const cam = this.drawCam(l, layer.name, channel);
     const stepper = this.drawSteps(l, step, stepIndex);
-    const sanity = this.sanity.draw({ model: l.model, modelRef: l.modelRef, data, state: this.state, input: l.input, inputShape: l.inputShape });
+    const sanity = this.sanity.draw({ model: l.model, data, state: this.state, input: l.input, inputShape: l.inputShape });
     this.els.body.replaceChildren(layersSection, gradients, pool.section, cam.section, stepper, sanity.section);
     return {
       layer: layer.name,

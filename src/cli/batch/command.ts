@@ -1,20 +1,15 @@
 /** The `batch` and `batch-merge` commands and their options (registered by cli/main.ts). */
 import { type Command, InvalidArgumentError } from 'commander';
 import { CLASSIFIER_METHOD_NAMES } from '../../saliency/methods.js';
-import { decimal } from '../parse.js';
-
-const positiveInt = (name: string) => (v: string) => {
-  const n = decimal(v);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer`);
-  return n;
-};
+import { BATCH_ALL_METRICS, METRIC_NAMES, addMetricOptions } from '../metric-options.js';
+import { decimal, nonNegativeArg, positiveIntArg as positiveInt, wholeNumberArg } from '../parse.js';
 
 export function registerBatchCommands(program: Command): void {
-  program
+  const batch = program
     .command('batch')
     .description('explain every image of a folder, glob or manifest: raw maps as .npy (or .safetensors), optional PNG overlays, one line per image in results.jsonl; resumable and shardable (see docs/batch.md)')
     .requiredOption('--model <name|file>', 'a bundled model (fashion-vgg, fashion-gap), a .safetensors file, or a TF.js model.json')
-    .requiredOption('--input <folder|glob|manifest>', "a folder (every .png/.jpg below it), a quoted glob ('data/**/*.png'), or a manifest: .csv with a header, or .jsonl; columns path, and optionally target, crop (x,y,w,h) and id")
+    .requiredOption('--input <folder|glob|manifest>', "a folder (every .png/.jpg below it), a quoted glob ('data/**/*.png'), or a manifest: .csv with a header, or .jsonl; columns path, and optionally target, crop (x,y,w,h), id and box (x1,y1,x2,y2 for --metric pointingGame)")
     .option('--method <names>', `comma-separated methods: ${CLASSIFIER_METHOD_NAMES.join(', ')}; or all`, 'gradCam')
     .option('--out <dir>', 'output folder: maps/, results.jsonl (results-<i>.jsonl for shard i), run.json', 'results')
     .option('--target <index|name|top>', "class to explain where the manifest gives none: an index, a class name, or top (the predicted class)", 'top')
@@ -28,22 +23,23 @@ export function registerBatchCommands(program: Command): void {
     .option('--shard <i/N|auto|auto/N>', 'do only shard i of N (by a hash of each id); auto: i from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job), N from SALIENCY_SHARD_COUNT or auto/N')
     .option('--workers <n>', 'worker threads that decode images and write files (default: CPU cores − 1, at most 4)', positiveInt('--workers'))
     .option('--samples <n>', 'SmoothGrad: noisy samples per image', positiveInt('--samples'), 50)
-    .option('--noise-level <f>', 'SmoothGrad: noise σ as a fraction of the value range', (v: string) => {
-      const n = decimal(v);
-      if (!(n >= 0) || !Number.isFinite(n)) throw new InvalidArgumentError('--noise-level must be a number ≥ 0');
-      return n;
-    }, 0.15)
-    .option('--seed <n>', 'SmoothGrad: noise seed', (v: string) => {
-      const n = decimal(v);
-      if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError('--seed must be an integer ≥ 0');
-      return n;
-    }, 0)
+    .option('--noise-level <f>', 'SmoothGrad: noise σ as a fraction of the value range', nonNegativeArg('--noise-level'), 0.15)
+    .option('--seed <n>', 'seed of everything random: SmoothGrad noise; with --metric, ROAD noise, max-sensitivity perturbations, re-initialised weights', wholeNumberArg('--seed'), 0)
     .option('--max-file-size <MiB>', 'refuse image files larger than this (a failed line, not a crash)', (v: string) => {
       const n = decimal(v);
       if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError('--max-file-size must be a positive number of MiB');
       return n;
     }, 64)
-    .option('--json', 'print a JSON summary on stdout (counts, images/s, decode and GPU time); messages go to stderr')
+    .option(
+      '--metric <names|all>',
+      `also score each map (docs/metrics.md), into its results line: ${METRIC_NAMES.join(', ')}, comma-separated; ` +
+        `all: ${BATCH_ALL_METRICS.join(', ')} (randomisation re-runs each method once per layer: name it to have it; pointingGame only for images with a box)`,
+    );
+  addMetricOptions(
+    batch,
+    "pointing game: the box of the images whose manifest row gives none ('box' column, in the image's pixels): x1,y1,x2,y2 in model-input pixels (edges), or auto: the bounding box of each image's non-zero pixels (an object on black)",
+  )
+    .option('--json', 'print a JSON summary on stdout (counts, images/s, decode, GPU and metric time, metric means); messages go to stderr')
     .action(async (opts) => {
       const { batchCommand } = await import('./run.js'); // its libraries load only for this command
       await batchCommand(opts);

@@ -1,6 +1,6 @@
 /**
  * What `saliency batch` explains: the images of a folder, of a glob, or of a manifest (CSV or JSON
- * lines: `path` and, optionally, `target`, `crop` and `id`), each with a unique id; the shard an id
+ * lines: `path` and, optionally, `target`, `crop`, `id` and `box`), each with a unique id; the shard an id
  * belongs to; and the file names of an id's outputs.
  *
  * Manifests are files from strangers: they are read under a size limit, their keys never become
@@ -13,6 +13,7 @@ import { parse as parseCsv } from 'csv-parse/sync';
 import { globSync, isDynamicPattern } from 'tinyglobby';
 import { ArgumentError } from '../../runtime/errors.js';
 import { readRegularFile, shorten } from '../../runtime/files.js';
+import type { Box } from '../../saliency/display.js';
 import { decimal } from '../parse.js';
 
 /** A region x, y, width, height in whole pixels of the original image. */
@@ -31,6 +32,8 @@ export interface InputItem {
   /** The class to explain: an index, a class name, or 'top'; undefined: the command's --target. */
   target?: number | string;
   crop?: Crop;
+  /** The object's boxes for the pointing game, [x1, y1, x2, y2] in pixels (edges) of the original image. */
+  boxes?: Box[];
 }
 
 /** Image files a folder or glob yields (a manifest may name any file). */
@@ -38,7 +41,9 @@ const IMAGE_EXTENSIONS = /\.(png|jpe?g)$/i;
 /** Manifests larger than this are refused before they are read. */
 export const MAX_MANIFEST_BYTES = 256 * 1024 * 1024;
 const MAX_ID_LENGTH = 1000;
-const MANIFEST_KEYS = ['path', 'target', 'crop', 'id'];
+const MANIFEST_KEYS = ['path', 'target', 'crop', 'id', 'box'];
+/** Boxes one manifest row may give. */
+const MAX_BOXES = 100;
 
 /** How the --input text was read, for messages and the run file. */
 export type InputKind = 'folder' | 'glob' | 'csv' | 'jsonl';
@@ -158,7 +163,7 @@ function csvRows(text: string, file: string): Row[] {
     throw new ArgumentError(`manifest ${file} is not valid CSV (${(e as Error).message})`);
   }
   const header = records[0]?.record;
-  if (!header || !header.includes('path')) throw new ArgumentError(`manifest ${file} needs a header row with a 'path' column (and optionally target, crop, id)`);
+  if (!header || !header.includes('path')) throw new ArgumentError(`manifest ${file} needs a header row with a 'path' column (and optionally target, crop, id, box)`);
   const dup = header.find((h, i) => header.indexOf(h) !== i);
   if (dup !== undefined) throw new ArgumentError(`manifest ${file}: the column '${shorten(dup, 60)}' appears twice in the header`);
   return records.slice(1).map(({ record, info }) => {
@@ -209,6 +214,8 @@ function manifestItem(row: Row, index: number, base: string): InputItem {
   if (target !== undefined && target !== null && target !== '') item.target = parseTarget(target);
   const crop = row.fields.get('crop');
   if (crop !== undefined && crop !== null && crop !== '') item.crop = parseCropValue(crop);
+  const box = row.fields.get('box');
+  if (box !== undefined && box !== null && box !== '') item.boxes = parseBoxValue(box);
   return item;
 }
 
@@ -246,6 +253,22 @@ export function parseCropValue(v: unknown): Crop {
     throw new ArgumentError(`'crop' must be x,y,width,height in whole pixels (width and height > 0), got ${describe(v)}`);
   }
   return parts as Crop;
+}
+
+/**
+ * The object's boxes as 'x1,y1,x2,y2' (several separated by ';'), [x1, y1, x2, y2] or a list of
+ * those: finite pixel edges with x2 > x1 and y2 > y1.
+ */
+export function parseBoxValue(v: unknown): Box[] {
+  const list: unknown[] = typeof v === 'string' ? v.split(';').map((b) => b.split(',').map(decimal)) : Array.isArray(v) && Array.isArray(v[0]) ? v : [v];
+  const bad = () => new ArgumentError(`'box' must be x1,y1,x2,y2 in pixels of the image, with x2 > x1 and y2 > y1 (several separated by ';'; in JSON also [x1, y1, x2, y2] or a list of them), got ${describe(v)}`);
+  if (list.length === 0 || list.length > MAX_BOXES) throw new ArgumentError(`'box' gives ${list.length} boxes; give 1 to ${MAX_BOXES}`);
+  return list.map((b) => {
+    if (!Array.isArray(b) || b.length !== 4 || !b.every((n) => typeof n === 'number' && Number.isFinite(n))) throw bad();
+    const [x1, y1, x2, y2] = b as number[];
+    if (!(x2! > x1! && y2! > y1!)) throw bad();
+    return [x1, y1, x2, y2] as Box;
+  });
 }
 
 function checkUniqueIds(items: InputItem[], input: string): void {

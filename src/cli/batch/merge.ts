@@ -19,6 +19,8 @@ interface RunFile {
   modelHash: string;
   methods: string[];
   settings: Record<string, string>;
+  /** The metrics' settings (--metric), or null. */
+  metrics?: Record<string, string> | null;
   ids: string[];
   indexes: number[];
 }
@@ -82,6 +84,7 @@ export function mergeResults(dir: string): MergeReport {
     if (!single && (run.shard?.index !== i || run.shard.count !== count)) report.problems.push(`${name} is shard ${run.shard ? `${run.shard.index} of ${run.shard.count}` : '(none)'}, not ${i} of ${count}`);
     if (run.inputHash !== first.inputHash || run.inputCount !== first.inputCount) report.problems.push(`${name} ran on another input (${run.inputCount} images) than the first shard (${first.inputCount})`);
     if (run.modelHash !== first.modelHash || JSON.stringify(run.settings) !== JSON.stringify(first.settings)) report.problems.push(`${name} ran with other settings (model or methods) than the first shard`);
+    else if (JSON.stringify(run.metrics ?? null) !== JSON.stringify(first.metrics ?? null)) report.problems.push(`${name} ran with other metrics (--metric and their options) than the first shard`);
   }
   for (let i = 0; i < count; i++) if (!runs.has(i)) report.problems.push(`shard ${i} of ${count} never ran (no run-${i}.json)`);
 

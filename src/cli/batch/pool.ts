@@ -43,7 +43,7 @@ export interface WriteTask {
 export type Task = DecodeTask | WriteTask;
 
 export type TaskResult =
-  | { id: number; ok: true; data: Float32Array; ms: number }
+  | { id: number; ok: true; data: Float32Array; ms: number; /** The original image's size, before crop and resize. */ source: [width: number, height: number] }
   | { id: number; ok: true; ms: number }
   | { id: number; ok: false; error: string; ms: number };
 

@@ -29,6 +29,29 @@ export interface MethodEntry {
   ms: number;
   /** Hash of everything that decides the files' contents (see `methodSettings`). */
   settings: string;
+  /** With --metric: the hash of each metric's settings (and of the map's), for the values in the record's `metrics`. */
+  metrics?: Record<string, string>;
+}
+
+/**
+ * One image's metrics of one method's map (`--metric`, docs/batch.md): the library's values for
+ * that image alone. A value that is not finite is written as null (JSON has no Infinity).
+ */
+export interface MapMetrics {
+  /** Deletion AUC (lower is better). */
+  deletion?: number;
+  /** Insertion AUC (higher is better). */
+  insertion?: number;
+  /** ROAD: the means over the percentages of MoRF and LeRF, and (LeRF − MoRF) / 2. */
+  road?: { morf: number; lerf: number; combined: number };
+  /** Y = f_c(x), O = f_c(x ⊙ E), and the drop 100 · max(0, Y − O) / Y in percent. */
+  averageDrop?: { drop: number; y: number; o: number };
+  /** Max-sensitivity; null where it is infinite (a zero map that perturbations make non-zero). */
+  maxSensitivity?: number | null;
+  /** Spearman |E| and SSIM to the trained model's map (cascading: all layers re-initialised; independent: the mean over the layers). */
+  randomisation?: { spearmanAbs: number; ssim: number };
+  /** Whether the map's maximum lies in a box (grown by --tolerance), and where it is ([x, y], map pixels). */
+  pointingGame?: { hit: boolean; point: [number, number] };
 }
 
 /** One line of results.jsonl. */
@@ -43,11 +66,8 @@ export interface ResultRecord {
   predicted?: ClassScore;
   top?: ClassScore[];
   methods?: Record<string, MethodEntry>;
-  /**
-   * Faithfulness metrics per method (e.g. { gradCam: { deletion: 0.12 } }): the place for `--metric`
-   * once the metrics (src/saliency/metrics) exist; no run writes it yet.
-   */
-  metrics?: Record<string, Record<string, number>>;
+  /** With --metric: each method's metrics of this image's map, e.g. { gradCam: { deletion: 0.12, insertion: 0.8 } }. */
+  metrics?: Record<string, MapMetrics>;
   /** Images in the GPU batch this image was part of. */
   batch?: number;
   /** Why the image failed. */
@@ -114,6 +134,32 @@ export function methodEntry(record: ResultRecord, method: string): MethodEntry |
   const e = m[method] as Partial<MethodEntry>;
   if (typeof e !== 'object' || e === null || typeof e.settings !== 'string' || !Array.isArray(e.files) || !e.files.every((f) => typeof f === 'string')) return null;
   return e as MethodEntry;
+}
+
+/** The metric hashes of a method entry from a file (only string values, under names the caller asks for). */
+export function metricKeysOf(entry: MethodEntry | null, names: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  const m = entry?.metrics as unknown;
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) return out;
+  for (const name of names) {
+    const v = Object.hasOwn(m, name) ? (m as Record<string, unknown>)[name] : undefined;
+    if (typeof v === 'string') out.set(name, v);
+  }
+  return out;
+}
+
+/** How many metric hashes a method entry from a file holds (any names). */
+export function metricKeyCount(entry: MethodEntry | null): number {
+  const m = entry?.metrics as unknown;
+  return typeof m === 'object' && m !== null && !Array.isArray(m) ? Object.keys(m).length : 0;
+}
+
+/** The metric values of a method in a record from a file, if there are. */
+export function metricValuesOf(record: ResultRecord | undefined, method: string): Record<string, unknown> | null {
+  const m = record?.metrics as unknown;
+  if (typeof m !== 'object' || m === null || !Object.hasOwn(m, method)) return null;
+  const v = (m as Record<string, unknown>)[method];
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
 }
 
 /** One results line: the record's fields in a fixed order, then '\n'. */

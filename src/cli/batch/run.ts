@@ -18,22 +18,40 @@ import cliProgress from 'cli-progress';
 import { noGrad } from '../../autodiff/tape.js';
 import { BUNDLED_MODELS, bundledWeightsUrl } from '../../nets/zoo.js';
 import { ArgumentError, GpuError, SaliencyError } from '../../runtime/errors.js';
-import { writeFileAtomic } from '../../runtime/files.js';
+import { readRegularFile, writeFileAtomic } from '../../runtime/files.js';
 import { initGpu, type Gpu } from '../../runtime/gpu.js';
 import { BatchSizer, formatBytes } from '../../runtime/memory.js';
+import { decodeNpy } from '../../runtime/npy.js';
+import { parseSafetensors } from '../../nets/safetensors.js';
 import { tensor, type Tensor } from '../../runtime/tensor.js';
+import type { Box } from '../../saliency/display.js';
 import { defaultCamLayer } from '../../saliency/core.js';
 import { CLASSIFIER_METHOD_NAMES, methodByName, runMethod, type ClassifierMethod, type ClassifierMethodName, type ClassifierSettings } from '../../saliency/methods.js';
 import { sliceImages } from '../../saliency/metrics/common.js';
 import { batchesItself, smallestSettings } from '../../saliency/metrics/methods.js';
+import { METRIC_NAMES, checkStep, type MetricFlags, type MetricName } from '../metric-options.js';
 import { gpuOptions, outputDirectory } from '../output.js';
 import { loadModelArgument, type LoadedModel } from '../train.js';
 import { listInputs, outputStem, sha256, shardOf, parseTarget, compareStrings, type InputItem } from './inputs.js';
 import { WorkerPool, type OutputFile, type TaskResult } from './pool.js';
-import { RunLock, ResultsWriter, compactResults, methodEntry, readResults, type ClassScore, type MethodEntry, type ResultRecord } from './results.js';
+import { formatMeans, inputBoxes, metricKeys, metricMeans, metricSettings, parseMetricPlan, scoreMaps, type MetricMean, type MetricPlan, type MetricProgress, type ScoreItem } from './metrics.js';
+import {
+  RunLock,
+  ResultsWriter,
+  compactResults,
+  methodEntry,
+  metricKeyCount,
+  metricKeysOf,
+  metricValuesOf,
+  readResults,
+  type ClassScore,
+  type MapMetrics,
+  type MethodEntry,
+  type ResultRecord,
+} from './results.js';
 import { parseShard, type Shard } from './shard.js';
 
-export interface BatchOptions {
+export interface BatchOptions extends MetricFlags {
   model: string;
   input: string;
   method: string;
@@ -56,6 +74,8 @@ export interface BatchOptions {
   seed: number;
   /** Image files larger than this many MiB are refused before they are read. */
   maxFileSize: number;
+  /** --metric: metrics of each map, into its results line (the metrics' options come from MetricFlags). */
+  metric?: string;
   json?: boolean;
 }
 
@@ -81,6 +101,10 @@ export interface BatchSummary {
   decodeWaitSeconds: number;
   /** Wall time of the GPU work: forward passes, methods and reading maps back. */
   gpuSeconds: number;
+  /** Wall time of the metrics (--metric), on the GPU and off it. */
+  metricSeconds: number;
+  /** With --metric: the metrics, and their means per method over the images of this run's results file. */
+  metrics: { names: MetricName[]; means: Record<string, Partial<Record<MetricName, MetricMean>>> } | null;
   /** Summed time of the workers writing files, and how long the loop waited for them. */
   writeSeconds: number;
   writeWaitSeconds: number;
@@ -119,9 +143,14 @@ function parseMethods(method: string): ClassifierMethod[] {
   });
 }
 
+/** The settings every method reads from the command line (each reads those its registry entry lists). */
+function methodSettingsOf(o: BatchOptions): Omit<ClassifierSettings, 'target'> {
+  return { layer: o.layer, samples: o.samples, noiseLevel: o.noiseLevel, seed: o.seed };
+}
+
 /** The raw map of every image of `x` for its class in `targets`, through the method registry. */
 function computeMap(method: ClassifierMethod, model: LoadedModel, x: Tensor, targets: number[], o: BatchOptions, extra: Partial<ClassifierSettings> = {}): Promise<Tensor> {
-  return runMethod(method.name, model, x, { target: targets, layer: o.layer, samples: o.samples, noiseLevel: o.noiseLevel, seed: o.seed, ...extra, trace: false });
+  return runMethod(method.name, model, x, { target: targets, ...methodSettingsOf(o), ...extra, trace: false });
 }
 
 /**
@@ -157,8 +186,15 @@ const AUTO_BATCH_MAX = 64;
  * state and cuts the same batches: it depends on nothing timed, nor on memory left by earlier
  * images, and a resumed run recomputes exactly the same maps.
  */
-async function chooseBatchSize(gpu: Gpu, model: LoadedModel, methods: readonly ClassifierMethod[], o: BatchOptions, total: number): Promise<{ size: number; bytesPerImage: number }> {
-  if (total === 0) return { size: 1, bytesPerImage: 0 };
+async function chooseBatchSize(
+  gpu: Gpu,
+  model: LoadedModel,
+  methods: readonly ClassifierMethod[],
+  o: BatchOptions,
+  total: number,
+): Promise<{ size: number; bytesPerImage: number; mapShapes: Map<MethodName, number[]> }> {
+  const mapShapes = new Map<MethodName, number[]>();
+  if (total === 0) return { size: 1, bytesPerImage: 0, mapShapes };
   const sizer = new BatchSizer(gpu, { label: 'batch', unit: 'image', batchSize: o.batchSize, maxBatch: AUTO_BATCH_MAX });
   await sizer.measure(async () => {
     const x = tensor(gpu, new Float32Array(model.inputShape.reduce((a, b) => a * b, 1)), [1, ...model.inputShape]);
@@ -167,6 +203,7 @@ async function chooseBatchSize(gpu: Gpu, model: LoadedModel, methods: readonly C
       await out.read().finally(() => out.dispose());
       for (const m of methods) {
         const map = await computeMap(m, model, x, [0], o, smallestSettings(m));
+        mapShapes.set(m.name, map.shape.slice(1));
         await map.read().finally(() => map.dispose());
       }
     } finally {
@@ -174,7 +211,7 @@ async function chooseBatchSize(gpu: Gpu, model: LoadedModel, methods: readonly C
     }
   });
   const cost = sizer.measured!;
-  return { size: sizer.next(total), bytesPerImage: cost.bytes / cost.items };
+  return { size: sizer.next(total), bytesPerImage: cost.bytes / cost.items, mapShapes };
 }
 
 /** A hash of the model's files: a retrained model makes every image be done again. */
@@ -213,6 +250,13 @@ interface Job {
   todo: MethodName[];
   kept: Map<MethodName, MethodEntry>;
   stem: string;
+  /**
+   * With --metric, per method: the settings hash each metric's value must have, the values kept
+   * from the results file, and the metrics still to compute.
+   */
+  metrics: Map<MethodName, { keys: Map<MetricName, string>; kept: MapMetrics; todo: MetricName[] }>;
+  /** Whether the image's line must be (re)written: a map or a metric to do, or metrics to drop. */
+  pending: boolean;
 }
 
 /** The files a method writes for an image, relative to the output folder. */
@@ -238,6 +282,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
   const outDir = outputDirectory('--out', o.out);
   if (list.ignored.length) say(`manifest: ignoring the column${list.ignored.length > 1 ? 's' : ''} ${list.ignored.join(', ')}`);
   const items = shard ? list.items.filter((it) => shardOf(it.id, shard.count) === shard.index) : list.items;
+  const plan = parseMetricPlan(o.metric, o, items);
   const suffix = shard ? `-${shard.index}` : '';
   const resultsFile = join(outDir, `results${suffix}.jsonl`);
   const runFile = join(outDir, `run${suffix}.json`);
@@ -264,6 +309,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
     for (const m of entries) m.check(model, { layer: o.layer });
     if (o.layer !== undefined && !entries.some((m) => m.options.includes('layer'))) model.layer(o.layer);
     const methods = entries.map((m) => m.name);
+    if (plan) checkStep(plan.step, height, width);
     const classCount = model.outputShape[0]!;
     const classNames = model.classNames ?? [];
     const byName = new Map(classNames.map((n, i) => [n, i] as const));
@@ -293,6 +339,8 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
     const methodSettings = new Map(
       entries.map((m) => [m.name, JSON.stringify({ method: m.name, options: methodOptions(m, model, o), format, png: o.png ? o.size : false, ...(batchesItself(m) ? { calls: 'one image each' } : {}) })]),
     );
+    // Each metric's settings hash adds its settings to its map's hash (see metrics.ts).
+    const metricSettings_ = plan ? metricSettings(plan, width) : null;
     lock.acquire();
     const previous = readResults(resultsFile);
     const jobs: Job[] = items.map((item, i) => {
@@ -301,17 +349,33 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
       const stem = outputStem(item.id);
       const kept = new Map<MethodName, MethodEntry>();
       const todo: MethodName[] = [];
+      const metrics: Job['metrics'] = new Map();
+      let pending = false;
       const rec = previous.records.get(item.id);
       for (const m of methods) {
         const entry = rec && rec.settings === imageKey ? methodEntry(rec, m) : null;
         const key = sha256(`${imageKey}\n${methodSettings.get(m)}`).slice(0, 16);
-        if (rec?.status === 'ok' && entry && entry.settings === key && entry.files.every((f) => existsSync(join(outDir, f)))) kept.set(m, entry);
+        const mapKept = rec?.status === 'ok' && entry !== null && entry.settings === key && entry.files.every((f) => existsSync(join(outDir, f)));
+        if (mapKept) kept.set(m, entry);
         else todo.push(m);
+        // A metric is kept when its value is there with the settings hash it needs now; a line with
+        // metrics this run does not ask for is written again without them.
+        const keys = plan ? metricKeys(plan, metricSettings_!, key, item) : new Map<MetricName, string>();
+        const had = mapKept ? metricKeysOf(entry, METRIC_NAMES) : new Map<string, string>();
+        const values = mapKept ? metricValuesOf(rec, m) : null;
+        const keptValues: MapMetrics = {};
+        const metricTodo: MetricName[] = [];
+        for (const [name, k] of keys) {
+          if (had.get(name) === k && values && Object.hasOwn(values, name)) Object.assign(keptValues, { [name]: values[name] });
+          else metricTodo.push(name);
+        }
+        if (keys.size) metrics.set(m, { keys, kept: keptValues, todo: metricTodo });
+        if (!mapKept || metricTodo.length > 0 || metricKeyCount(entry) !== keys.size || had.size !== keys.size) pending = true;
       }
-      return { item, target, imageKey, todo, kept, stem };
+      return { item, target, imageKey, todo, kept, stem, metrics, pending };
     });
     const methodKey = (job: Job, m: MethodName) => sha256(`${job.imageKey}\n${methodSettings.get(m)}`).slice(0, 16);
-    const doneIds = new Set(jobs.filter((j) => j.todo.length === 0).map((j) => j.item.id));
+    const doneIds = new Set(jobs.filter((j) => !j.pending).map((j) => j.item.id));
     const dropped = compactResults(resultsFile, previous, (id) => doneIds.has(id));
     const stale = [...previous.records.keys()].filter((id) => !doneIds.has(id) && !jobs.some((j) => j.item.id === id)).length;
     if (stale > 0) say(`${basename(resultsFile)}: dropped the lines of ${stale} image${stale > 1 ? 's' : ''} not in this ${shard ? 'shard of the ' : ''}input`);
@@ -331,6 +395,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
         modelHash: model_,
         methods,
         settings: Object.fromEntries(methodSettings),
+        metrics: metricSettings_ ? Object.fromEntries(metricSettings_) : null,
         ids: items.map((it) => it.id),
         indexes: items.map((it) => it.index),
       })}\n`,
@@ -339,15 +404,18 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
 
     const skipped = doneIds.size;
     const total = jobs.length;
-    const { size: batchSize, bytesPerImage } = await chooseBatchSize(gpu, model, entries, o, total);
+    const { size: batchSize, bytesPerImage, mapShapes } = await chooseBatchSize(gpu, model, entries, o, total);
     say(
       `${o.model}: ${methods.join(', ')} on ${total} image${total === 1 ? '' : 's'}${shard ? ` (shard ${shard.index} of ${shard.count}, of ${list.items.length})` : ''}; ` +
         `${skipped} already done; batches of ${batchSize} (about ${formatBytes(bytesPerImage)} per image; memory budget ${formatBytes(gpu.memoryBudget)}); ` +
         `${workers} worker thread${workers > 1 ? 's' : ''} → ${outDir}`,
     );
+    if (plan) say(`metrics of each map: ${plan.names.join(', ')}${plan.note ? `; ${plan.note}` : ''}`);
 
     const memStart = gpu.memory();
-    const stats = { done: 0, failed: 0, decodeMs: 0, decodeWaitMs: 0, gpuMs: 0, writeMs: 0, writeWaitMs: 0 };
+    const stats = { done: 0, failed: 0, decodeMs: 0, decodeWaitMs: 0, gpuMs: 0, metricMs: 0, writeMs: 0, writeWaitMs: 0 };
+    /** The lines this run appends (for the metrics' means). */
+    const written: ResultRecord[] = [];
     const t0 = performance.now();
     const cpu0 = process.cpuUsage();
     const progress = new Progress(total, skipped, o.json === true);
@@ -359,7 +427,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
       const groups: Job[][] = [];
       for (let i = 0; i < jobs.length; i += batchSize) {
         const g = jobs.slice(i, i + batchSize);
-        if (g.some((j) => j.todo.length > 0)) groups.push(g);
+        if (g.some((j) => j.pending)) groups.push(g);
       }
       const maxBytes = Math.round(o.maxFileSize * 1024 * 1024);
       const decode = (g: Job[]) =>
@@ -378,13 +446,34 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
 
         const records = new Map<Job, ResultRecord>();
         const writes: Promise<void>[] = [];
-        const fail = (j: Job, error: string) => j.todo.length > 0 && records.set(j, { id: j.item.id, path: j.item.path, status: 'failed', settings: j.imageKey, error });
+        const fail = (j: Job, error: string) => j.pending && records.set(j, { id: j.item.id, path: j.item.path, status: 'failed', settings: j.imageKey, error });
         const ok: { job: Job; data: Float32Array }[] = [];
+        const boxes = new Map<Job, Box[] | null>();
         group.forEach((j, k) => {
           const r = decoded[k]!;
           if (!r.ok) fail(j, r.error);
-          else if ('data' in r) ok.push({ job: j, data: r.data });
+          else if ('data' in r) {
+            ok.push({ job: j, data: r.data });
+            if (plan) boxes.set(j, inputBoxes(j.item, r.source, plan, r.data, [channels, height, width]));
+          }
         });
+        // The maps kept from an earlier run whose metrics are to be done are read back from their
+        // files; one that cannot be read is made again.
+        const keptMaps = new Map<Job, Map<MethodName, { data: Float32Array; shape: number[] }>>();
+        for (const { job: j } of ok) {
+          for (const [m, mm] of j.metrics) {
+            const entry = j.kept.get(m);
+            if (!entry || mm.todo.length === 0) continue;
+            const map = readMap(join(outDir, entry.files[0]!), format, m, mapShapes.get(m)!);
+            if (map) keptMaps.set(j, (keptMaps.get(j) ?? new Map()).set(m, map));
+            else {
+              j.kept.delete(m);
+              j.todo.push(m);
+              mm.todo = [...mm.keys.keys()]; // a new map: every metric again
+              Object.keys(mm.kept).forEach((k) => delete (mm.kept as Record<string, unknown>)[k]);
+            }
+          }
+        }
         const g0 = performance.now();
         let maps: GroupResult[];
         try {
@@ -403,20 +492,32 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
           }
         }
         stats.gpuMs += performance.now() - g0;
+        const m0 = performance.now();
+        const scores = plan ? await scoreGroup(model, maps, keptMaps, boxes, methods, plan, o, (task) => (done, all) => progress.note(`${task}: ${done}/${all}`)) : new Map<Job, Map<MethodName, MapMetrics> | string>();
+        stats.metricMs += performance.now() - m0;
 
         for (const res of maps) {
           const j = res.job;
-          if (j.todo.length === 0) continue; // in the batch only to keep the batches fixed
+          if (!j.pending) continue; // in the batch only to keep the batches fixed
+          const scored = scores.get(j);
           if ('error' in res) {
             fail(j, res.error);
             continue;
           }
+          if (typeof scored === 'string') {
+            fail(j, scored);
+            continue;
+          }
           const entries: Record<string, MethodEntry> = {};
+          const metricValues: Record<string, MapMetrics> = {};
           const outputs: OutputFile[] = [];
           for (const m of methods) {
+            const mm = j.metrics.get(m);
+            const keys = mm ? { metrics: Object.fromEntries(mm.keys) } : {};
+            if (mm) metricValues[m] = inOrder(plan!.names, scored?.get(m) ?? {}, mm.kept);
             const kept = j.kept.get(m);
             if (kept) {
-              entries[m] = kept;
+              entries[m] = { files: kept.files, ms: kept.ms, settings: kept.settings, ...keys };
               continue;
             }
             const map = res.maps.get(m)!;
@@ -426,9 +527,20 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
             if (o.png) {
               outputs.push({ kind: 'png', path: join(outDir, files[1]!), data: map.data, shape: map.shape, input: res.input, channels, width, height, size: o.size, mapKind: methodByName(m).display });
             }
-            entries[m] = { files, ms: round(map.ms, 4), settings: methodKey(j, m) };
+            entries[m] = { files, ms: round(map.ms, 4), settings: methodKey(j, m), ...keys };
           }
-          records.set(j, { id: j.item.id, path: j.item.path, status: 'ok', settings: j.imageKey, target: res.target, predicted: res.top[0]!, top: res.top, methods: entries, batch: ok.length });
+          records.set(j, {
+            id: j.item.id,
+            path: j.item.path,
+            status: 'ok',
+            settings: j.imageKey,
+            target: res.target,
+            predicted: res.top[0]!,
+            top: res.top,
+            methods: entries,
+            ...(Object.keys(metricValues).length ? { metrics: metricValues } : {}),
+            batch: ok.length,
+          });
           writes.push(
             pool.run({ kind: 'write', outputs }).then((r) => {
               stats.writeMs += r.ms;
@@ -444,6 +556,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
         appending = Promise.all(writes).then(() => {
           for (const r of ordered) {
             writer.append(r);
+            written.push(r);
             if (r.status === 'ok') stats.done++;
             else stats.failed++;
             progress.tick(r);
@@ -476,6 +589,8 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
       decodeSeconds: round(stats.decodeMs / 1000, 4),
       decodeWaitSeconds: round(stats.decodeWaitMs / 1000, 4),
       gpuSeconds: round(stats.gpuMs / 1000, 4),
+      metricSeconds: round(stats.metricMs / 1000, 4),
+      metrics: null,
       writeSeconds: round(stats.writeMs / 1000, 4),
       writeWaitSeconds: round(stats.writeWaitMs / 1000, 4),
       cpuSeconds: round((cpu.user + cpu.system) / 1e6, 4),
@@ -491,9 +606,16 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
     };
     say(
       `done ${stats.done}, skipped ${skipped}, failed ${stats.failed} in ${seconds.toFixed(1)} s (${summary.imagesPerSecond.toFixed(1)} images/s; ` +
-        `GPU ${summary.gpuSeconds.toFixed(1)} s, decoding ${summary.decodeSeconds.toFixed(1)} s on the workers) → ${resultsFile}`,
+        `GPU ${summary.gpuSeconds.toFixed(1)} s, ${plan ? `metrics ${summary.metricSeconds.toFixed(1)} s, ` : ''}decoding ${summary.decodeSeconds.toFixed(1)} s on the workers) → ${resultsFile}`,
     );
     if (stats.failed > 0) say(`the failed images and their errors: grep '"status":"failed"' ${resultsFile}`);
+    if (plan) {
+      // The means over every line of the results file: those kept from earlier runs and this run's.
+      const lines = [...jobs.filter((j) => !j.pending).map((j) => previous.records.get(j.item.id)!), ...written];
+      summary.metrics = { names: plan.names, means: metricMeans(lines, methods, plan.names) };
+      say(`metrics, means over the images of ${basename(resultsFile)} (${summary.metricSeconds.toFixed(1)} s this run):`);
+      for (const line of formatMeans(summary.metrics.means)) say(`  ${line}`);
+    }
     model.dispose();
     return summary;
   } finally {
@@ -506,6 +628,92 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
 type GroupResult =
   | { job: Job; error: string }
   | { job: Job; target: number; top: ClassScore[]; input: Float32Array; maps: Map<MethodName, { data: Float32Array; shape: number[]; ms: number }> };
+
+/**
+ * A map written by an earlier run, read back for its metrics: float32 of the shape this run's
+ * method makes (`shape`, [C, H, W]), or null when the file cannot be read or holds something else.
+ */
+function readMap(file: string, format: Format, method: MethodName, shape: readonly number[]): { data: Float32Array; shape: number[] } | null {
+  const size = shape.reduce((a, b) => a * b, 1);
+  try {
+    const bytes = readRegularFile(file, { maxBytes: 4 * size + 65536, what: 'map' });
+    const map = format === 'npy' ? decodeNpy(bytes, file) : parseSafetensors(bytes, file).tensors.get(method);
+    if (!map || map.shape.join() !== shape.join() || map.data.length !== size) return null;
+    return { data: map.data, shape: [...map.shape] };
+  } catch (e) {
+    if (e instanceof SaliencyError || (e as NodeJS.ErrnoException).code !== undefined) return null;
+    throw e;
+  }
+}
+
+/** A map's metric values in the order of `names`: those just computed, else those kept. */
+function inOrder(names: readonly MetricName[], computed: MapMetrics, kept: MapMetrics): MapMetrics {
+  const out: MapMetrics = {};
+  for (const n of names) {
+    if (Object.hasOwn(computed, n)) Object.assign(out, { [n]: computed[n] });
+    else if (Object.hasOwn(kept, n)) Object.assign(out, { [n]: kept[n] });
+  }
+  return out;
+}
+
+/**
+ * The metrics still to do of every image of a batch whose maps are ready (computed now, or kept and
+ * read back), method by method. When a call fails for the whole batch, each image is scored alone
+ * to find the culprit: an image whose metrics fail gets the error (its line fails).
+ */
+async function scoreGroup(
+  model: LoadedModel,
+  results: readonly GroupResult[],
+  keptMaps: ReadonlyMap<Job, ReadonlyMap<MethodName, { data: Float32Array; shape: number[] }>>,
+  boxes: ReadonlyMap<Job, Box[] | null>,
+  methods: readonly MethodName[],
+  plan: MetricPlan,
+  o: BatchOptions,
+  progress: MetricProgress,
+): Promise<Map<Job, Map<MethodName, MapMetrics> | string>> {
+  const out = new Map<Job, Map<MethodName, MapMetrics> | string>();
+  const live = results.filter((r): r is Extract<GroupResult, { maps: unknown }> => !('error' in r) && r.job.pending);
+  for (const m of methods) {
+    const owners: Job[] = [];
+    const items: ScoreItem[] = [];
+    for (const r of live) {
+      const todo = r.job.metrics.get(m)?.todo ?? [];
+      if (todo.length === 0 || typeof out.get(r.job) === 'string') continue;
+      const map = r.maps.get(m) ?? keptMaps.get(r.job)?.get(m);
+      if (!map) continue;
+      owners.push(r.job);
+      items.push({ input: r.input, target: r.target, map, boxes: boxes.get(r.job) ?? null, metrics: todo });
+    }
+    if (items.length === 0) continue;
+    const score = (part: ScoreItem[]) => scoreMaps(model, m, part, plan, methodSettingsOf(o), progress);
+    let values: (MapMetrics | string)[];
+    try {
+      values = await score(items);
+    } catch (e) {
+      if (!(e instanceof SaliencyError) || fatalGpuError(e)) throw e;
+      values = [];
+      for (const item of items) {
+        try {
+          if (items.length === 1) throw e;
+          values.push((await score([item]))[0]!);
+        } catch (e1) {
+          if (!(e1 instanceof SaliencyError) || fatalGpuError(e1)) throw e1;
+          values.push(`${m}: ${e1.message}`);
+        }
+      }
+    }
+    values.forEach((v, k) => {
+      const job = owners[k]!;
+      if (typeof v === 'string') out.set(job, v);
+      else {
+        const per = out.get(job);
+        if (per === undefined) out.set(job, new Map([[m, v]]));
+        else if (typeof per !== 'string') per.set(m, v);
+      }
+    });
+  }
+  return out;
+}
 
 /** Errors after which no image can succeed: the run stops instead of failing every image. */
 function fatalGpuError(e: SaliencyError): boolean {
@@ -628,6 +836,7 @@ class Progress {
   private readonly start = performance.now();
   private count = 0;
   private failed = 0;
+  private task = '';
   private lastLog = performance.now();
   constructor(
     private readonly total: number,
@@ -637,11 +846,24 @@ class Progress {
     const stream = json ? process.stderr : process.stdout;
     this.bar = stream.isTTY
       ? new cliProgress.SingleBar(
-          { format: '  [{bar}] {value}/{total} images | {rate} images/s | ETA {etaText} | {failed} failed', stream, hideCursor: true, etaBuffer: 50 },
+          { format: '  [{bar}] {value}/{total} images | {rate} images/s | ETA {etaText} | {failed} failed{task}', stream, hideCursor: true, etaBuffer: 50 },
           cliProgress.Presets.shades_classic,
         )
       : null;
-    this.bar?.start(total, skipped, { rate: '–', etaText: '–', failed: 0 });
+    this.bar?.start(total, skipped, { rate: '–', etaText: '–', failed: 0, task: '' });
+  }
+  /** What the run is doing within a batch (a metric's progress), shown beside the images' count. */
+  note(task: string): void {
+    this.task = task;
+    if (this.bar) this.bar.update({ task: ` | ${task}` });
+    else this.log();
+  }
+  /** A line on stderr every 10 s when there is no bar. */
+  private log(): void {
+    if (performance.now() - this.lastLog <= 10_000) return;
+    this.lastLog = performance.now();
+    const now = this.task ? `; ${this.task}` : '';
+    process.stderr.write(`  ${this.skipped + this.count}/${this.total} images, ${this.rate().toFixed(1)} images/s, ETA ${this.eta()}, ${this.failed} failed${now}\n`);
   }
   private rate(): number {
     return this.count / Math.max((performance.now() - this.start) / 1000, 1e-9);
@@ -656,12 +878,10 @@ class Progress {
   tick(r: ResultRecord): void {
     this.count++;
     if (r.status === 'failed') this.failed++;
+    this.task = '';
     if (this.bar) {
-      this.bar.update(this.skipped + this.count, { rate: this.rate().toFixed(1), etaText: this.eta(), failed: this.failed });
-    } else if (performance.now() - this.lastLog > 10_000) {
-      this.lastLog = performance.now();
-      process.stderr.write(`  ${this.skipped + this.count}/${this.total} images, ${this.rate().toFixed(1)} images/s, ETA ${this.eta()}, ${this.failed} failed\n`);
-    }
+      this.bar.update(this.skipped + this.count, { rate: this.rate().toFixed(1), etaText: this.eta(), failed: this.failed, task: '' });
+    } else this.log();
   }
   stop(): void {
     this.bar?.stop();

@@ -23,7 +23,7 @@ function run(task: Task): TaskResult {
       const img = decodeImage(bytes, task.file);
       const region = task.crop ? cropRgba(img, task.crop) : img;
       const data = imageToTensorData(region, { channels: task.channels, width: task.width, height: task.height, background: [0, 0, 0] });
-      return { id: task.id, ok: true, data, ms: performance.now() - t0 };
+      return { id: task.id, ok: true, data, ms: performance.now() - t0, source: [img.width, img.height] };
     } catch (e) {
       return { id: task.id, ok: false, error: problem(e), ms: performance.now() - t0 };
     }

@@ -12,11 +12,16 @@
  *   as long as a later step reads it, names every step's output on the tape (the hook points of
  *   the saliency methods), fuses a conv or linear step with the activation after it when nothing
  *   hooks the value between them, finds the logits (the input of a final softmax/sigmoid) and
- *   Grad-CAM's default layer, and lists its layers.
+ *   Grad-CAM's default layer, lists its layers, and copies itself (`clone`).
+ *
+ * Steps never hold the tensors of the weights they read: a builder gets a `DeviceConstant` handle
+ * from `upload`, and a step's `run` resolves it through the model instance that runs it. So a clone
+ * runs the same steps on its own copies of the weights, and shares no GPU buffer with the original.
  */
 import * as ops from '../../autodiff/ops/index.js';
 import { activeTape, nameOutput } from '../../autodiff/tape.js';
 import type { Activation } from '../../kernels/common.js';
+import { clone as cloneTensor } from '../../kernels/elementwise.js';
 import { ArgumentError, FormatError, ShapeError, formatShape } from '../../runtime/errors.js';
 import type { Gpu } from '../../runtime/gpu.js';
 import { tensor, type Tensor } from '../../runtime/tensor.js';
@@ -29,18 +34,41 @@ import type { Limits } from '../../runtime/limits.js';
 /** A value of the graph while it is built: a constant on the CPU, or computed at run time (shape with −1 for the batch). */
 export type Value = { kind: 'const'; host: HostTensor } | { kind: 'runtime'; shape: number[] };
 
+/**
+ * A constant of the graph on the GPU (a weight, a bias, a mask …), as the op builders hold it: a
+ * handle, not the tensor. A step resolves it at run time through the model instance running it
+ * (`Resolve`), so that the model and each of its clones use their own tensors.
+ */
+export class DeviceConstant {
+  /** Use `GraphBuilder.upload`. */
+  constructor(
+    /** Its place in the model's list of constants. */
+    readonly index: number,
+    readonly shape: readonly number[],
+  ) {}
+}
+
+/** A model instance's tensor of a constant (null for null: an absent bias). */
+export interface Resolve {
+  (c: DeviceConstant): Tensor;
+  (c: DeviceConstant | null): Tensor | null;
+}
+
+/** What a step runs: args[i] is the tensor of input i when it is a runtime value (undefined for constants); `w` resolves the constants. */
+export type StepRun = (args: (Tensor | undefined)[], w: Resolve) => Promise<Tensor>;
+
 /** What an op builder makes of a node whose output is computed at run time. */
 export interface Prepared {
   /** The output's shape in the format's own layout, −1 for the batch. */
   shape: number[];
-  /** args[i]: the tensor of input i when it is a runtime value (undefined for constants). */
-  run(args: (Tensor | undefined)[]): Promise<Tensor>;
+  run: StepRun;
   /** The nearest of our layer types ('conv2d', 'relu', 'gap', …); default: the op in lower case. */
   type?: string;
   spec?: Record<string, unknown>;
-  params?: Record<string, Tensor>;
+  /** The layer's parameters by our names (weight, bias, …): they become `layer(name).params`. */
+  params?: Record<string, DeviceConstant>;
   /** A conv or linear step: the same computation with an activation fused into its kernel. */
-  fused?(activation: Activation, alpha: number): (args: (Tensor | undefined)[]) => Promise<Tensor>;
+  fused?(activation: Activation, alpha: number): StepRun;
   /** An activation step that a conv or linear step before it may take into its kernel. */
   activation?: { act: Exclude<Activation, 'none'>; alpha: number };
 }
@@ -62,15 +90,24 @@ export interface GraphLayer extends Layer {
   readonly node?: string;
 }
 
+/** A step as the builder makes it; each model instance gives it a layer with its own tensors. */
 export interface GraphStep {
   /** The output value's name: the hook point. */
   name: string;
   op: string;
   /** Runtime inputs by value name; null where the input is a constant. */
   inputs: (string | null)[];
-  run(args: (Tensor | undefined)[]): Promise<Tensor>;
+  run: StepRun;
   fused?: Prepared['fused'];
   activation?: Prepared['activation'];
+  /** The layer, less its parameters. */
+  layer: Omit<GraphLayer, 'params'>;
+  /** The layer's parameters (handles). */
+  params: ReadonlyMap<string, DeviceConstant>;
+}
+
+/** A step of one model instance: its layer's parameters resolved to that instance's tensors. */
+interface BoundStep extends GraphStep {
   layer: GraphLayer;
 }
 
@@ -132,8 +169,11 @@ export class GraphBuilder {
     readonly limits: GraphLimits,
   ) {}
 
-  /** Uploads a constant (kept until the model is disposed), as float32; weights must be finite. */
-  upload(h: HostTensor, shape?: number[], what = 'a weight'): Tensor {
+  /**
+   * Uploads a constant (kept until the model is disposed), as float32; weights must be finite. The
+   * handle is resolved by the step's `run` (its second argument).
+   */
+  upload(h: HostTensor, shape?: number[], what = 'a weight'): DeviceConstant {
     const s = shape ?? (h.shape.length ? h.shape : [1]);
     checkedElements(s, this.limits, `${this.name}: ${what}`);
     for (let i = 0; i < h.data.length; i++) {
@@ -141,7 +181,7 @@ export class GraphBuilder {
     }
     const t = this.gpu.keep(tensor(this.gpu, h.data instanceof Float32Array ? h.data : Float32Array.from(h.data), s));
     this.uploaded.push(t);
-    return t;
+    return new DeviceConstant(this.uploaded.length - 1, t.shape);
   }
 
   /** The graph's input (or another runtime value) with its shape. */
@@ -183,8 +223,8 @@ export class GraphBuilder {
         inputs: o.inputNames.filter((n) => n !== ''),
         inputShape: o.inputPerSample,
         outputShape: o.perSample,
-        params: new Map(Object.entries(prepared.params ?? {})),
       },
+      params: new Map(Object.entries(prepared.params ?? {})),
     });
   }
 
@@ -211,10 +251,10 @@ export class GraphBuilder {
         shape,
         type: 'normalize',
         spec: { mean: [...per(n.mean)], std: [...per(n.std)] },
-        run: async ([x]) => {
-          const centred = await ops.sub(x!, mean);
+        run: async ([x], w) => {
+          const centred = await ops.sub(x!, w(mean));
           try {
-            return await ops.div(centred, std);
+            return await ops.div(centred, w(std));
           } finally {
             centred.dispose();
           }
@@ -269,13 +309,17 @@ export class GraphModel implements ExplainableModel {
   readonly inputShape: readonly number[];
   /** Per-sample shape of the main output (the first of `outputNames`). */
   readonly outputShape: readonly number[];
-  private readonly steps: GraphStep[];
-  private readonly byName: Map<string, GraphStep>;
+  /** The steps as the builder made them (shared with clones). */
+  private readonly built: readonly GraphStep[];
+  private readonly steps: BoundStep[];
+  private readonly byName: Map<string, BoundStep>;
   /** Other names of hook points (ONNX node names → their output's name). */
   private readonly aliases: Map<string, string>;
   /** How many steps (and outputs) read each value, over the whole graph. */
   private readonly consumers = new Map<string, number>();
-  private readonly plans = new Map<string, GraphStep[]>();
+  private readonly plans = new Map<string, BoundStep[]>();
+  /** This instance's tensors of the graph's constants. */
+  private readonly resolve: Resolve;
   private disposed = false;
 
   /** Use a format's loader (`loadTfjsGraphModel`, `loadOnnxModel`). */
@@ -287,15 +331,24 @@ export class GraphModel implements ExplainableModel {
     inputShape: number[],
     /** The values the model computes; `forward` returns the first. */
     readonly outputNames: readonly string[],
-    steps: GraphStep[],
-    private readonly constants: Tensor[],
+    steps: readonly GraphStep[],
+    /** The tensors of the constants the steps read, by `DeviceConstant.index`; this model disposes them. */
+    private readonly constants: readonly Tensor[],
     readonly classNames: readonly string[] | undefined,
-    aliases: Map<string, string> = new Map(),
+    aliases: ReadonlyMap<string, string> = new Map(),
   ) {
-    this.steps = steps;
-    this.byName = new Map(steps.map((s) => [s.name, s]));
+    const resolved = (c: DeviceConstant | null): Tensor | null => {
+      if (c === null) return null;
+      const t = constants[c.index];
+      if (!t) throw new ArgumentError(`${name}: a step reads constant #${c.index}, which this model does not hold`);
+      return t;
+    };
+    this.resolve = resolved as Resolve;
+    this.built = steps;
+    this.steps = steps.map((s) => ({ ...s, layer: { ...s.layer, params: new Map([...s.params].map(([k, c]) => [k, this.resolve(c)])) } }));
+    this.byName = new Map(this.steps.map((s) => [s.name, s]));
     this.aliases = new Map([...aliases].filter(([a, n]) => !this.byName.has(a) && this.byName.has(n)));
-    this.layers = steps.map((s) => s.layer);
+    this.layers = this.steps.map((s) => s.layer);
     this.inputShape = inputShape;
     this.outputShape = this.byName.get(outputNames[0]!)?.layer.outputShape ?? inputShape;
     for (const s of steps) for (const i of s.inputs) if (i) this.consumers.set(i, (this.consumers.get(i) ?? 0) + 1);
@@ -305,6 +358,30 @@ export class GraphModel implements ExplainableModel {
       throw new ArgumentError(`${name}: ${classNames.length} class names for an output of shape ${formatShape(this.outputShape)} (${k} values)`);
     }
   }
+
+  /**
+   * An independent copy: the same graph, hook points and outputs, with every constant (weights,
+   * biases, masks) copied into new GPU buffers on the GPU, so that changing the copy's parameters
+   * (e.g. re-initialising layers for the model-randomisation check) leaves this model as it is, and
+   * either may be disposed without the other. Dispose the copy when done.
+   */
+  clone(): this {
+    if (this.disposed) throw new ArgumentError(`model '${this.name}' was disposed`);
+    const copies: Tensor[] = [];
+    try {
+      for (const t of this.constants) copies.push(this.gpu.keep(cloneTensor(t)));
+      const Class = this.constructor as new (...args: ConstructorParameters<typeof GraphModel>) => this;
+      const copy = new Class(this.gpu, this.name, this.inputName, [...this.inputShape], this.outputNames, this.built, copies, this.classNames, this.aliases);
+      this.describeCopy(copy);
+      return copy;
+    } catch (e) {
+      for (const t of copies) t.dispose();
+      throw e;
+    }
+  }
+
+  /** Gives a fresh clone what a format knows about the model besides its graph (a subclass's fields). */
+  protected describeCopy(_copy: this): void {}
 
   get layerNames(): string[] {
     return this.layers.map((l) => l.name);
@@ -326,7 +403,7 @@ export class GraphModel implements ExplainableModel {
     return l;
   }
 
-  private step(name: string): GraphStep | undefined {
+  private step(name: string): BoundStep | undefined {
     return this.byName.get(name) ?? this.byName.get(this.aliases.get(name) ?? '');
   }
 
@@ -383,7 +460,7 @@ export class GraphModel implements ExplainableModel {
     return this.byName.has(name) ? name : (this.aliases.get(name) ?? name);
   }
 
-  private plan(targets: string[]): GraphStep[] {
+  private plan(targets: string[]): BoundStep[] {
     const key = targets.join('\u0000');
     let p = this.plans.get(key);
     if (!p) {
@@ -451,12 +528,12 @@ export class GraphModel implements ExplainableModel {
         let named = s;
         if (this.fusable(s, next, targets) && !tape?.isHooked(s.name)) {
           // conv/linear + activation in one kernel; the activation's rule still comes from the tape.
-          out = await s.fused!(next!.activation!.act, next!.activation!.alpha)(args);
+          out = await s.fused!(next!.activation!.act, next!.activation!.alpha)(args, this.resolve);
           tape?.markFused(s.name, next!.name);
           named = next!;
           k++;
         } else {
-          out = await s.run(args);
+          out = await s.run(args, this.resolve);
         }
         nameOutput(this.gpu, named.name, out);
         live.set(named.name, out);

@@ -57,6 +57,13 @@ export class OnnxModel extends GraphModel {
   producer = '';
   /** metadata_props. */
   metadata: ReadonlyMap<string, string> = new Map();
+
+  protected override describeCopy(copy: this): void {
+    copy.opset = this.opset;
+    copy.irVersion = this.irVersion;
+    copy.producer = this.producer;
+    copy.metadata = this.metadata;
+  }
 }
 
 const DEFAULT_DOMAINS = new Set(['', 'ai.onnx']);

@@ -51,6 +51,10 @@ export class TfjsGraphModel extends GraphModel {
   protected override canonical(name: string): string {
     return super.canonical(stripIndex(name));
   }
+
+  protected override describeCopy(copy: this): void {
+    copy.modelJson = this.modelJson;
+  }
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * The model-randomisation sanity check (Adebayo et al. 2018). The model's parameterised layers
- * (conv and linear) are re-initialised, weights from N(0, σ²) with σ the standard deviation of that
+ * (conv and linear; in imported graphs also transposed convs and matrix products by a constant
+ * matrix) are re-initialised, weights from N(0, σ²) with σ the standard deviation of that
  * layer's trained weights and biases set to 0 (batch-norm layers keep everything), and the method
  * is run again for the same class:
  *
@@ -11,8 +12,9 @@
  * the signed E, and SSIM of the two maps scaled to [0, 1] (scikit-image's defaults: a 7×7 uniform
  * window, K1 = 0.01, K2 = 0.03, data range 1). A map that explains the model loses similarity.
  *
- * The work happens on a copy of the model (`clone()`); the original is never changed. A layer's
- * fresh weights come from its own seeded stream, so it gets the same values in both orders.
+ * The work happens on a copy of the model (`clone()`: our `Model`, and the imported graphs, ONNX
+ * and TF.js); the original is never changed. A layer's fresh weights come from its own seeded
+ * stream, so it gets the same values in both orders.
  */
 import { Rng } from '../../nets/data.js';
 import { ArgumentError } from '../../runtime/errors.js';
@@ -44,7 +46,7 @@ export interface RandomisationOptions extends Omit<MetricOptions, 'score'> {
   order?: 'cascading' | 'independent';
   /** Seed of the fresh weights (default 0). */
   seed?: number;
-  /** The layers to re-initialise (default: every conv and linear layer), given in any order. */
+  /** The layers to re-initialise (default: every parameterised layer, see `parameterisedLayers`), given in any order. */
   layers?: string[];
   /** The method's own settings (e.g. { layer } for Grad-CAM, { samples, seed } for SmoothGrad). */
   methodOptions?: Omit<ClassifierSettings, 'target'>;
@@ -71,9 +73,14 @@ export interface RandomisationResult {
   targets: number[];
 }
 
-const PARAMETERISED = new Set(['conv2d', 'linear']);
+/** Layer types with weights to re-initialise: ours, and those imported graphs add (ConvTranspose; MatMul or Gemm by a constant that is not a linear layer). */
+const PARAMETERISED = new Set<string>(['conv2d', 'linear', 'convtranspose', 'matmul']);
 
-/** The layers randomisation re-initialises by default: those with weights (conv, linear), in model order. */
+/**
+ * The layers randomisation re-initialises by default: those with weights (conv, linear, and in
+ * imported graphs transposed conv and matrix products by a constant), in model order (an imported
+ * graph's layers run in dependency order, so the reverse is a cascade from the logits down).
+ */
 export function parameterisedLayers(model: ExplainableModel): string[] {
   return model.layers.filter((l) => PARAMETERISED.has(l.type) && l.params.has('weight')).map((l) => l.name);
 }
@@ -103,6 +110,7 @@ function overwrite(t: Tensor, values: Float32Array): void {
 export async function reinitialisedCopy(model: ClonableModel, layers: readonly string[], options: { seed?: number } = {}): Promise<ExplainableModel & { dispose(): void }> {
   const all = parameterisedLayers(model);
   for (const l of layers) checkParameterised('reinitialisedCopy', model, l, all);
+  checkClonable('reinitialisedCopy', model);
   const copy = await model.clone();
   try {
     for (const name of layers) await reinitialise(copy, name, options.seed ?? 0, all.indexOf(name));
@@ -131,8 +139,10 @@ async function reinitialise(copy: ExplainableModel, name: string, seed: number, 
   return saved;
 }
 
-function isClonable(model: ExplainableModel): model is ClonableModel {
-  return typeof (model as Partial<ClonableModel>).clone === 'function';
+function checkClonable(metric: string, model: ExplainableModel): asserts model is ClonableModel {
+  if (typeof (model as Partial<ClonableModel>).clone !== 'function') {
+    throw new ArgumentError(`${metric}: model '${model.name}' cannot make a copy of itself (it has no clone()), so its layers cannot be re-initialised without changing it`);
+  }
 }
 
 export async function randomisation(
@@ -155,9 +165,7 @@ export async function randomisation(
   const chosen = options.layers ?? all;
   if (!Array.isArray(chosen) || chosen.length === 0) throw new ArgumentError(`${metric}: layers must be a non-empty array of layer names`);
   for (const l of chosen) checkParameterised(metric, model, l, all);
-  if (!isClonable(model)) {
-    throw new ArgumentError(`${metric}: model '${model.name}' cannot make a copy of itself (it has no clone()), so its layers cannot be re-initialised without changing it`);
-  }
+  checkClonable(metric, model);
   // Top (the logits) first.
   const layers = all.filter((l) => chosen.includes(l)).reverse();
   const { classes } = await cleanScores(metric, model, x, { ...options, score: 'logit' });

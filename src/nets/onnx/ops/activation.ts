@@ -66,7 +66,7 @@ export function prelu(c: OnnxContext): OpResult {
     throw new FormatError(`${c.where}: the slope ${formatShape(s.shape)} does not broadcast to the input ${formatShape(x)}`);
   }
   const slope = c.upload(padRank(s, x.length));
-  return { shape: x, type: 'prelu', params: { slope }, run: ([t]) => ops.prelu(t!, slope) };
+  return { shape: x, type: 'prelu', params: { slope }, run: ([t], w) => ops.prelu(t!, w(slope)) };
 }
 
 export function softmax(log: boolean): OnnxOpBuilder {

@@ -1,7 +1,6 @@
 /** What an ONNX op builder gets, and the helpers the builders share. */
 import { FormatError, formatShape } from '../../../runtime/errors.js';
-import type { Tensor } from '../../../runtime/tensor.js';
-import type { OpResult, Value } from '../../graph/executor.js';
+import type { DeviceConstant, OpResult, Value } from '../../graph/executor.js';
 import type { GraphLimits, HostTensor } from '../../graph/host.js';
 import type { OnnxAttrs } from '../attributes.js';
 import type { OnnxNodeProto } from '../schema.js';
@@ -17,8 +16,8 @@ export interface OnnxContext {
   /** The default domain's opset version the model imports. */
   opset: number;
   limits: GraphLimits;
-  /** Uploads a constant (kept until the model is disposed). */
-  upload(h: HostTensor, shape?: number[]): Tensor;
+  /** Uploads a constant (kept until the model is disposed); a step's `run` resolves the handle. */
+  upload(h: HostTensor, shape?: number[]): DeviceConstant;
 }
 
 /** Builds the step of one node, or folds it into a constant. */

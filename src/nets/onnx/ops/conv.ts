@@ -7,7 +7,7 @@ import * as ops from '../../../autodiff/ops/index.js';
 import type { Activation } from '../../../kernels/common.js';
 import { FormatError, formatShape } from '../../../runtime/errors.js';
 import type { Tensor } from '../../../runtime/tensor.js';
-import type { OpResult } from '../../graph/executor.js';
+import type { DeviceConstant, OpResult, StepRun } from '../../graph/executor.js';
 import { constInput, optionalConst, runtimeInput, type OnnxContext } from './context.js';
 
 /** Geometry of a 1-D or 2-D window op, as 2-D: [h, w] pairs, padding [top, bottom, left, right]. */
@@ -98,9 +98,9 @@ export function conv(c: OnnxContext): OpResult {
   const b = optionalConst(c, 2, 'bias');
   if (b && b.data.length !== m) throw new FormatError(`${c.where}: the bias has ${b.data.length} values for ${m} output channels`);
   const bias = b ? c.upload(b, [m]) : null;
-  const run = (activation: Activation, alpha: number) => (args: (Tensor | undefined)[]) =>
-    as2d(args[0]!, (t) => ops.conv2d(t, weight, bias, { stride: g.stride, dilation: g.dilation, groups: group, padding: g.padding, activation, alpha }));
-  const params: Record<string, Tensor> = { weight };
+  const run = (activation: Activation, alpha: number): StepRun => (args, w) =>
+    as2d(args[0]!, (t) => ops.conv2d(t, w(weight), w(bias), { stride: g.stride, dilation: g.dilation, groups: group, padding: g.padding, activation, alpha }));
+  const params: Record<string, DeviceConstant> = { weight };
   if (bias) params.bias = bias;
   return {
     shape: [x[0]!, m, ...(r === 1 ? [g.out[1]] : g.out)],

@@ -7,8 +7,7 @@
 import * as ops from '../../../autodiff/ops/index.js';
 import type { ConvTranspose2dParams } from '../../../kernels/conv-transpose.js';
 import { FormatError, formatShape } from '../../../runtime/errors.js';
-import type { Tensor } from '../../../runtime/tensor.js';
-import type { OpResult } from '../../graph/executor.js';
+import type { DeviceConstant, OpResult } from '../../graph/executor.js';
 import { as2d } from './conv.js';
 import { constInput, optionalConst, runtimeInput, type OnnxContext } from './context.js';
 
@@ -64,17 +63,17 @@ export function convTranspose(c: OnnxContext): OpResult {
     padding: r === 1 ? [0, 0, begin[0]!, end[0]!] : [begin[0]!, end[0]!, begin[1]!, end[1]!],
     outputPadding: two(outputPadding, 0),
   };
-  const w = c.upload(wh, [cin, coutG, ...two(kernel, 1)]);
+  const weight = c.upload(wh, [cin, coutG, ...two(kernel, 1)]);
   const b = optionalConst(c, 2, 'bias');
   if (b && b.data.length !== cout) throw new FormatError(`${c.where}: the bias has ${b.data.length} values for ${cout} output channels`);
   const bias = b ? c.upload(b, [cout]) : null;
-  const params2: Record<string, Tensor> = { weight: w };
+  const params2: Record<string, DeviceConstant> = { weight };
   if (bias) params2.bias = bias;
   return {
     shape: [x[0]!, cout, ...out],
     type: 'convtranspose',
     spec: { in: cin, out: cout, kernel: two(kernel, 1), ...params },
     params: params2,
-    run: ([t]) => as2d(t!, (v) => ops.convTranspose2d(v, w, bias, params)),
+    run: ([t], w) => as2d(t!, (v) => ops.convTranspose2d(v, w(weight), w(bias), params)),
   };
 }

@@ -44,7 +44,7 @@ export function binary(fn: BinaryFn, type: string): OnnxOpBuilder {
     return {
       shape,
       type,
-      run: (args) => fn(consts[0] ?? args[0]!, consts[1] ?? args[1]!),
+      run: (args, w) => fn(w(consts[0] ?? null) ?? args[0]!, w(consts[1] ?? null) ?? args[1]!),
     };
   };
 }
@@ -60,8 +60,8 @@ export function sum(c: OnnxContext): OpResult {
   return {
     shape,
     type: 'add',
-    run: async (args) => {
-      const terms = c.inputs.map((_, i) => consts[i] ?? args[i]!);
+    run: async (args, w) => {
+      const terms = c.inputs.map((_, i) => w(consts[i] ?? null) ?? args[i]!);
       if (terms.length === 1) return terms[0]!.reshape(terms[0]!.shape);
       let acc = await ops.add(terms[0]!, terms[1]!);
       for (let i = 2; i < terms.length; i++) acc = await using(acc, (t) => ops.add(t, terms[i]!));
@@ -113,10 +113,10 @@ export function where(c: OnnxContext): OpResult {
   return {
     shape,
     type: 'where',
-    run: async (args) => {
-      const a = await ops.mul(consts[0] ?? args[1]!, mask);
+    run: async (args, w) => {
+      const a = await ops.mul(w(consts[0] ?? null) ?? args[1]!, w(mask));
       try {
-        const b = await ops.mul(consts[1] ?? args[2]!, inverse);
+        const b = await ops.mul(w(consts[1] ?? null) ?? args[2]!, w(inverse));
         return await using(b, (bb) => ops.add(a, bb));
       } finally {
         a.dispose();

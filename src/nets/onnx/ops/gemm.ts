@@ -1,13 +1,13 @@
 /**
  * ONNX Gemm (transA, transB, alpha, beta) and MatMul. With a constant weight and a rank-2 input
  * they run as our `linear` (weight [out, in], alpha folded into it, beta·C into its bias when C is
- * a row), which the executor may fuse with a following activation; otherwise as matrix products.
+ * a row), which the executor may fuse with a following activation; otherwise as matrix products
+ * (a constant operand is the layer's `weight`, a constant C its `bias`).
  */
 import * as ops from '../../../autodiff/ops/index.js';
 import type { Activation } from '../../../kernels/common.js';
 import { FormatError, formatShape } from '../../../runtime/errors.js';
-import type { Tensor } from '../../../runtime/tensor.js';
-import type { OpResult } from '../../graph/executor.js';
+import type { DeviceConstant, OpResult, StepRun } from '../../graph/executor.js';
 import { padRank, permuteHost, type HostTensor } from '../../graph/host.js';
 import { runtimeInput, shapeOfInput, type OnnxContext } from './context.js';
 
@@ -36,29 +36,34 @@ export function gemm(c: OnnxContext): OpResult {
   const isRow = !cValue || beta === 0 || (cValue.kind === 'const' && (cs.length < 2 || cs[0] === 1));
   if (bv?.kind === 'const' && !transA && isRow) {
     // A linear layer: weight [n, k] = α·op(B)ᵀ, bias = β·C.
-    const w = c.upload(scaled(transB ? bv.host : permuteHost(bv.host, [1, 0]), alpha));
-    let bias: Tensor | null = null;
+    const weight = c.upload(scaled(transB ? bv.host : permuteHost(bv.host, [1, 0]), alpha));
+    let bias: DeviceConstant | null = null;
     if (cHost && beta !== 0) {
       const v = scaled(cHost, beta).data;
       bias = c.upload({ dtype: 'float32', shape: [n], data: v.length === n ? Float32Array.from(v) : new Float32Array(n).fill(v[0]!) });
     }
-    const params: Record<string, Tensor> = { weight: w };
+    const params: Record<string, DeviceConstant> = { weight };
     if (bias) params.bias = bias;
-    const run = (act: Activation, al: number) => (args: (Tensor | undefined)[]) => ops.linear(args[0]!, w, bias, { activation: act, alpha: al });
+    const run = (act: Activation, al: number): StepRun => (args, w) => ops.linear(args[0]!, w(weight), w(bias), { activation: act, alpha: al });
     return { shape: [m, n], type: 'linear', spec: { in: k, out: n, bias: !!bias }, params, run: run('none', 0.01), fused: run };
   }
   // B or C computed, A transposed or C a full matrix: the differentiable Gemm op.
-  const cTensor = cHost && beta !== 0 ? c.upload(padRank(cHost, 2)) : null;
+  const cConstant = cHost && beta !== 0 ? c.upload(padRank(cHost, 2)) : null;
   const bConst = bv?.kind === 'const' ? c.upload(bv.host) : null;
+  const params: Record<string, DeviceConstant> = {};
+  if (bConst) params.weight = bConst;
+  if (cConstant) params.bias = cConstant;
   return {
     shape: [m, n],
     type: 'matmul',
-    run: async ([x, y, z]) => {
-      const cIn = cTensor ?? (z && beta !== 0 ? (z.rank === 2 ? z : z.reshape([...new Array<number>(2 - z.rank).fill(1), ...z.shape])) : null);
+    params,
+    run: async ([x, y, z], w) => {
+      const cConst = w(cConstant);
+      const cIn = cConst ?? (z && beta !== 0 ? (z.rank === 2 ? z : z.reshape([...new Array<number>(2 - z.rank).fill(1), ...z.shape])) : null);
       try {
-        return await ops.gemm(x!, bConst ?? y!, cIn, { transA, transB, alpha, beta });
+        return await ops.gemm(x!, w(bConst) ?? y!, cIn, { transA, transB, alpha, beta });
       } finally {
-        if (cIn && cIn !== z && cIn !== cTensor) cIn.dispose();
+        if (cIn && cIn !== z && cIn !== cConst) cIn.dispose();
       }
     },
   };
@@ -74,9 +79,9 @@ export function matmul(c: OnnxContext): OpResult {
   if (as[as.length - 1] !== bs[bs.length - 2]) throw new FormatError(`${c.where}: ${formatShape(as)} and ${formatShape(bs)} do not multiply`);
   if (av.kind === 'const' && bv.kind === 'const') throw new FormatError(`${c.where}: a product of two constants is not supported`);
   if (av.kind === 'runtime' && bv.kind === 'const' && as.length === 2 && bs.length === 2) {
-    const w = c.upload(permuteHost(bv.host, [1, 0]));
-    const run = (act: Activation, al: number) => (args: (Tensor | undefined)[]) => ops.linear(args[0]!, w, null, { activation: act, alpha: al });
-    return { shape: [as[0]!, bs[1]!], type: 'linear', spec: { in: bs[0], out: bs[1], bias: false }, params: { weight: w }, run: run('none', 0.01), fused: run };
+    const weight = c.upload(permuteHost(bv.host, [1, 0]));
+    const run = (act: Activation, al: number): StepRun => (args, w) => ops.linear(args[0]!, w(weight), null, { activation: act, alpha: al });
+    return { shape: [as[0]!, bs[1]!], type: 'linear', spec: { in: bs[0], out: bs[1], bias: false }, params: { weight }, run: run('none', 0.01), fused: run };
   }
   // NumPy's matrix product with broadcast batch axes (the differentiable matmulNd).
   const lead = (q: number[]) => q.slice(0, -2);
@@ -91,5 +96,6 @@ export function matmul(c: OnnxContext): OpResult {
   const out = [...batch, as[as.length - 2]!, bs[bs.length - 1]!];
   if (out[0] !== as[0]) throw new FormatError(`${c.where}: the product ${formatShape(as)} · ${formatShape(bs)} moves the batch axis`);
   const consts = [av, bv].map((v) => (v.kind === 'const' ? c.upload(v.host) : null));
-  return { shape: out, type: 'matmul', run: (args) => ops.matmulNd(consts[0] ?? args[0]!, consts[1] ?? args[1]!) };
+  const weight = consts[0] ?? consts[1];
+  return { shape: out, type: 'matmul', params: weight ? { weight } : {}, run: (args, w) => ops.matmulNd(w(consts[0] ?? null) ?? args[0]!, w(consts[1] ?? null) ?? args[1]!) };
 }

@@ -22,6 +22,10 @@ export function batchNormalization(c: OnnxContext): OpResult {
     if (!(variance!.data[k]! + eps > 0)) throw new FormatError(`${c.where}: channel ${k} has variance ${variance!.data[k]} and ε ${eps}: the variance must be positive`);
   }
   const [st, bt, mt, vt] = [scale, bias, mean, variance].map((h) => c.upload(h!, [ch]));
-  const params = { scale: st!, bias: bt!, mean: mt!, variance: vt!, epsilon: eps };
-  return { shape: x, type: 'batchnorm', params: { weight: st!, bias: bt!, running_mean: mt!, running_var: vt! }, run: ([v]) => ops.batchNorm(v!, params) };
+  return {
+    shape: x,
+    type: 'batchnorm',
+    params: { weight: st!, bias: bt!, running_mean: mt!, running_var: vt! },
+    run: ([v], w) => ops.batchNorm(v!, { scale: w(st!), bias: w(bt!), mean: w(mt!), variance: w(vt!), epsilon: eps }),
+  };
 }

@@ -184,14 +184,14 @@ export function concat(c: OnnxContext): OpResult {
   return {
     shape: out,
     type: 'concat',
-    run: async (args) => {
+    run: async (args, w) => {
       const n = args.find((t) => t)!.shape[0]!;
       const temps: Tensor[] = [];
       try {
         const parts: Tensor[] = [];
         for (let i = 0; i < c.inputs.length; i++) {
           if (!c.inputs[i]) continue;
-          const u = uploads[i];
+          const u = w(uploads[i] ?? null);
           if (!u) parts.push(args[i]!);
           else if (u.shape[0] === n) parts.push(u);
           else {

@@ -1,8 +1,7 @@
 /** What a TF.js op builder gets, and the checks the builders share. */
 import { samePadding, type Activation } from '../../../kernels/common.js';
 import { FormatError, ShapeError, formatShape } from '../../../runtime/errors.js';
-import type { Tensor } from '../../../runtime/tensor.js';
-import type { OpResult, Value } from '../../graph/executor.js';
+import type { DeviceConstant, OpResult, Value } from '../../graph/executor.js';
 import type { HostTensor } from '../../graph/host.js';
 import type { Attrs, TfjsNode } from '../format.js';
 
@@ -12,8 +11,8 @@ export interface TfjsContext {
   /** "model: node 'name' (Op)" for messages. */
   where: string;
   inputs: Value[];
-  /** Uploads a constant (kept until the model is disposed). */
-  upload(h: HostTensor, shape?: number[]): Tensor;
+  /** Uploads a constant (kept until the model is disposed); a step's `run` resolves the handle. */
+  upload(h: HostTensor, shape?: number[]): DeviceConstant;
   /** The batch size the graph declares, for reshapes that spell it out (1 if open). */
   staticBatch: number;
 }

@@ -2,7 +2,7 @@
 import * as ops from '../../../autodiff/ops/index.js';
 import type { Activation } from '../../../kernels/common.js';
 import { FormatError, ShapeError, formatShape } from '../../../runtime/errors.js';
-import type { Tensor } from '../../../runtime/tensor.js';
+import type { DeviceConstant, StepRun } from '../../graph/executor.js';
 import { permuteHost } from '../../graph/host.js';
 import { checkNhwc, constInput, convOut, fusedOps, positive, runtimeInput, spatialPadding, type TfjsOpBuilder } from './context.js';
 
@@ -25,8 +25,8 @@ export function conv(depthwise: boolean, fused: boolean): TfjsOpBuilder {
     const dilation: [number, number] = [dl[1]!, dl[2]!];
     const { bias, activation, alpha } = fused ? fusedOps(c) : { bias: false, activation: 'none' as Activation, alpha: 0.2 };
     const cout = depthwise ? cin * m : m;
-    const w = depthwise ? c.upload(permuteHost(f, [2, 3, 0, 1]), [cout, 1, kh, kw]) : c.upload(permuteHost(f, [3, 2, 0, 1]));
-    let b: Tensor | null = null;
+    const weight = depthwise ? c.upload(permuteHost(f, [2, 3, 0, 1]), [cout, 1, kh, kw]) : c.upload(permuteHost(f, [3, 2, 0, 1]));
+    let b: DeviceConstant | null = null;
     if (bias) {
       const bh = constInput(c, 2, 'bias');
       if (bh.data.length !== cout) throw new ShapeError(`${c.where}: the bias has ${bh.data.length} values for ${cout} output channels`);
@@ -38,11 +38,11 @@ export function conv(depthwise: boolean, fused: boolean): TfjsOpBuilder {
     const p = pads(h, wd);
     const shape = [x[0]!, convOut(h, kh, stride[0], dilation[0], p[0], p[1]), convOut(wd, kw, stride[1], dilation[1], p[2], p[3]), cout];
     if (shape[1]! <= 0 || shape[2]! <= 0) throw new ShapeError(`${c.where}: the ${kh}×${kw} filter does not fit the ${h}×${wd} input`);
-    const params: Record<string, Tensor> = { weight: w };
+    const params: Record<string, DeviceConstant> = { weight };
     if (b) params.bias = b;
     const padAttr = c.attrs.str('padding');
-    const run = (act: Activation, a: number) => (args: (Tensor | undefined)[]) =>
-      ops.conv2d(args[0]!, w, b, { stride, dilation, groups, padding: pads(args[0]!.shape[2]!, args[0]!.shape[3]!), activation: act, alpha: a });
+    const run = (act: Activation, a: number): StepRun => (args, w) =>
+      ops.conv2d(args[0]!, w(weight), w(b), { stride, dilation, groups, padding: pads(args[0]!.shape[2]!, args[0]!.shape[3]!), activation: act, alpha: a });
     return {
       shape,
       type: 'conv2d',

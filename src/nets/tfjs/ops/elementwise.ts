@@ -22,11 +22,11 @@ export function binary(fn: BinaryFn): TfjsOpBuilder {
     const lift = (t: Tensor) => using(t.reshape([...new Array<number>(4 - t.rank).fill(1), ...t.shape]), fromTfOrder);
     return {
       shape,
-      run: async (args) => {
+      run: async (args, w) => {
         const temps: Tensor[] = [];
         try {
           const operand = async (i: number) => {
-            if (consts[i]) return consts[i]!;
+            if (consts[i]) return w(consts[i]!);
             if (!lifted[i]) return args[i]!;
             const t = await lift(args[i]!);
             temps.push(t);
@@ -66,5 +66,5 @@ export function biasAdd(c: TfjsContext): Prepared {
   const ch = x[x.length - 1]!;
   if (b.data.length !== ch && ch !== -1) throw new ShapeError(`${c.where}: the bias has ${b.data.length} values for ${ch} channels`);
   const t = c.upload(hostInLayout(b, x.length));
-  return { shape: x, type: 'add', run: ([v]) => ops.add(v!, t) };
+  return { shape: x, type: 'add', run: ([v], w) => ops.add(v!, w(t)) };
 }

@@ -22,5 +22,5 @@ export function fusedBatchNorm(c: TfjsContext): Prepared {
     t[k] = offset!.data[k]! - mean!.data[k]! * s[k]!;
   }
   const [st, tt] = [s, t].map((d) => c.upload(hostInLayout({ dtype: 'float32', shape: [n], data: d }, x.length)));
-  return { shape: x, type: 'batchnorm', run: async ([v]) => using(await ops.mul(v!, st!), (m) => ops.add(m, tt!)) };
+  return { shape: x, type: 'batchnorm', run: async ([v], w) => using(await ops.mul(v!, w(st!)), (m) => ops.add(m, w(tt!))) };
 }

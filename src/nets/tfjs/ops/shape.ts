@@ -77,7 +77,7 @@ export function concat(c: TfjsContext): Prepared {
   shape[axis] = shapes.reduce((a, s) => (a === -1 || s[axis] === -1 ? -1 : a + s[axis]!), 0);
   const consts = c.inputs.slice(0, n).map((v) => (v.kind === 'const' ? c.upload(hostInLayout(v.host, rank)) : null));
   const our = ourAxis(axis, rank);
-  return { shape, type: 'concat', run: (args) => ops.concat(args.slice(0, n).map((t, i) => consts[i] ?? t!), our) };
+  return { shape, type: 'concat', run: (args, w) => ops.concat(args.slice(0, n).map((t, i) => w(consts[i] ?? null) ?? t!), our) };
 }
 
 export function pad(c: TfjsContext): Prepared {
