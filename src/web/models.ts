@@ -13,6 +13,9 @@ import { readResponse } from '../runtime/fetch.js';
 import { initGpu, type Gpu } from '../runtime/gpu.js';
 import { modelFromSafetensors } from '../nets/model.js';
 import { BUNDLED_MODELS, loadModel, type BundledModelName } from '../nets/zoo.js';
+import { GRAPH_MODEL_CLASSES } from '../nets/tfjs-graph.js';
+import { loadTfjsModel } from '../nets/tfjs-layers.js';
+import { loadOnnxModel } from '../nets/onnx/model.js';
 import type { InputNormalization } from '../nets/normalization.js';
 import { imagenetClasses, parseLabels } from '../nets/labels.js';
 import type { ExplainableModel } from '../saliency/core.js';
@@ -71,16 +74,15 @@ function fileName(url: URL): string {
 
 registerModelLoader('.safetensors', async (gpu, url) => modelFromSafetensors(gpu, await fetchBytes(url, 'model file'), undefined, fileName(url)));
 
-// TF.js graph or layers models (model.json + weight shards, fetched relative to it); code loaded on first use.
+// TF.js graph or layers models (model.json + weight shards, fetched relative to it). The loaders are
+// in the bundle anyway: loadModel (nets/zoo.ts) imports them.
 registerModelLoader('.json', async (gpu, url) => {
-  const [{ GRAPH_MODEL_CLASSES }, { loadTfjsModel }] = await Promise.all([import('../nets/tfjs-graph.js'), import('../nets/tfjs-layers.js')]);
   const classNames = GRAPH_MODEL_CLASSES.get(fileName(url));
   return loadTfjsModel(gpu, url, classNames ? { classNames: [...classNames] } : {});
 });
 
-// ONNX models (external data fetched from the model's own origin and folder); code loaded on first use.
+// ONNX models (external data fetched from the model's own origin and folder).
 registerModelLoader('.onnx', async (gpu, url, options = {}) => {
-  const { loadOnnxModel } = await import('../nets/onnx/model.js');
   return loadOnnxModel(gpu, url, { normalize: options.normalize });
 });
 
