@@ -103,7 +103,11 @@ describe('README.md and docs/', () => {
   it('have the sections a user needs, in order, and link only to files that exist', () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const headings = [...readme.matchAll(/^## (.+)$/gm)].map((m) => m[1]);
-    expect(headings).toEqual(['Install', 'Command line', 'Library', 'Web component', 'Methods', 'Security', 'More']);
+    expect(headings).toEqual(['Install', 'Command line', 'Library', 'Web component', 'Methods', 'Security', 'Tests', 'More']);
+    // The README's test command is the one CI runs (.ci/run's last command).
+    const tests = readme.slice(readme.indexOf('## Tests'), readme.indexOf('## More'));
+    const ciLast = readFileSync(join(ROOT, '.ci/run'), 'utf8').trim().split('\n').at(-1)!.trim();
+    expect(tests).toMatch(new RegExp(`^${ciLast.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`, 'm'));
     expect(readme.split('\n').length).toBeLessThan(200);
     for (const file of DOCS) {
       const text = readFileSync(join(ROOT, file), 'utf8');
