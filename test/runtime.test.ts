@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Uniforms, initGpu, preprocess, registerShader } from '../src/runtime/gpu.js';
-import { GpuError, NoGpuError, ShapeError, DisposedError } from '../src/runtime/errors.js';
+import { Uniforms, initGpu, preprocess, registerShader, unroll } from '../src/runtime/gpu.js';
+import { ArgumentError, GpuError, NoGpuError, ShapeError, DisposedError } from '../src/runtime/errors.js';
 import { empty, tensor, type Tensor } from '../src/runtime/tensor.js';
 import { sizeClass } from '../src/runtime/pool.js';
 import { add, fill, scale } from '../src/kernels/elementwise.js';
@@ -46,6 +46,33 @@ describe('preprocess', () => {
     expect(preprocess(src, { X: 7, F: true })).toContain('yes');
     expect(preprocess(src, { X: 7, F: false })).not.toContain('yes');
     expect(() => preprocess(src, { F: true }, 'demo')).toThrow(/'demo' needs a value for \$\{X\}/);
+  });
+
+  it('writes out #unroll blocks, nested, with the count from a value', () => {
+    const src = 'start\n#unroll r ${RM}\n  let x_#{r} = X[#{r}u];\n#unroll j 2\n  acc_#{r}_#{j} += x_#{r} * w_#{j};\n#endunroll\n#endunroll\nend';
+    expect(preprocess(src, { RM: 2 }).split('\n')).toEqual([
+      'start',
+      '  let x_0 = X[0u];',
+      '  acc_0_0 += x_0 * w_0;',
+      '  acc_0_1 += x_0 * w_1;',
+      '  let x_1 = X[1u];',
+      '  acc_1_0 += x_1 * w_0;',
+      '  acc_1_1 += x_1 * w_1;',
+      'end',
+    ]);
+    expect(unroll('a\n#unroll i 0\nnever\n#endunroll\nb')).toBe('a\nb');
+    // #if is resolved first, so a block may hold a condition and a condition a block
+    const lines = (src: string, B: boolean) => preprocess(src, { B }).split('\n').filter((l) => l.trim() !== '');
+    expect(lines('#unroll i 2\n#if ${B}\nv_#{i}\n#endif\n#endunroll', true)).toEqual(['v_0', 'v_1']);
+    expect(lines('#if ${B}\n#unroll i 2\nv_#{i}\n#endunroll\n#endif\nw', false)).toEqual(['w']);
+  });
+
+  it('refuses unbalanced or malformed #unroll blocks, naming the shader', () => {
+    expect(() => unroll('#unroll i 2\nx', 'demo')).toThrow(/'demo': #unroll has no #endunroll/);
+    expect(() => unroll('x\n#endunroll', 'demo')).toThrow(/'demo': #endunroll without #unroll \(line 2\)/);
+    expect(() => unroll('#unroll i\nx\n#endunroll', 'demo')).toThrow(/malformed '#unroll i' \(line 1\)/);
+    expect(() => unroll('#unroll i 2\nx_#{j}\n#endunroll', 'demo')).toThrow(/#\{j\} outside an #unroll j block/);
+    for (const bad of ['#unroll i 2\nx', 'x\n#endunroll']) expect(() => unroll(bad)).toThrow(ArgumentError);
   });
 });
 

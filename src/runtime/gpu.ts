@@ -166,7 +166,10 @@ export class Uniforms {
   }
 }
 
-/** Expands `${NAME}` placeholders from `defines` and resolves `#if` blocks with wgsl-preprocessor. */
+/**
+ * Expands `${NAME}` placeholders from `defines`, resolves `#if` blocks with wgsl-preprocessor, then
+ * unrolls `#unroll NAME COUNT` … `#endunroll` blocks (see unroll).
+ */
 export function preprocess(source: string, defines: ShaderDefines, shaderName = 'shader'): string {
   const strings: string[] = [];
   const values: unknown[] = [];
@@ -182,7 +185,53 @@ export function preprocess(source: string, defines: ShaderDefines, shaderName = 
   }
   strings.push(source.slice(last));
   const raw = Object.assign([...strings], { raw: strings }) as unknown as TemplateStringsArray;
-  return wgsl(raw, ...values);
+  return unroll(wgsl(raw, ...values), shaderName);
+}
+
+const UNROLL = /^[ \t]*#unroll[ \t]+([A-Za-z_][A-Za-z0-9_]*)[ \t]+(\d+)[ \t]*$/;
+const END_UNROLL = /^[ \t]*#endunroll[ \t]*$/;
+
+/**
+ * Writes out loops whose trip count is a compile-time constant. A block
+ *
+ *     #unroll r 4
+ *       acc_#{r} = fma(x_#{r}, w, acc_#{r});
+ *     #endunroll
+ *
+ * becomes its body 4 times, with `#{r}` replaced by 0, 1, 2, 3 (blocks nest). Shaders use it for
+ * register blocks: an array in a `var` indexed by a loop counter lives in memory on compilers that
+ * do not unroll (SwiftShader's Subzero reads and writes it lane by lane), while one named variable
+ * per element stays in a register everywhere.
+ */
+export function unroll(source: string, shaderName = 'shader'): string {
+  const lines = source.split('\n');
+  let i = 0;
+  const block = (depth: number): string[] => {
+    const out: string[] = [];
+    while (i < lines.length) {
+      const line = lines[i++]!;
+      if (END_UNROLL.test(line)) {
+        if (depth === 0) throw new ArgumentError(`shader '${shaderName}': #endunroll without #unroll (line ${i})`);
+        return out;
+      }
+      const m = UNROLL.exec(line);
+      if (m === null) {
+        if (/^[ \t]*#(end)?unroll\b/.test(line)) throw new ArgumentError(`shader '${shaderName}': malformed '${line.trim()}' (line ${i}); write #unroll NAME COUNT`);
+        out.push(line);
+        continue;
+      }
+      const body = block(depth + 1);
+      const token = `#{${m[1]}}`;
+      for (let k = 0; k < Number(m[2]); k++) out.push(...body.map((l) => l.replaceAll(token, String(k))));
+    }
+    if (depth > 0) throw new ArgumentError(`shader '${shaderName}': #unroll has no #endunroll`);
+    return out;
+  };
+  if (!source.includes('#unroll') && !source.includes('#endunroll')) return source;
+  const out = block(0).join('\n');
+  const left = /#\{([A-Za-z_][A-Za-z0-9_]*)\}/.exec(out);
+  if (left !== null) throw new ArgumentError(`shader '${shaderName}': ${left[0]} outside an #unroll ${left[1]} block`);
+  return out;
 }
 
 const extraShaders = new Map<string, string>();
