@@ -47,21 +47,29 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
   let lane = li / QUADS;
   let n4 = (wg.x + wg.y * nwg.x) * QUADS + quad; // columns 4·n4 … 4·n4 + 3
   let quads = p.N / 4u;
-  var acc: array<vec4<f32>, MMAX>;
+  // One accumulator per row, written out by #unroll (an array indexed by m would live in memory
+  // where the compiler does not unroll). Rows past M read row M-1 (in bounds, not stored).
+#unroll m ${ROWS}
+  var acc_#{m} = vec4<f32>();
+#endunroll
   if (n4 < quads) {
     for (var k = lane; k < p.K; k += LANES) {
       let b = B4[k * quads + n4];
-      for (var m = 0u; m < MMAX; m++) {
-        if (m < p.M) { acc[m] += a_at(m, k) * b; }
-      }
+#unroll m ${ROWS}
+      acc_#{m} += a_at(min(#{m}u, p.M - 1u), k) * b;
+#endunroll
     }
   }
   let slot = lane * QUADS + quad;
-  for (var m = 0u; m < MMAX; m++) { partial[m][slot] = acc[m]; }
+#unroll m ${ROWS}
+  partial[#{m}][slot] = acc_#{m};
+#endunroll
   workgroupBarrier();
   for (var half = LANES / 2u; half > 0u; half /= 2u) {
     if (lane < half) {
-      for (var m = 0u; m < MMAX; m++) { partial[m][slot] += partial[m][slot + half * QUADS]; }
+#unroll m ${ROWS}
+      partial[#{m}][slot] += partial[#{m}][slot + half * QUADS];
+#endunroll
     }
     workgroupBarrier();
   }

@@ -25,7 +25,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> Out: array<f32>;
 #endif
 
-const MMAX = ${ROWS}u;
 
 fn activate(v: f32, alpha: f32) -> f32 { return ${ACTIVATION}; }
 
@@ -34,16 +33,25 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let n = gid.x + gid.y * nwg.x * 64u;
   if (n >= p.N) { return; }
   let k4 = p.K / 4u;
-  var acc: array<vec4<f32>, MMAX>;
+  // One accumulator per row, written out by #unroll (an array indexed by m would live in memory
+  // where the compiler does not unroll). Rows past M read row M-1 (in bounds, not stored).
+#unroll m ${ROWS}
+  var acc_#{m} = vec4<f32>();
+  let a_#{m} = min(#{m}u, p.M - 1u) * k4;
+#endunroll
   for (var k = 0u; k < k4; k++) {
     let b = B4[n * k4 + k];
-    for (var m = 0u; m < MMAX; m++) { acc[m] += A4[m * k4 + k] * b; }
+#unroll m ${ROWS}
+    acc_#{m} += A4[a_#{m} + k] * b;
+#endunroll
   }
-  for (var m = 0u; m < p.M; m++) {
-    var v = dot(acc[m], vec4<f32>(1.0));
+#unroll m ${ROWS}
+  if (#{m}u < p.M) {
 #if ${BIAS}
-    v += Bias[n];
+    Out[#{m}u * p.N + n] = activate(dot(acc_#{m}, vec4<f32>(1.0)) + Bias[n], p.alpha);
+#else
+    Out[#{m}u * p.N + n] = activate(dot(acc_#{m}, vec4<f32>(1.0)), p.alpha);
 #endif
-    Out[m * p.N + n] = activate(v, p.alpha);
   }
+#endunroll
 }

@@ -3,10 +3,10 @@ import { columnSums, linearForward, matmul } from '../src/kernels/matmul.js';
 import { linear, matmulOp } from '../src/autodiff/ops/linear.js';
 import { relu } from '../src/autodiff/ops/activation.js';
 import { Tape } from '../src/autodiff/tape.js';
-import type { Activation } from '../src/kernels/common.js';
+import { ACTIVATION_WGSL, linearWorkgroups, type Activation } from '../src/kernels/common.js';
 import { ShapeError } from '../src/runtime/errors.js';
-import type { Gpu } from '../src/runtime/gpu.js';
-import { tensor, type Tensor } from '../src/runtime/tensor.js';
+import { Uniforms, type Gpu } from '../src/runtime/gpu.js';
+import { empty, tensor, type Tensor } from '../src/runtime/tensor.js';
 import { gradCheck } from './gradcheck.js';
 import { expectClose, getGpu, product, randomArray } from './helpers.js';
 import { columnSumsReference, matmulReference, type MatmulReferenceOptions } from './reference/matmul.js';
@@ -71,6 +71,36 @@ describe('matmul kernel', () => {
       const bias = Float32Array.from({ length: 132 }, (_, i) => Math.sin(i)); // each column its own bias
       await checkMatmul(gpu, [2, 50], [50, 132], { bias, activation, alpha: 0.2 }); // vec4 columns
       await checkMatmul(gpu, [2, 52], [132, 52], { transB: true, bias, activation, alpha: 0.2 }); // CPU adapters: one column per invocation
+    }
+  });
+
+  it('few rows, B not transposed, N % 4 = 0: four columns per invocation for up to 8 rows (CPU adapters)', async () => {
+    const gpu = await getGpu();
+    for (const [M, K, N] of [[3, 40, 68], [8, 33, 132], [5, 1, 4]] as const) {
+      for (const transA of [false, true]) {
+        const [sa, sb] = shapeOf(M, K, N, transA, false);
+        await checkMatmul(gpu, sa, sb, { transA, bias: Float32Array.from({ length: N }, (_, i) => Math.cos(i)), activation: 'leakyrelu', alpha: 0.2 }, M + K);
+      }
+    }
+  });
+
+  // On a CPU adapter matmul picks matvec_cols4_direct for these shapes, so the lane-reducing kernel
+  // GPUs use is dispatched here by name.
+  it('matvec_cols4 (the GPU kernel for one or two rows): run directly against the reference', async () => {
+    const gpu = await getGpu();
+    for (const [M, K, N, transA, bias] of [[1, 50, 132, false, true], [2, 37, 68, true, false], [2, 300, 4, false, true]] as const) {
+      const [sa, sb] = shapeOf(M, K, N, transA, false);
+      const a = randomArray(product(sa), K);
+      const b = randomArray(product(sb), K + 1);
+      const biasData = bias ? randomArray(N, K + 2) : null;
+      await gpu.scope(async () => {
+        const kernel = await gpu.kernel('matvec_cols4', { BIAS: bias, ROWS: M, TRANS_A: transA, ACTIVATION: ACTIVATION_WGSL.relu });
+        const out = empty(gpu, [M, N]);
+        const buffers = [tensor(gpu, a, sa), tensor(gpu, b, sb), ...(biasData ? [tensor(gpu, biasData, [N])] : []), out];
+        gpu.dispatch(kernel, { uniforms: new Uniforms().u32(M, N, K).f32(0), buffers, workgroups: linearWorkgroups(gpu, N / 4, 16) });
+        const ref = matmulReference(a, sa, b, sb, { transA, bias: biasData, activation: 'relu' });
+        expectClose(await out.read(), ref.data, 1e-5 * Math.sqrt(K) + 1e-6, 1e-4);
+      });
     }
   });
 
