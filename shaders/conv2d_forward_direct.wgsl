@@ -8,7 +8,8 @@
 // Invocation: RM consecutive output pixels m (of M = N*Ho*Wo) x RN consecutive filters of one group.
 // Workgroup: WG invocations; invocation i takes pixel block i % pixel_blocks and filter block
 // i / pixel_blocks (tiles_n filter blocks). Grid: x,y = folded workgroup index, z = group.
-// Variants: ACTIVATION (WGSL expression in v and alpha), HAS_BIAS, RM, RN, WG.
+// Variants: ACTIVATION (WGSL expression in v and alpha), HAS_BIAS, RM, RN, WG. The register block
+// is written out by #unroll (see unroll in src/runtime/gpu.ts).
 
 // struct Params (the problem's geometry: batch, cin, h, w, cout, ho, wo, groups, cin_g, cout_g, kh, kw,
 // stride_h, stride_w, pad_t, pad_l, dil_h, dil_w, alpha, tiles_n, gemm_m, gemm_n, gemm_k, tiles,
@@ -49,23 +50,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
   // Where each of this invocation's pixels reads: its image's first input channel of group g, and
   // the top-left corner of its receptive field. Pixels past M repeat the last one (not stored).
-  var x_base: array<u32, RM>;
-  var ih0: array<i32, RM>;
-  var iw0: array<i32, RM>;
-  for (var r = 0u; r < RM; r++) {
-    let m = min(m0 + r, p.gemm_m - 1u);
-    let pix = m % hw_o;
-    x_base[r] = ((m / hw_o) * p.cin + g * p.cin_g) * hw_i;
-    ih0[r] = i32(pix / p.wo) * p.stride_h - p.pad_t;
-    iw0[r] = i32(pix % p.wo) * p.stride_w - p.pad_l;
-  }
+#unroll r ${RM}
+  let m_#{r} = min(m0 + #{r}u, p.gemm_m - 1u);
+  let x_base_#{r} = ((m_#{r} / hw_o) * p.cin + g * p.cin_g) * hw_i;
+  let ih0_#{r} = i32((m_#{r} % hw_o) / p.wo) * p.stride_h - p.pad_t;
+  let iw0_#{r} = i32((m_#{r} % hw_o) % p.wo) * p.stride_w - p.pad_l;
+#endunroll
   // Each filter is a contiguous row of K = cin_g*kh*kw weights; filters past cout_g repeat the last.
-  var w_row: array<u32, RN>;
-  for (var j = 0u; j < RN; j++) {
-    w_row[j] = (g * p.cout_g + min(c0 + j, p.cout_g - 1u)) * p.gemm_k;
-  }
+#unroll j ${RN}
+  let w_row_#{j} = (g * p.cout_g + min(c0 + #{j}u, p.cout_g - 1u)) * p.gemm_k;
+#endunroll
 
-  var acc: array<array<f32, RN>, RM>;
+  // The RM x RN register block, one variable per element (#unroll writes the loops out).
+#unroll r ${RM}
+#unroll j ${RN}
+  var acc_#{r}_#{j} = 0.0;
+#endunroll
+#endunroll
   var k = 0u;
   for (var ci = 0u; ci < p.cin_g; ci++) {
     let x_ch = ci * hw_i;
@@ -73,35 +74,36 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       let dy = i32(ky) * p.dil_h;
       for (var kx = 0u; kx < p.kw; kx++) {
         let dx = i32(kx) * p.dil_w;
-        var xv: array<f32, RM>;
-        for (var r = 0u; r < RM; r++) {
-          let ih = ih0[r] + dy;
-          let iw = iw0[r] + dx;
-          let inside = ih >= 0 && ih < hi && iw >= 0 && iw < wi;
-          xv[r] = select(0.0, X[select(0u, x_base[r] + x_ch + u32(ih) * p.w + u32(iw), inside)], inside);
-        }
-        for (var j = 0u; j < RN; j++) {
-          let wv = Wt[w_row[j] + k];
-          for (var r = 0u; r < RM; r++) { acc[r][j] = fma(xv[r], wv, acc[r][j]); }
-        }
+#unroll r ${RM}
+        let ih_#{r} = ih0_#{r} + dy;
+        let iw_#{r} = iw0_#{r} + dx;
+        let in_#{r} = ih_#{r} >= 0 && ih_#{r} < hi && iw_#{r} >= 0 && iw_#{r} < wi;
+        let x_#{r} = select(0.0, X[select(0u, x_base_#{r} + x_ch + u32(ih_#{r}) * p.w + u32(iw_#{r}), in_#{r})], in_#{r});
+#endunroll
+#unroll j ${RN}
+        let w_#{j} = Wt[w_row_#{j} + k];
+#unroll r ${RM}
+        acc_#{r}_#{j} = fma(x_#{r}, w_#{j}, acc_#{r}_#{j});
+#endunroll
+#endunroll
         k++;
       }
     }
   }
 
-  for (var r = 0u; r < RM; r++) {
-    let m = m0 + r;
-    if (m >= p.gemm_m) { break; }
-    let y_base = (m / hw_o) * p.cout * hw_o + m % hw_o;
-    for (var j = 0u; j < RN; j++) {
-      let c = c0 + j;
-      if (c >= p.cout_g) { break; }
-      let co = g * p.cout_g + c;
-      var v = acc[r][j];
+#unroll r ${RM}
+  if (m0 + #{r}u < p.gemm_m) {
+    let y_base_#{r} = (m_#{r} / hw_o) * p.cout * hw_o + m_#{r} % hw_o;
+#unroll j ${RN}
+    if (c0 + #{j}u < p.cout_g) {
+      let co = g * p.cout_g + c0 + #{j}u;
 #if ${HAS_BIAS}
-      v += Bias[co];
+      Y[y_base_#{r} + co * hw_o] = activate(acc_#{r}_#{j} + Bias[co], p.alpha);
+#else
+      Y[y_base_#{r} + co * hw_o] = activate(acc_#{r}_#{j}, p.alpha);
 #endif
-      Y[y_base + co * hw_o] = activate(v, p.alpha);
     }
+#endunroll
   }
+#endunroll
 }

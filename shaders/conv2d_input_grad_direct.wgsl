@@ -8,7 +8,9 @@
 // Workgroup: WG invocations; invocation i takes pixel block i % pixel_blocks and channel block
 // i / pixel_blocks (tiles_n channel blocks). Grid: x,y = folded workgroup index, z = group.
 // Variants: RM, RN, WG, and the strides SH, SW as constants (a division by a constant is a multiply;
-// by a variable it is a scalar division per lane).
+// by a variable it is a scalar division per lane); STRIDED false (both strides 1) leaves out the
+// divisions, which a compiler that does not fold x / 1 (SwiftShader's Subzero) would still do
+// lane by lane. The register block is written out by #unroll.
 
 // struct Params (the problem's geometry: batch, cin, h, w, cout, ho, wo, groups, cin_g, cout_g, kh, kw,
 // stride_h, stride_w, pad_t, pad_l, dil_h, dil_w, alpha, tiles_n, gemm_m, gemm_n, gemm_k, tiles,
@@ -43,54 +45,61 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
   // Each pixel's first dy channel of group g, and its position shifted by the padding: tap (ky, kx)
   // reads output (th - ky*dil_h, tw - kx*dil_w) / stride. Pixels past M repeat the last (not stored).
-  var dy_base: array<u32, RM>;
-  var th: array<i32, RM>;
-  var tw: array<i32, RM>;
-  for (var r = 0u; r < RM; r++) {
-    let m = min(m0 + r, p.gemm_m - 1u);
-    let pix = m % hw_i;
-    dy_base[r] = ((m / hw_i) * p.cout + g * p.cout_g) * hw_o;
-    th[r] = i32(pix / p.w) + p.pad_t;
-    tw[r] = i32(pix % p.w) + p.pad_l;
-  }
+#unroll r ${RM}
+  let m_#{r} = min(m0 + #{r}u, p.gemm_m - 1u);
+  let dy_base_#{r} = ((m_#{r} / hw_i) * p.cout + g * p.cout_g) * hw_o;
+  let th_#{r} = i32((m_#{r} % hw_i) / p.w) + p.pad_t;
+  let tw_#{r} = i32((m_#{r} % hw_i) % p.w) + p.pad_l;
+#endunroll
   // w[co, ci, ky, kx] for this invocation's channels; channels past cin_g repeat the last.
-  var w_col: array<u32, RN>;
-  for (var j = 0u; j < RN; j++) {
-    w_col[j] = min(c0 + j, p.cin_g - 1u) * khw;
-  }
+#unroll j ${RN}
+  let w_col_#{j} = min(c0 + #{j}u, p.cin_g - 1u) * khw;
+#endunroll
 
-  var acc: array<array<f32, RN>, RM>;
+  // The RM x RN register block, one variable per element (#unroll writes the loops out).
+#unroll r ${RM}
+#unroll j ${RN}
+  var acc_#{r}_#{j} = 0.0;
+#endunroll
+#endunroll
   for (var co = 0u; co < p.cout_g; co++) {
     let dy_ch = co * hw_o;
     let w_filter = (g * p.cout_g + co) * p.cin_g * khw;
     for (var ky = 0u; ky < p.kh; ky++) {
       for (var kx = 0u; kx < p.kw; kx++) {
-        var dv: array<f32, RM>;
-        for (var r = 0u; r < RM; r++) {
-          let sh = th[r] - i32(ky) * p.dil_h;
-          let sw = tw[r] - i32(kx) * p.dil_w;
-          let oh = u32(sh) / SH;
-          let ow = u32(sw) / SW;
-          let hit = sh >= 0 && sw >= 0 && u32(sh) % SH == 0u && u32(sw) % SW == 0u && oh < p.ho && ow < p.wo;
-          dv[r] = select(0.0, Dy[select(0u, dy_base[r] + dy_ch + oh * p.wo + ow, hit)], hit);
-        }
+#unroll r ${RM}
+        let sh_#{r} = th_#{r} - i32(ky) * p.dil_h;
+        let sw_#{r} = tw_#{r} - i32(kx) * p.dil_w;
+#if ${STRIDED}
+        let oh_#{r} = u32(sh_#{r}) / SH;
+        let ow_#{r} = u32(sw_#{r}) / SW;
+        let hit_#{r} = sh_#{r} >= 0 && sw_#{r} >= 0 && u32(sh_#{r}) % SH == 0u && u32(sw_#{r}) % SW == 0u && oh_#{r} < p.ho && ow_#{r} < p.wo;
+#else
+        let oh_#{r} = u32(sh_#{r});
+        let ow_#{r} = u32(sw_#{r});
+        let hit_#{r} = sh_#{r} >= 0 && sw_#{r} >= 0 && oh_#{r} < p.ho && ow_#{r} < p.wo;
+#endif
+        let d_#{r} = select(0.0, Dy[select(0u, dy_base_#{r} + dy_ch + oh_#{r} * p.wo + ow_#{r}, hit_#{r})], hit_#{r});
+#endunroll
         let tap = w_filter + ky * p.kw + kx;
-        for (var j = 0u; j < RN; j++) {
-          let wv = Wt[tap + w_col[j]];
-          for (var r = 0u; r < RM; r++) { acc[r][j] = fma(dv[r], wv, acc[r][j]); }
-        }
+#unroll j ${RN}
+        let w_#{j} = Wt[tap + w_col_#{j}];
+#unroll r ${RM}
+        acc_#{r}_#{j} = fma(d_#{r}, w_#{j}, acc_#{r}_#{j});
+#endunroll
+#endunroll
       }
     }
   }
 
-  for (var r = 0u; r < RM; r++) {
-    let m = m0 + r;
-    if (m >= p.gemm_m) { break; }
-    let dx_base = (m / hw_i) * p.cin * hw_i + m % hw_i;
-    for (var j = 0u; j < RN; j++) {
-      let c = c0 + j;
-      if (c >= p.cin_g) { break; }
-      Dx[dx_base + (g * p.cin_g + c) * hw_i] = acc[r][j];
+#unroll r ${RM}
+  if (m0 + #{r}u < p.gemm_m) {
+    let dx_base_#{r} = (m_#{r} / hw_i) * p.cin * hw_i + m_#{r} % hw_i;
+#unroll j ${RN}
+    if (c0 + #{j}u < p.cin_g) {
+      Dx[dx_base_#{r} + (g * p.cin_g + c0 + #{j}u) * hw_i] = acc_#{r}_#{j};
     }
+#endunroll
   }
+#endunroll
 }

@@ -9,6 +9,9 @@ import {
   setConv2dGridLimitForTesting,
   setConv2dSplitK,
   setConv2dStrategy,
+  setConv2dDirectBlock,
+  parseConv2dDirectBlock,
+  directBlockFor,
   setConv2dTile,
   conv2dSettings,
   conv2dStrategy,
@@ -228,6 +231,55 @@ describe('tiled conv2d with each benchmark tile', () => {
   });
 });
 
+// The direct kernels' register block is chosen by adapter (8×8, 4×16 on SwiftShader; the
+// benchmark can force any): each block must compute the same convolution, including blocks wider
+// than the layer (channels past it repeat the last and are not stored) and pixel blocks that
+// straddle images and rows.
+describe('direct conv2d with each register block', () => {
+  beforeAll(async () => setConv2dStrategy(await getGpu(), 'direct'));
+  afterAll(async () => {
+    const gpu = await getGpu();
+    setConv2dStrategy(gpu, null);
+    setConv2dDirectBlock(gpu, null);
+  });
+  const cases: Case[] = [
+    { name: '', x: [2, 12, 5, 7], w: [37, 12, 3, 3], params: { padding: 1 }, bias: true, activation: 'relu' },
+    { name: '', x: [1, 8, 9, 7], w: [36, 4, 3, 3], params: { stride: 2, padding: [0, 2, 1, 0], groups: 2 } },
+  ];
+  for (const name of ['4x16', '1x32', '32x1', '2x4']) {
+    it(name, async () => {
+      const gpu = await getGpu();
+      setConv2dDirectBlock(gpu, parseConv2dDirectBlock(name));
+      expect(conv2dSettings(gpu).directBlock).toEqual(parseConv2dDirectBlock(name));
+      for (const [i, c] of cases.entries()) {
+        const x = randomArray(product(c.x), 800 + i);
+        const w = randomArray(product(c.w), 810 + i);
+        const b = c.bias ? randomArray(c.w[0]!, 820 + i) : null;
+        const rp = refParams(c.params);
+        const ref = conv2dReference(x, c.x, w, c.w, b, rp, c.activation ?? 'none', 0.01);
+        const dy = randomArray(product(ref.shape), 830 + i);
+        await gpu.scope(async () => {
+          const y = await conv2dForward(tensor(gpu, x, c.x), tensor(gpu, w, c.w), b && tensor(gpu, b, [c.w[0]!]), { ...c.params, activation: c.activation });
+          expectClose(await y.read(), ref.data, 1e-4, 1e-4);
+          const dx = await conv2dBackwardInput(tensor(gpu, dy, ref.shape), tensor(gpu, w, c.w), c.x, c.params);
+          expectClose(await dx.read(), conv2dInputGradReference(dy, w, c.x, c.w, rp), 1e-4, 1e-4);
+        });
+      }
+    });
+  }
+
+  it('chooses the block by adapter and refuses blocks the shaders are not built for', async () => {
+    expect(directBlockFor({ name: 'llvmpipe (LLVM 19.1.7, 256 bits)' })).toEqual({ pixels: 8, channels: 8 });
+    expect(directBlockFor({ name: 'google swiftshader' })).toEqual({ pixels: 4, channels: 16 });
+    expect(directBlockFor({ name: 'SwiftShader driver 5.0.0' })).toEqual({ pixels: 4, channels: 16 });
+    const gpu = await getGpu();
+    expect(() => setConv2dDirectBlock(gpu, { pixels: 3, channels: 8 })).toThrow(ArgumentError);
+    expect(() => setConv2dDirectBlock(gpu, { pixels: 16, channels: 32 })).toThrow(/at most 256 accumulators/);
+    expect(() => parseConv2dDirectBlock('4×16')).toThrow(/PIXELSxCHANNELS/);
+    expect(parseConv2dDirectBlock(' 8x4 ')).toEqual({ pixels: 8, channels: 4 });
+  });
+});
+
 describe('conv2d dispatch plans and errors', () => {
   it('VGG16 at 224×224 stays within 65,535 workgroups per dimension, even at batch 256', () => {
     const limits = { maxComputeWorkgroupsPerDimension: 65535, maxStorageBufferBindingSize: 2 ** 31 - 4 };
@@ -291,9 +343,10 @@ describe('conv2d dispatch plans and errors', () => {
       setConv2dStrategy(gpu, 'tiled');
       setConv2dTile(gpu, tile);
       setConv2dSplitK(gpu, false);
+      setConv2dDirectBlock(gpu, { pixels: 2, channels: 16 });
       try {
-        expect(conv2dSettings(gpu)).toEqual({ strategy: 'tiled', tile, splitK: false, gridLimit: null });
-        expect(conv2dSettings(other)).toEqual({ strategy: null, tile: null, splitK: true, gridLimit: null });
+        expect(conv2dSettings(gpu)).toEqual({ strategy: 'tiled', tile, splitK: false, directBlock: { pixels: 2, channels: 16 }, gridLimit: null });
+        expect(conv2dSettings(other)).toEqual({ strategy: null, tile: null, splitK: true, directBlock: null, gridLimit: null });
         expect(conv2dStrategy(other)).toBe('tiled'); // a GPU's default
         setConv2dStrategy(other, 'direct');
         expect(conv2dStrategy(gpu)).toBe('tiled');
@@ -303,8 +356,9 @@ describe('conv2d dispatch plans and errors', () => {
         setConv2dStrategy(gpu, null);
         setConv2dTile(gpu, null);
         setConv2dSplitK(gpu, true);
+        setConv2dDirectBlock(gpu, null);
       }
-      expect(conv2dSettings(gpu)).toEqual({ strategy: null, tile: null, splitK: true, gridLimit: null });
+      expect(conv2dSettings(gpu)).toEqual({ strategy: null, tile: null, splitK: true, directBlock: null, gridLimit: null });
     });
 
     it('output shapes and TF SAME padding', () => {

@@ -32,6 +32,10 @@ import {
   setConv2dSplitK,
   setConv2dStrategy,
   setConv2dTile,
+  setConv2dDirectBlock,
+  parseConv2dDirectBlock,
+  directBlockFor,
+  type Conv2dDirectBlock,
   type Conv2dStrategy,
   type Conv2dTile,
 } from '../kernels/conv2d.js';
@@ -81,6 +85,7 @@ interface Options {
   batch: number;
   conv: 'auto' | Conv2dStrategy;
   tile?: Conv2dTile;
+  directBlock?: Conv2dDirectBlock;
   tiles?: (Conv2dTile | null)[];
   profile: boolean;
   splitK: boolean;
@@ -104,6 +109,7 @@ async function main(): Promise<void> {
     .option('--metrics <images>', 'deletion + insertion curves of every method on fashion-vgg for this many Fashion-MNIST test images, batched and one forward pass per step (0 = skip); default 100 on a GPU, 10 on a software adapter', (v) => intArg(v, '--metrics', true))
     .option('--conv <kind>', "conv2d kernels: auto (direct on a CPU adapter, tiled on a GPU), tiled or direct", convArg, 'auto')
     .option('--tile <TMxTNxTK/RMxRN>', 'tiled conv2d kernels: use this one tile for every layer (default: chosen by shape)', tileArg)
+    .option('--direct-block <PxC>', 'direct conv2d kernels: each invocation computes P pixels × up to C channels (default: 8x8, 4x16 on SwiftShader)', directBlockArg)
     .option('--tiles <list>', "kernel table: compare these comma-separated tiles ('all': a built-in list; 'auto': the choice by shape; default: auto)", tilesArg)
     .option('--no-split-k', 'tiled conv2d kernels: never split K (deep layers at batch 1 otherwise split it to fill the GPU)')
     .option('--no-profile', 'skip the per-kernel GPU time breakdown of each work (GPU timestamps)')
@@ -130,14 +136,20 @@ async function main(): Promise<void> {
   if ((o.tile || o.tiles?.some(Boolean)) && conv2dStrategy(gpu) !== 'tiled') {
     throw new InvalidArgumentError(`--tile and --tiles choose tiles of the tiled conv kernels; this adapter uses the ${conv2dStrategy(gpu)} ones: add --conv tiled`);
   }
+  if (o.directBlock && conv2dStrategy(gpu) !== 'direct') {
+    throw new InvalidArgumentError(`--direct-block sets the block of the direct conv kernels; this adapter uses the ${conv2dStrategy(gpu)} ones: add --conv direct`);
+  }
   if (o.tile) setConv2dTile(gpu, o.tile);
+  if (o.directBlock) setConv2dDirectBlock(gpu, o.directBlock);
   setConv2dSplitK(gpu, o.splitK);
   const conv = conv2dStrategy(gpu);
+  const block = o.directBlock ?? directBlockFor(gpu.adapter);
+  const convText = conv === 'direct' ? `direct conv kernels (block ${block.pixels}×${block.channels})` : `tiled conv kernels${o.tile ? ` (tile ${formatConv2dTile(o.tile)})` : ''}`;
   const size = o.size ?? (gpu.adapter.isSoftware ? 64 : 224);
   const reps = o.reps ?? (gpu.adapter.isSoftware ? 3 : 10);
   const warmMs = gpu.adapter.isSoftware ? 0 : 500;
   if (size % 32) throw new InvalidArgumentError('--size must be a multiple of 32');
-  log(`adapter: ${gpu.adapter.name}; VGG16 at ${size}×${size}, batch 1, fp32; ${conv} conv kernels${o.tile ? ` (tile ${formatConv2dTile(o.tile)})` : ''}${o.splitK ? '' : ', K never split'}; medians of ${reps} after a warm-up${warmMs ? ` (≥ ${warmMs} ms)` : ""}, read-back included; our memory budget ${formatBytes(gpu.memoryBudget)}`);
+  log(`adapter: ${gpu.adapter.name}; VGG16 at ${size}×${size}, batch 1, fp32; ${convText}${o.splitK ? '' : ', K never split'}; medians of ${reps} after a warm-up${warmMs ? ` (≥ ${warmMs} ms)` : ""}, read-back included; our memory budget ${formatBytes(gpu.memoryBudget)}`);
 
   const spec = vgg16Spec(size);
   const model = modelFromSpec(gpu, spec, undefined, { seed: 1 });
@@ -254,7 +266,7 @@ async function main(): Promise<void> {
   const metricsResult = metricsImages > 0 ? await metricsSpeed(gpu, metricsImages, log) : null;
   if (o.json) {
     process.stdout.write(
-      JSON.stringify({ adapter: gpu.adapter.name, size, reps, conv, tile: o.tile ? formatConv2dTile(o.tile) : 'auto', split_k: o.splitK, results: rows, smoothgrad_vs_one_batch: smoothgradVsOneBatch, agreement, memory, profiles, kernels, drise: driseResult, batch: batchResult, metrics: metricsResult, ort, date: new Date().toISOString() }) + '\n',
+      JSON.stringify({ adapter: gpu.adapter.name, size, reps, conv, tile: o.tile ? formatConv2dTile(o.tile) : 'auto', direct_block: conv === 'direct' ? `${block.pixels}x${block.channels}` : null, split_k: o.splitK, results: rows, smoothgrad_vs_one_batch: smoothgradVsOneBatch, agreement, memory, profiles, kernels, drise: driseResult, batch: batchResult, metrics: metricsResult, ort, date: new Date().toISOString() }) + '\n',
     );
   }
   model.dispose();
@@ -581,6 +593,14 @@ async function nodeGpu(): Promise<GPU> {
 function convArg(v: string): 'auto' | Conv2dStrategy {
   if (v !== 'auto' && v !== 'tiled' && v !== 'direct') throw new InvalidArgumentError('--conv must be auto, tiled or direct');
   return v;
+}
+
+function directBlockArg(v: string): Conv2dDirectBlock {
+  try {
+    return parseConv2dDirectBlock(v);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
 }
 
 function tileArg(v: string): Conv2dTile {

@@ -22,6 +22,7 @@ import { decimal } from '../cli/parse.js';
 import { CHROMIUM, CHROMIUM_FLAGS, haveChromium } from './chromium.js';
 import type { FirstMap, FirstMapResult, WorksResult } from './web-page.js';
 import { WORKS, median, round, type Work } from './works.js';
+import { parseConv2dDirectBlock } from '../kernels/conv2d.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const HUMAN_EMOTION = '/human-models/emotion.json';
@@ -34,6 +35,7 @@ interface Options {
   samples: number;
   profile: boolean;
   conv: 'auto' | 'tiled' | 'direct';
+  directBlock?: string;
   tfjs: boolean;
   ort: boolean;
   firstMap: boolean;
@@ -138,6 +140,14 @@ async function main(): Promise<void> {
       if (v !== 'auto' && v !== 'tiled' && v !== 'direct') throw new InvalidArgumentError('--conv must be auto, tiled or direct');
       return v;
     }, 'auto')
+    .option('--direct-block <PxC>', 'our direct conv2d kernels: each invocation computes P pixels × up to C channels (default: 8x8, 4x16 on SwiftShader)', (v) => {
+      try {
+        parseConv2dDirectBlock(v);
+      } catch (e) {
+        throw new InvalidArgumentError((e as Error).message);
+      }
+      return v;
+    })
     .option('--profile', "our works' GPU time per kernel (where the adapter has GPU timestamps)")
     .option('--no-tfjs', 'leave out TF.js')
     .option('--no-ort', 'leave out ONNX Runtime Web')
@@ -196,6 +206,7 @@ async function main(): Promise<void> {
         peers: [o.tfjs && 'tfjs', o.ort && 'ort'].filter(Boolean).join(','),
         ...(o.profile ? { profile: '1' } : {}),
         ...(o.conv !== 'auto' ? { conv: o.conv } : {}),
+        ...(o.directBlock ? { block: o.directBlock } : {}),
       });
       if (o.size) q.set('size', String(o.size));
       if (o.reps !== undefined) q.set('reps', String(o.reps));
@@ -204,7 +215,7 @@ async function main(): Promise<void> {
       works = await runPage<WorksResult>(browser, base, `/bench/web/bench.html?${q}`, timeoutMs, progress);
 
       const budget = works.memory.budget_mib === null ? 'none' : `${works.memory.budget_mib} MiB`;
-      log(`browser: ${version}; adapter: ${works.adapter}; VGG16 at ${works.size}×${works.size}, batch 1, fp32; ${works.conv} conv kernels; medians of ${works.reps} after a warm-up, read-back included; our memory budget ${budget}`);
+      log(`browser: ${version}; adapter: ${works.adapter}; VGG16 at ${works.size}×${works.size}, batch 1, fp32; ${works.conv} conv kernels${works.direct_block ? ` (block ${works.direct_block.replace('x', '×')})` : ''}; medians of ${works.reps} after a warm-up, read-back included; our memory budget ${budget}`);
       for (const r of works.results) {
         log(
           `${r.work.padEnd(18)} ours ${fmt(r.ours_ms)} ms   tfjs ${fmt(r.tfjs_ms)} ms   tfjs/ours ${String(r.ratio ?? '—').padEnd(5)}` +
@@ -285,6 +296,7 @@ async function main(): Promise<void> {
           adapter: works?.adapter ?? firstMapAdapter,
           size: works?.size ?? null,
           conv: works?.conv ?? null,
+          direct_block: works?.direct_block ?? null,
           reps: works?.reps ?? null,
           samples: works?.samples ?? null,
           results: works?.results ?? [],

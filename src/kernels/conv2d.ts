@@ -365,6 +365,8 @@ export interface Conv2dSettings {
   tile: Conv2dTile | null;
   /** Whether the tiled forward and input-gradient kernels may split K (default true). */
   splitK: boolean;
+  /** The register block of the direct forward and input-gradient kernels; null: by adapter (see directBlockFor). */
+  directBlock: Conv2dDirectBlock | null;
   /** Testing: the workgroups per grid dimension assumed instead of the device's; null: the device's. */
   gridLimit: number | null;
 }
@@ -373,45 +375,99 @@ const settingsByGpu = new WeakMap<Gpu, Conv2dSettings>();
 
 function settingsOf(gpu: Gpu): Conv2dSettings {
   let s = settingsByGpu.get(gpu);
-  if (!s) settingsByGpu.set(gpu, (s = { strategy: null, tile: null, splitK: true, gridLimit: null }));
+  if (!s) settingsByGpu.set(gpu, (s = { strategy: null, tile: null, splitK: true, directBlock: null, gridLimit: null }));
   return s;
 }
 
 /** A copy of `gpu`'s conv2d settings (change them with the setConv2d* functions). */
 export function conv2dSettings(gpu: Gpu): Conv2dSettings {
   const s = settingsOf(gpu);
-  return { ...s, tile: s.tile ? { ...s.tile } : null };
+  return { ...s, tile: s.tile ? { ...s.tile } : null, directBlock: s.directBlock ? { ...s.directBlock } : null };
+}
+
+/**
+ * The register block of the direct kernels: each invocation computes `pixels` output pixels ×
+ * up to `channels` channels (fewer when the layer has fewer), loading pixels + channels values per
+ * filter tap for pixels × channels FMAs.
+ */
+export interface Conv2dDirectBlock {
+  pixels: number;
+  channels: number;
+}
+
+/** Register blocks the direct kernels are built for: each side 1, 2, 4, 8, 16 or 32, at most 256 accumulators. */
+export function checkConv2dDirectBlock(b: Conv2dDirectBlock): void {
+  const sides = [1, 2, 4, 8, 16, 32];
+  if (!sides.includes(b.pixels) || !sides.includes(b.channels) || b.pixels * b.channels > 256) {
+    throw new ArgumentError(
+      `conv2d: a direct block is pixels×channels with each of 1, 2, 4, 8, 16 or 32 and at most 256 accumulators, got ${b.pixels}×${b.channels}`,
+    );
+  }
+}
+
+/** Reads "PIXELSxCHANNELS" (e.g. "4x16"); throws an ArgumentError otherwise. */
+export function parseConv2dDirectBlock(s: string): Conv2dDirectBlock {
+  const m = /^(\d+)x(\d+)$/.exec(s.trim());
+  if (!m) throw new ArgumentError(`conv2d: a direct block is written PIXELSxCHANNELS, such as 4x16, got ${JSON.stringify(s)}`);
+  const b = { pixels: Number(m[1]), channels: Number(m[2]) };
+  checkConv2dDirectBlock(b);
+  return b;
+}
+
+/**
+ * The direct kernels' register block for `adapter`. lavapipe compiles with LLVM, which keeps an
+ * 8×8 block in registers; SwiftShader (Chrome's software adapter) compiles with Subzero, and with
+ * an 8×8 block VGG16's first forward pass at 32×32 took 8.6 s there (1.4 s with 4×16, most of the
+ * difference compiling) and its 13 conv layers then ran in 0.86 s against 0.77 s with 4×16.
+ */
+export function directBlockFor(adapter: { name: string }): Conv2dDirectBlock {
+  return /swiftshader/i.test(adapter.name) ? { pixels: 4, channels: 16 } : { pixels: 8, channels: 8 };
+}
+
+/**
+ * Benchmark aid: the direct forward and input-gradient kernels of `gpu` use this register block
+ * (null restores the choice by adapter, directBlockFor).
+ */
+export function setConv2dDirectBlock(gpu: Gpu, block: Conv2dDirectBlock | null): void {
+  if (block) checkConv2dDirectBlock(block);
+  settingsOf(gpu).directBlock = block ? { ...block } : null;
 }
 
 /** The settings a dispatch plan depends on. */
-type PlanSettings = Pick<Conv2dSettings, 'tile' | 'splitK'>;
-const DEFAULT_PLAN: PlanSettings = { tile: null, splitK: true };
+type PlanSettings = Pick<Conv2dSettings, 'tile' | 'splitK'> & { directBlock: Conv2dDirectBlock };
+const DEFAULT_PLAN: PlanSettings = { tile: null, splitK: true, directBlock: { pixels: 8, channels: 8 } };
+
+function planSettings(gpu: Gpu): PlanSettings {
+  const s = settingsOf(gpu);
+  return { tile: s.tile, splitK: s.splitK, directBlock: s.directBlock ?? directBlockFor(gpu.adapter) };
+}
 
 interface Plan {
   shader: string;
-  defines: Record<string, number>;
+  defines: Record<string, number | boolean>;
   gemm: GemmShape;
   workgroups: [number, number, number];
 }
 
 /** Invocations per workgroup of the direct kernels. */
 const DIRECT_WG = 64;
-/** Outputs per invocation along the pixel axis of the direct kernels. */
-const DIRECT_RM = 8;
 
-/** The largest power of two ≤ min(n, 8): a register block that fits `n` channels without waste. */
-function blockFor(n: number): number {
-  return n >= 8 ? 8 : n >= 4 ? 4 : n >= 2 ? 2 : 1;
+/** The largest power of two ≤ min(n, max): a register block that fits `n` channels without waste. */
+function blockFor(n: number, max: number): number {
+  let b = 1;
+  while (b * 2 <= Math.min(n, max)) b *= 2;
+  return b;
 }
 
 /** A direct kernel over M pixels (RM per invocation) × `cols` channels (RN per invocation). */
-function directPixelPlan(op: string, shader: string, g: Geometry, m: number, cols: number, k: number, limits: Conv2dLimits, extra: Record<string, number> = {}): Plan {
-  const RN = blockFor(cols);
+function directPixelPlan(op: string, shader: string, g: Geometry, m: number, cols: number, k: number, limits: Conv2dLimits, block: Conv2dDirectBlock, extra: Record<string, number | boolean> = {}): Plan {
+  const RM = block.pixels;
+  const RN = blockFor(cols, block.channels);
   const tilesN = Math.ceil(cols / RN);
   // Workgroups of DIRECT_WG invocations over all (pixel block, channel block) pairs.
-  const tiles = Math.ceil((Math.ceil(m / DIRECT_RM) * tilesN) / DIRECT_WG);
+  const tiles = Math.ceil((Math.ceil(m / RM) * tilesN) / DIRECT_WG);
   const gemm: GemmShape = { m, n: cols, k, tilesN, tiles, kChunk: 0, splits: 1, total: 0 };
-  return { shader, defines: { RM: DIRECT_RM, RN, WG: DIRECT_WG, ...extra }, gemm, workgroups: grid(op, tiles, g.p.groups, limits) };
+  return { shader, defines: { RM, RN, WG: DIRECT_WG, ...extra }, gemm, workgroups: grid(op, tiles, g.p.groups, limits) };
 }
 
 /** Workgroups split K aims for, and the shortest K chunk worth a workgroup (forward, input gradient). */
@@ -437,7 +493,7 @@ function splitK(gemm: GemmShape, tile: Tile, groups: number, outputSize: number,
 function forwardPlan(g: Geometry, limits: Conv2dLimits, strategy: Conv2dStrategy, settings: PlanSettings): Plan {
   const m = g.batch * g.ho * g.wo;
   const k = g.cinG * g.kh * g.kw;
-  if (strategy === 'direct') return directPixelPlan('conv2d', 'conv2d_forward_direct', g, m, g.coutG, k, limits);
+  if (strategy === 'direct') return directPixelPlan('conv2d', 'conv2d_forward_direct', g, m, g.coutG, k, limits, settings.directBlock);
   const tile = pixelRowsTile(g.coutG, m, g.p.groups, settings.tile);
   const gemm = gemmShape(tile, m, g.coutG, k);
   splitK(gemm, tile, g.p.groups, g.batch * g.cout * g.ho * g.wo, limits, settings.splitK);
@@ -449,7 +505,11 @@ function inputGradPlan(g: Geometry, limits: Conv2dLimits, strategy: Conv2dStrate
   const m = g.batch * g.h * g.w;
   const k = g.coutG * g.kh * g.kw;
   if (strategy === 'direct') {
-    return directPixelPlan(op, 'conv2d_input_grad_direct', g, m, g.cinG, k, limits, { SH: g.p.stride[0], SW: g.p.stride[1] });
+    return directPixelPlan(op, 'conv2d_input_grad_direct', g, m, g.cinG, k, limits, settings.directBlock, {
+      SH: g.p.stride[0],
+      SW: g.p.stride[1],
+      STRIDED: g.p.stride[0] > 1 || g.p.stride[1] > 1,
+    });
   }
   const tile = pixelRowsTile(g.cinG, m, g.p.groups, settings.tile);
   const gemm = gemmShape(tile, m, g.cinG, k);
@@ -475,8 +535,8 @@ function filterGradPlan(g: Geometry, limits: Conv2dLimits, strategy: Conv2dStrat
   let gemm: GemmShape;
   let defines: Record<string, number>;
   if (direct) {
-    const RM = blockFor(g.coutG);
-    const RN = blockFor(cols);
+    const RM = blockFor(g.coutG, 8);
+    const RN = blockFor(cols, 8);
     const tilesN = Math.ceil(cols / RN);
     const invocations = Math.ceil(g.coutG / RM) * tilesN;
     gemm = { m: g.coutG, n: cols, k, tilesN, tiles: Math.ceil(invocations / DIRECT_FILTER_WG), kChunk: 0, splits: 1, total };
@@ -568,7 +628,7 @@ export async function conv2dForward(x: Tensor, w: Tensor, bias: Tensor | null, p
     }
   }
   const gpu = x.gpu;
-  const { shader, defines, gemm, workgroups } = forwardPlan(g, deviceLimits(gpu), conv2dStrategy(gpu), settingsOf(gpu));
+  const { shader, defines, gemm, workgroups } = forwardPlan(g, deviceLimits(gpu), conv2dStrategy(gpu), planSettings(gpu));
   const yShape = [g.batch, g.cout, g.ho, g.wo];
   if (gemm.splits > 1) {
     // Partial sums first; bias and activation come with their sum.
@@ -607,7 +667,7 @@ export async function conv2dBackwardInput(dy: Tensor, w: Tensor, xShape: readonl
     throw new ShapeError(`${op}: dy must be ${formatShape(expected)} (the output of x ${formatShape(xShape)} and w ${formatShape(w.shape)}), got ${formatShape(dy.shape)}`);
   }
   const gpu = dy.gpu;
-  const { shader, defines, gemm, workgroups } = inputGradPlan(g, deviceLimits(gpu), conv2dStrategy(gpu), settingsOf(gpu));
+  const { shader, defines, gemm, workgroups } = inputGradPlan(g, deviceLimits(gpu), conv2dStrategy(gpu), planSettings(gpu));
   const split = gemm.splits > 1;
   const kernel = await gpu.kernel(shader, { ...defines, CONV2D_PARAMS, ...(shader === 'conv2d_input_grad' ? { SPLIT: split } : {}) });
   if (split) {
