@@ -26,6 +26,8 @@ interface BenchWebJson {
   browser: string;
   adapter: string;
   size: number;
+  conv: string;
+  direct_block: string | null;
   reps: number;
   results: {
     work: string;
@@ -56,6 +58,8 @@ describe.runIf(existsSync(bench) && haveChromium)('npm run bench:web', () => {
     expect(out.browser).toMatch(/Chrome/);
     expect(out.adapter).toMatch(/swiftshader/i);
     expect(out.size).toBe(32);
+    // SwiftShader: the direct conv kernels with the block chosen for its compiler
+    expect([out.conv, out.direct_block]).toEqual(['direct', '4x16']);
     expect(out.results.map((r) => r.work)).toEqual(['forward', 'vanilla', 'gradcam']);
     expect(out.reps).toBe(0);
     for (const r of out.results) {

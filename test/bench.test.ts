@@ -13,6 +13,8 @@ const bench = 'dist/bench/main.js';
 
 interface BenchJson {
   size: number;
+  conv: string;
+  direct_block: string | null;
   results: {
     work: string;
     ours_ms: number | null;
@@ -57,6 +59,8 @@ describe.runIf(existsSync(bench))('npm run bench', () => {
     });
     const out = JSON.parse(stdout) as BenchJson;
     expect(out.size).toBe(32);
+    // lavapipe: the direct conv kernels with their 8×8 register block
+    expect([out.conv, out.direct_block]).toEqual(['direct', '8x8']);
     expect(out.results.map((r) => r.work)).toEqual(['forward', 'vanilla', 'gradcam', 'smoothgrad', 'smoothgrad-1batch', 'guided-backprop']);
     for (const r of out.results) {
       expect(r.ours_ms).toBeGreaterThan(0);

@@ -187,6 +187,24 @@ for (const strategy of ['tiled', 'direct'] as Conv2dStrategy[]) {
   });
 }
 
+/** The forward pass and the input gradient of each case against the reference (the kernels a setting changes). */
+async function checkForwardAndInputGrad(gpu: Gpu, cases: Case[], seed: number): Promise<void> {
+  for (const [i, c] of cases.entries()) {
+    const x = randomArray(product(c.x), seed + i);
+    const w = randomArray(product(c.w), seed + 10 + i);
+    const b = c.bias ? randomArray(c.w[0]!, seed + 20 + i) : null;
+    const rp = refParams(c.params);
+    const ref = conv2dReference(x, c.x, w, c.w, b, rp, c.activation ?? 'none', 0.01);
+    const dy = randomArray(product(ref.shape), seed + 30 + i);
+    await gpu.scope(async () => {
+      const y = await conv2dForward(tensor(gpu, x, c.x), tensor(gpu, w, c.w), b && tensor(gpu, b, [c.w[0]!]), { ...c.params, activation: c.activation });
+      expectClose(await y.read(), ref.data, 1e-4, 1e-4);
+      const dx = await conv2dBackwardInput(tensor(gpu, dy, ref.shape), tensor(gpu, w, c.w), c.x, c.params);
+      expectClose(await dx.read(), conv2dInputGradReference(dy, w, c.x, c.w, rp), 1e-4, 1e-4);
+    });
+  }
+}
+
 // The benchmark can force any of these tiles on the tiled forward and input-gradient kernels (to
 // choose the defaults on a GPU); each must compute the same convolution. Two cases: several
 // partial tiles in both GEMM dimensions (with bias and ReLU), and a strided, padded, grouped one.
@@ -205,20 +223,7 @@ describe('tiled conv2d with each benchmark tile', () => {
     it(name, async () => {
       const gpu = await getGpu();
       setConv2dTile(gpu, parseConv2dTile(name));
-      for (const [i, c] of cases.entries()) {
-        const x = randomArray(product(c.x), 700 + i);
-        const w = randomArray(product(c.w), 710 + i);
-        const b = c.bias ? randomArray(c.w[0]!, 720 + i) : null;
-        const rp = refParams(c.params);
-        const ref = conv2dReference(x, c.x, w, c.w, b, rp, c.activation ?? 'none', 0.01);
-        const dy = randomArray(product(ref.shape), 730 + i);
-        await gpu.scope(async () => {
-          const y = await conv2dForward(tensor(gpu, x, c.x), tensor(gpu, w, c.w), b && tensor(gpu, b, [c.w[0]!]), { ...c.params, activation: c.activation });
-          expectClose(await y.read(), ref.data, 1e-4, 1e-4);
-          const dx = await conv2dBackwardInput(tensor(gpu, dy, ref.shape), tensor(gpu, w, c.w), c.x, c.params);
-          expectClose(await dx.read(), conv2dInputGradReference(dy, w, c.x, c.w, rp), 1e-4, 1e-4);
-        });
-      }
+      await checkForwardAndInputGrad(gpu, cases, 700);
     });
   }
 
@@ -251,20 +256,7 @@ describe('direct conv2d with each register block', () => {
       const gpu = await getGpu();
       setConv2dDirectBlock(gpu, parseConv2dDirectBlock(name));
       expect(conv2dSettings(gpu).directBlock).toEqual(parseConv2dDirectBlock(name));
-      for (const [i, c] of cases.entries()) {
-        const x = randomArray(product(c.x), 800 + i);
-        const w = randomArray(product(c.w), 810 + i);
-        const b = c.bias ? randomArray(c.w[0]!, 820 + i) : null;
-        const rp = refParams(c.params);
-        const ref = conv2dReference(x, c.x, w, c.w, b, rp, c.activation ?? 'none', 0.01);
-        const dy = randomArray(product(ref.shape), 830 + i);
-        await gpu.scope(async () => {
-          const y = await conv2dForward(tensor(gpu, x, c.x), tensor(gpu, w, c.w), b && tensor(gpu, b, [c.w[0]!]), { ...c.params, activation: c.activation });
-          expectClose(await y.read(), ref.data, 1e-4, 1e-4);
-          const dx = await conv2dBackwardInput(tensor(gpu, dy, ref.shape), tensor(gpu, w, c.w), c.x, c.params);
-          expectClose(await dx.read(), conv2dInputGradReference(dy, w, c.x, c.w, rp), 1e-4, 1e-4);
-        });
-      }
+      await checkForwardAndInputGrad(gpu, cases, 800);
     });
   }
 

@@ -162,7 +162,7 @@ async function main(): Promise<void> {
     .option('--repeat <n>', 'time to first map: fresh browsers per model and mode (medians)', (v) => intArg(v, '--repeat'), 1)
     .option('--budget <MiB>', "our GPU memory budget in MiB (default: initGpu's: 1024 in a browser, at most a quarter of RAM on a software adapter)", (v) => intArg(v, '--budget'))
     .option('--gpu', "use the machine's GPU instead of SwiftShader (Chromium's Vulkan flags for a real adapter)")
-    .option('--timeout <s>', 'seconds each page may take', (v) => intArg(v, '--timeout'), 900)
+    .option('--timeout <s>', 'seconds each page may take (every work at 64×64 with --profile takes over 15 min on SwiftShader)', (v) => intArg(v, '--timeout'), 3600)
     .option('--json', 'print one JSON object instead of tables');
   program.parse(process.argv);
   const o = program.opts<Options>();
