@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Tape, defineOp, nameOutput, noGrad, recordOp, registerBackward } from '../src/autodiff/tape.js';
+import { Tape, defineOp, makeGrads, nameOutput, noGrad, recordOp, registerBackward } from '../src/autodiff/tape.js';
 import { add, mul, scale, unary } from '../src/kernels/elementwise.js';
 import { tensor, type Tensor } from '../src/runtime/tensor.js';
 import { expectClose, getGpu } from './helpers.js';
@@ -356,5 +356,41 @@ describe('tape autodiff', () => {
       expect(h1.gradient).toBeNull();
       tape.dispose();
     });
+  });
+});
+
+describe('makeGrads (the bookkeeping of rules that make several gradients)', () => {
+  it('returns the gradients the body made, null where it made none, and frees its temps', async () => {
+    const gpu = await getGpu();
+    const before = gpu.memory().inUse;
+    const temp = tensor(gpu, [1, 2], [2]);
+    const grads = await makeGrads(3, async (g, temps) => {
+      temps.push(temp);
+      g[1] = await scale(temp, 2);
+    });
+    expect(grads[0]).toBeNull();
+    expect(grads[2]).toBeNull();
+    expect([...(await grads[1]!.read())]).toEqual([2, 4]);
+    expect(temp.isDisposed).toBe(true);
+    grads[1]!.dispose();
+    expect(gpu.memory().inUse).toBe(before);
+  });
+
+  it('when the body throws, frees the gradients made so far and the temps, and passes the error on', async () => {
+    const gpu = await getGpu();
+    const before = gpu.memory().inUse;
+    let made: Tensor | undefined;
+    let temp: Tensor | undefined;
+    await expect(
+      makeGrads(2, async (g, temps) => {
+        temp = tensor(gpu, [1, 2], [2]);
+        temps.push(temp);
+        made = g[0] = await scale(temp, 3);
+        throw new Error('the second gradient failed');
+      }),
+    ).rejects.toThrow('the second gradient failed');
+    expect(made!.isDisposed).toBe(true);
+    expect(temp!.isDisposed).toBe(true);
+    expect(gpu.memory().inUse).toBe(before);
   });
 });

@@ -140,6 +140,28 @@ export function defineOp<Saved extends object = Record<string, never>>(
   };
 }
 
+/**
+ * The bookkeeping of a backward rule that makes several gradients: `body` fills `grads` (one slot
+ * per input, null until made) and puts intermediates in `temps`. The temps are freed however the
+ * body ends; if it throws, so are the gradients it made, and the error goes on.
+ */
+export async function makeGrads(
+  inputs: number,
+  body: (grads: (Tensor | null)[], temps: Tensor[]) => Promise<void>,
+): Promise<(Tensor | null)[]> {
+  const grads: (Tensor | null)[] = new Array<Tensor | null>(inputs).fill(null);
+  const temps: Tensor[] = [];
+  try {
+    await body(grads, temps);
+    return grads;
+  } catch (e) {
+    for (const t of grads) t?.dispose();
+    throw e;
+  } finally {
+    for (const t of temps) t.dispose();
+  }
+}
+
 // Views (Tensor.reshape) are recorded by the runtime itself, so their rule lives here.
 defineOp<{ shape: readonly number[] }>('reshape', async (dy, ctx) => [ctx.needsGrad[0] ? dy.reshape(ctx.saved.shape) : null]);
 

@@ -8,7 +8,7 @@
 import { ArgumentError } from '../../runtime/errors.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import { batchNorm as batchNormKernel, batchNormInputGrad, batchNormParamGrads, type BatchNormParams } from '../../kernels/batchnorm.js';
-import { defineOp } from '../tape.js';
+import { defineOp, makeGrads } from '../tape.js';
 
 export type { BatchNormParams } from '../../kernels/batchnorm.js';
 
@@ -25,9 +25,10 @@ interface BatchNormSaved {
 const batchNormDef = defineOp<BatchNormSaved>('batchNorm', async (dy, ctx) => {
   const { x, scale, mean, variance, epsilon, shape } = ctx.saved;
   const [needX, ...needParams] = ctx.needsGrad;
-  const g = dy.reshape(shape);
-  const grads: (Tensor | null)[] = [null, null, null, null, null];
-  try {
+  // Inputs are x, scale, bias, mean, variance.
+  return makeGrads(5, async (grads, temps) => {
+    const g = dy.reshape(shape);
+    temps.push(g);
     if (needX) grads[0] = await batchNormInputGrad(g, { scale, variance, epsilon });
     if (needParams.some(Boolean)) {
       if (!x) {
@@ -36,20 +37,13 @@ const batchNormDef = defineOp<BatchNormSaved>('batchNorm', async (dy, ctx) => {
         );
       }
       const p = await batchNormParamGrads(g, x, { scale, mean, variance, epsilon });
-      // Inputs are x, scale, bias, mean, variance.
       const order = [p.scale, p.bias, p.mean, p.variance];
       order.forEach((t, k) => {
         if (needParams[k]) grads[k + 1] = t;
         else t.dispose();
       });
     }
-    return grads;
-  } catch (e) {
-    for (const t of grads) t?.dispose();
-    throw e;
-  } finally {
-    g.dispose();
-  }
+  });
 });
 
 /**

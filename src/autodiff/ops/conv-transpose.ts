@@ -14,7 +14,7 @@ import {
   type ConvTranspose2dParams,
 } from '../../kernels/conv-transpose.js';
 import type { Tensor } from '../../runtime/tensor.js';
-import { defineOp } from '../tape.js';
+import { defineOp, makeGrads } from '../tape.js';
 
 export type { ConvTranspose2dParams } from '../../kernels/conv-transpose.js';
 
@@ -28,19 +28,13 @@ interface ConvTransposeSaved {
 const convTransposeDef = defineOp<ConvTransposeSaved>('convTranspose2d', async (dy, ctx) => {
   const { x, w, params, outShape } = ctx.saved;
   const [needX, needW, needB] = ctx.needsGrad;
-  const g = dy.reshape(outShape); // a backward seed need only match in size
-  const grads: (Tensor | null)[] = [null, null, null];
-  try {
+  return makeGrads(3, async (grads, temps) => {
+    const g = dy.reshape(outShape); // a backward seed need only match in size
+    temps.push(g);
     if (needX) grads[0] = await convTranspose2dBackwardInput(g, w, x.shape, params);
     if (needW) grads[1] = await convTranspose2dBackwardFilter(x, g, w.shape, params);
     if (needB) grads[2] = await conv2dBackwardBias(g);
-    return grads;
-  } catch (e) {
-    for (const t of grads) t?.dispose();
-    throw e;
-  } finally {
-    g.dispose();
-  }
+  });
 });
 
 /**

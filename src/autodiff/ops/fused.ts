@@ -8,7 +8,7 @@
  */
 import type { Activation } from '../../kernels/common.js';
 import type { Tensor } from '../../runtime/tensor.js';
-import type { BackwardContext } from '../tape.js';
+import { makeGrads, type BackwardContext } from '../tape.js';
 
 /** What a layer with a fused activation saves for its backward pass. */
 export interface FusedActivation {
@@ -30,9 +30,7 @@ export async function fusedActivationBackward(
   fused: Readonly<FusedActivation>,
   inputGrads: readonly ((dz: Tensor) => Promise<Tensor>)[],
 ): Promise<(Tensor | null)[]> {
-  const temps: Tensor[] = [];
-  const grads: (Tensor | null)[] = inputGrads.map(() => null);
-  try {
+  return makeGrads(inputGrads.length, async (grads, temps) => {
     let dz = dy.reshape(fused.outShape);
     temps.push(dz);
     if (fused.activation !== 'none') {
@@ -42,11 +40,5 @@ export async function fusedActivationBackward(
     for (let i = 0; i < inputGrads.length; i++) {
       if (ctx.needsGrad[i]) grads[i] = await inputGrads[i]!(dz);
     }
-    return grads;
-  } catch (e) {
-    for (const g of grads) g?.dispose();
-    throw e;
-  } finally {
-    for (const t of temps) t.dispose();
-  }
+  });
 }

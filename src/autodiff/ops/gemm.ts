@@ -12,7 +12,7 @@ import { gemm as gemmKernel, gemmGeometry, runMatmulNd, type GemmOptions, type N
 import { matmul } from '../../kernels/matmul.js';
 import { scale } from '../../kernels/elementwise.js';
 import { sumToShape } from '../../kernels/reduce.js';
-import { defineOp } from '../tape.js';
+import { defineOp, makeGrads } from '../tape.js';
 import { matmulOp } from './linear.js';
 import { broadcastTo } from './shape.js';
 
@@ -30,9 +30,7 @@ const gemmDef = defineOp<GemmSaved>('gemm', async (dy, ctx) => {
   const { a, b, cShape, options, outShape } = ctx.saved;
   const { transA, transB, alpha, beta } = options;
   const [needA, needB, needC] = ctx.needsGrad;
-  const temps: Tensor[] = [];
-  const grads: (Tensor | null)[] = [null, null, null];
-  try {
+  return makeGrads(3, async (grads, temps) => {
     let g = dy.reshape(outShape);
     temps.push(g);
     if (needC && cShape) {
@@ -58,13 +56,7 @@ const gemmDef = defineOp<GemmSaved>('gemm', async (dy, ctx) => {
         ? await matmul(g, a, { transA: true, transB: transA }) // dB = (Pᵀ·g)ᵀ = gᵀ·P
         : await matmul(a, g, { transA: !transA }); // dB = Pᵀ·g
     }
-    return grads;
-  } catch (e) {
-    for (const t of grads) t?.dispose();
-    throw e;
-  } finally {
-    for (const t of temps) t.dispose();
-  }
+  });
 });
 
 /**

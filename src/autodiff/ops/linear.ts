@@ -11,7 +11,7 @@ import type { Tensor } from '../../runtime/tensor.js';
 import type { Activation } from '../../kernels/common.js';
 import { checkActivation } from '../../kernels/activation.js';
 import { columnSums, linearForward, matmul } from '../../kernels/matmul.js';
-import { defineOp } from '../tape.js';
+import { defineOp, makeGrads } from '../tape.js';
 import { fusedActivationBackward, type FusedActivation } from './fused.js';
 
 export interface LinearOptions {
@@ -55,14 +55,12 @@ interface MatmulSaved {
 const matmulDef = defineOp<MatmulSaved>('matmul', async (dy, ctx) => {
   const { a, b, c } = ctx.saved;
   const [needA, needB] = ctx.needsGrad;
-  const temps: Tensor[] = [];
-  const view = (t: Tensor, shape: number[]) => {
-    const v = t.reshape(shape);
-    temps.push(v);
-    return v;
-  };
-  const grads: (Tensor | null)[] = [null, null];
-  try {
+  return makeGrads(2, async (grads, temps) => {
+    const view = (t: Tensor, shape: number[]) => {
+      const v = t.reshape(shape);
+      temps.push(v);
+      return v;
+    };
     const dc = view(dy, [...c.shape]);
     if (needA) {
       if (a.rank === 2 && b.rank === 3) {
@@ -83,13 +81,7 @@ const matmulDef = defineOp<MatmulSaved>('matmul', async (dy, ctx) => {
         grads[1] = await matmul(a, dc, { transA: true });
       }
     }
-    return grads;
-  } catch (e) {
-    for (const g of grads) g?.dispose();
-    throw e;
-  } finally {
-    for (const t of temps) t.dispose();
-  }
+  });
 });
 
 /**
