@@ -9,18 +9,11 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import type { FirstMap, PageRow } from '../src/bench/web-page.js';
 import { haveChromium } from './chromium.js';
 
 const run = promisify(execFile);
 const bench = 'dist/bench/web.js';
-
-interface FirstMap {
-  total: number;
-  load: number;
-  compile: number;
-  run: number;
-  pipelines: number;
-}
 
 interface BenchWebJson {
   browser: string;
@@ -29,22 +22,7 @@ interface BenchWebJson {
   conv: string;
   direct_block: string | null;
   reps: number;
-  results: {
-    work: string;
-    ours_ms: number | null;
-    tfjs_ms: number | null;
-    ratio: number | null;
-    ours_first_ms: number;
-    tfjs_first_ms: number | null;
-    ort_ms?: number | null;
-    ort_first_ms?: number | null;
-    tfjs_error?: string;
-    ort_error?: string;
-    ours_peak_mib: number;
-    ours_live_peak_mib: number;
-    tfjs_live_peak_mib: number | null;
-    tfjs_pool_mib: number | null;
-  }[];
+  results: PageRow[];
   agreement: { tfjs: Record<string, number> | null; ort: Record<string, number> | null };
   memory: { budget_mib: number | null; ours_peak_mib: number; tfjs_live_peak_mib: number | null; tfjs_pool_mib: number | null };
   first_map_ms: Record<string, { cold: FirstMap; warm: FirstMap; revisit: FirstMap; runs: number }>;

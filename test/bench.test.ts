@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import type { WorkRow } from '../src/bench/works.js';
 
 const run = promisify(execFile);
 const bench = 'dist/bench/main.js';
@@ -15,18 +16,7 @@ interface BenchJson {
   size: number;
   conv: string;
   direct_block: string | null;
-  results: {
-    work: string;
-    ours_ms: number | null;
-    tfjs_ms: number | null;
-    ratio: number | null;
-    tfjs_error?: string;
-    ours_peak_mib: number;
-    ours_live_peak_mib: number;
-    tfjs_live_peak_mib: number | null;
-    tfjs_pool_mib: number | null;
-    batching?: string;
-  }[];
+  results: WorkRow[];
   smoothgrad_vs_one_batch: number | null;
   agreement: Record<string, number> | null;
   memory: { budget_mib: number | null; ours_peak_mib: number; tfjs_live_peak_mib: number | null; tfjs_pool_mib: number | null };
