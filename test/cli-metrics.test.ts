@@ -133,6 +133,15 @@ describe.runIf(existsSync(cli))('saliency metrics', () => {
     expect(await fails(['--model', 'fashion-vgg', '--image', img, '--step', '1000', '--metric', 'deletion', '--method', 'vanilla'])).toMatch(/^saliency: --step must be at most H·W = 784 \(the model input's pixels\), got 1000$/m);
     expect(await fails(['--model', 'fashion-vgg', '--image', img, '--batch-size', '0'])).toMatch(/--batch-size must be 'auto' or a positive integer/);
     expect(await fails(['--model', 'fashion-vgg', '--image', img, '--memory-budget', 'lots'])).toMatch(/--memory-budget must be a positive integer/);
+    // A run that fails before its first file (here loading a broken model) leaves no --out
+    // directory behind; a --out where nothing can be written is refused before the GPU work.
+    const broken = join(dir, 'broken.safetensors');
+    writeFileSync(broken, 'not a safetensors file');
+    const out = join(dir, 'never-made');
+    expect(await fails(['--model', broken, '--image', img, '--out', out])).toMatch(/broken\.safetensors/);
+    expect(existsSync(out)).toBe(false);
+    writeFileSync(join(dir, 'a-file'), '');
+    expect(await fails(['--model', 'fashion-vgg', '--image', img, '--out', join(dir, 'a-file', 'sub')])).toMatch(/^saliency: --out .*a-file\/sub: cannot write files there/m);
     const help = (await run(process.execPath, [cli, 'metrics', '--help'])).stdout;
     for (const option of ['--model', '--image', '--crop', '--method', '--metric', '--target', '--layer', '--samples', '--noise-level', '--seed', '--step', '--batch-size', '--memory-budget', '--percentages', '--radius', '--sensitivity-samples', '--order', '--box', '--tolerance', '--out']) {
       expect(help).toContain(option);

@@ -19,7 +19,7 @@ import { drawBox, drawText, imageToTensorData, readImage, writePng } from '../sa
 import { renderOverlay } from '../saliency/render.js';
 import { loadInput } from './explain.js';
 import { inputToRgba } from '../saliency/input.js';
-import { checkOutputDirectory, gpuOptions, outputDirectory } from './output.js';
+import { checkOutputDirectory, gpuOptions, lazyOutputDirectory, outputDirectory } from './output.js';
 import { progressLines } from './progress.js';
 import { formatRate } from '../runtime/progress.js';
 import { loadModelArgument } from './train.js';
@@ -185,7 +185,7 @@ export async function driseCommand(o: DriseCommandOptions): Promise<void> {
           : `--target ${o.target}: the detector found no detections at --threshold ${o.threshold}; try a lower --threshold`,
       );
     }
-    const outDir = outputDirectory('--out', o.out);
+    const outDir = lazyOutputDirectory('--out', o.out);
     const [shown] = inPhotoPixels([target], x, photo);
     console.log(`explaining detection ${o.target}: ${describe(target, detector.classNames).text}  box [${shown!.box.map((v) => v.toFixed(1)).join(', ')}]`);
     // Every proposal counts in D-RISE's weights, so the masked images are decoded without a threshold.
@@ -203,7 +203,7 @@ export async function driseCommand(o: DriseCommandOptions): Promise<void> {
     const [w, h] = pictureSize(photo, o.size);
     const image = renderOverlay(raw, photo, { kind: 'cam', width: w, height: h });
     drawBox(image, shown!.box.map((v) => (v * w) / photo.width), [255, 64, 64, 255], 2);
-    const file = join(outDir, `drise-${o.target}.png`);
+    const file = join(outDir(), `drise-${o.target}.png`);
     writePng(file, image);
     console.log(`${o.masks} masks in ${map.seconds.toFixed(1)} s (${formatRate(o.masks, map.seconds, 'mask')}) → ${file}`);
     map.dispose();

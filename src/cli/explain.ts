@@ -18,7 +18,7 @@ import { formatTrace, formatTraceComparison } from '../autodiff/trace.js';
 import { writeFileAtomic } from '../runtime/files.js';
 import { negatedOutput, otherClassName } from '../saliency/sigmoid.js';
 import * as ops from '../autodiff/ops/index.js';
-import { checkOutputDirectory, gpuOptions, outputDirectory } from './output.js';
+import { checkOutputDirectory, gpuOptions, lazyOutputDirectory, outputDirectory } from './output.js';
 import { progressLines } from './progress.js';
 import { decimal } from './parse.js';
 import { loadModelWithArguments, type ModelArguments } from './models.js';
@@ -135,7 +135,7 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
     const printedPasses = new Set<string>();
     const tiles: RgbaImage[] = [{ ...view }];
     const labels = [`input: ${prediction.label}`];
-    const outDir = outputDirectory('--out', o.out);
+    const outDir = lazyOutputDirectory('--out', o.out);
     for (const method of methods) {
       const t0 = performance.now();
       // A bar on a terminal (on stdout: stderr may be a pipe, see quiet.ts), else progress lines.
@@ -179,9 +179,9 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
       raw.dispose();
       const ms = performance.now() - t0;
       const image = renderOverlay(map, view, { size: o.size, kind: method.display });
-      const file = join(outDir, `${method.name}.png`);
+      const file = join(outDir(), `${method.name}.png`);
       writePng(file, figure([image], [`${method.name}: ${prediction.label}`], o.size));
-      const rawFile = join(outDir, `${method.name}.npy`);
+      const rawFile = join(outDir(), `${method.name}.npy`);
       if (o.raw) writeNpy(rawFile, map.data, map.shape);
       console.log(`  ${method.name.padEnd(15)} ${ms.toFixed(0).padStart(6)} ms  → ${file}${o.raw ? `, ${basename(rawFile)}` : ''}`);
       tiles.push(image);
@@ -189,12 +189,12 @@ export async function explainCommand(o: ExplainOptions): Promise<void> {
       if (o.trace) printTrace(traces[traces.length - 1]!, printedPasses);
     }
     tiles[0] = resizeRgba(view, o.size, o.size, 'bilinear');
-    const file = join(outDir, 'overview.png');
+    const file = join(outDir(), 'overview.png');
     writePng(file, figure(tiles, labels, o.size));
     console.log(`overview → ${file}`);
     if (o.trace) {
       printComparison(traces);
-      const json = join(outDir, 'trace.json');
+      const json = join(outDir(), 'trace.json');
       writeFileAtomic(json, JSON.stringify({ model: model.name, image: o.image, target: prediction.index, negated: prediction.negate, methods: traces }, null, 1) + '\n');
       console.log(`trace → ${json}`);
     }

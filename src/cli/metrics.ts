@@ -17,7 +17,7 @@ import { tileImages, writePng } from '../saliency/image.js';
 import * as metrics from '../saliency/metrics/index.js';
 import { linePlot, type PlotSeries } from '../saliency/plot.js';
 import { loadInput, parseCrop } from './explain.js';
-import { gpuOptions, outputDirectory } from './output.js';
+import { checkOutputDirectory, gpuOptions, lazyOutputDirectory } from './output.js';
 import { decimal } from './parse.js';
 import { loadModelArgument } from './train.js';
 import { METRIC_NAMES, checkStep, contentBox, parseBox, parseList, parseOrder, parsePercentages, randomisationPerImage, type MetricFlags, type MetricName } from './metric-options.js';
@@ -136,7 +136,8 @@ export async function metricsCommand(o: MetricsCommandOptions): Promise<void> {
   if (metricList.length < chosen.length) console.log('  pointingGame: skipped (it needs the object\'s box: --box x1,y1,x2,y2 or --box auto)');
   const crop = parseCrop(o.crop);
   const files = imageFiles(o.image);
-  const outDir = outputDirectory('--out', o.out);
+  checkOutputDirectory('--out', o.out);
+  const outDir = lazyOutputDirectory('--out', o.out);
 
   const gpu = await initGpu(gpuOptions(o.memoryBudget));
   try {
@@ -308,18 +309,18 @@ export async function metricsCommand(o: MetricsCommandOptions): Promise<void> {
       table: Object.fromEntries(rows.map((row) => [row, Object.fromEntries(columns.map((col) => [col.head, col.cell(results[row]!)]))])),
       results,
     };
-    const jsonFile = join(outDir, 'metrics.json');
+    const jsonFile = join(outDir(), 'metrics.json');
     // Six significant digits: the scores are float32 sums, and the file stays small.
     writeFileAtomic(jsonFile, JSON.stringify(json, (_, v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? Number(v.toPrecision(6)) : v)) + '\n');
     console.log(`\nall numbers → ${jsonFile}`);
     const panels = (['deletion', 'insertion'] as const).filter((m) => metricList.includes(m)).map((m) => curvesPlot(m, rows, results));
     if (panels.length) {
-      const file = join(outDir, 'curves.png');
+      const file = join(outDir(), 'curves.png');
       writePng(file, tileImages(panels, { gap: 8 }));
       console.log(`curves → ${file}`);
     }
     if (metricList.includes('randomisation')) {
-      const file = join(outDir, 'randomisation.png');
+      const file = join(outDir(), 'randomisation.png');
       writePng(file, randomisationPlot(rows.filter((r) => results[r]!.randomisation), results, o.order));
       console.log(`randomisation → ${file}`);
     }

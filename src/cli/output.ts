@@ -46,6 +46,16 @@ export function outputDirectory(option: string, dir: string): string {
 }
 
 /**
+ * `outputDirectory(option, dir)` when first called, then the same path: a command that fails
+ * before it writes its first file leaves no empty directory behind. Check `dir` up front with
+ * checkOutputDirectory.
+ */
+export function lazyOutputDirectory(option: string, dir: string): () => string {
+  let path: string | undefined;
+  return () => (path ??= outputDirectory(option, dir));
+}
+
+/**
  * Checks, creating nothing, that `outputDirectory(option, dir)` will be able to write there: the
  * directory, or the nearest of its parents that exists, must be a directory where a file can be
  * made. For commands that fail on a bad --out before they run a model, and leave nothing behind
