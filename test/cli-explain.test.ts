@@ -1,5 +1,5 @@
 /** `saliency explain` and `saliency features`, run as a user runs them, on real PNG files. */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -174,6 +174,26 @@ describe.runIf(existsSync(cli))('saliency explain / features', () => {
       expect(err.stderr).not.toMatch(/at .*\.js:\d+/);
     }
     expect(existsSync(join(dir, 'x'))).toBe(false); // nothing written for a run that failed
+  });
+
+  it('Ctrl-C stops a run between steps: exit status 130, one line, no .partial file left beside the outputs', { timeout: 120_000 }, async () => {
+    const out = join(dir, 'interrupted');
+    // vanilla is written first; the long SmoothGrad after it is where Ctrl-C lands.
+    const child = spawn(process.execPath, [cli, 'explain', '--model', modelFile, '--image', imageFile, '--method', 'vanilla,smoothGrad', '--samples', '20000', '--out', out]);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      if (/vanilla/.test(stdout) && !child.killed) child.kill('SIGINT'); // the parent passes it on to the child doing the work
+    });
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(130);
+    // Said by the process doing the work, from its handler: killed outright it would say nothing.
+    expect(stderr).toBe('saliency: interrupted (SIGINT)\n');
+    expect(readdirSync(out).filter((f) => f.endsWith('.partial'))).toEqual([]);
+    expect(readdirSync(out)).toContain('vanilla.png');
+    expect(readdirSync(out)).not.toContain('overview.png');
   });
 
   it('CAM on a model without a GAP head: refused before any method runs, or skipped first with --method all', async () => {

@@ -10,7 +10,7 @@ import { METRIC_METHODS } from '../saliency/metrics/methods.js';
 import { decimal } from './parse.js';
 import { detectCommand, driseCommand, sceneCommand } from './detect.js';
 import { registerBatchCommands } from './batch/command.js';
-import { exitWithParent, runFiltered, runsItself } from './quiet.js';
+import { exitCleanlyOnSignals, exitWithParent, runFiltered, runsItself } from './quiet.js';
 import { METRIC_NAMES, metricsCommand } from './metrics.js';
 import { addMetricOptions } from './metric-options.js';
 import { addModelOptions, registerLayersCommand } from './models.js';
@@ -256,4 +256,5 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
 
 // Dawn keeps the process alive while its GPU object exists: exit explicitly.
 exitWithParent();
+exitCleanlyOnSignals();
 (runsItself() ? main() : runFiltered()).then((code) => process.exit(code));

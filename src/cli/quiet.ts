@@ -28,6 +28,27 @@ export function runsItself(argv: readonly string[] = process.argv): boolean {
   return process.env[CHILD] === '1' || args.includes('--verbose') || (command !== undefined && DIRECT.has(command));
 }
 
+/**
+ * In the process doing a command's work, except batch runs (killed and resumed by design, and
+ * cleaned up on resume): Ctrl-C, SIGTERM and SIGHUP end the process between two JavaScript steps
+ * instead of inside one. A file being written (writeFileAtomic: a temporary file written and
+ * renamed over the target, all synchronous) is then finished and renamed rather than left as a
+ * `.partial` beside its target. GPU work is awaited, so the signal is handled at once.
+ */
+export function exitCleanlyOnSignals(argv: readonly string[] = process.argv): void {
+  const command = argv.slice(2).find((a) => !a.startsWith('-'));
+  if (!runsItself(argv) || (command !== undefined && DIRECT.has(command))) return;
+  const codes = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+  let stopping = false; // Ctrl-C reaches this process twice: from the terminal, and passed on by the parent
+  for (const [signal, code] of Object.entries(codes)) {
+    process.on(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      process.stderr.write(`saliency: interrupted (${signal})\n`, () => process.exit(code));
+    });
+  }
+}
+
 /** In the filtered child: stop at once if the parent goes (killed with SIGKILL, say), not linger as an orphan. */
 export function exitWithParent(): void {
   if (process.env[CHILD] !== '1' || !process.channel) return;
