@@ -41,9 +41,12 @@ describe('matmul kernel', () => {
     [64, 64, 64],
     [17, 16, 1],
     [130, 3, 67],
-    // few rows: the matvec kernels (M ≤ 8; on CPU adapters b transposed with K % 4 = 0 takes
-    // matvec_rows)
+    // few rows: the matvec kernels (M ≤ 8; on CPU adapters up to 64 rows in blocks of 8, with b
+    // transposed and K % 4 = 0 (matvec_rows) or not transposed and N % 4 = 0 (matvec_cols4_direct))
     [8, 300, 513],
+    [50, 36, 132], // CPU adapters: 7 blocks of 8 rows, the last one partial
+    [64, 20, 8],
+    [65, 20, 8], // CPU adapters: beyond 64 rows, back to the GEMM
     [1, 2049, 300],
     [2, 7, 1],
     [2, 37, 68], // M ≤ 2, N % 4 = 0, B not transposed: vec4 columns (matvec_cols4), a partial workgroup
@@ -71,6 +74,8 @@ describe('matmul kernel', () => {
       const bias = Float32Array.from({ length: 132 }, (_, i) => Math.sin(i)); // each column its own bias
       await checkMatmul(gpu, [2, 50], [50, 132], { bias, activation, alpha: 0.2 }); // vec4 columns
       await checkMatmul(gpu, [2, 52], [132, 52], { transB: true, bias, activation, alpha: 0.2 }); // CPU adapters: one column per invocation
+      await checkMatmul(gpu, [20, 52], [132, 52], { transB: true, bias, activation, alpha: 0.2 }); // CPU adapters: three blocks of rows
+      await checkMatmul(gpu, [20, 50], [50, 132], { bias, activation, alpha: 0.2 });
     }
   });
 

@@ -25,6 +25,14 @@ export interface MatmulOptions {
 const TILE = 64;
 /** Products with at most this many rows use the matvec kernel (shaders/matvec.wgsl). */
 export const MATVEC_MAX_ROWS = 8;
+/**
+ * On CPU adapters the barrier-free kernels (matvec_rows, matvec_cols4_direct) take up to this
+ * many rows, in blocks of 8, instead of the tiled GEMM, whose barriers are costly there: a
+ * [50, 4096] · [4096, 4096]ᵀ product (VGG16's fc7 for a SmoothGrad batch of 50) took 1.9 s
+ * against 9.9 s with the GEMM on SwiftShader, and 0.47 against 0.67 s on lavapipe; at 64 rows
+ * 0.54 against 0.64 s there, so beyond that the GEMM is kept.
+ */
+export const CPU_DIRECT_MAX_ROWS = 64;
 
 /**
  * out = act(op(a) · op(b) + bias), where op(a) is [M, K] and op(b) is [K, N].
@@ -94,30 +102,33 @@ async function gemm(op: string, a: Tensor, b: Tensor, options: MatmulOptions): P
     }
   }
   const gpu = a.gpu;
-  if (M <= MATVEC_MAX_ROWS && batch === 1 && a.rank === 2 && b.rank === 2) {
-    // Few rows (a batch-1 linear layer): a 64-row GEMM tile would be almost all padding. Three
+  const plain = batch === 1 && a.rank === 2 && b.rank === 2;
+  const VEC4 = transB && !transA && K % 4 === 0;
+  const cpuDirect = gpu.adapter.isSoftware && M <= CPU_DIRECT_MAX_ROWS && ((!transB && N % 4 === 0) || VEC4);
+  if (plain && (M <= MATVEC_MAX_ROWS || cpuDirect)) {
+    // Few rows (a linear layer at a small batch): a 64-row GEMM tile would be mostly padding. The
     // kernels share the uniforms and bindings; they differ in how threads cover the N columns.
     const ROWS = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
-    const VEC4 = transB && !transA && K % 4 === 0;
+    const rowBlocks = Math.ceil(M / ROWS);
     const common = { BIAS: !!bias, ROWS, ACTIVATION: ACTIVATION_WGSL[activation] };
     let shader: string;
     let defines: Record<string, string | number | boolean>;
-    let workgroups: [number, number];
-    if (!transB && N % 4 === 0 && gpu.adapter.isSoftware) {
-      // CPU adapters: four columns per invocation for all rows, no lane reduction (barriers are
-      // costly there). On SwiftShader the input gradient of VGG16's linear layers for a batch of 8
-      // took 0.38 s here, against 1.8 s with the lane-reducing matvec kernel.
-      [shader, defines, workgroups] = ['matvec_cols4_direct', { ...common, TRANS_A: transA }, linearWorkgroups(gpu, N / 4, 64)];
+    let workgroups: [number, number, number];
+    if (cpuDirect && !transB) {
+      // CPU adapters: four columns per invocation for a block of 8 rows, no lane reduction
+      // (barriers are costly there). On SwiftShader the input gradient of VGG16's linear layers
+      // for a batch of 8 took 0.26 s here, against 1.8 s with the lane-reducing matvec kernel.
+      [shader, defines, workgroups] = ['matvec_cols4_direct', { ...common, TRANS_A: transA }, [...linearWorkgroups(gpu, N / 4, 64), rowBlocks]];
+    } else if (cpuDirect) {
+      // CPU adapters: one column per invocation for a block of 8 rows, no lane reduction. On
+      // lavapipe a [8, 4096] · [4096, 4096]ᵀ product took 330 ms of GPU time here against 440–550
+      // with the lane reduction.
+      [shader, defines, workgroups] = ['matvec_rows', common, [...linearWorkgroups(gpu, N, 64), rowBlocks]];
     } else if (!transB && N % 4 === 0 && M <= 2) {
       // B row-major (a linear layer's input gradient): four columns per thread, read as vec4.
-      [shader, defines, workgroups] = ['matvec_cols4', { ...common, TRANS_A: transA }, linearWorkgroups(gpu, N / 4, 16)];
-    } else if (VEC4 && gpu.adapter.isSoftware) {
-      // CPU adapters: one column per invocation, no lane reduction (barriers are costly there).
-      // Also for up to 8 rows (a batch of SmoothGrad samples): on lavapipe a [8, 4096] · [4096,
-      // 4096]ᵀ product took 330 ms of GPU time here against 440–550 with the lane reduction.
-      [shader, defines, workgroups] = ['matvec_rows', common, linearWorkgroups(gpu, N, 64)];
+      [shader, defines, workgroups] = ['matvec_cols4', { ...common, TRANS_A: transA }, [...linearWorkgroups(gpu, N / 4, 16), 1]];
     } else {
-      [shader, defines, workgroups] = ['matvec', { ...common, TRANS_A: transA, TRANS_B: transB, VEC4 }, linearWorkgroups(gpu, N, transB ? 4 : 64)];
+      [shader, defines, workgroups] = ['matvec', { ...common, TRANS_A: transA, TRANS_B: transB, VEC4 }, [...linearWorkgroups(gpu, N, transB ? 4 : 64), 1]];
     }
     const kernel = await gpu.kernel(shader, defines);
     const out = empty(gpu, [M, N]);
