@@ -34,7 +34,8 @@ import {
   setConv2dTile,
   setConv2dDirectBlock,
   parseConv2dDirectBlock,
-  directBlockFor,
+  conv2dDirectBlock,
+  formatConv2dDirectBlock,
   type Conv2dDirectBlock,
   type Conv2dStrategy,
   type Conv2dTile,
@@ -143,7 +144,7 @@ async function main(): Promise<void> {
   if (o.directBlock) setConv2dDirectBlock(gpu, o.directBlock);
   setConv2dSplitK(gpu, o.splitK);
   const conv = conv2dStrategy(gpu);
-  const block = o.directBlock ?? directBlockFor(gpu.adapter);
+  const block = conv2dDirectBlock(gpu);
   const convText = conv === 'direct' ? `direct conv kernels (block ${block.pixels}×${block.channels})` : `tiled conv kernels${o.tile ? ` (tile ${formatConv2dTile(o.tile)})` : ''}`;
   const size = o.size ?? (gpu.adapter.isSoftware ? 64 : 224);
   const reps = o.reps ?? (gpu.adapter.isSoftware ? 3 : 10);
@@ -266,7 +267,7 @@ async function main(): Promise<void> {
   const metricsResult = metricsImages > 0 ? await metricsSpeed(gpu, metricsImages, log) : null;
   if (o.json) {
     process.stdout.write(
-      JSON.stringify({ adapter: gpu.adapter.name, size, reps, conv, tile: o.tile ? formatConv2dTile(o.tile) : 'auto', direct_block: conv === 'direct' ? `${block.pixels}x${block.channels}` : null, split_k: o.splitK, results: rows, smoothgrad_vs_one_batch: smoothgradVsOneBatch, agreement, memory, profiles, kernels, drise: driseResult, batch: batchResult, metrics: metricsResult, ort, date: new Date().toISOString() }) + '\n',
+      JSON.stringify({ adapter: gpu.adapter.name, size, reps, conv, tile: o.tile ? formatConv2dTile(o.tile) : 'auto', direct_block: conv === 'direct' ? formatConv2dDirectBlock(block) : null, split_k: o.splitK, results: rows, smoothgrad_vs_one_batch: smoothgradVsOneBatch, agreement, memory, profiles, kernels, drise: driseResult, batch: batchResult, metrics: metricsResult, ort, date: new Date().toISOString() }) + '\n',
     );
   }
   model.dispose();

@@ -18,7 +18,7 @@
  * TF.js (tf.min.js, tf-backend-webgpu.min.js) and ONNX Runtime Web (ort.webgpu.min.mjs and its
  * .wasm) are loaded at run time from the server's /bench-vendor/ mounts, not bundled.
  */
-import { conv2dSettings, conv2dStrategy, directBlockFor, parseConv2dDirectBlock, setConv2dDirectBlock, setConv2dStrategy } from '../kernels/conv2d.js';
+import { conv2dDirectBlock, conv2dStrategy, formatConv2dDirectBlock, parseConv2dDirectBlock, setConv2dDirectBlock, setConv2dStrategy } from '../kernels/conv2d.js';
 import { modelFromSpec } from '../nets/model.js';
 import { modelToOnnx } from '../nets/onnx/export.js';
 import { initGpu, type Gpu } from '../runtime/gpu.js';
@@ -171,7 +171,6 @@ async function works(q: URLSearchParams): Promise<WorksResult> {
   if (conv === 'tiled' || conv === 'direct') setConv2dStrategy(gpu, conv);
   const blockText = q.get('block');
   if (blockText) setConv2dDirectBlock(gpu, parseConv2dDirectBlock(blockText));
-  const block = conv2dSettings(gpu).directBlock ?? directBlockFor(gpu.adapter);
   const size = Number(q.get('size') ?? (gpu.adapter.isSoftware ? 64 : 224));
   const reps = Number(q.get('reps') ?? (gpu.adapter.isSoftware ? 3 : 10));
   const warmup = reps ? Number(q.get('warmup') ?? 1) : 0;
@@ -304,7 +303,7 @@ async function works(q: URLSearchParams): Promise<WorksResult> {
   const adapter = gpu.adapter;
   const canProfile = gpu.canProfile;
   const strategy = conv2dStrategy(gpu);
-  const directBlock = strategy === 'direct' ? `${block.pixels}x${block.channels}` : null;
+  const directBlock = strategy === 'direct' ? formatConv2dDirectBlock(conv2dDirectBlock(gpu)) : null;
   gpu.destroy();
   return {
     adapter: adapter.name,

@@ -21,11 +21,15 @@ export function isDriverNoise(line: string): boolean {
  */
 const DIRECT = new Set(['batch', 'batch-merge']);
 
+/** Whether the command in `argv` is a DIRECT one (its first word that is not an option). */
+function isDirect(argv: readonly string[]): boolean {
+  const command = argv.slice(2).find((a) => !a.startsWith('-'));
+  return command !== undefined && DIRECT.has(command);
+}
+
 /** Whether this process should run the command itself (the filtered child, --verbose, or a DIRECT command). */
 export function runsItself(argv: readonly string[] = process.argv): boolean {
-  const args = argv.slice(2);
-  const command = args.find((a) => !a.startsWith('-'));
-  return process.env[CHILD] === '1' || args.includes('--verbose') || (command !== undefined && DIRECT.has(command));
+  return process.env[CHILD] === '1' || argv.slice(2).includes('--verbose') || isDirect(argv);
 }
 
 /**
@@ -36,8 +40,7 @@ export function runsItself(argv: readonly string[] = process.argv): boolean {
  * `.partial` beside its target. GPU work is awaited, so the signal is handled at once.
  */
 export function exitCleanlyOnSignals(argv: readonly string[] = process.argv): void {
-  const command = argv.slice(2).find((a) => !a.startsWith('-'));
-  if (!runsItself(argv) || (command !== undefined && DIRECT.has(command))) return;
+  if (!runsItself(argv) || isDirect(argv)) return;
   const codes = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
   let stopping = false; // Ctrl-C reaches this process twice: from the terminal, and passed on by the parent
   for (const [signal, code] of Object.entries(codes)) {

@@ -405,6 +405,11 @@ export function checkConv2dDirectBlock(b: Conv2dDirectBlock): void {
   }
 }
 
+/** "PIXELSxCHANNELS", the form parseConv2dDirectBlock reads. */
+export function formatConv2dDirectBlock(b: Conv2dDirectBlock): string {
+  return `${b.pixels}x${b.channels}`;
+}
+
 /** Reads "PIXELSxCHANNELS" (e.g. "4x16"); throws an ArgumentError otherwise. */
 export function parseConv2dDirectBlock(s: string): Conv2dDirectBlock {
   const m = /^(\d+)x(\d+)$/.exec(s.trim());
@@ -421,8 +426,11 @@ export function parseConv2dDirectBlock(s: string): Conv2dDirectBlock {
  * difference compiling) and its 13 conv layers then ran in 0.86 s against 0.77 s with 4×16.
  */
 export function directBlockFor(adapter: { name: string }): Conv2dDirectBlock {
-  return /swiftshader/i.test(adapter.name) ? { pixels: 4, channels: 16 } : { pixels: 8, channels: 8 };
+  return /swiftshader/i.test(adapter.name) ? { pixels: 4, channels: 16 } : { ...DEFAULT_DIRECT_BLOCK };
 }
+
+/** The block where the compiler keeps it in registers by itself (lavapipe's LLVM). */
+const DEFAULT_DIRECT_BLOCK: Readonly<Conv2dDirectBlock> = Object.freeze({ pixels: 8, channels: 8 });
 
 /**
  * Benchmark aid: the direct forward and input-gradient kernels of `gpu` use this register block
@@ -433,13 +441,19 @@ export function setConv2dDirectBlock(gpu: Gpu, block: Conv2dDirectBlock | null):
   settingsOf(gpu).directBlock = block ? { ...block } : null;
 }
 
+/** The register block the direct kernels of `gpu` use now: the one set, else the adapter's (directBlockFor). */
+export function conv2dDirectBlock(gpu: Gpu): Conv2dDirectBlock {
+  const set = settingsOf(gpu).directBlock;
+  return set ? { ...set } : directBlockFor(gpu.adapter);
+}
+
 /** The settings a dispatch plan depends on. */
 type PlanSettings = Pick<Conv2dSettings, 'tile' | 'splitK'> & { directBlock: Conv2dDirectBlock };
-const DEFAULT_PLAN: PlanSettings = { tile: null, splitK: true, directBlock: { pixels: 8, channels: 8 } };
+const DEFAULT_PLAN: PlanSettings = { tile: null, splitK: true, directBlock: DEFAULT_DIRECT_BLOCK };
 
 function planSettings(gpu: Gpu): PlanSettings {
   const s = settingsOf(gpu);
-  return { tile: s.tile, splitK: s.splitK, directBlock: s.directBlock ?? directBlockFor(gpu.adapter) };
+  return { tile: s.tile, splitK: s.splitK, directBlock: conv2dDirectBlock(gpu) };
 }
 
 interface Plan {

@@ -24,6 +24,8 @@ export {
   checkConv2dDirectBlock,
   parseConv2dDirectBlock,
   directBlockFor,
+  conv2dDirectBlock,
+  formatConv2dDirectBlock,
   type Conv2dDirectBlock,
   parseConv2dTile,
   formatConv2dTile,
