@@ -97,11 +97,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #unroll j ${RN}
     if (c0 + #{j}u < p.cout_g) {
       let co = g * p.cout_g + c0 + #{j}u;
+      var v = acc_#{r}_#{j};
 #if ${HAS_BIAS}
-      Y[y_base_#{r} + co * hw_o] = activate(acc_#{r}_#{j} + Bias[co], p.alpha);
-#else
-      Y[y_base_#{r} + co * hw_o] = activate(acc_#{r}_#{j}, p.alpha);
+      v += Bias[co];
 #endif
+      Y[y_base_#{r} + co * hw_o] = activate(v, p.alpha);
     }
 #endunroll
   }

@@ -61,11 +61,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (m0 + #{m}u < p.M) {
     for (var c = 0u; c < 4u; c++) {
       let n = 4u * n4 + c;
+      var v = acc_#{m}[c];
 #if ${BIAS}
-      Out[(m0 + #{m}u) * p.N + n] = activate(acc_#{m}[c] + Bias[n], p.alpha);
-#else
-      Out[(m0 + #{m}u) * p.N + n] = activate(acc_#{m}[c], p.alpha);
+      v += Bias[n];
 #endif
+      Out[(m0 + #{m}u) * p.N + n] = activate(v, p.alpha);
     }
   }
 #endunroll

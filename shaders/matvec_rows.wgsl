@@ -53,11 +53,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   }
 #unroll m ${ROWS}
   if (m0 + #{m}u < p.M) {
+    var v = dot(acc_#{m}, vec4<f32>(1.0));
 #if ${BIAS}
-    Out[(m0 + #{m}u) * p.N + n] = activate(dot(acc_#{m}, vec4<f32>(1.0)) + Bias[n], p.alpha);
-#else
-    Out[(m0 + #{m}u) * p.N + n] = activate(dot(acc_#{m}, vec4<f32>(1.0)), p.alpha);
+    v += Bias[n];
 #endif
+    Out[(m0 + #{m}u) * p.N + n] = activate(v, p.alpha);
   }
 #endunroll
 }
